@@ -1,0 +1,132 @@
+//! Enrollment and authentication: invites, staff setup, password + TOTP, device
+//! challenge–response, token refresh. Device public keys and signatures travel as unpadded
+//! base64url.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::Role;
+
+/// The domain-separated bytes a device signs to answer a login challenge.
+/// Clients and server must build exactly these bytes.
+pub fn login_challenge_message(challenge_id: Uuid, nonce_b64: &str) -> Vec<u8> {
+    format!("peerbridge/login/v1\n{challenge_id}\n{nonce_b64}").into_bytes()
+}
+
+/// A device's Ed25519 public key being registered, with a label the user recognises.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRegistration {
+    /// Ed25519 public key, 32 bytes, unpadded base64url.
+    pub public_key: String,
+    /// 1–64 characters, e.g. "Android phone". Shown only to the user and their clinic.
+    pub label: String,
+}
+
+/// Tokens for one device session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    pub user_id: Uuid,
+    pub device_id: Uuid,
+    /// Absent for operators, who belong to no clinic.
+    pub clinic_id: Option<Uuid>,
+    pub role: Role,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Signed JWT (EdDSA), valid for at most 15 minutes.
+    pub access_token: String,
+    pub access_token_expires_at: DateTime<Utc>,
+    /// Opaque, single use: each refresh returns a new one. Presenting a spent one revokes
+    /// the whole session.
+    pub refresh_token: String,
+    pub refresh_token_expires_at: DateTime<Utc>,
+}
+
+/// Redeem an invite on a new device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRedeem {
+    /// The code as typed (case, dashes and spaces do not matter) or from the QR payload.
+    pub code: String,
+    pub device: DeviceRegistration,
+}
+
+/// First step of staff setup: choose a password, receive the TOTP secret to enrol.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSetupBegin {
+    pub setup_code: String,
+    /// 12–256 characters.
+    pub password: String,
+}
+
+/// TOTP provisioning for an authenticator app (SHA-1, 6 digits, 30 s).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpProvisioning {
+    /// Base32 secret, for manual entry.
+    pub totp_secret: String,
+    /// `otpauth://` URI, for a QR code.
+    pub otpauth_uri: String,
+}
+
+/// Second step of staff setup: prove the authenticator works and register the first device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSetupComplete {
+    pub setup_code: String,
+    pub totp_code: String,
+    pub device: DeviceRegistration,
+}
+
+/// Staff login with password and TOTP, from a registered or a new device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordLogin {
+    pub login: String,
+    pub password: String,
+    pub totp_code: String,
+    /// The device logging in; registered to the account if its key is new.
+    pub device: DeviceRegistration,
+}
+
+/// Ask for a login challenge for a registered device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    pub device_id: Uuid,
+}
+
+/// A one-time nonce to sign with the device key, valid for a short time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Challenge {
+    pub challenge_id: Uuid,
+    /// 32 random bytes, unpadded base64url.
+    pub nonce: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Answer a challenge: an Ed25519 signature over [`login_challenge_message`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceLogin {
+    pub challenge_id: Uuid,
+    pub device_id: Uuid,
+    /// 64-byte signature, unpadded base64url.
+    pub signature: String,
+}
+
+/// Exchange a refresh token for a new session (the presented token is spent).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// End the session a refresh token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    pub refresh_token: String,
+}

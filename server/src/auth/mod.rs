@@ -1,0 +1,9 @@
+//! Authentication: tokens, login flows, brute-force limits and the `Auth<R>` extractor.
+
+pub mod entities;
+pub mod extract;
+pub mod limits;
+pub mod routes;
+pub mod secrets;
+pub mod service;
+pub mod tokens;

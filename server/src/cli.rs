@@ -1,0 +1,301 @@
+//! The `peerbridge` command line: serve, migrate, print the API document, verify the audit
+//! chain, and the operator's day-one admin commands. Results go to stdout; logs to stderr.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use peerbridge_openapi::clinics::{ClinicCreate, InviteCreate, StaffCreate};
+use peerbridge_openapi::{EnrolleeRole, Role, StaffRole};
+use uuid::Uuid;
+
+use crate::audit::{self, Verification};
+use crate::clock::SystemClock;
+use crate::config::{self, Config};
+use crate::startup::Application;
+use crate::state::AppState;
+use crate::{accounts, clinics, docs, storage, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "peerbridge",
+    version,
+    about = "Peerbridge peer-support messaging server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (SQLite + in-process bus unless DATABASE_URL / REDIS_URL are set).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Operator commands for day one.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print every environment variable the server reads, one per line.
+    EnvVars,
+    /// Validate the configuration and exit (non-zero with the offending key on error).
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits non-zero if any entry was altered or removed.
+    Verify,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StaffRoleArg {
+    Hp,
+    ClinicAdmin,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EnrolleeArg {
+    Peer,
+    ServiceUser,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a clinic; prints its id.
+    CreateClinic {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        network: Option<String>,
+    },
+    /// Create an operator account; prints its one-time setup code.
+    CreateOperator {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create an HP or clinic-admin account; prints its one-time setup code.
+    CreateStaff {
+        #[arg(long)]
+        clinic: Uuid,
+        #[arg(long, value_enum)]
+        role: StaffRoleArg,
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Print a bootstrap invite for a peer or service user of a clinic.
+    CreateInvite {
+        #[arg(long)]
+        clinic: Uuid,
+        #[arg(long, value_enum)]
+        role: EnrolleeArg,
+        #[arg(long)]
+        hours: Option<u32>,
+    },
+    /// Print freshly generated production key material (for a Kubernetes Secret).
+    GenKeys,
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Openapi = cli.command {
+        print!("{}", docs::openapi_json());
+        return Ok(0);
+    }
+    if let Command::Config {
+        command: ConfigCommand::EnvVars,
+    } = cli.command
+    {
+        for name in config::env_var_names() {
+            println!("{name}");
+        }
+        return Ok(0);
+    }
+    if let Command::Admin {
+        command: AdminCommand::GenKeys,
+    } = cli.command
+    {
+        use crate::crypto::keys::{generate_key_b64, public_of_seed};
+        let seed = generate_key_b64();
+        let kid = format!("k{}", chrono::Utc::now().format("%Y%m%d"));
+        println!("PEERBRIDGE_JWT_SIGNING_KID={kid}");
+        println!("PEERBRIDGE_JWT_SIGNING_KEY={seed}");
+        println!(
+            "# public key, for PEERBRIDGE_JWT_VERIFY_KEYS after the next rotation: {kid}:{}",
+            public_of_seed(&seed).unwrap_or_default()
+        );
+        println!(
+            "PEERBRIDGE_FIELD_KEYS=f{}:{}",
+            chrono::Utc::now().format("%Y%m%d"),
+            generate_key_b64()
+        );
+        println!("PEERBRIDGE_INDEX_KEY={}", generate_key_b64());
+        return Ok(0);
+    }
+
+    let config = Config::load()?;
+    let serving = matches!(cli.command, Command::Serve);
+    telemetry::init_logging(
+        serving && config.log_json,
+        if serving { &config.log_level } else { "warn" },
+    );
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
+        println!("configuration ok ({:?} storage)", config.database_kind);
+        return Ok(0);
+    }
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            tracing::info!(port = app.port(), metrics_port = ?app.metrics_port(), "listening");
+            app.run_with_signals().await?;
+            Ok(0)
+        }
+        Command::Migrate => {
+            let db = storage::connect(&config).await?;
+            storage::migrate(&db).await?;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let db = storage::connect(&config).await?;
+            match audit::verify(&db).await? {
+                Verification::Intact { entries } => {
+                    println!("audit log intact: {entries} entries");
+                    Ok(0)
+                }
+                Verification::Broken { problems } => {
+                    println!("AUDIT LOG TAMPERED: {} problem(s)", problems.len());
+                    for p in problems {
+                        println!("  - {p}");
+                    }
+                    Ok(2)
+                }
+            }
+        }
+        Command::Admin { command } => {
+            let state = AppState::open(config, Arc::new(SystemClock), true).await?;
+            admin(&state, command).await?;
+            Ok(0)
+        }
+        Command::Openapi | Command::Config { .. } => Ok(0),
+    }
+}
+
+async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
+    let api = |e: crate::error::ApiError| anyhow::anyhow!("{e}");
+    match command {
+        AdminCommand::CreateClinic { name, network } => {
+            let c = clinics::create(state, None, &ClinicCreate { name, network })
+                .await
+                .map_err(api)?;
+            println!("{}", c.id);
+        }
+        AdminCommand::CreateOperator { login, name } => {
+            let req = StaffCreate {
+                role: StaffRole::Hp,
+                login,
+                display_name: name,
+                phone: None,
+            };
+            let s = accounts::service::create_staff(state, None, None, Role::Operator, &req)
+                .await
+                .map_err(api)?;
+            println!("user_id: {}", s.user_id);
+            println!("setup_code: {}", s.setup_code);
+            println!("expires_at: {}", s.setup_code_expires_at.to_rfc3339());
+        }
+        AdminCommand::CreateStaff {
+            clinic,
+            role,
+            login,
+            name,
+            phone,
+        } => {
+            let role = match role {
+                StaffRoleArg::Hp => StaffRole::Hp,
+                StaffRoleArg::ClinicAdmin => StaffRole::ClinicAdmin,
+            };
+            let req = StaffCreate {
+                role,
+                login,
+                display_name: name,
+                phone,
+            };
+            let s = accounts::service::create_staff(state, None, Some(clinic), role.into(), &req)
+                .await
+                .map_err(api)?;
+            println!("user_id: {}", s.user_id);
+            println!("setup_code: {}", s.setup_code);
+            println!("expires_at: {}", s.setup_code_expires_at.to_rfc3339());
+        }
+        AdminCommand::CreateInvite {
+            clinic,
+            role,
+            hours,
+        } => {
+            let role = match role {
+                EnrolleeArg::Peer => EnrolleeRole::Peer,
+                EnrolleeArg::ServiceUser => EnrolleeRole::ServiceUser,
+            };
+            let req = InviteCreate {
+                role,
+                display_name: None,
+                phone: None,
+                expires_in_hours: hours,
+            };
+            let inv = accounts::service::create_invite(state, None, clinic, &req)
+                .await
+                .map_err(api)?;
+            println!("code: {}", inv.code);
+            println!("qr_payload: {}", inv.qr_payload);
+            println!("expires_at: {}", inv.expires_at.to_rfc3339());
+        }
+        AdminCommand::GenKeys => bail!("handled before configuration"),
+    }
+    Ok(())
+}
+
+/// Exit with a clear message instead of a panic or a debug dump.
+pub fn report(err: &anyhow::Error) {
+    eprintln!("peerbridge: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// Context helper for main.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

@@ -1,0 +1,282 @@
+//! Building and running the application: `AppState::open` wires storage, keys, tokens and the
+//! bus; `Application::build` binds the listeners (port 0 in tests) and reports the ports;
+//! `Application::run` serves until a shutdown signal, then turns unready, waits, drains and
+//! exits.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{App, HttpMessage, HttpServer, middleware, web};
+use anyhow::Context;
+use tracing_actix_web::{RequestId, TracingLogger};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::tokens::TokenService;
+use crate::bus::Bus;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::crypto::Keys;
+use crate::state::{AppState, State};
+use crate::telemetry::Metrics;
+use crate::{docs, error, health, storage};
+
+impl AppState {
+    /// Connects storage (migrating when configured), loads keys and starts the bus.
+    pub async fn open(config: Config, clock: SharedClock, migrate: bool) -> anyhow::Result<Self> {
+        let keys = Keys::load(&config).context("loading keys")?;
+        if keys.development {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                "USING DEVELOPMENT KEYS from the data directory: fine for trying Peerbridge, \
+                 never for real people. Configure PEERBRIDGE_JWT_SIGNING_KEY, \
+                 PEERBRIDGE_FIELD_KEYS and PEERBRIDGE_INDEX_KEY in production."
+            );
+        }
+        let db = storage::connect(&config)
+            .await
+            .context("opening the database")?;
+        if migrate {
+            storage::migrate(&db)
+                .await
+                .context("migrating the database")?;
+        }
+        let bus = match &config.redis_url {
+            Some(url) => Bus::redis(url, &config.redis_channel_prefix).context("Redis bus")?,
+            None => Bus::in_process(),
+        };
+        let tokens = TokenService::new(
+            &keys,
+            config.jwt_issuer.clone(),
+            config.jwt_audience.clone(),
+            config.access_token_ttl,
+            config.refresh_token_ttl,
+        );
+        Ok(AppState {
+            db,
+            config,
+            keys,
+            tokens,
+            clock,
+            bus,
+            metrics: Metrics::new(),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    metrics_port: Option<u16>,
+    server: Server,
+    metrics_server: Option<Server>,
+    state: State,
+}
+
+/// Triggers the graceful shutdown sequence.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    state: State,
+    handles: Vec<ServerHandle>,
+}
+
+impl ShutdownHandle {
+    /// Unready first, wait for load balancers to notice, then stop accepting and drain
+    /// in-flight requests (bounded by the drain timeout), then stop.
+    pub async fn shutdown(&self) {
+        if self.state.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.state.metrics.shutting_down.set(1);
+        tracing::info!("shutdown: readiness off, draining");
+        tokio::time::sleep(self.state.config.shutdown_unready_delay).await;
+        for h in &self.handles {
+            h.stop(true).await;
+        }
+        self.state.bus.shutdown();
+        tracing::info!("shutdown: done");
+    }
+}
+
+impl Application {
+    /// Builds on the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds with a given clock (tests advance a manual one).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: SharedClock,
+    ) -> anyhow::Result<Application> {
+        let migrate = config.migrate_on_start;
+        let state = web::Data::new(AppState::open(config, clock, migrate).await?);
+        Self::from_state(state)
+    }
+
+    /// Binds the listeners for prepared state.
+    pub fn from_state(state: State) -> anyhow::Result<Application> {
+        let config = &state.config;
+        let listener = TcpListener::bind(config.bind)
+            .with_context(|| format!("binding {} (PEERBRIDGE_BIND)", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let separate_metrics = config.metrics_bind.is_some();
+        let openapi = docs::openapi();
+        let max_body = config.max_body_bytes;
+        let drain = config.shutdown_drain.as_secs();
+        let st = state.clone();
+        let server = HttpServer::new(move || {
+            let st = st.clone();
+            let (app, _) = App::new()
+                .into_utoipa_app()
+                .app_data(st.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(error::json_error),
+                )
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .configure(docs::api_routes)
+                .split_for_parts();
+            let app = app
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(error::not_found));
+            let app = if separate_metrics {
+                app
+            } else {
+                app.route("/metrics", web::get().to(health::metrics))
+            };
+            app.wrap(
+                middleware::DefaultHeaders::new()
+                    .add((header::CACHE_CONTROL, "no-store"))
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+            )
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let st = st.clone();
+                let request_id = req.extensions().get::<RequestId>().map(|r| r.to_string());
+                let method = req.method().to_string();
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".into());
+                    st.metrics.observe(
+                        &method,
+                        &route,
+                        res.status().as_u16(),
+                        started.elapsed().as_secs_f64(),
+                    );
+                    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                        res.headers_mut()
+                            .insert(header::HeaderName::from_static("x-request-id"), id);
+                    }
+                    Ok(res)
+                }
+            })
+            .wrap(TracingLogger::default())
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(drain)
+        .run();
+
+        let (metrics_server, metrics_port) = match state.config.metrics_bind {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .with_context(|| format!("binding {addr} (PEERBRIDGE_METRICS_BIND)"))?;
+                let p = l.local_addr()?.port();
+                let st = state.clone();
+                let s = HttpServer::new(move || {
+                    App::new()
+                        .app_data(st.clone())
+                        .route("/metrics", web::get().to(health::metrics))
+                })
+                .listen(l)?
+                .workers(1)
+                .disable_signals()
+                .run();
+                (Some(s), Some(p))
+            }
+            None => (None, None),
+        };
+        Ok(Application {
+            port,
+            metrics_port,
+            server,
+            metrics_server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    pub fn state(&self) -> State {
+        self.state.clone()
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        let mut handles = vec![self.server.handle()];
+        if let Some(m) = &self.metrics_server {
+            handles.push(m.handle());
+        }
+        ShutdownHandle {
+            state: self.state.clone(),
+            handles,
+        }
+    }
+
+    /// Serves until stopped through a [`ShutdownHandle`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        match self.metrics_server {
+            Some(m) => {
+                let (a, b) = tokio::join!(self.server, m);
+                a.and(b)
+            }
+            None => self.server.await,
+        }
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_with_signals(self) -> std::io::Result<()> {
+        let handle = self.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            handle.shutdown().await;
+        });
+        self.run_until_stopped().await
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,37 @@
+//! Shared application state handed to every handler.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::tokens::TokenService;
+use crate::bus::Bus;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::Keys;
+use crate::telemetry::Metrics;
+
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Config,
+    pub keys: Keys,
+    pub tokens: TokenService,
+    pub clock: SharedClock,
+    pub bus: Bus,
+    pub metrics: Metrics,
+    /// Set when shutdown begins: `/readyz` turns unready before connections drain.
+    pub shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// The handle handlers receive.
+pub type State = actix_web::web::Data<AppState>;

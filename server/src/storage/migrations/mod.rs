@@ -1,0 +1,16 @@
+//! Append-only migrations written with the schema DSL and string names. They never import
+//! today's entities, so an old migration compiles forever. Add a new file; never edit one
+//! that has shipped.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_platform;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_platform::Migration)]
+    }
+}

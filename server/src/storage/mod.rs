@@ -1,0 +1,117 @@
+//! Storage: one sea-orm connection pool on SQLite (embedded default) or PostgreSQL
+//! (production), opened with the durability settings that make a 2xx mean "committed":
+//! SQLite in WAL mode with `synchronous=FULL`, PostgreSQL with `synchronous_commit=on`.
+
+pub mod migrations;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use secrecy::ExposeSecret;
+
+use crate::config::{Config, DatabaseKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot create data directory {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the {kind:?} database")]
+    Connect {
+        kind: DatabaseKind,
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    #[error("migration failed")]
+    Migrate(#[source] sea_orm::DbErr),
+}
+
+/// Opens the pool described by the configuration.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, StorageError> {
+    if config.database_kind == DatabaseKind::Sqlite {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StorageError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    connect_url(
+        config.database_url.expose_secret(),
+        config.database_kind,
+        config.db_max_connections,
+    )
+    .await
+}
+
+/// Opens a pool for a URL (tests use this for fresh databases).
+pub async fn connect_url(
+    url: &str,
+    kind: DatabaseKind,
+    max_connections: u32,
+) -> Result<DatabaseConnection, StorageError> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    match kind {
+        DatabaseKind::Sqlite => {
+            // One connection: SQLite has one writer anyway, and a single connection makes
+            // every transaction serializable without SQLITE_BUSY upgrade failures. WAL keeps
+            // the file consistent on crash; FULL fsyncs every commit.
+            opts.max_connections(1).min_connections(1);
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        }
+        DatabaseKind::Postgres => {
+            opts.max_connections(max_connections);
+            opts.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "on")]));
+        }
+    }
+    Database::connect(opts)
+        .await
+        .map_err(|source| StorageError::Connect { kind, source })
+}
+
+/// Applies pending migrations. On PostgreSQL this runs in one transaction under an advisory
+/// transaction lock, so replicas starting together (or the Helm migration Job) migrate once
+/// and a failed migration leaves the schema as it was.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let txn = db.begin().await.map_err(StorageError::Migrate)?;
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7264013)")
+            .await
+            .map_err(StorageError::Migrate)?;
+        migrations::Migrator::up(&txn, None)
+            .await
+            .map_err(StorageError::Migrate)?;
+        txn.commit().await.map_err(StorageError::Migrate)
+    } else {
+        migrations::Migrator::up(db, None)
+            .await
+            .map_err(StorageError::Migrate)
+    }
+}
+
+/// Whether the schema has pending migrations (`None` if it cannot be told).
+pub async fn schema_is_current(db: &DatabaseConnection) -> Option<bool> {
+    migrations::Migrator::get_pending_migrations(db)
+        .await
+        .ok()
+        .map(|p| p.is_empty())
+}
+
+/// Cheap reachability check.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}
