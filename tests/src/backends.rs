@@ -1,0 +1,226 @@
+//! Fresh storage per test and the application on top of it.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use peerbridge_server::clock::ManualClock;
+use peerbridge_server::config::{Config, DatabaseKind, RawConfig};
+use peerbridge_server::startup::{Application, ShutdownHandle};
+use peerbridge_server::state::State;
+use sea_orm::{ConnectionTrait, Database};
+
+/// Storage backends a suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("PB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("PB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Whether PostgreSQL answers; in CI its absence is a failure, elsewhere a skip.
+pub async fn postgres_available() -> bool {
+    let ok = match Database::connect(postgres_admin_url()).await {
+        Ok(db) => db.execute_unprepared("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    };
+    if !ok {
+        assert!(
+            !in_ci(),
+            "PostgreSQL is not reachable at {} (CI requires it)",
+            postgres_admin_url()
+        );
+        eprintln!("NOTICE: PostgreSQL unreachable; skipping the PostgreSQL backend");
+    }
+    ok
+}
+
+/// Whether Redis answers; in CI its absence is a failure, elsewhere a skip.
+pub async fn redis_available() -> bool {
+    let ok = async {
+        let client = redis::Client::open(redis_url()).ok()?;
+        let mut c = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+    }
+    .await
+    .is_some();
+    if !ok {
+        assert!(
+            !in_ci(),
+            "Redis is not reachable at {} (CI requires it)",
+            redis_url()
+        );
+        eprintln!("NOTICE: Redis unreachable; skipping Redis tests");
+    }
+    ok
+}
+
+/// The backends this run covers: SQLite always, PostgreSQL when reachable (always in CI).
+pub async fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Sqlite];
+    if postgres_available().await {
+        v.push(Backend::Postgres);
+    }
+    v
+}
+
+/// A fresh, empty database (and a data directory) that lives as long as this value.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend {
+            Backend::Sqlite => TestDb {
+                backend,
+                url: format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("pbtest_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(postgres_admin_url())
+                    .await
+                    .expect("pg admin");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
+                let base = postgres_admin_url();
+                let url = match base.rsplit_once('/') {
+                    Some((prefix, _)) => format!("{prefix}/{name}"),
+                    None => panic!("PB_TEST_POSTGRES_URL needs a database path"),
+                };
+                TestDb {
+                    backend,
+                    url,
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        match self.backend {
+            Backend::Sqlite => DatabaseKind::Sqlite,
+            Backend::Postgres => DatabaseKind::Postgres,
+        }
+    }
+
+    /// A direct connection (for tampering and inspection).
+    pub async fn connect(&self) -> sea_orm::DatabaseConnection {
+        peerbridge_server::storage::connect_url(&self.url, self.kind(), 2)
+            .await
+            .expect("connect test db")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Best effort, off the async runtime; leftovers are harmless test databases.
+            let url = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async move {
+                    let admin = Database::connect(url).await.ok()?;
+                    admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings for a test server: port 0, low brute-force limits, no shutdown delay.
+pub fn test_raw_config(db: &TestDb) -> RawConfig {
+    RawConfig {
+        bind: "127.0.0.1:0".into(),
+        data_dir: db.dir.path().join("data").display().to_string(),
+        database_url: Some(db.url.clone()),
+        log_format: "pretty".into(),
+        log_level: "warn".into(),
+        auth_max_failures_per_account: 5,
+        auth_max_failures_per_address: 50,
+        shutdown_unready_delay_secs: 0,
+        shutdown_drain_secs: 2,
+        max_body_bytes: 64 * 1024,
+        db_max_connections: 5,
+        ..RawConfig::default()
+    }
+}
+
+/// A running application on a fresh database.
+pub struct TestApp {
+    pub base: String,
+    pub clock: ManualClock,
+    pub state: State,
+    pub db: TestDb,
+    pub shutdown: ShutdownHandle,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with adjusted settings.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let mut raw = test_raw_config(&db);
+        tweak(&mut raw);
+        Self::spawn_on(db, raw).await
+    }
+
+    pub async fn spawn_on(db: TestDb, raw: RawConfig) -> TestApp {
+        let config = Config::from_raw(raw).expect("valid test config");
+        // A fixed, whole-second start keeps TOTP steps and token times predictable.
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2030, 1, 7, 9, 0, 0).unwrap());
+        let app = Application::build_with_clock(config, Arc::new(clock.clone()))
+            .await
+            .expect("application builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        let shutdown = app.shutdown_handle();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            clock,
+            state,
+            db,
+            shutdown,
+        }
+    }
+
+    pub fn client(&self) -> crate::Client {
+        crate::Client::new(&self.base)
+    }
+
+    pub fn now_unix(&self) -> i64 {
+        use peerbridge_server::clock::Clock;
+        self.clock.now().timestamp()
+    }
+}
