@@ -162,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     telemetry::init_logging(
         serving && config.log_json,
         if serving { &config.log_level } else { "warn" },
+        !serving,
     );
     if let Command::Config {
         command: ConfigCommand::Check,

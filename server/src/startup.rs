@@ -169,11 +169,18 @@ impl Application {
                         .request()
                         .match_pattern()
                         .unwrap_or_else(|| "unmatched".into());
-                    st.metrics.observe(
-                        &method,
-                        &route,
-                        res.status().as_u16(),
-                        started.elapsed().as_secs_f64(),
+                    let status = res.status().as_u16();
+                    let elapsed = started.elapsed();
+                    st.metrics
+                        .observe(&method, &route, status, elapsed.as_secs_f64());
+                    // The access log: matched route pattern (never the raw path or query),
+                    // status and latency; the request id comes from the enclosing span.
+                    tracing::info!(
+                        http.method = %method,
+                        http.route = %route,
+                        http.status = status,
+                        duration_ms = elapsed.as_millis() as u64,
+                        "request"
                     );
                     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
                         res.headers_mut()

@@ -14,8 +14,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 type Labels = Vec<(String, String)>;
 
-/// Installs the global subscriber. `RUST_LOG` overrides `level`.
-pub fn init_logging(json: bool, level: &str) {
+/// Installs the global subscriber. `RUST_LOG` overrides `level`. The server logs to stdout;
+/// command-line tools log to stderr so their stdout stays machine-readable.
+pub fn init_logging(json: bool, level: &str, to_stderr: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,sea_orm=warn")));
     let registry = tracing_subscriber::registry().with(filter);
@@ -23,6 +24,7 @@ pub fn init_logging(json: bool, level: &str) {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_writer(writer(to_stderr))
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
@@ -30,10 +32,20 @@ pub fn init_logging(json: bool, level: &str) {
             )
             .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(writer(to_stderr)))
+            .try_init()
     };
     // Already installed (tests build several apps in one process): keep the first.
     let _ = result;
+}
+
+fn writer(to_stderr: bool) -> tracing_subscriber::fmt::writer::BoxMakeWriter {
+    if to_stderr {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    }
 }
 
 /// The server's metrics.

@@ -1,0 +1,327 @@
+//! The real `peerbridge` binary: acceptance 1 (ready with no configuration; ready on
+//! PostgreSQL + Redis from the environment), graceful shutdown, the admin commands, and
+//! acceptance 5's promise that no log line carries a password, token, TOTP secret or name.
+
+use std::time::Duration;
+
+use peerbridge_mls::DeviceIdentity;
+use peerbridge_openapi::auth::{Session, TotpProvisioning};
+use peerbridge_openapi::clinics::{InviteCreated, StaffCreated};
+use peerbridge_tests::api::device_json;
+use peerbridge_tests::backends::{postgres_available, redis_available};
+use peerbridge_tests::binary::{ServerProcess, command};
+use peerbridge_tests::{Backend, Client, TestDb, redis_url};
+use serde_json::json;
+
+#[tokio::test]
+async fn serve_in_an_empty_directory_with_no_configuration_becomes_ready_and_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = command(dir.path());
+    // Nothing but PATH: the embedded default must need nothing else. A short unready
+    // delay keeps the test quick; it is the only setting given.
+    cmd.env("PEERBRIDGE_SHUTDOWN_UNREADY_DELAY_SECS", "1");
+    let mut server = ServerProcess::start(cmd).await;
+    assert_eq!(server.port, 8080, "default bind is 127.0.0.1:8080");
+    let ready = server.wait_ready().await;
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["schema"], "current");
+    assert_eq!(ready["bus"]["kind"], "in_process");
+    assert!(dir.path().join("peerbridge-data/peerbridge.db").exists());
+    assert!(dir.path().join("peerbridge-data/dev-keys.json").exists());
+    assert!(
+        server
+            .drain_log()
+            .iter()
+            .any(|l| l.contains("DEVELOPMENT KEYS")),
+        "the log says loudly that development keys are in use"
+    );
+    let c = Client::new(&server.base());
+    assert_eq!(c.get("/livez", None).await.status, 200);
+    let metrics = c.get("/metrics", None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text.contains("peerbridge_http_requests_total"));
+    let spec = c.get("/openapi.json", None).await;
+    assert_eq!(spec.status, 200);
+    assert_eq!(spec.json()["info"]["title"], "Peerbridge API");
+    assert_eq!(c.get("/docs/", None).await.status, 200, "interactive docs are served");
+
+    // SIGTERM: readiness turns off first, then the process drains and exits 0.
+    server.terminate();
+    let mut saw_unready = false;
+    for _ in 0..50 {
+        let r = c.get("/readyz", None).await;
+        if r.status == 503 {
+            assert_eq!(r.json()["shutting_down"], true);
+            saw_unready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_unready, "readiness went off before the listener closed");
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+        .await
+        .expect("exits after draining")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_same_binary_runs_on_postgres_and_redis_from_the_environment() {
+    if !postgres_available().await || !redis_available().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let mut cmd = command(db.dir.path());
+    cmd.env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", redis_url())
+        .env("PEERBRIDGE_BIND", "127.0.0.1:0")
+        .env("PEERBRIDGE_REDIS_CHANNEL_PREFIX", format!("pbtest{}", uuid::Uuid::new_v4().simple()));
+    let server = ServerProcess::start(cmd).await;
+    let c = Client::new(&server.base());
+    let mut body = server.wait_ready().await;
+    for _ in 0..50 {
+        if body["bus"]["state"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body = c.get("/readyz", None).await.json();
+    }
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["bus"]["kind"], "redis");
+    assert_eq!(body["bus"]["state"], "ok");
+    // The schema really is on PostgreSQL.
+    use sea_orm::ConnectionTrait;
+    let conn = db.connect().await;
+    assert_eq!(conn.get_database_backend(), sea_orm::DatabaseBackend::Postgres);
+    conn.execute_unprepared("SELECT seq FROM audit_log LIMIT 1")
+        .await
+        .expect("migrated");
+}
+
+#[tokio::test]
+async fn a_bad_setting_is_refused_at_start_with_its_key_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (key, value, named) in [
+        ("PEERBRIDGE_ACCESS_TOKEN_TTL_SECS", "3600", "PEERBRIDGE_ACCESS_TOKEN_TTL_SECS"),
+        ("PEERBRIDGE_BIDN", "127.0.0.1:1", "PEERBRIDGE_BIDN"),
+        ("DATABASE_URL", "mysql://root:s3cretpw@db/x", "PEERBRIDGE_DATABASE_URL"),
+    ] {
+        let out = command(dir.path())
+            .env(key, value)
+            .arg("serve")
+            .output()
+            .await
+            .expect("runs");
+        assert!(!out.status.success(), "{key} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{key}: {err}");
+        assert!(!err.contains("s3cretpw"), "secret echoed: {err}");
+    }
+}
+
+fn stdout_field(out: &std::process::Output, field: &str) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}: ")))
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn audit_verify_passes_on_a_clean_log_and_fails_after_tampering() {
+    let mut backends = vec![Backend::Sqlite];
+    if postgres_available().await {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let db = TestDb::new(backend).await;
+        let run = |args: &[&str]| {
+            let mut c = command(db.dir.path());
+            c.env("DATABASE_URL", &db.url).args(args);
+            async move { c.output().await.expect("runs") }
+        };
+        let out = run(&["admin", "create-clinic", "--name", "Bergen"]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let clinic = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        for i in 0..3 {
+            let login = format!("hp{i}@bergen.example");
+            let out = run(&[
+                "admin", "create-staff", "--clinic", &clinic, "--role", "hp", "--login", &login,
+                "--name", "Nina Nurse",
+            ])
+            .await;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let out = run(&["admin", "create-invite", "--clinic", &clinic, "--role", "peer"]).await;
+        assert!(out.status.success());
+        assert!(stdout_field(&out, "qr_payload").starts_with("peerbridge://invite"));
+
+        let verify = || run(&["audit", "verify"]);
+        let out = verify().await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 5 entries"));
+
+        use sea_orm::ConnectionTrait;
+        let conn = db.connect().await;
+        // An edited row.
+        conn.execute_unprepared("UPDATE audit_log SET action = 'clinic.renamed' WHERE seq = 2")
+            .await
+            .expect("tamper");
+        let out = verify().await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("entry 2 was altered"));
+        conn.execute_unprepared("UPDATE audit_log SET action = 'account.created' WHERE seq = 2")
+            .await
+            .expect("restore");
+        assert!(verify().await.status.success(), "restoring the row restores the chain");
+        // A removed row in the middle.
+        conn.execute_unprepared("DELETE FROM audit_log WHERE seq = 3")
+            .await
+            .expect("delete");
+        let out = verify().await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("missing"));
+        // A removed last row (the head row still pins it).
+        conn.execute_unprepared("DELETE FROM audit_log WHERE seq = 5")
+            .await
+            .expect("delete tail");
+        let out = verify().await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("tail deleted"));
+    }
+}
+
+#[tokio::test]
+async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = command(dir.path());
+    cmd.env("PEERBRIDGE_BIND", "127.0.0.1:0")
+        .env("PEERBRIDGE_LOG_LEVEL", "debug");
+    let mut server = ServerProcess::start(cmd).await;
+    let c = Client::new(&server.base());
+    let mut secrets: Vec<String> = Vec::new();
+
+    // The operator is created with the admin CLI against the same data directory.
+    let out = command(dir.path())
+        .args(["admin", "create-operator", "--login", "ops@example.org", "--name", "Oskar Operatørsen"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let setup_code = stdout_field(&out, "setup_code");
+    let setup = |code: String, password: &'static str| {
+        let c = c.clone();
+        async move {
+            let prov: TotpProvisioning = c
+                .post("/v1/staff/setup", None, json!({ "setup_code": code, "password": password }))
+                .await
+                .expect(200)
+                .parse();
+            let secret = totp_rs::Secret::Encoded(prov.totp_secret.clone()).to_bytes().expect("b32");
+            let now = chrono::Utc::now().timestamp();
+            let code_now = peerbridge_server::auth::secrets::totp_code_at(&secret, now).expect("totp");
+            let dev = DeviceIdentity::generate();
+            let s: Session = c
+                .post(
+                    "/v1/staff/setup/complete",
+                    None,
+                    json!({ "setup_code": code, "totp_code": code_now, "device": device_json(&dev, "Desk") }),
+                )
+                .await
+                .expect(201)
+                .parse();
+            (s, prov.totp_secret)
+        }
+    };
+    let (op, op_totp) = setup(setup_code.clone(), "operator-password-very-secret").await;
+    secrets.extend([setup_code, op_totp, op.access_token.clone(), op.refresh_token.clone()]);
+    let clinic: serde_json::Value = c
+        .post("/v1/clinics", Some(&op.access_token), json!({ "name": "Drammen" }))
+        .await
+        .expect(201)
+        .json();
+    let clinic = clinic["id"].as_str().expect("id").to_owned();
+    let staff: StaffCreated = c
+        .post(
+            &format!("/v1/clinics/{clinic}/staff"),
+            Some(&op.access_token),
+            json!({ "role": "hp", "login": "hanne.hemmelig@drammen.example", "display_name": "Hanne Hemmelig", "phone": "+47 911 22 333" }),
+        )
+        .await
+        .expect(201)
+        .parse();
+    let (hp, hp_totp) = setup(staff.setup_code.clone(), "hp-password-very-secret").await;
+    secrets.extend([staff.setup_code, hp_totp, hp.access_token.clone(), hp.refresh_token.clone()]);
+    let inv: InviteCreated = c
+        .post(
+            &format!("/v1/clinics/{clinic}/invites"),
+            Some(&hp.access_token),
+            json!({ "role": "service_user", "display_name": "Kari Konfidensiell", "phone": "+47 400 11 222" }),
+        )
+        .await
+        .expect(201)
+        .parse();
+    let su_dev = DeviceIdentity::generate();
+    let su: Session = c
+        .post(
+            "/v1/invites/redeem",
+            None,
+            json!({ "code": inv.code, "device": device_json(&su_dev, "Phone") }),
+        )
+        .await
+        .expect(201)
+        .parse();
+    let refreshed: Session = c
+        .post("/v1/auth/refresh", None, json!({ "refresh_token": su.refresh_token }))
+        .await
+        .expect(200)
+        .parse();
+    // Failures carrying secrets in the request must not echo them either.
+    let bad = c
+        .post(
+            "/v1/auth/password",
+            None,
+            json!({ "login": "hanne.hemmelig@drammen.example", "password": "hp-password-very-secret", "totp_code": "000000",
+                    "device": device_json(&su_dev, "Phone") }),
+        )
+        .await;
+    assert_eq!(bad.status, 401);
+    let wrong_type = c
+        .raw(
+            reqwest::Method::POST,
+            "/v1/auth/password",
+            None,
+            Some("application/json"),
+            br#"{"login": "hanne.hemmelig@drammen.example", "password": ["hp-password-very-secret"], "totp_code": "1", "device": {"public_key": "x", "label": "y"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(wrong_type.status, 400);
+    assert!(!wrong_type.text.contains("hp-password-very-secret"), "{}", wrong_type.text);
+    c.get("/v1/me", Some(&format!("{}x", refreshed.access_token))).await;
+    secrets.extend([
+        inv.code.clone(),
+        inv.code.replace('-', ""),
+        su.access_token,
+        su.refresh_token,
+        refreshed.access_token,
+        refreshed.refresh_token,
+        "operator-password-very-secret".into(),
+        "hp-password-very-secret".into(),
+        "Oskar Operatørsen".into(),
+        "Hanne Hemmelig".into(),
+        "Hemmelig".into(),
+        "hanne.hemmelig".into(),
+        "Kari Konfidensiell".into(),
+        "Konfidensiell".into(),
+        "911 22 333".into(),
+        "400 11 222".into(),
+    ]);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.drain_log().join("\n");
+    assert!(log.lines().count() > 10, "the server logged the requests:\n{log}");
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "the log contains a secret ({} chars)", s.len());
+    }
+}
