@@ -19,9 +19,16 @@ pub fn login_challenge_message(challenge_id: Uuid, nonce_b64: &str) -> Vec<u8> {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRegistration {
-    /// Ed25519 public key, 32 bytes, unpadded base64url.
+    /// Ed25519 public key, 32 bytes, unpadded base64url. It must decode to a curve point
+    /// (`validation_failed` otherwise, which a pattern cannot express).
+    #[schema(min_length = 43, max_length = 43, pattern = r"^[A-Za-z0-9_-]{43}$")]
     pub public_key: String,
     /// 1–64 characters, e.g. "Android phone". Shown only to the user and their clinic.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub label: String,
 }
 
@@ -49,6 +56,7 @@ pub struct Session {
 #[serde(deny_unknown_fields)]
 pub struct InviteRedeem {
     /// The code as typed (case, dashes and spaces do not matter) or from the QR payload.
+    #[schema(min_length = 16, max_length = 40, pattern = r"^[0-9A-Za-z -]+$")]
     pub code: String,
     pub device: DeviceRegistration,
 }
@@ -57,8 +65,10 @@ pub struct InviteRedeem {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaffSetupBegin {
+    #[schema(min_length = 16, max_length = 40, pattern = r"^[0-9A-Za-z -]+$")]
     pub setup_code: String,
     /// 12–256 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: String,
 }
 
@@ -75,7 +85,9 @@ pub struct TotpProvisioning {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaffSetupComplete {
+    #[schema(min_length = 16, max_length = 40, pattern = r"^[0-9A-Za-z -]+$")]
     pub setup_code: String,
+    #[schema(pattern = r"^[0-9]{6}$")]
     pub totp_code: String,
     pub device: DeviceRegistration,
 }
@@ -84,8 +96,11 @@ pub struct StaffSetupComplete {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordLogin {
+    #[schema(pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{3,254}$")]
     pub login: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub password: String,
+    #[schema(pattern = r"^[0-9]{6}$")]
     pub totp_code: String,
     /// The device logging in; registered to the account if its key is new.
     pub device: DeviceRegistration,
@@ -114,6 +129,7 @@ pub struct DeviceLogin {
     pub challenge_id: Uuid,
     pub device_id: Uuid,
     /// 64-byte signature, unpadded base64url.
+    #[schema(min_length = 86, max_length = 86, pattern = r"^[A-Za-z0-9_-]{86}$")]
     pub signature: String,
 }
 
@@ -121,6 +137,7 @@ pub struct DeviceLogin {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub refresh_token: String,
 }
 
@@ -128,5 +145,6 @@ pub struct RefreshRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub refresh_token: String,
 }

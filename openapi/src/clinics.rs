@@ -12,9 +12,19 @@ use crate::{EnrolleeRole, StaffRole};
 #[serde(deny_unknown_fields)]
 pub struct ClinicCreate {
     /// 1–200 characters, e.g. "Oslo universitetssykehus, Ullevål — infeksjonspoliklinikk".
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Clinics sharing a network may offer remote peer support to each other's users.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub network: Option<String>,
 }
 
@@ -33,11 +43,18 @@ pub struct Clinic {
 pub struct StaffCreate {
     pub role: StaffRole,
     /// Login name (e.g. work e-mail), 3–254 characters, case-insensitive.
+    #[schema(pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{3,254}$")]
     pub login: String,
     /// Full name, 1–200 characters. Stored encrypted.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub display_name: String,
     /// Optional phone number. Stored encrypted.
     #[serde(default)]
+    #[schema(pattern = r"^\+?(?:[0-9][ -]?){5,15}$")]
     pub phone: Option<String>,
 }
 
@@ -56,12 +73,19 @@ pub struct InviteCreate {
     pub role: EnrolleeRole,
     /// The person's name as the clinic knows it (optional). Stored encrypted.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub display_name: Option<String>,
     /// Phone number (optional). Stored encrypted.
     #[serde(default)]
+    #[schema(pattern = r"^\+?(?:[0-9][ -]?){5,15}$")]
     pub phone: Option<String>,
     /// Hours until the invite expires: 1–720, default 72.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 720)]
     pub expires_in_hours: Option<u32>,
 }
 

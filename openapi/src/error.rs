@@ -92,7 +92,9 @@ impl ErrorCode {
             | ErrorCode::RefreshTokenInvalid
             | ErrorCode::RefreshTokenReused => 401,
             ErrorCode::Forbidden | ErrorCode::AccountInactive => 403,
-            ErrorCode::InviteInvalid | ErrorCode::SetupCodeInvalid => 400,
+            // "No usable invite with this code": unknown, spent, revoked and expired codes
+            // look the same on purpose.
+            ErrorCode::InviteInvalid | ErrorCode::SetupCodeInvalid => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
@@ -127,7 +129,8 @@ impl ErrorCode {
     }
 }
 
-/// An RFC 9457 problem document, sent with `Content-Type: application/problem+json`.
+/// An RFC 9457 problem document, sent with `Content-Type: application/problem+json`. The
+/// `x-request-id` response header finds the request in the server log.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// `urn:peerbridge:problem:<code>`.
@@ -145,9 +148,6 @@ pub struct Problem {
     /// For `rate_limited`: seconds until a retry may succeed (also in `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
-    /// The request id, to find this request in the server log.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -161,7 +161,6 @@ impl Problem {
             detail: detail.into(),
             field: None,
             retry_after_seconds: None,
-            request_id: None,
         }
     }
 }

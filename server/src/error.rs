@@ -188,7 +188,20 @@ pub fn query_error(
         .into()
 }
 
-/// Anything no route matched.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found().detail("no such endpoint"))
+/// Anything no route matched: 405 with `Allow` when the path exists under other methods,
+/// 404 otherwise.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let allowed = crate::docs::allowed_methods(req.path());
+    if allowed.is_empty() {
+        return ApiError::not_found()
+            .detail("no such endpoint")
+            .error_response();
+    }
+    let mut resp = ApiError::new(ErrorCode::MethodNotAllowed)
+        .detail(format!("this path allows {}", allowed.join(", ")))
+        .error_response();
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
 }

@@ -29,8 +29,18 @@ fn the_committed_openapi_json_matches_the_code() {
          (or `cargo run -p peerbridge-server -- openapi > openapi/openapi.json`) and commit it"
     );
     let spec: serde_json::Value = serde_json::from_str(&generated).expect("json");
-    assert!(spec["openapi"].as_str().unwrap_or_default().starts_with("3."));
-    for path in ["/livez", "/readyz", "/v1/auth/refresh", "/v1/clinics/{clinic_id}/invites"] {
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3.")
+    );
+    for path in [
+        "/livez",
+        "/readyz",
+        "/v1/auth/refresh",
+        "/v1/clinics/{clinic_id}/invites",
+    ] {
         assert!(spec["paths"].get(path).is_some(), "{path} documented");
     }
 }
@@ -65,14 +75,27 @@ fn gen_keys_prints_usable_production_key_material() {
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
         .collect();
     let raw = peerbridge_server::config::RawConfig {
-        jwt_signing_kid: vars.iter().find(|(k, _)| k == "PEERBRIDGE_JWT_SIGNING_KID").map(|v| v.1.clone()),
-        jwt_signing_key: vars.iter().find(|(k, _)| k == "PEERBRIDGE_JWT_SIGNING_KEY").map(|v| v.1.clone()),
-        field_keys: vars.iter().find(|(k, _)| k == "PEERBRIDGE_FIELD_KEYS").map(|v| v.1.clone()),
-        index_key: vars.iter().find(|(k, _)| k == "PEERBRIDGE_INDEX_KEY").map(|v| v.1.clone()),
+        jwt_signing_kid: vars
+            .iter()
+            .find(|(k, _)| k == "PEERBRIDGE_JWT_SIGNING_KID")
+            .map(|v| v.1.clone()),
+        jwt_signing_key: vars
+            .iter()
+            .find(|(k, _)| k == "PEERBRIDGE_JWT_SIGNING_KEY")
+            .map(|v| v.1.clone()),
+        field_keys: vars
+            .iter()
+            .find(|(k, _)| k == "PEERBRIDGE_FIELD_KEYS")
+            .map(|v| v.1.clone()),
+        index_key: vars
+            .iter()
+            .find(|(k, _)| k == "PEERBRIDGE_INDEX_KEY")
+            .map(|v| v.1.clone()),
         data_dir: "/nonexistent/never-written".into(),
         ..Default::default()
     };
     let config = peerbridge_server::config::Config::from_raw(raw).expect("valid");
-    let keys = peerbridge_server::crypto::Keys::load(&config).expect("keys load without a dev file");
+    let keys =
+        peerbridge_server::crypto::Keys::load(&config).expect("keys load without a dev file");
     assert!(!keys.development);
 }

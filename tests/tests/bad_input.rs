@@ -13,9 +13,13 @@ async fn every_write_endpoint_answers_garbage_with_a_problem_4xx_and_changes_not
         let c = app.client();
         let op = app.bootstrap_operator().await;
         let (clinic, hp) = app.clinic_with_hp(&op, "Ålesund").await;
-        let su = app.redeem(&app.create_invite(&hp, clinic, "service_user").await.code).await;
+        let su = app
+            .redeem(&app.create_invite(&hp, clinic, "service_user").await.code)
+            .await;
         let inv = app.create_invite(&hp, clinic, "peer").await;
-        let before = peerbridge_server::audit::verify(&app.state.db).await.expect("verify");
+        let before = peerbridge_server::audit::verify(&app.state.db)
+            .await
+            .expect("verify");
 
         let spec: Value =
             serde_json::from_str(&peerbridge_server::docs::openapi_json()).expect("spec");
@@ -40,7 +44,9 @@ async fn every_write_endpoint_answers_garbage_with_a_problem_4xx_and_changes_not
         let mut checked = 0;
         for (path, item) in spec["paths"].as_object().expect("paths") {
             for (method, op_spec) in item.as_object().expect("item") {
-                if !["post", "put"].contains(&method.as_str()) || op_spec.get("requestBody").is_none() {
+                if !["post", "put"].contains(&method.as_str())
+                    || op_spec.get("requestBody").is_none()
+                {
                     continue;
                 }
                 let url = fill(path);
@@ -66,17 +72,40 @@ async fn every_write_endpoint_answers_garbage_with_a_problem_4xx_and_changes_not
         // Specific answers for specific mistakes.
         let clinics = "/v1/clinics";
         let t = Some(op.token());
-        c.raw(Method::POST, clinics, t, Some("application/json"), br#"{"name": "#.to_vec())
-            .await
-            .expect_problem(400, "malformed_body");
+        c.raw(
+            Method::POST,
+            clinics,
+            t,
+            Some("application/json"),
+            br#"{"name": "#.to_vec(),
+        )
+        .await
+        .expect_problem(400, "malformed_body");
         let r = c
-            .raw(Method::POST, clinics, t, Some("application/json"), br#"{"name":"A","evil":1}"#.to_vec())
+            .raw(
+                Method::POST,
+                clinics,
+                t,
+                Some("application/json"),
+                br#"{"name":"A","evil":1}"#.to_vec(),
+            )
             .await;
         r.expect_problem(400, "malformed_body");
-        assert!(r.json()["detail"].as_str().unwrap_or_default().contains("unknown field"));
-        c.raw(Method::POST, clinics, t, Some("text/plain"), br#"{"name":"A"}"#.to_vec())
-            .await
-            .expect_problem(415, "unsupported_media_type");
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unknown field")
+        );
+        c.raw(
+            Method::POST,
+            clinics,
+            t,
+            Some("text/plain"),
+            br#"{"name":"A"}"#.to_vec(),
+        )
+        .await
+        .expect_problem(415, "unsupported_media_type");
         c.raw(
             Method::POST,
             clinics,
@@ -94,7 +123,9 @@ async fn every_write_endpoint_answers_garbage_with_a_problem_4xx_and_changes_not
         c.get("/v1/clinics/not-a-uuid", t)
             .await
             .expect_problem(400, "invalid_parameter");
-        c.get("/v1/no/such/thing", t).await.expect_problem(404, "not_found");
+        c.get("/v1/no/such/thing", t)
+            .await
+            .expect_problem(404, "not_found");
         c.post(
             "/v1/invites/redeem",
             None,
@@ -112,7 +143,9 @@ async fn every_write_endpoint_answers_garbage_with_a_problem_4xx_and_changes_not
 
         // Nothing changed: the invite used above as bait is still redeemable, the audit chain
         // is intact and has not grown.
-        let after = peerbridge_server::audit::verify(&app.state.db).await.expect("verify");
+        let after = peerbridge_server::audit::verify(&app.state.db)
+            .await
+            .expect("verify");
         assert_eq!(before, after, "{backend:?}");
         app.redeem(&inv.code).await;
         let list = c.get(clinics, t).await.expect(200).json();
@@ -120,7 +153,10 @@ async fn every_write_endpoint_answers_garbage_with_a_problem_4xx_and_changes_not
         if backend == Backend::Sqlite {
             // One backend is enough for the response-header check.
             let r = c.get("/v1/me", Some(su.token())).await;
-            assert_eq!(r.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+            assert_eq!(
+                r.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+                Some("no-store")
+            );
             assert!(r.headers.get("x-request-id").is_some());
         }
     }

@@ -43,7 +43,11 @@ async fn serve_in_an_empty_directory_with_no_configuration_becomes_ready_and_shu
     let spec = c.get("/openapi.json", None).await;
     assert_eq!(spec.status, 200);
     assert_eq!(spec.json()["info"]["title"], "Peerbridge API");
-    assert_eq!(c.get("/docs/", None).await.status, 200, "interactive docs are served");
+    assert_eq!(
+        c.get("/docs/", None).await.status,
+        200,
+        "interactive docs are served"
+    );
 
     // SIGTERM: readiness turns off first, then the process drains and exits 0.
     server.terminate();
@@ -75,7 +79,10 @@ async fn the_same_binary_runs_on_postgres_and_redis_from_the_environment() {
     cmd.env("DATABASE_URL", &db.url)
         .env("REDIS_URL", redis_url())
         .env("PEERBRIDGE_BIND", "127.0.0.1:0")
-        .env("PEERBRIDGE_REDIS_CHANNEL_PREFIX", format!("pbtest{}", uuid::Uuid::new_v4().simple()));
+        .env(
+            "PEERBRIDGE_REDIS_CHANNEL_PREFIX",
+            format!("pbtest{}", uuid::Uuid::new_v4().simple()),
+        );
     let server = ServerProcess::start(cmd).await;
     let c = Client::new(&server.base());
     let mut body = server.wait_ready().await;
@@ -92,7 +99,10 @@ async fn the_same_binary_runs_on_postgres_and_redis_from_the_environment() {
     // The schema really is on PostgreSQL.
     use sea_orm::ConnectionTrait;
     let conn = db.connect().await;
-    assert_eq!(conn.get_database_backend(), sea_orm::DatabaseBackend::Postgres);
+    assert_eq!(
+        conn.get_database_backend(),
+        sea_orm::DatabaseBackend::Postgres
+    );
     conn.execute_unprepared("SELECT seq FROM audit_log LIMIT 1")
         .await
         .expect("migrated");
@@ -102,9 +112,17 @@ async fn the_same_binary_runs_on_postgres_and_redis_from_the_environment() {
 async fn a_bad_setting_is_refused_at_start_with_its_key_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (key, value, named) in [
-        ("PEERBRIDGE_ACCESS_TOKEN_TTL_SECS", "3600", "PEERBRIDGE_ACCESS_TOKEN_TTL_SECS"),
+        (
+            "PEERBRIDGE_ACCESS_TOKEN_TTL_SECS",
+            "3600",
+            "PEERBRIDGE_ACCESS_TOKEN_TTL_SECS",
+        ),
         ("PEERBRIDGE_BIDN", "127.0.0.1:1", "PEERBRIDGE_BIDN"),
-        ("DATABASE_URL", "mysql://root:s3cretpw@db/x", "PEERBRIDGE_DATABASE_URL"),
+        (
+            "DATABASE_URL",
+            "mysql://root:s3cretpw@db/x",
+            "PEERBRIDGE_DATABASE_URL",
+        ),
     ] {
         let out = command(dir.path())
             .env(key, value)
@@ -142,24 +160,52 @@ async fn audit_verify_passes_on_a_clean_log_and_fails_after_tampering() {
             async move { c.output().await.expect("runs") }
         };
         let out = run(&["admin", "create-clinic", "--name", "Bergen"]).await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let clinic = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         for i in 0..3 {
             let login = format!("hp{i}@bergen.example");
             let out = run(&[
-                "admin", "create-staff", "--clinic", &clinic, "--role", "hp", "--login", &login,
-                "--name", "Nina Nurse",
+                "admin",
+                "create-staff",
+                "--clinic",
+                &clinic,
+                "--role",
+                "hp",
+                "--login",
+                &login,
+                "--name",
+                "Nina Nurse",
             ])
             .await;
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let out = run(&["admin", "create-invite", "--clinic", &clinic, "--role", "peer"]).await;
+        let out = run(&[
+            "admin",
+            "create-invite",
+            "--clinic",
+            &clinic,
+            "--role",
+            "peer",
+        ])
+        .await;
         assert!(out.status.success());
         assert!(stdout_field(&out, "qr_payload").starts_with("peerbridge://invite"));
 
         let verify = || run(&["audit", "verify"]);
         let out = verify().await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 5 entries"));
 
         use sea_orm::ConnectionTrait;
@@ -174,7 +220,10 @@ async fn audit_verify_passes_on_a_clean_log_and_fails_after_tampering() {
         conn.execute_unprepared("UPDATE audit_log SET action = 'account.created' WHERE seq = 2")
             .await
             .expect("restore");
-        assert!(verify().await.status.success(), "restoring the row restores the chain");
+        assert!(
+            verify().await.status.success(),
+            "restoring the row restores the chain"
+        );
         // A removed row in the middle.
         conn.execute_unprepared("DELETE FROM audit_log WHERE seq = 3")
             .await
@@ -204,23 +253,41 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
 
     // The operator is created with the admin CLI against the same data directory.
     let out = command(dir.path())
-        .args(["admin", "create-operator", "--login", "ops@example.org", "--name", "Oskar Operatørsen"])
+        .args([
+            "admin",
+            "create-operator",
+            "--login",
+            "ops@example.org",
+            "--name",
+            "Oskar Operatørsen",
+        ])
         .output()
         .await
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let setup_code = stdout_field(&out, "setup_code");
     let setup = |code: String, password: &'static str| {
         let c = c.clone();
         async move {
             let prov: TotpProvisioning = c
-                .post("/v1/staff/setup", None, json!({ "setup_code": code, "password": password }))
+                .post(
+                    "/v1/staff/setup",
+                    None,
+                    json!({ "setup_code": code, "password": password }),
+                )
                 .await
                 .expect(200)
                 .parse();
-            let secret = totp_rs::Secret::Encoded(prov.totp_secret.clone()).to_bytes().expect("b32");
+            let secret = totp_rs::Secret::Encoded(prov.totp_secret.clone())
+                .to_bytes()
+                .expect("b32");
             let now = chrono::Utc::now().timestamp();
-            let code_now = peerbridge_server::auth::secrets::totp_code_at(&secret, now).expect("totp");
+            let code_now =
+                peerbridge_server::auth::secrets::totp_code_at(&secret, now).expect("totp");
             let dev = DeviceIdentity::generate();
             let s: Session = c
                 .post(
@@ -235,9 +302,18 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
         }
     };
     let (op, op_totp) = setup(setup_code.clone(), "operator-password-very-secret").await;
-    secrets.extend([setup_code, op_totp, op.access_token.clone(), op.refresh_token.clone()]);
+    secrets.extend([
+        setup_code,
+        op_totp,
+        op.access_token.clone(),
+        op.refresh_token.clone(),
+    ]);
     let clinic: serde_json::Value = c
-        .post("/v1/clinics", Some(&op.access_token), json!({ "name": "Drammen" }))
+        .post(
+            "/v1/clinics",
+            Some(&op.access_token),
+            json!({ "name": "Drammen" }),
+        )
         .await
         .expect(201)
         .json();
@@ -252,7 +328,12 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
         .expect(201)
         .parse();
     let (hp, hp_totp) = setup(staff.setup_code.clone(), "hp-password-very-secret").await;
-    secrets.extend([staff.setup_code, hp_totp, hp.access_token.clone(), hp.refresh_token.clone()]);
+    secrets.extend([
+        staff.setup_code,
+        hp_totp,
+        hp.access_token.clone(),
+        hp.refresh_token.clone(),
+    ]);
     let inv: InviteCreated = c
         .post(
             &format!("/v1/clinics/{clinic}/invites"),
@@ -273,7 +354,11 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
         .expect(201)
         .parse();
     let refreshed: Session = c
-        .post("/v1/auth/refresh", None, json!({ "refresh_token": su.refresh_token }))
+        .post(
+            "/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": su.refresh_token }),
+        )
         .await
         .expect(200)
         .parse();
@@ -297,8 +382,13 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
         )
         .await;
     assert_eq!(wrong_type.status, 400);
-    assert!(!wrong_type.text.contains("hp-password-very-secret"), "{}", wrong_type.text);
-    c.get("/v1/me", Some(&format!("{}x", refreshed.access_token))).await;
+    assert!(
+        !wrong_type.text.contains("hp-password-very-secret"),
+        "{}",
+        wrong_type.text
+    );
+    c.get("/v1/me", Some(&format!("{}x", refreshed.access_token)))
+        .await;
     secrets.extend([
         inv.code.clone(),
         inv.code.replace('-', ""),
@@ -320,8 +410,15 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = server.drain_log().join("\n");
-    assert!(log.lines().count() > 10, "the server logged the requests:\n{log}");
+    assert!(
+        log.lines().count() > 10,
+        "the server logged the requests:\n{log}"
+    );
     for s in &secrets {
-        assert!(!log.contains(s.as_str()), "the log contains a secret ({} chars)", s.len());
+        assert!(
+            !log.contains(s.as_str()),
+            "the log contains a secret ({} chars)",
+            s.len()
+        );
     }
 }

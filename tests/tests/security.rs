@@ -183,7 +183,7 @@ async fn an_invite_works_once_and_not_after_it_expires() {
             json!({ "code": inv.code, "device": device_json(&again, "Phone") }),
         )
         .await
-        .expect_problem(400, "invite_invalid");
+        .expect_problem(404, "invite_invalid");
 
         // Default lifetime 72 h: still good at 71 h, gone after 72 h.
         let a = app.create_invite(&hp, clinic, "peer").await;
@@ -197,7 +197,7 @@ async fn an_invite_works_once_and_not_after_it_expires() {
             json!({ "code": b.code, "device": device_json(&again, "Phone") }),
         )
         .await
-        .expect_problem(400, "invite_invalid");
+        .expect_problem(404, "invite_invalid");
 
         // A revoked invite does not work either, and the listing tells the states apart.
         // (The HP's access token expired during the time travel: log in again.)
@@ -219,7 +219,7 @@ async fn an_invite_works_once_and_not_after_it_expires() {
             json!({ "code": r.code, "device": device_json(&again, "Phone") }),
         )
         .await
-        .expect_problem(400, "invite_invalid");
+        .expect_problem(404, "invite_invalid");
         let list = c
             .get(&format!("/v1/clinics/{clinic}/invites"), Some(hp.token()))
             .await
@@ -291,7 +291,7 @@ async fn brute_force_on_password_login_and_code_redemption_gets_429() {
                 json!({ "code": format!("AAAA-BBBB-CCCC-{i:04}"), "device": device_json(&dev, "x") }),
             )
             .await;
-        r.expect_problem(400, "invite_invalid");
+        r.expect_problem(404, "invite_invalid");
     }
     c.post(
         "/v1/invites/redeem",
@@ -308,7 +308,7 @@ async fn brute_force_on_password_login_and_code_redemption_gets_429() {
             json!({ "setup_code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ", "password": "long enough password" }),
         )
         .await
-        .expect_problem(400, "setup_code_invalid");
+        .expect_problem(404, "setup_code_invalid");
     }
     c.post(
         "/v1/staff/setup",

@@ -30,7 +30,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     request_body = InviteRedeem,
     responses(
         (status = 201, body = Session),
-        (status = 400, description = "invite_invalid or malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "invite_invalid: no usable invite with this code", body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
@@ -54,7 +54,7 @@ async fn redeem_invite(
     request_body = StaffSetupBegin,
     responses(
         (status = 200, body = TotpProvisioning),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "setup_code_invalid: no usable setup code", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     )
@@ -75,7 +75,7 @@ async fn setup_begin(
     request_body = StaffSetupComplete,
     responses(
         (status = 201, body = Session),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "setup_code_invalid: no usable setup code", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),

@@ -10,7 +10,8 @@ pub use fields::FieldCipher;
 pub use keys::Keys;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
 /// Unpadded base64url, the encoding of every binary value in the API.
@@ -18,9 +19,16 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Decodes unpadded (or padded) base64url.
+/// Decodes base64url, padded or not. Non-zero trailing bits are accepted: the decoded bytes
+/// are what is checked (as a key or signature), not the canonical form of their encoding.
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(s).ok()
 }
 
 /// SHA-256 hex of a high-entropy secret (refresh tokens, invite codes): enough to store
