@@ -118,6 +118,9 @@ pub enum AdminCommand {
     },
     /// Print freshly generated production key material (for a Kubernetes Secret).
     GenKeys,
+    /// After adding a new field key and making it active: re-seal every identifying field
+    /// still under an older key, so the old key can be removed.
+    ReencryptFields,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -279,6 +282,15 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
             println!("code: {}", inv.code);
             println!("qr_payload: {}", inv.qr_payload);
             println!("expires_at: {}", inv.expires_at.to_rfc3339());
+        }
+        AdminCommand::ReencryptFields => {
+            let n = accounts::service::reencrypt_fields(state)
+                .await
+                .map_err(api)?;
+            println!(
+                "re-encrypted {n} values under key {}",
+                state.keys.fields.active_kid()
+            );
         }
         AdminCommand::GenKeys => bail!("handled before configuration"),
     }

@@ -178,7 +178,7 @@ pub struct TestApp {
     pub base: String,
     pub clock: ManualClock,
     pub state: State,
-    pub db: TestDb,
+    pub db: Arc<TestDb>,
     pub shutdown: ShutdownHandle,
 }
 
@@ -192,13 +192,20 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let mut raw = test_raw_config(&db);
         tweak(&mut raw);
-        Self::spawn_on(db, raw).await
-    }
-
-    pub async fn spawn_on(db: TestDb, raw: RawConfig) -> TestApp {
-        let config = Config::from_raw(raw).expect("valid test config");
         // A fixed, whole-second start keeps TOTP steps and token times predictable.
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2030, 1, 7, 9, 0, 0).unwrap());
+        Self::spawn_on(Arc::new(db), raw, clock).await
+    }
+
+    /// Another replica on the same database and clock (e.g. after a key rotation).
+    pub async fn spawn_sibling(&self, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+        let mut raw = test_raw_config(&self.db);
+        tweak(&mut raw);
+        Self::spawn_on(self.db.clone(), raw, self.clock.clone()).await
+    }
+
+    pub async fn spawn_on(db: Arc<TestDb>, raw: RawConfig, clock: ManualClock) -> TestApp {
+        let config = Config::from_raw(raw).expect("valid test config");
         let app = Application::build_with_clock(config, Arc::new(clock.clone()))
             .await
             .expect("application builds");

@@ -767,3 +767,79 @@ pub async fn add_device(
     txn.commit().await?;
     Ok(device_dto(&d))
 }
+
+/// After a field-key rotation: re-seals every identifying field still under an older key
+/// with the active key, so the old key can be retired. Returns how many values moved.
+pub async fn reencrypt_fields(state: &AppState) -> ApiResult<u64> {
+    let f = &state.keys.fields;
+    let stale = |v: &Option<Vec<u8>>| v.as_deref().is_some_and(|c| f.is_stale(c));
+    let reseal = |place: &str, row: &str, v: Option<Vec<u8>>| -> ApiResult<Option<Vec<u8>>> {
+        match v {
+            Some(c) if f.is_stale(&c) => {
+                let plain = f.open(place, row, &c).map_err(ApiError::internal)?;
+                Ok(Some(f.seal(place, row, &plain)))
+            }
+            other => Ok(other),
+        }
+    };
+    let mut moved = 0u64;
+    let txn = state.db.begin().await?;
+    for u in user::Entity::find().all(&txn).await? {
+        let fields = [
+            &u.login_enc,
+            &u.display_name_enc,
+            &u.phone_enc,
+            &u.totp_secret_enc,
+        ];
+        let n = fields.iter().filter(|v| stale(v)).count() as u64;
+        if n == 0 {
+            continue;
+        }
+        let row = u.id.to_string();
+        let mut am: user::ActiveModel = u.clone().into();
+        am.login_enc = Set(reseal("users.login", &row, u.login_enc)?);
+        am.display_name_enc = Set(reseal("users.display_name", &row, u.display_name_enc)?);
+        am.phone_enc = Set(reseal("users.phone", &row, u.phone_enc)?);
+        am.totp_secret_enc = Set(reseal("users.totp_secret", &row, u.totp_secret_enc)?);
+        am.update(&txn).await?;
+        moved += n;
+    }
+    for i in invite::Entity::find().all(&txn).await? {
+        let n = [&i.display_name_enc, &i.phone_enc]
+            .iter()
+            .filter(|v| stale(v))
+            .count() as u64;
+        if n == 0 {
+            continue;
+        }
+        let row = i.id.to_string();
+        let mut am: invite::ActiveModel = i.clone().into();
+        am.display_name_enc = Set(reseal("invites.display_name", &row, i.display_name_enc)?);
+        am.phone_enc = Set(reseal("invites.phone", &row, i.phone_enc)?);
+        am.update(&txn).await?;
+        moved += n;
+    }
+    for s in setup_code::Entity::find().all(&txn).await? {
+        if !stale(&s.pending_totp_enc) {
+            continue;
+        }
+        let row = s.id.to_string();
+        let mut am: setup_code::ActiveModel = s.clone().into();
+        am.pending_totp_enc = Set(reseal(
+            "setup_codes.pending_totp",
+            &row,
+            s.pending_totp_enc,
+        )?);
+        am.update(&txn).await?;
+        moved += 1;
+    }
+    audit::append(
+        &txn,
+        state.now(),
+        AuditEvent::new("keys.fields_reencrypted")
+            .detail(json!({ "values": moved, "active_kid": f.active_kid() })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(moved)
+}

@@ -106,6 +106,11 @@ impl FieldCipher {
         String::from_utf8(plain).map_err(|_| FieldError::Format)
     }
 
+    /// Whether a sealed value was written under a key other than the active one.
+    pub fn is_stale(&self, sealed: &[u8]) -> bool {
+        Self::kid_of(sealed).is_some_and(|kid| kid != self.active)
+    }
+
     /// The key id a sealed value was written with (for re-encryption after rotation).
     pub fn kid_of(sealed: &[u8]) -> Option<&str> {
         let kid_len = *sealed.get(1)? as usize;
