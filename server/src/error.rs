@@ -192,7 +192,9 @@ pub fn query_error(
 /// 404 otherwise.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed = crate::docs::allowed_methods(req.path());
-    if allowed.is_empty() {
+    // A documented method that still fell through is not served here (e.g. `/metrics` moved
+    // to its own listener): that is a 404, not a 405.
+    if allowed.is_empty() || allowed.contains(&req.method().as_str()) {
         return ApiError::not_found()
             .detail("no such endpoint")
             .error_response();

@@ -180,6 +180,8 @@ pub struct TestApp {
     pub state: State,
     pub db: Arc<TestDb>,
     pub shutdown: ShutdownHandle,
+    /// Set when `metrics_bind` is configured.
+    pub metrics_base: Option<String>,
 }
 
 impl TestApp {
@@ -210,6 +212,7 @@ impl TestApp {
             .await
             .expect("application builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         let state = app.state();
         let shutdown = app.shutdown_handle();
         tokio::spawn(app.run_until_stopped());
@@ -219,6 +222,7 @@ impl TestApp {
             state,
             db,
             shutdown,
+            metrics_base,
         }
     }
 

@@ -97,3 +97,20 @@ async fn the_replica_on_real_redis_reports_a_healthy_bus() {
     let r = app.client().get("/readyz", None).await;
     assert_eq!(r.json()["bus"]["state"], "ok");
 }
+
+#[tokio::test]
+async fn with_a_metrics_listener_metrics_leave_the_public_port() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await;
+    app.client()
+        .get("/metrics", None)
+        .await
+        .expect_problem(404, "not_found");
+    let metrics = peerbridge_tests::Client::new(app.metrics_base.as_deref().expect("metrics port"))
+        .get("/metrics", None)
+        .await;
+    metrics.expect(200);
+    assert!(metrics.text.contains("peerbridge_database_up"));
+}
