@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clinics;
 pub mod error;
 pub mod health;
+pub mod supervision;
 pub mod users;
 
 pub use error::{ErrorCode, Problem};

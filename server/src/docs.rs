@@ -47,6 +47,7 @@ pub fn api_routes(cfg: &mut ServiceConfig) {
     crate::clinics::routes::configure(cfg);
     crate::accounts::routes::configure(cfg);
     crate::auth::routes::configure(cfg);
+    crate::supervision::routes::configure(cfg);
 }
 
 /// The document as served at `/openapi.json` and committed as `openapi/openapi.json`.

@@ -18,4 +18,5 @@ pub mod health;
 pub mod startup;
 pub mod state;
 pub mod storage;
+pub mod supervision;
 pub mod telemetry;

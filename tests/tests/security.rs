@@ -336,6 +336,17 @@ async fn staff_of_clinic_a_cannot_reach_any_clinic_b_resource() {
             .redeem(&app.create_invite(&hp_b, b, "service_user").await.code)
             .await;
         let inv_b = app.create_invite(&hp_b, b, "peer").await;
+        let peer_b = app
+            .redeem(&app.create_invite(&hp_b, b, "peer").await.code)
+            .await;
+        let pb = peer_b.session.user_id;
+        c.post(
+            &format!("/v1/clinics/{b}/peers/{pb}/supervisors"),
+            Some(hp_b.token()),
+            json!({ "hp_id": hp_b.session.user_id }),
+        )
+        .await
+        .expect(201);
         let (ub, db_, hpb, ib) = (
             su_b.session.user_id,
             su_b.session.device_id,
@@ -402,6 +413,36 @@ async fn staff_of_clinic_a_cannot_reach_any_clinic_b_resource() {
                 Value::Null,
             ),
             ("DELETE", format!("/v1/me/devices/{db_}"), Value::Null),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/peers/{pb}/supervisors"),
+                json!({"hp_id": hpb}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{a}/peers/{pb}/supervisors"),
+                json!({"hp_id": hpb}),
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/peers/{pb}/supervisors"),
+                Value::Null,
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{a}/peers/{pb}/supervisors"),
+                Value::Null,
+            ),
+            (
+                "DELETE",
+                format!("/v1/clinics/{b}/peers/{pb}/supervisors/{hpb}"),
+                Value::Null,
+            ),
+            (
+                "DELETE",
+                format!("/v1/clinics/{a}/peers/{pb}/supervisors/{hpb}"),
+                Value::Null,
+            ),
         ];
 
         // The matrix must cover every clinic-scoped operation the API documents.
@@ -457,8 +498,21 @@ async fn staff_of_clinic_a_cannot_reach_any_clinic_b_resource() {
             .json();
         assert_eq!(
             users.as_array().map(|a| a.len()),
-            Some(2),
-            "HP B and SU B only"
+            Some(3),
+            "HP B, SU B and peer B only"
+        );
+        let sup = c
+            .get(
+                &format!("/v1/clinics/{b}/peers/{pb}/supervisors"),
+                Some(hp_b.token()),
+            )
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(
+            sup.as_array().map(|a| a.len()),
+            Some(1),
+            "assignment untouched"
         );
     }
 }
