@@ -44,6 +44,14 @@ pub enum ErrorCode {
     Conflict,
     /// Too many attempts; retry after `retry_after_seconds`.
     RateLimited,
+    /// The commit targets an old epoch; `current_epoch` says which one is current.
+    StaleEpoch,
+    /// The MLS payload is malformed, badly signed, or not the kind this endpoint takes.
+    InvalidMls,
+    /// The change would put a device into the conversation that its policy does not allow.
+    PolicyViolation,
+    /// The target user has no device with a key package left.
+    NoKeyPackage,
     /// The server is shutting down or a dependency is unavailable; retry.
     Unavailable,
     /// An unexpected server error; the request id identifies it in the server log.
@@ -72,6 +80,10 @@ impl ErrorCode {
             ErrorCode::AccountInactive => "account_inactive",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::StaleEpoch => "stale_epoch",
+            ErrorCode::InvalidMls => "invalid_mls",
+            ErrorCode::PolicyViolation => "policy_violation",
+            ErrorCode::NoKeyPackage => "no_key_package",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -95,7 +107,9 @@ impl ErrorCode {
             // "No usable invite with this code": unknown, spent, revoked and expired codes
             // look the same on purpose.
             ErrorCode::InviteInvalid | ErrorCode::SetupCodeInvalid => 404,
-            ErrorCode::Conflict => 409,
+            ErrorCode::Conflict | ErrorCode::StaleEpoch | ErrorCode::NoKeyPackage => 409,
+            ErrorCode::InvalidMls => 422,
+            ErrorCode::PolicyViolation => 403,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -123,6 +137,10 @@ impl ErrorCode {
             ErrorCode::AccountInactive => "Account inactive",
             ErrorCode::Conflict => "Conflict",
             ErrorCode::RateLimited => "Too many requests",
+            ErrorCode::StaleEpoch => "Stale epoch",
+            ErrorCode::InvalidMls => "Invalid MLS message",
+            ErrorCode::PolicyViolation => "Not allowed by the conversation policy",
+            ErrorCode::NoKeyPackage => "No key package available",
             ErrorCode::Unavailable => "Service unavailable",
             ErrorCode::Internal => "Internal error",
         }
@@ -148,6 +166,9 @@ pub struct Problem {
     /// For `rate_limited`: seconds until a retry may succeed (also in `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
+    /// For `stale_epoch`: the conversation's current epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_epoch: Option<u64>,
 }
 
 impl Problem {
@@ -161,6 +182,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             retry_after_seconds: None,
+            current_epoch: None,
         }
     }
 }
@@ -190,6 +212,10 @@ mod tests {
             ErrorCode::AccountInactive,
             ErrorCode::Conflict,
             ErrorCode::RateLimited,
+            ErrorCode::StaleEpoch,
+            ErrorCode::InvalidMls,
+            ErrorCode::PolicyViolation,
+            ErrorCode::NoKeyPackage,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod clinics;
+pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod supervision;

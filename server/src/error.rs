@@ -14,6 +14,7 @@ pub struct ApiError {
     pub detail: Option<String>,
     pub field: Option<String>,
     pub retry_after: Option<u64>,
+    pub current_epoch: Option<u64>,
     /// Internal cause, logged and never sent.
     pub source: Option<anyhow::Error>,
 }
@@ -27,7 +28,16 @@ impl ApiError {
             detail: None,
             field: None,
             retry_after: None,
+            current_epoch: None,
             source: None,
+        }
+    }
+
+    pub fn stale_epoch(current: u64) -> Self {
+        ApiError {
+            current_epoch: Some(current),
+            ..ApiError::new(ErrorCode::StaleEpoch)
+                .detail(format!("the conversation is at epoch {current}"))
         }
     }
 
@@ -74,6 +84,7 @@ impl ApiError {
         let mut p = Problem::new(self.code, self.detail.clone());
         p.field = self.field.clone();
         p.retry_after_seconds = self.retry_after;
+        p.current_epoch = self.current_epoch;
         p
     }
 }

@@ -12,6 +12,7 @@ pub mod clinics;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
 pub mod docs;
 pub mod error;
 pub mod health;

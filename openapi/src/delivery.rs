@@ -1,0 +1,205 @@
+//! The MLS delivery service: key packages, conversations (MLS groups under a membership
+//! policy), commits, application messages with per-group sequence numbers, welcomes and the
+//! per-device stream. Every MLS payload is opaque to the server except its public framing;
+//! binary values travel as unpadded base64url.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The domain-separated bytes a device signs to bind an MLS signature key (of a key package
+/// leaf, or of its own leaf when creating or rejoining a group) to itself.
+pub fn leaf_attestation_message(signature_key: &[u8]) -> Vec<u8> {
+    let mut m = b"peerbridge/leaf/v1\n".to_vec();
+    m.extend_from_slice(signature_key);
+    m
+}
+
+/// One key package with the device's attestation of its leaf signature key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPackageItem {
+    /// TLS-serialized MLS message carrying a KeyPackage (or a bare KeyPackage).
+    #[schema(min_length = 1, max_length = 16384)]
+    pub key_package: String,
+    /// Ed25519 signature by the uploading device over
+    /// [`leaf_attestation_message`]`(leaf signature key)`.
+    #[schema(min_length = 86, max_length = 86, pattern = r"^[A-Za-z0-9_-]{86}$")]
+    pub attestation: String,
+}
+
+/// A batch of key packages (1–100). A last-resort package replaces the device's previous one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPackageUpload {
+    #[schema(min_items = 1, max_items = 100)]
+    pub key_packages: Vec<KeyPackageItem>,
+}
+
+/// How many one-time key packages the device has left; replenish below `replenish_below`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyPackageStatus {
+    pub remaining: u32,
+    pub has_last_resort: bool,
+    pub replenish_below: u32,
+}
+
+/// Claim one key package for every live device of a user the conversation's policy allows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPackageClaim {
+    pub user_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClaimedKeyPackage {
+    /// Hex of the KeyPackageRef; the Welcome for it is routed to its device.
+    pub key_package_ref: String,
+    pub key_package: String,
+    pub last_resort: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// A peer supporter and the HPs assigned to supervise them.
+    Supervision,
+}
+
+/// Open a conversation: the creating device uploads its new group's GroupInfo (epoch 0, with
+/// the ratchet tree extension) and attests its own leaf.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationCreate {
+    pub kind: ConversationKind,
+    /// For `supervision`: the peer supporter.
+    pub peer_id: Uuid,
+    /// TLS-serialized MLS message carrying the GroupInfo.
+    #[schema(min_length = 1, max_length = 262144)]
+    pub group_info: String,
+    /// The device's attestation of its leaf signature key.
+    #[schema(min_length = 86, max_length = 86, pattern = r"^[A-Za-z0-9_-]{86}$")]
+    pub attestation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub kind: ConversationKind,
+    pub clinic_id: Uuid,
+    /// MLS group id, base64url.
+    pub group_id: String,
+    /// The epoch the server has accepted; commits must target it.
+    pub epoch: u64,
+    /// Users whose devices the policy allows as members.
+    pub allowed_users: Vec<Uuid>,
+    /// The highest sequence number in the conversation.
+    pub last_seq: u64,
+    /// The calling device's acknowledged cursor.
+    pub acked_seq: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A Welcome for one added device, keyed by the key package it consumed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WelcomeFor {
+    pub key_package_ref: String,
+}
+
+/// A commit for the group's current epoch. The welcome (if members are added) is released to
+/// the added devices only if the commit is accepted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitUpload {
+    /// The epoch the commit was created in (must equal the conversation's current epoch).
+    pub epoch: u64,
+    /// TLS-serialized MLS message: a PublicMessage carrying the Commit.
+    #[schema(min_length = 1, max_length = 262144)]
+    pub commit: String,
+    /// TLS-serialized MLS message carrying the Welcome, when the commit adds members.
+    #[serde(default)]
+    #[schema(max_length = 262144)]
+    pub welcome: Option<String>,
+    /// TLS-serialized MLS message: GroupInfo of the new epoch (kept for rejoins).
+    #[schema(min_length = 1, max_length = 262144)]
+    pub group_info: String,
+    /// For an external commit (rejoin): the device's attestation of its new leaf key.
+    #[serde(default)]
+    #[schema(min_length = 86, max_length = 86, pattern = r"^[A-Za-z0-9_-]{86}$")]
+    pub attestation: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommitAccepted {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+/// An application message (an MLS PrivateMessage) with the client's id for idempotency.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSend {
+    pub client_id: Uuid,
+    /// TLS-serialized MLS PrivateMessage, at most 64 KiB decoded.
+    #[schema(min_length = 1, max_length = 87384)]
+    pub ciphertext: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageAccepted {
+    pub seq: u64,
+    /// False when this `client_id` was already stored (a retry): nothing was stored twice.
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Application,
+    Commit,
+}
+
+/// One entry of a conversation's log, in sequence order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub kind: EntryKind,
+    pub client_id: Option<Uuid>,
+    pub epoch: u64,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogPage {
+    pub items: Vec<LogEntry>,
+    /// Pass as `after` to read on; equals the last item's seq (or the `after` given).
+    pub cursor: u64,
+    pub has_more: bool,
+}
+
+/// Acknowledge everything up to and including `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Welcome {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub welcome: String,
+    pub key_package_ref: String,
+    /// Read the conversation from here (`after=start_seq`): entries up to it predate the join.
+    pub start_seq: u64,
+}
+
+/// Latest GroupInfo, for a device that fell out of sync and rejoins by external commit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupInfoOut {
+    pub epoch: u64,
+    pub group_info: String,
+}
