@@ -1,7 +1,28 @@
-//! Peerbridge client core. Today: the device identity (the Ed25519 key a device registers
-//! and signs login challenges with). The MLS group state, content envelope, consents and
-//! escalation sealing arrive with the conversation issues. This crate does no network IO.
+//! Peerbridge client core: the device identity, MLS group state (openmls) in an encrypted
+//! on-device store, and the in-group content envelope. Consents, escalation sealing and the
+//! risk detector arrive with later issues.
+//!
+//! Invariants: this crate does no network IO and knows no HTTP (the SDK in
+//! `mobile-bindings` adds transport); every public [`Client`] operation is one atomic store
+//! transaction; an own commit is merged only after the server accepted it.
 
+mod client;
+mod codec;
+pub mod envelope;
+mod error;
 pub mod identity;
+mod policy;
+mod storage_provider;
+mod store;
 
+pub use client::{
+    BufferedMessage, CIPHERSUITE, Client, ClientOptions, Clock, CommitKind, Epoch, Event,
+    GeneratedKeyPackage, GroupId, IgnoredReason, Joined, PendingCommit, SystemClock,
+    kp_attestation_message, leaf_binding_message, verify_leaf_credential,
+};
+pub use codec::CodecError;
+pub use envelope::{Envelope, EnvelopeError, MessageId, NoticeKind};
+pub use error::{Error, Result};
 pub use identity::DeviceIdentity;
+pub use policy::{AddCandidate, AddKind, AddPolicy, AllowIdentities, MemberInfo};
+pub use store::{StoreError, StoreKey};
