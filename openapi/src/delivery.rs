@@ -8,33 +8,24 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The domain-separated bytes a device signs to bind an MLS signature key (of a key package
-/// leaf, or of its own leaf when creating or rejoining a group) to itself.
-pub fn leaf_attestation_message(signature_key: &[u8]) -> Vec<u8> {
+/// The domain-separated bytes a device signs to bind an MLS leaf signature key to itself.
+/// A leaf's BasicCredential identity is `device_public_key (32) || signature (64)` over these
+/// bytes; server and members verify it, so nobody can put a leaf in a group on behalf of a
+/// device that did not sign it.
+pub fn leaf_binding_message(signature_key: &[u8]) -> Vec<u8> {
     let mut m = b"peerbridge/leaf/v1\n".to_vec();
     m.extend_from_slice(signature_key);
     m
 }
 
-/// One key package with the device's attestation of its leaf signature key.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyPackageItem {
-    /// TLS-serialized MLS message carrying a KeyPackage (or a bare KeyPackage).
-    #[schema(min_length = 1, max_length = 16384)]
-    pub key_package: String,
-    /// Ed25519 signature by the uploading device over
-    /// [`leaf_attestation_message`]`(leaf signature key)`.
-    #[schema(min_length = 86, max_length = 86, pattern = r"^[A-Za-z0-9_-]{86}$")]
-    pub attestation: String,
-}
-
-/// A batch of key packages (1–100). A last-resort package replaces the device's previous one.
+/// A batch of 1–100 key packages (TLS-serialized MLS messages carrying a KeyPackage whose
+/// leaf credential is signed by the uploading device). A last-resort package replaces the
+/// device's previous one.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPackageUpload {
     #[schema(min_items = 1, max_items = 100)]
-    pub key_packages: Vec<KeyPackageItem>,
+    pub key_packages: Vec<String>,
 }
 
 /// How many one-time key packages the device has left; replenish below `replenish_below`.
@@ -67,20 +58,14 @@ pub enum ConversationKind {
     Supervision,
 }
 
-/// Open a conversation: the creating device uploads its new group's GroupInfo (epoch 0, with
-/// the ratchet tree extension) and attests its own leaf.
+/// Create a conversation. The server assigns the MLS group id; the creating device then
+/// claims key packages, creates the group with that id and opens it with its first commit.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversationCreate {
     pub kind: ConversationKind,
     /// For `supervision`: the peer supporter.
     pub peer_id: Uuid,
-    /// TLS-serialized MLS message carrying the GroupInfo.
-    #[schema(min_length = 1, max_length = 262144)]
-    pub group_info: String,
-    /// The device's attestation of its leaf signature key.
-    #[schema(min_length = 86, max_length = 86, pattern = r"^[A-Za-z0-9_-]{86}$")]
-    pub attestation: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -90,7 +75,8 @@ pub struct Conversation {
     pub clinic_id: Uuid,
     /// MLS group id, base64url.
     pub group_id: String,
-    /// The epoch the server has accepted; commits must target it.
+    /// The epoch the server has accepted; commits must target it. 0 until the group is
+    /// opened by its creator's first commit.
     pub epoch: u64,
     /// Users whose devices the policy allows as members.
     pub allowed_users: Vec<Uuid>,
@@ -99,13 +85,6 @@ pub struct Conversation {
     /// The calling device's acknowledged cursor.
     pub acked_seq: u64,
     pub created_at: DateTime<Utc>,
-}
-
-/// A Welcome for one added device, keyed by the key package it consumed.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WelcomeFor {
-    pub key_package_ref: String,
 }
 
 /// A commit for the group's current epoch. The welcome (if members are added) is released to
@@ -122,13 +101,10 @@ pub struct CommitUpload {
     #[serde(default)]
     #[schema(max_length = 262144)]
     pub welcome: Option<String>,
-    /// TLS-serialized MLS message: GroupInfo of the new epoch (kept for rejoins).
+    /// TLS-serialized MLS message: GroupInfo of the new epoch with the ratchet tree extension
+    /// (kept for rejoins; the first commit of a group opens it from this).
     #[schema(min_length = 1, max_length = 262144)]
     pub group_info: String,
-    /// For an external commit (rejoin): the device's attestation of its new leaf key.
-    #[serde(default)]
-    #[schema(min_length = 86, max_length = 86, pattern = r"^[A-Za-z0-9_-]{86}$")]
-    pub attestation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -49,6 +49,7 @@ pub struct RawConfig {
     pub shutdown_drain_secs: u64,
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
+    pub message_retention_days: u32,
 }
 
 impl Default for RawConfig {
@@ -84,6 +85,7 @@ impl Default for RawConfig {
             shutdown_drain_secs: 20,
             max_body_bytes: 256 * 1024,
             db_max_connections: 10,
+            message_retention_days: 30,
         }
     }
 }
@@ -146,6 +148,8 @@ pub struct Config {
     pub shutdown_drain: std::time::Duration,
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
+    /// Ciphertext is deleted once every member device acknowledged it, or after this.
+    pub message_retention: chrono::Duration,
 }
 
 /// Every environment variable the server reads (for deployment checks and docs).
@@ -292,6 +296,12 @@ impl Config {
         if !(1..=200).contains(&raw.db_max_connections) {
             return Err(invalid("db_max_connections", "must be between 1 and 200"));
         }
+        if !(1..=365).contains(&raw.message_retention_days) {
+            return Err(invalid(
+                "message_retention_days",
+                "must be between 1 and 365",
+            ));
+        }
         if !raw.public_url.starts_with("http://") && !raw.public_url.starts_with("https://") {
             return Err(invalid("public_url", "expected http(s)://host[:port]"));
         }
@@ -333,6 +343,7 @@ impl Config {
             shutdown_drain: std::time::Duration::from_secs(raw.shutdown_drain_secs),
             max_body_bytes: raw.max_body_bytes,
             db_max_connections: raw.db_max_connections,
+            message_retention: chrono::Duration::days(raw.message_retention_days as i64),
         })
     }
 }

@@ -48,6 +48,7 @@ pub fn api_routes(cfg: &mut ServiceConfig) {
     crate::accounts::routes::configure(cfg);
     crate::auth::routes::configure(cfg);
     crate::supervision::routes::configure(cfg);
+    crate::delivery::routes::configure(cfg);
 }
 
 /// The document as served at `/openapi.json` and committed as `openapi/openapi.json`.

@@ -65,6 +65,7 @@ impl AppState {
             bus,
             metrics: Metrics::new(),
             shutting_down: AtomicBool::new(false),
+            shutdown_signal: tokio::sync::watch::channel(false).0,
         })
     }
 }
@@ -95,6 +96,8 @@ impl ShutdownHandle {
         self.state.metrics.shutting_down.set(1);
         tracing::info!("shutdown: readiness off, draining");
         tokio::time::sleep(self.state.config.shutdown_unready_delay).await;
+        // Sockets close with 1001 so clients reconnect elsewhere, then requests drain.
+        self.state.shutdown_signal.send_replace(true);
         for h in &self.handles {
             h.stop(true).await;
         }
@@ -215,6 +218,22 @@ impl Application {
             }
             None => (None, None),
         };
+        // Ciphertext past its retention is deleted by every replica (idempotent, no lease
+        // needed); the first run happens one interval after start.
+        let purge_state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if purge_state.is_shutting_down() {
+                    break;
+                }
+                if let Err(e) = crate::delivery::service::purge_expired(&purge_state).await {
+                    tracing::warn!(error = %e, "retention purge failed; retrying next minute");
+                }
+            }
+        });
         Ok(Application {
             port,
             metrics_port,

@@ -21,6 +21,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set when shutdown begins: `/readyz` turns unready before connections drain.
     pub shutting_down: AtomicBool,
+    /// Flipped to `true` when sockets must close (code 1001) during shutdown.
+    pub shutdown_signal: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {

@@ -58,6 +58,7 @@ pub struct Metrics {
     pub bus_degraded: Gauge,
     pub database_up: Gauge,
     pub shutting_down: Gauge,
+    pub ciphertext_deleted: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -113,8 +114,15 @@ impl Metrics {
             "1 once graceful shutdown has begun",
             shutting_down.clone(),
         );
+        let ciphertext_deleted = Family::<Labels, Counter>::default();
+        registry.register(
+            "ciphertext_deleted",
+            "Stored ciphertexts deleted, by reason (acknowledged, retention)",
+            ciphertext_deleted.clone(),
+        );
         Metrics {
             registry,
+            ciphertext_deleted,
             http_requests,
             http_duration,
             auth_failures,

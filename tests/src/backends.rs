@@ -194,8 +194,11 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let mut raw = test_raw_config(&db);
         tweak(&mut raw);
-        // A fixed, whole-second start keeps TOTP steps and token times predictable.
-        let clock = ManualClock::new(Utc.with_ymd_and_hms(2030, 1, 7, 9, 0, 0).unwrap());
+        // Starts at the real time (MLS key package lifetimes are checked against it too),
+        // on a whole minute so TOTP steps and token times are predictable; then it only
+        // moves when the test moves it.
+        let now = Utc::now().timestamp();
+        let clock = ManualClock::new(Utc.timestamp_opt(now - now % 60, 0).unwrap());
         Self::spawn_on(Arc::new(db), raw, clock).await
     }
 

@@ -17,6 +17,9 @@ use tokio::sync::{Mutex, broadcast};
 pub mod topics {
     /// A device was revoked: close its sockets. Payload: device id.
     pub const DEVICE_REVOKED: &str = "device.revoked";
+    /// Prefix of a device's own topic (`device.<id>`): new-message, commit and welcome
+    /// notices for that device. Payload: JSON `{type, conversation_id, seq}`.
+    pub const DEVICE_PREFIX: &str = "device.";
 }
 
 /// Local fan-out capacity per subscriber; a subscriber that lags further is told

@@ -11,8 +11,7 @@ use openmls_rust_crypto::RustCrypto;
 use tls_codec::{Deserialize as TlsDeserialize, Serialize as TlsSerialize};
 
 /// The only ciphersuite Peerbridge speaks.
-pub const CIPHERSUITE: Ciphersuite =
-    Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MlsError {
@@ -40,11 +39,28 @@ fn message(bytes: &[u8]) -> Result<MlsMessageBodyIn, MlsError> {
     Ok(m.extract())
 }
 
+/// The device key a leaf credential binds to, if the device's signature over the leaf
+/// signature key verifies (see `peerbridge_openapi::delivery::leaf_binding_message`).
+pub fn credential_device(credential: &[u8], leaf_signature_key: &[u8]) -> Option<[u8; 32]> {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let (device, sig) = credential.split_at_checked(32)?;
+    let device: [u8; 32] = device.try_into().ok()?;
+    let key = VerifyingKey::from_bytes(&device).ok()?;
+    let sig = Signature::from_slice(sig).ok()?;
+    key.verify_strict(
+        &peerbridge_openapi::delivery::leaf_binding_message(leaf_signature_key),
+        &sig,
+    )
+    .ok()
+    .map(|()| device)
+}
+
 /// What the server keeps of a validated key package.
 #[derive(Debug, Clone)]
 pub struct ParsedKeyPackage {
     pub kp_ref: Vec<u8>,
-    pub signature_key: Vec<u8>,
+    /// The device the leaf credential is bound to (verified).
+    pub device_key: [u8; 32],
     pub last_resort: bool,
     pub not_after: u64,
 }
@@ -77,19 +93,26 @@ pub fn parse_key_package(bytes: &[u8], now_unix: u64) -> Result<ParsedKeyPackage
     let kp_ref = kp
         .hash_ref(&crypto)
         .map_err(|e| MlsError::State(e.to_string()))?;
+    let leaf = kp.leaf_node();
+    let device_key = credential_device(
+        leaf.credential().serialized_content(),
+        leaf.signature_key().as_slice(),
+    )
+    .ok_or_else(|| MlsError::KeyPackage("the leaf credential is not signed by a device".into()))?;
     Ok(ParsedKeyPackage {
         kp_ref: kp_ref.as_slice().to_vec(),
-        signature_key: kp.leaf_node().signature_key().as_slice().to_vec(),
+        device_key,
         last_resort: kp.last_resort(),
         not_after: lt.not_after(),
     })
 }
 
-/// A leaf of the group's tree: its index and its signature key.
+/// A leaf of the group's tree: its index and the device its credential binds it to
+/// (`None` when the credential does not verify — such a group is refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
     pub index: u32,
-    pub signature_key: Vec<u8>,
+    pub device_key: Option<[u8; 32]>,
 }
 
 /// The public state of a group after creation or a commit.
@@ -152,7 +175,7 @@ fn leaves_of(group: &PublicGroup) -> Vec<Leaf> {
         .members()
         .map(|m| Leaf {
             index: m.index.u32(),
-            signature_key: m.signature_key.clone(),
+            device_key: credential_device(m.credential.serialized_content(), &m.signature_key),
         })
         .collect()
 }
@@ -182,9 +205,8 @@ pub fn group_from_info(group_info: &[u8]) -> Result<GroupState, MlsError> {
         .ok_or_else(|| MlsError::GroupInfo("the ratchet tree extension is missing".into()))?;
     let crypto = RustCrypto::default();
     let storage = MemoryStorage::default();
-    let (group, _) =
-        PublicGroup::from_external(&crypto, &storage, tree, vgi, ProposalStore::new())
-            .map_err(|e| MlsError::GroupInfo(e.to_string()))?;
+    let (group, _) = PublicGroup::from_external(&crypto, &storage, tree, vgi, ProposalStore::new())
+        .map_err(|e| MlsError::GroupInfo(e.to_string()))?;
     state_of(&group, &storage)
 }
 
@@ -296,4 +318,18 @@ pub fn roundtrip_ok(bytes: &[u8]) -> bool {
         .ok()
         .and_then(|m| m.tls_serialize_detached().ok())
         .is_some_and(|b| b == bytes)
+}
+
+/// Group id and epoch of a commit (a PublicMessage), read before verification so a stale
+/// commit is answered with the current epoch rather than a verification error.
+pub fn commit_framing(bytes: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
+    match message(bytes)? {
+        MlsMessageBodyIn::PublicMessage(pm) => {
+            Ok((pm.group_id().as_slice().to_vec(), pm.epoch().as_u64()))
+        }
+        MlsMessageBodyIn::PrivateMessage(_) => Err(MlsError::Commit(
+            "commits travel as public messages so the server can verify them".into(),
+        )),
+        _ => Err(MlsError::WrongType("PublicMessage")),
+    }
 }

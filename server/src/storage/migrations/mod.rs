@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_platform;
 mod m20261124_000002_supervision;
+mod m20261124_000003_delivery;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_platform::Migration),
             Box::new(m20261124_000002_supervision::Migration),
+            Box::new(m20261124_000003_delivery::Migration),
         ]
     }
 }

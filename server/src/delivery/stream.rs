@@ -1,0 +1,154 @@
+//! `GET /v1/stream`: one authenticated WebSocket per device. It carries content-free
+//! notices (`message`, `commit`, `welcome`, `resync`) as JSON text frames; the device then
+//! reads the log over HTTP from its cursor. On connect the server announces every
+//! conversation with unread entries and every pending welcome, so a reconnect resumes from
+//! the cursor. Heartbeats every 20 s; a peer silent for 60 s is dropped; frames from the
+//! client are capped; shutdown closes with 1001 (going away); revocation closes at once.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_ws::{CloseCode, CloseReason, Message};
+use futures_util::StreamExt;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::entities::{conversation, member_device, welcome};
+use crate::auth::extract::{AnyRole, Auth};
+use crate::bus::topics;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, State};
+
+const HEARTBEAT: Duration = Duration::from_secs(20);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_CLIENT_FRAME: usize = 4 * 1024;
+
+/// Open the device's notification stream (WebSocket).
+#[utoipa::path(
+    tag = "delivery",
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
+    )
+)]
+#[get("/v1/stream")]
+#[tracing::instrument(skip_all)]
+pub async fn stream(
+    state: State,
+    auth: Auth<AnyRole>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let (resp, mut session, msgs) = actix_ws::handle(&req, body).map_err(|_| {
+        ApiError::new(peerbridge_openapi::ErrorCode::MalformedBody)
+            .detail("expected a WebSocket upgrade")
+    })?;
+    let device = auth.device_id;
+    let mut bus = state.bus.subscribe();
+    let mut shutdown = state.shutdown_signal.subscribe();
+    let backlog = backlog(&state, device).await?;
+    let mut msgs = msgs.max_frame_size(MAX_CLIENT_FRAME);
+    actix_web::rt::spawn(async move {
+        let my_topic = format!("{}{device}", topics::DEVICE_PREFIX);
+        let mut last_seen = Instant::now();
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        let mut reason = None;
+        for notice in backlog {
+            if session.text(notice).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                m = bus.recv() => match m {
+                    Ok(m) if m.topic == my_topic => {
+                        if session.text(String::from_utf8_lossy(&m.payload).into_owned()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(m) if m.topic == topics::DEVICE_REVOKED && m.payload == device.to_string().as_bytes() => {
+                        reason = Some(CloseReason { code: CloseCode::Policy, description: Some("device revoked".into()) });
+                        break;
+                    }
+                    Ok(_) => {}
+                    // Too far behind: tell the device to read from its cursor.
+                    Err(RecvError::Lagged(_)) => {
+                        if session.text(json!({ "type": "resync" }).to_string()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                _ = beat.tick() => {
+                    if last_seen.elapsed() > CLIENT_TIMEOUT {
+                        reason = Some(CloseReason { code: CloseCode::Normal, description: Some("heartbeat timeout".into()) });
+                        break;
+                    }
+                    if session.ping(b"").await.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    reason = Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
+                    break;
+                }
+                frame = msgs.next() => match frame {
+                    Some(Ok(Message::Ping(b))) => {
+                        last_seen = Instant::now();
+                        if session.pong(&b).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_) | Message::Text(_) | Message::Binary(_))) => {
+                        last_seen = Instant::now();
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => {
+                        reason = Some(CloseReason { code: CloseCode::Size, description: Some("frame too large or malformed".into()) });
+                        break;
+                    }
+                },
+            }
+        }
+        let _ = session.close(reason).await;
+    });
+    Ok(resp)
+}
+
+/// Notices for what the device has not acknowledged yet: a reconnect resumes from there.
+async fn backlog(state: &AppState, device: Uuid) -> ApiResult<Vec<String>> {
+    let mut out = vec![json!({ "type": "hello", "device_id": device }).to_string()];
+    let memberships = member_device::Entity::find()
+        .filter(member_device::Column::DeviceId.eq(device))
+        .filter(member_device::Column::RemovedAt.is_null())
+        .all(&state.db)
+        .await?;
+    for m in memberships {
+        if let Some(c) = conversation::Entity::find_by_id(m.conversation_id)
+            .one(&state.db)
+            .await?
+            && c.last_seq > m.acked_seq
+        {
+            out.push(
+                json!({ "type": "message", "conversation_id": c.id, "seq": c.last_seq })
+                    .to_string(),
+            );
+        }
+    }
+    for w in welcome::Entity::find()
+        .filter(welcome::Column::DeviceId.eq(device))
+        .filter(welcome::Column::AckedAt.is_null())
+        .all(&state.db)
+        .await?
+    {
+        out.push(
+            json!({ "type": "welcome", "conversation_id": w.conversation_id, "seq": w.start_seq })
+                .to_string(),
+        );
+    }
+    Ok(out)
+}

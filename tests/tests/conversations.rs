@@ -1,0 +1,214 @@
+//! A peer and their supervising HP talk through the delivery service with the real client
+//! core: the server stores only ciphertext, orders the log, refuses stale commits and
+//! devices outside the policy, and deletes ciphertext once every device acknowledged it.
+
+use peerbridge_openapi::delivery::{
+    ClaimedKeyPackage, CommitAccepted, Conversation, MessageAccepted,
+};
+use peerbridge_tests::mls_device::{MlsDevice, allow_all, unb64};
+use peerbridge_tests::{TestApp, backends};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_peer_and_their_supervisor_talk_and_the_server_sees_only_ciphertext() {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let c = app.client();
+        let op = app.bootstrap_operator().await;
+        let (clinic, hp) = app.clinic_with_hp(&op, "Supervision").await;
+        let outsider = app.create_staff(&op, clinic, "hp", "Not Assigned").await;
+        let peer = app
+            .redeem(&app.create_invite(&hp, clinic, "peer").await.code)
+            .await;
+        let (peer_id, hp_id) = (peer.session.user_id, hp.session.user_id);
+        c.post(
+            &format!("/v1/clinics/{clinic}/peers/{peer_id}/supervisors"),
+            Some(hp.token()),
+            json!({ "hp_id": hp_id }),
+        )
+        .await
+        .expect(201);
+
+        let mut p = MlsDevice::new(
+            c.clone(),
+            peer.token(),
+            peer.session.device_id,
+            &peer.device,
+        );
+        let mut h = MlsDevice::new(c.clone(), hp.token(), hp.session.device_id, &hp.device);
+        let status = h.upload_key_packages(5).await;
+        status.expect(200);
+        assert_eq!(status.json()["remaining"], 5);
+        assert_eq!(status.json()["has_last_resort"], true);
+        p.upload_key_packages(5).await.expect(200);
+
+        // The peer opens the supervision conversation and adds the HP's device.
+        let conv: Conversation = c
+            .post(
+                "/v1/conversations",
+                Some(peer.token()),
+                json!({ "kind": "supervision", "peer_id": peer_id }),
+            )
+            .await
+            .expect(201)
+            .parse();
+        assert_eq!(conv.epoch, 0);
+        assert!(conv.allowed_users.contains(&hp_id));
+        // Someone outside the policy cannot see it, claim for it or be added to it.
+        c.get(
+            &format!("/v1/conversations/{}", conv.id),
+            Some(outsider.token()),
+        )
+        .await
+        .expect_problem(404, "not_found");
+        p.claim(conv.id, outsider.session.user_id)
+            .await
+            .expect_problem(403, "policy_violation");
+        let claimed: Vec<ClaimedKeyPackage> = p.claim(conv.id, hp_id).await.expect(200).parse();
+        assert_eq!(claimed.len(), 1);
+        let opened = p.open_group(conv.id, &conv.group_id, &claimed).await;
+        opened.expect(201);
+        assert_eq!(opened.parse::<CommitAccepted>().epoch, 1);
+        let joined = h.accept_welcomes().await;
+        assert_eq!(joined.len(), 1);
+        assert_eq!(joined[0].0, conv.id);
+
+        // Messages both ways, in order.
+        for i in 0..5 {
+            p.send_text(
+                conv.id,
+                &conv.group_id,
+                &format!("hei {i} fra peer"),
+                Uuid::new_v4(),
+            )
+            .await
+            .expect(201);
+        }
+        let (texts, h_cursor) = h.read(conv.id, joined[0].1).await;
+        assert_eq!(
+            texts,
+            (0..5)
+                .map(|i| format!("hei {i} fra peer"))
+                .collect::<Vec<_>>()
+        );
+        let reply_id = Uuid::new_v4();
+        let first: MessageAccepted = h
+            .send_text(conv.id, &conv.group_id, "takk, vi snakkes", reply_id)
+            .await
+            .expect(201)
+            .parse();
+        // A retried send (same client id, same ciphertext) stores nothing new. Re-encrypting
+        // would change the ciphertext, so the retry replays the stored bytes.
+        let page = c
+            .get(
+                &format!(
+                    "/v1/conversations/{}/messages?after={}",
+                    conv.id,
+                    first.seq - 1
+                ),
+                Some(hp.token()),
+            )
+            .await
+            .expect(200)
+            .json();
+        let stored = page["items"][0]["payload"]
+            .as_str()
+            .expect("payload")
+            .to_owned();
+        let retry = c
+            .post(
+                &format!("/v1/conversations/{}/messages", conv.id),
+                Some(hp.token()),
+                json!({ "client_id": reply_id, "ciphertext": stored }),
+            )
+            .await;
+        retry.expect(200);
+        assert_eq!(retry.parse::<MessageAccepted>().seq, first.seq);
+        let (texts, p_cursor) = p.read(conv.id, 0).await;
+        assert_eq!(texts, vec!["takk, vi snakkes".to_string()]);
+
+        // The stored ciphertext never contains the plaintext.
+        let db = app.db.connect().await;
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT payload FROM log_entries WHERE payload IS NOT NULL",
+            ))
+            .await
+            .expect("rows");
+        assert!(rows.len() >= 6);
+        for r in &rows {
+            let payload: Vec<u8> = r.try_get("", "payload").expect("payload");
+            for needle in [&b"hei "[..], b"fra peer", b"takk"] {
+                assert!(!payload.windows(needle.len()).any(|w| w == needle));
+            }
+        }
+
+        // Stale commit: the HP commits first; the peer's commit for the same epoch is refused
+        // with the current epoch; the peer catches up and retries.
+        let gid = peerbridge_mls::GroupId::new(unb64(&conv.group_id)).expect("gid");
+        let hp_update = h.mls.self_update(&gid).expect("update");
+        let peer_update = p.mls.self_update(&gid).expect("update");
+        h.submit(conv.id, &hp_update).await.expect(201);
+        h.mls.commit_accepted(&gid, &allow_all).expect("merge");
+        let stale = p.submit(conv.id, &peer_update).await;
+        stale.expect_problem(409, "stale_epoch");
+        assert_eq!(stale.json()["current_epoch"], 2);
+        p.mls.commit_rejected(&gid).expect("discard");
+        let (_, p_cursor) = p.read(conv.id, p_cursor).await;
+        let retry = p.mls.self_update(&gid).expect("update");
+        p.submit(conv.id, &retry).await.expect(201);
+        p.mls.commit_accepted(&gid, &allow_all).expect("merge");
+        p.send_text(conv.id, &conv.group_id, "etter oppdatering", Uuid::new_v4())
+            .await
+            .expect(201);
+        let (texts, h_cursor) = h.read(conv.id, h_cursor).await;
+        assert_eq!(texts, vec!["etter oppdatering".to_string()]);
+        assert_eq!(
+            p.mls.safety_code(&gid).expect("code"),
+            h.mls.safety_code(&gid).expect("code")
+        );
+
+        // Once both devices acknowledged, the ciphertext is gone.
+        let (_, p_cursor) = p.read(conv.id, p_cursor).await;
+        p.ack(conv.id, p_cursor).await.expect(200);
+        h.ack(conv.id, h_cursor).await.expect(200);
+        let left = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM log_entries WHERE payload IS NOT NULL",
+            ))
+            .await
+            .expect("q")
+            .expect("row");
+        let n: i64 = left.try_get("", "n").expect("n");
+        assert_eq!(n, 0, "{backend:?}");
+        let metrics = c.get("/metrics", None).await.text;
+        assert!(metrics.contains("peerbridge_ciphertext_deleted_total{reason=\"acknowledged\"}"));
+
+        // The outsider gets 404 on every group endpoint.
+        for (m, path) in [
+            ("GET", format!("/v1/conversations/{}/messages", conv.id)),
+            ("GET", format!("/v1/conversations/{}/group-info", conv.id)),
+            ("POST", format!("/v1/conversations/{}/ack", conv.id)),
+            ("POST", format!("/v1/conversations/{}/messages", conv.id)),
+            ("POST", format!("/v1/conversations/{}/commits", conv.id)),
+        ] {
+            let method = reqwest::Method::from_bytes(m.as_bytes()).expect("m");
+            let body = match m {
+                "POST" if path.ends_with("ack") => Some(json!({ "seq": 1 })),
+                "POST" if path.ends_with("messages") => {
+                    Some(json!({ "client_id": Uuid::new_v4(), "ciphertext": "AAAA" }))
+                }
+                "POST" => Some(json!({ "epoch": 3, "commit": "AAAA", "group_info": "AAAA" })),
+                _ => None,
+            };
+            let r = c
+                .request(method, &path, Some(outsider.token()), body.as_ref())
+                .await;
+            assert_eq!(r.status, 404, "{m} {path}: {}", r.text);
+        }
+    }
+}
