@@ -221,3 +221,125 @@ impl MlsDevice {
             .await
     }
 }
+
+/// A peer and their assigned supervising HP, each with an MLS device, in an opened
+/// supervision conversation (the HP joined by welcome).
+pub struct SupervisionPair {
+    pub clinic: Uuid,
+    pub peer: crate::api::Enrolled,
+    pub hp: crate::Staff,
+    pub p: MlsDevice,
+    pub h: MlsDevice,
+    pub conv: peerbridge_openapi::delivery::Conversation,
+    /// The HP's start cursor from its welcome.
+    pub h_start: u64,
+}
+
+impl crate::TestApp {
+    pub async fn supervision_pair(&self) -> SupervisionPair {
+        let c = self.client();
+        let op = self.bootstrap_operator().await;
+        let (clinic, hp) = self.clinic_with_hp(&op, "Supervision pair").await;
+        let peer = self
+            .redeem(&self.create_invite(&hp, clinic, "peer").await.code)
+            .await;
+        c.post(
+            &format!(
+                "/v1/clinics/{clinic}/peers/{}/supervisors",
+                peer.session.user_id
+            ),
+            Some(hp.token()),
+            json!({ "hp_id": hp.session.user_id }),
+        )
+        .await
+        .expect(201);
+        let mut p = MlsDevice::new(
+            c.clone(),
+            peer.token(),
+            peer.session.device_id,
+            &peer.device,
+        );
+        let mut h = MlsDevice::new(c.clone(), hp.token(), hp.session.device_id, &hp.device);
+        h.upload_key_packages(3).await.expect(200);
+        p.upload_key_packages(3).await.expect(200);
+        let conv: peerbridge_openapi::delivery::Conversation = c
+            .post(
+                "/v1/conversations",
+                Some(peer.token()),
+                json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
+            )
+            .await
+            .expect(201)
+            .parse();
+        let claimed: Vec<ClaimedKeyPackage> = p
+            .claim(conv.id, hp.session.user_id)
+            .await
+            .expect(200)
+            .parse();
+        p.open_group(conv.id, &conv.group_id, &claimed)
+            .await
+            .expect(201);
+        let joined = h.accept_welcomes().await;
+        SupervisionPair {
+            clinic,
+            peer,
+            hp,
+            p,
+            h,
+            conv,
+            h_start: joined[0].1,
+        }
+    }
+}
+
+/// A WebSocket connection to `/v1/stream`.
+pub struct Stream {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Stream {
+    pub async fn connect(base: &str, token: &str) -> Stream {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/v1/stream", base.replacen("http://", "ws://", 1));
+        let mut req = url.into_client_request().expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connects");
+        Stream { ws }
+    }
+
+    /// The next JSON notice, skipping pings; `Err(close code)` when the server closed.
+    pub async fn next(&mut self) -> Result<serde_json::Value, Option<u16>> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a frame within 10 s");
+            match frame {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(t.as_str()).expect("json notice"));
+                }
+                Some(Ok(Message::Close(f))) => return Err(f.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Waits for a notice of `kind` (skipping others).
+    pub async fn until(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let n = self.next().await.expect("stream open");
+            if n["type"] == kind {
+                return n;
+            }
+        }
+    }
+}

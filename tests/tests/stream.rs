@@ -1,0 +1,117 @@
+//! The per-device WebSocket: notices for new messages, a backlog on reconnect, fan-out
+//! across replicas through Redis, close 1001 on shutdown and immediate close on revocation.
+
+use peerbridge_tests::backends::{postgres_available, redis_available};
+use peerbridge_tests::mls_device::Stream;
+use peerbridge_tests::{Backend, TestApp, redis_url};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn new_messages_are_announced_live_and_again_after_a_reconnect() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut s = app.supervision_pair().await;
+    let mut ws = Stream::connect(&app.base, s.hp.token()).await;
+    assert_eq!(ws.next().await.expect("hello")["type"], "hello");
+
+    let sent =
+        s.p.send_text(s.conv.id, &s.conv.group_id, "er du der?", Uuid::new_v4())
+            .await;
+    sent.expect(201);
+    let n = ws.until("message").await;
+    assert_eq!(n["conversation_id"], s.conv.id.to_string());
+    assert_eq!(n["seq"], sent.json()["seq"]);
+    let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
+    assert_eq!(texts, vec!["er du der?".to_string()]);
+    assert!(
+        !n.to_string().contains("er du der"),
+        "notices carry no content"
+    );
+
+    // Offline: nothing acknowledged yet, so a reconnect announces the conversation again.
+    drop(ws);
+    s.p.send_text(s.conv.id, &s.conv.group_id, "hallo?", Uuid::new_v4())
+        .await
+        .expect(201);
+    let mut ws = Stream::connect(&app.base, s.hp.token()).await;
+    assert_eq!(ws.next().await.expect("hello")["type"], "hello");
+    let backlog = ws.until("message").await;
+    assert_eq!(backlog["seq"], 2);
+
+    // Shutdown closes the socket with 1001 (going away).
+    app.shutdown.shutdown().await;
+    let mut code = None;
+    for _ in 0..5 {
+        if let Err(c) = ws.next().await {
+            code = c;
+            break;
+        }
+    }
+    assert_eq!(code, Some(1001));
+}
+
+#[tokio::test]
+async fn a_revoked_device_loses_its_stream_at_once() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = app.supervision_pair().await;
+    let mut ws = Stream::connect(&app.base, s.peer.token()).await;
+    assert_eq!(ws.next().await.expect("hello")["type"], "hello");
+    app.client()
+        .delete(
+            &format!("/v1/me/devices/{}", s.peer.session.device_id),
+            Some(s.peer.token()),
+        )
+        .await
+        .expect(200);
+    let mut closed = None;
+    for _ in 0..5 {
+        if let Err(c) = ws.next().await {
+            closed = c;
+            break;
+        }
+    }
+    assert_eq!(closed, Some(1008), "policy close");
+}
+
+#[tokio::test]
+async fn a_message_sent_through_one_replica_is_announced_on_another_through_redis() {
+    if !postgres_available().await || !redis_available().await {
+        return;
+    }
+    let prefix = format!("pbtest{}", Uuid::new_v4().simple());
+    let keys = (
+        peerbridge_server::crypto::keys::generate_key_b64(),
+        peerbridge_server::crypto::keys::generate_key_b64(),
+        peerbridge_server::crypto::keys::generate_key_b64(),
+    );
+    let configure = |c: &mut peerbridge_server::config::RawConfig| {
+        c.redis_url = Some(redis_url());
+        c.redis_channel_prefix = prefix.clone();
+        c.jwt_signing_kid = Some("k".into());
+        c.jwt_signing_key = Some(keys.0.clone());
+        c.field_keys = Some(format!("f:{}", keys.1));
+        c.index_key = Some(keys.2.clone());
+    };
+    let a = TestApp::spawn_with(Backend::Postgres, configure).await;
+    let b = a.spawn_sibling(configure).await;
+    for app in [&a, &b] {
+        for _ in 0..100 {
+            if app.state.bus.is_healthy() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let mut s = a.supervision_pair().await;
+    // The HP listens on replica A; the peer's device talks to replica B.
+    let mut ws = Stream::connect(&a.base, s.hp.token()).await;
+    assert_eq!(ws.next().await.expect("hello")["type"], "hello");
+    s.p.http = b.client();
+    let sent =
+        s.p.send_text(s.conv.id, &s.conv.group_id, "via replica B", Uuid::new_v4())
+            .await;
+    sent.expect(201);
+    let n = ws.until("message").await;
+    assert_eq!(n["seq"], sent.json()["seq"]);
+    let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
+    assert_eq!(texts, vec!["via replica B".to_string()]);
+}
