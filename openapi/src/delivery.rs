@@ -179,3 +179,11 @@ pub struct GroupInfoOut {
     pub epoch: u64,
     pub group_info: String,
 }
+
+/// A UnifiedPush-style endpoint on an operator-allowed push gateway.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushEndpoint {
+    #[schema(min_length = 1, max_length = 2048)]
+    pub url: String,
+}

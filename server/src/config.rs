@@ -50,6 +50,7 @@ pub struct RawConfig {
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
     pub message_retention_days: u32,
+    pub push_allowed_hosts: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -86,6 +87,7 @@ impl Default for RawConfig {
             max_body_bytes: 256 * 1024,
             db_max_connections: 10,
             message_retention_days: 30,
+            push_allowed_hosts: None,
         }
     }
 }
@@ -150,6 +152,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Ciphertext is deleted once every member device acknowledged it, or after this.
     pub message_retention: chrono::Duration,
+    /// Push gateways (`host` or `host:port`) wake-ups may be sent to; empty disables push.
+    pub push_allowed_hosts: Vec<String>,
 }
 
 /// Every environment variable the server reads (for deployment checks and docs).
@@ -344,6 +348,13 @@ impl Config {
             max_body_bytes: raw.max_body_bytes,
             db_max_connections: raw.db_max_connections,
             message_retention: chrono::Duration::days(raw.message_retention_days as i64),
+            push_allowed_hosts: raw
+                .push_allowed_hosts
+                .unwrap_or_default()
+                .split(',')
+                .map(|h| h.trim().to_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
         })
     }
 }

@@ -56,7 +56,13 @@ impl AppState {
             config.access_token_ttl,
             config.refresh_token_ttl,
         );
+        let push = std::sync::Arc::new(crate::delivery::push::Pusher::new(
+            db.clone(),
+            clock.clone(),
+            config.push_allowed_hosts.clone(),
+        ));
         Ok(AppState {
+            push,
             db,
             config,
             keys,

@@ -44,6 +44,10 @@ pub mod device {
         pub last_seen_at: Option<DateTimeUtc>,
         pub revoked_at: Option<DateTimeUtc>,
         pub tokens_not_before: Option<DateTimeUtc>,
+        /// UnifiedPush-style endpoint for content-free wake-ups (an allowed gateway only).
+        pub push_url: Option<String>,
+        /// Last sign of life of the device's stream; wake-ups go only to devices without one.
+        pub stream_seen_at: Option<DateTimeUtc>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -105,6 +105,8 @@ pub async fn register_device(
         last_seen_at: Set(Some(now)),
         revoked_at: Set(None),
         tokens_not_before: Set(None),
+        push_url: Set(None),
+        stream_seen_at: Set(None),
     }
     .insert(txn)
     .await?;

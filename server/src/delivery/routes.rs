@@ -1,11 +1,11 @@
 //! Delivery endpoints: `/v1/key-packages`, `/v1/conversations/…`, `/v1/welcomes`.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use peerbridge_openapi::Problem;
 use peerbridge_openapi::delivery::{
     Ack, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
     GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload, LogPage, MessageAccepted,
-    MessageSend, Welcome,
+    MessageSend, PushEndpoint, Welcome,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -29,6 +29,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(ack)
         .service(welcomes)
         .service(ack_welcome)
+        .service(set_push_endpoint)
+        .service(clear_push_endpoint)
         .service(super::stream::stream);
 }
 
@@ -303,5 +305,33 @@ async fn ack_welcome(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     service::ack_welcome(&state, &auth, *path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Register the calling device's push endpoint (UnifiedPush-style) for content-free
+/// wake-ups while it has no live stream. Only operator-allowed gateways are accepted.
+#[utoipa::path(
+    tag = "delivery",
+    security(("bearer" = [])),
+    request_body = PushEndpoint,
+    responses((status = 204, description = "Registered"))
+)]
+#[put("/v1/me/push-endpoint")]
+#[tracing::instrument(skip_all)]
+async fn set_push_endpoint(
+    state: State,
+    auth: Auth<AnyRole>,
+    body: web::Json<PushEndpoint>,
+) -> ApiResult<HttpResponse> {
+    service::set_push_endpoint(&state, &auth, Some(&body.url)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Stop wake-ups for the calling device.
+#[utoipa::path(tag = "delivery", security(("bearer" = [])), responses((status = 204, description = "Removed")))]
+#[delete("/v1/me/push-endpoint")]
+#[tracing::instrument(skip_all)]
+async fn clear_push_endpoint(state: State, auth: Auth<AnyRole>) -> ApiResult<HttpResponse> {
+    service::set_push_endpoint(&state, &auth, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

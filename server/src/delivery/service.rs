@@ -675,6 +675,40 @@ async fn notify(state: &AppState, devices: &[Uuid], conv: Uuid, seq: i64, kind: 
             )
             .await;
     }
+    // Offline devices get a content-free wake-up through their push endpoint.
+    state.push.wake(devices.to_vec());
+}
+
+/// Registers (or with `None` clears) the calling device's push endpoint.
+pub async fn set_push_endpoint(
+    state: &AppState,
+    p: &Principal,
+    url: Option<&str>,
+) -> ApiResult<()> {
+    if let Some(u) = url
+        && (u.len() > 2048 || !state.push.is_allowed(u))
+    {
+        return Err(ApiError::invalid(
+            "url",
+            "not an allowed push gateway (the operator lists them in PEERBRIDGE_PUSH_ALLOWED_HOSTS)",
+        ));
+    }
+    device::Entity::update_many()
+        .col_expr(device::Column::PushUrl, Expr::value(url.map(str::to_owned)))
+        .filter(device::Column::Id.eq(p.device_id))
+        .exec(&state.db)
+        .await?;
+    Ok(())
+}
+
+/// Marks the device's stream alive (`true`) or gone (`false`).
+pub async fn stream_seen(state: &AppState, device_id: Uuid, alive: bool) {
+    let at = alive.then(|| state.now());
+    let _ = device::Entity::update_many()
+        .col_expr(device::Column::StreamSeenAt, Expr::value(at))
+        .filter(device::Column::Id.eq(device_id))
+        .exec(&state.db)
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ pub async fn stream(
     let mut shutdown = state.shutdown_signal.subscribe();
     let backlog = backlog(&state, device).await?;
     let mut msgs = msgs.max_frame_size(MAX_CLIENT_FRAME);
+    super::service::stream_seen(&state, device, true).await;
+    let state = state.clone();
     actix_web::rt::spawn(async move {
         let my_topic = format!("{}{device}", topics::DEVICE_PREFIX);
         let mut last_seen = Instant::now();
@@ -58,6 +60,7 @@ pub async fn stream(
         let mut reason = None;
         for notice in backlog {
             if session.text(notice).await.is_err() {
+                super::service::stream_seen(&state, device, false).await;
                 return;
             }
         }
@@ -66,7 +69,7 @@ pub async fn stream(
                 m = bus.recv() => match m {
                     Ok(m) if m.topic == my_topic => {
                         if session.text(String::from_utf8_lossy(&m.payload).into_owned()).await.is_err() {
-                            return;
+                            break;
                         }
                     }
                     Ok(m) if m.topic == topics::DEVICE_REVOKED && m.payload == device.to_string().as_bytes() => {
@@ -77,7 +80,7 @@ pub async fn stream(
                     // Too far behind: tell the device to read from its cursor.
                     Err(RecvError::Lagged(_)) => {
                         if session.text(json!({ "type": "resync" }).to_string()).await.is_err() {
-                            return;
+                            break;
                         }
                     }
                     Err(RecvError::Closed) => break,
@@ -88,8 +91,9 @@ pub async fn stream(
                         break;
                     }
                     if session.ping(b"").await.is_err() {
-                        return;
+                        break;
                     }
+                    super::service::stream_seen(&state, device, true).await;
                 }
                 _ = shutdown.changed() => {
                     reason = Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
@@ -99,7 +103,7 @@ pub async fn stream(
                     Some(Ok(Message::Ping(b))) => {
                         last_seen = Instant::now();
                         if session.pong(&b).await.is_err() {
-                            return;
+                            break;
                         }
                     }
                     Some(Ok(Message::Pong(_) | Message::Text(_) | Message::Binary(_))) => {
@@ -114,6 +118,7 @@ pub async fn stream(
                 },
             }
         }
+        super::service::stream_seen(&state, device, false).await;
         let _ = session.close(reason).await;
     });
     Ok(resp)

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20261124_000001_platform;
 mod m20261124_000002_supervision;
 mod m20261124_000003_delivery;
+mod m20261124_000004_push;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_platform::Migration),
             Box::new(m20261124_000002_supervision::Migration),
             Box::new(m20261124_000003_delivery::Migration),
+            Box::new(m20261124_000004_push::Migration),
         ]
     }
 }
