@@ -128,6 +128,25 @@ impl Client {
         }
     }
 
+    /// Like [`Client::request`] but a transport failure (e.g. a killed replica) is an `Err`.
+    pub async fn try_post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<Response, reqwest::Error> {
+        let mut rb = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await?;
+        Ok(Response {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            text: resp.text().await?,
+        })
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.request(reqwest::Method::GET, path, token, None).await
     }
@@ -311,25 +330,7 @@ impl TestApp {
 
     /// Challenge–response login with a device key.
     pub async fn device_login(&self, device_id: Uuid, device: &DeviceIdentity) -> Response {
-        let c = self.client();
-        let ch = c
-            .post(
-                "/v1/auth/challenge",
-                None,
-                json!({ "device_id": device_id }),
-            )
-            .await;
-        if ch.status != 200 {
-            return ch;
-        }
-        let ch: peerbridge_openapi::auth::Challenge = ch.parse();
-        let sig = device.sign_b64(&login_challenge_message(ch.challenge_id, &ch.nonce));
-        c.post(
-            "/v1/auth/device",
-            None,
-            json!({ "challenge_id": ch.challenge_id, "device_id": device_id, "signature": sig }),
-        )
-        .await
+        device_login_at(&self.client(), device_id, device).await
     }
 
     /// A clinic with an HP, ready for enrollment.
@@ -343,3 +344,25 @@ impl TestApp {
 }
 
 pub use Enrolled as EnrolledUser;
+
+/// Challenge–response login against any server (e.g. another replica).
+pub async fn device_login_at(c: &Client, device_id: Uuid, device: &DeviceIdentity) -> Response {
+    let ch = c
+        .post(
+            "/v1/auth/challenge",
+            None,
+            json!({ "device_id": device_id }),
+        )
+        .await;
+    if ch.status != 200 {
+        return ch;
+    }
+    let ch: peerbridge_openapi::auth::Challenge = ch.parse();
+    let sig = device.sign_b64(&login_challenge_message(ch.challenge_id, &ch.nonce));
+    c.post(
+        "/v1/auth/device",
+        None,
+        json!({ "challenge_id": ch.challenge_id, "device_id": device_id, "signature": sig }),
+    )
+    .await
+}

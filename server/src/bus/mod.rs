@@ -41,9 +41,8 @@ struct RedisBus {
     client: redis::Client,
     prefix: String,
     publisher: Mutex<Option<redis::aio::ConnectionManager>>,
-    /// True while the subscriber is connected and the last publish succeeded.
+    /// True while the subscriber is connected to Redis.
     subscribed: Arc<AtomicBool>,
-    publish_ok: AtomicBool,
     subscriber: tokio::task::AbortHandle,
 }
 
@@ -78,7 +77,6 @@ impl Bus {
                 prefix: prefix.to_owned(),
                 publisher: Mutex::new(None),
                 subscribed,
-                publish_ok: AtomicBool::new(true),
                 subscriber,
             }),
         })
@@ -92,11 +90,12 @@ impl Bus {
         }
     }
 
-    /// False when Redis is configured but unreachable.
+    /// False when Redis is configured but unreachable. The subscriber connection is the
+    /// witness: it drops when Redis goes away and comes back by itself when Redis does.
     pub fn is_healthy(&self) -> bool {
         match &self.redis {
             None => true,
-            Some(r) => r.subscribed.load(Ordering::SeqCst) && r.publish_ok.load(Ordering::SeqCst),
+            Some(r) => r.subscribed.load(Ordering::SeqCst),
         }
     }
 
@@ -118,7 +117,6 @@ impl Bus {
         };
         let channel = format!("{}:{topic}", r.prefix);
         let ok = r.publish(&channel, payload).await;
-        r.publish_ok.store(ok, Ordering::SeqCst);
         if !ok || !r.subscribed.load(Ordering::SeqCst) {
             // Redis will not echo it back to us: deliver to this replica directly.
             let _ = self.local.send(msg);
