@@ -212,3 +212,101 @@ async fn a_peer_and_their_supervisor_talk_and_the_server_sees_only_ciphertext() 
         }
     }
 }
+
+#[tokio::test]
+async fn of_two_concurrent_commits_one_wins_and_the_losers_welcome_is_never_delivered() {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let mut s = app.supervision_pair().await;
+        let c = app.client();
+        // The HP registers a second device with key packages, which the peer will try to add.
+        let extra = peerbridge_mls::DeviceIdentity::generate();
+        let r = c
+            .post(
+                "/v1/auth/password",
+                None,
+                json!({ "login": s.hp.login, "password": s.hp.password,
+                        "totp_code": app.fresh_totp(&s.hp.totp_secret),
+                        "device": peerbridge_tests::api::device_json(&extra, "Laptop") }),
+            )
+            .await;
+        let second: peerbridge_openapi::auth::Session = r.expect(200).parse();
+        let mut h2 = MlsDevice::new(c.clone(), &second.access_token, second.device_id, &extra);
+        h2.upload_key_packages(2).await.expect(200);
+        let claimed: Vec<ClaimedKeyPackage> =
+            s.p.claim(s.conv.id, s.hp.session.user_id)
+                .await
+                .expect(200)
+                .parse();
+        let kps: Vec<Vec<u8>> = claimed.iter().map(|k| unb64(&k.key_package)).collect();
+        let gid = peerbridge_mls::GroupId::new(unb64(&s.conv.group_id)).expect("gid");
+
+        // Both commit for epoch 1 at the same time: the peer adds the laptop, the HP updates.
+        let add = s.p.mls.add_members(&gid, &kps).expect("add");
+        assert!(add.welcome.is_some());
+        let update = s.h.mls.self_update(&gid).expect("update");
+        let (ra, ru) = tokio::join!(s.p.submit(s.conv.id, &add), s.h.submit(s.conv.id, &update));
+        let statuses = [ra.status, ru.status];
+        assert!(
+            statuses.contains(&201) && statuses.contains(&409),
+            "{statuses:?}"
+        );
+        let (winner_is_add, loser) = if ra.status == 201 {
+            (true, &ru)
+        } else {
+            (false, &ra)
+        };
+        assert_eq!(loser.code(), "stale_epoch");
+        assert_eq!(loser.json()["current_epoch"], 2);
+
+        if winner_is_add {
+            s.p.mls.commit_accepted(&gid, &allow_all).expect("merge");
+            s.h.mls.commit_rejected(&gid).expect("discard");
+            assert_eq!(
+                h2.accept_welcomes().await.len(),
+                1,
+                "the winner's welcome arrives"
+            );
+        } else {
+            s.h.mls.commit_accepted(&gid, &allow_all).expect("merge");
+            s.p.mls.commit_rejected(&gid).expect("discard");
+            assert!(
+                h2.accept_welcomes().await.is_empty(),
+                "a rejected commit's welcome is never delivered"
+            );
+        }
+        // The loser re-syncs and retries; nobody loses a message.
+        let (_, pc) = s.p.read(s.conv.id, 0).await;
+        let (_, hc) = s.h.read(s.conv.id, s.h_start).await;
+        let retry = if winner_is_add {
+            let u = s.h.mls.self_update(&gid).expect("update");
+            s.h.submit(s.conv.id, &u).await
+        } else {
+            let kps: Vec<Vec<u8>> =
+                s.p.claim(s.conv.id, s.hp.session.user_id)
+                    .await
+                    .expect(200)
+                    .parse::<Vec<ClaimedKeyPackage>>()
+                    .iter()
+                    .map(|k| unb64(&k.key_package))
+                    .collect();
+            let a = s.p.mls.add_members(&gid, &kps).expect("add");
+            s.p.submit(s.conv.id, &a).await
+        };
+        retry.expect(201);
+        if winner_is_add {
+            s.h.mls.commit_accepted(&gid, &allow_all).expect("merge");
+        } else {
+            s.p.mls.commit_accepted(&gid, &allow_all).expect("merge");
+            assert_eq!(h2.accept_welcomes().await.len(), 1);
+        }
+        let (_, pc) = s.p.read(s.conv.id, pc).await;
+        let (_, hc) = s.h.read(s.conv.id, hc).await;
+        s.p.send_text(s.conv.id, &s.conv.group_id, "alle tre?", Uuid::new_v4())
+            .await
+            .expect(201);
+        let (texts, _) = s.h.read(s.conv.id, hc).await;
+        assert_eq!(texts, vec!["alle tre?".to_string()], "{backend:?}");
+        let _ = pc;
+    }
+}

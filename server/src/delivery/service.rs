@@ -214,8 +214,20 @@ pub async fn claim_key_packages(
     let now = state.now();
     let txn = state.db.begin().await?;
     let devices = live_devices(&txn, &[target]).await?;
+    // Devices already in the group need no key package (adding one twice is refused).
+    let members: HashSet<Uuid> = member_device::Entity::find()
+        .filter(member_device::Column::ConversationId.eq(conv.id))
+        .filter(member_device::Column::RemovedAt.is_null())
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|m| m.device_id)
+        .collect();
     let mut out = Vec::new();
-    for d in devices.iter().filter(|d| d.id != p.device_id) {
+    for d in devices
+        .iter()
+        .filter(|d| d.id != p.device_id && !members.contains(&d.id))
+    {
         if let Some(kp) = claim_one(&txn, d.id, conv.id, now).await? {
             out.push(ClaimedKeyPackage {
                 key_package_ref: kp.kp_ref,
@@ -434,7 +446,7 @@ async fn devices_for_leaves(
         .iter()
         .map(|d| (d.public_key.as_slice(), d))
         .collect();
-    let mut out = Vec::new();
+    let mut out: Vec<(u32, device::Model)> = Vec::new();
     for leaf in leaves {
         let dev = leaf
             .device_key
@@ -446,6 +458,12 @@ async fn devices_for_leaves(
                     leaf.index
                 ))
             })?;
+        if out.iter().any(|(_, d)| d.id == dev.id) {
+            return Err(ApiError::new(ErrorCode::PolicyViolation).detail(format!(
+                "leaf {} repeats a device already in the group",
+                leaf.index
+            )));
+        }
         out.push((leaf.index, (*dev).clone()));
     }
     Ok(out)
