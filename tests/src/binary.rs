@@ -12,12 +12,11 @@ use tokio::sync::mpsc;
 /// Path of the `peerbridge` binary next to the test executable, built on demand.
 pub fn peerbridge_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> → target/<profile>/peerbridge
-    let dir = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .to_path_buf();
+    // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>/peerbridge
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
     let bin = dir.join("peerbridge");
     if !bin.exists() {
         let status = std::process::Command::new(env!("CARGO"))

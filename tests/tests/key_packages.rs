@@ -172,3 +172,30 @@ async fn forged_foreign_and_expired_key_packages_are_refused() {
         .parse();
     assert_eq!(status.remaining, 0, "expired packages are not counted");
 }
+
+#[tokio::test]
+async fn claims_are_rate_limited_per_device() {
+    let app = TestApp::spawn(peerbridge_tests::Backend::Sqlite).await;
+    let s = app.supervision_pair().await;
+    let url = format!("/v1/conversations/{}/key-packages/claim", s.conv.id);
+    let body = json!({ "user_id": s.hp.session.user_id });
+    let c = app.client();
+    let limit = peerbridge_server::delivery::service::CLAIMS_PER_WINDOW;
+    // The HP is already in the group: its claims return no package (409), but still count;
+    // the pair's own set-up already made one claim.
+    for _ in 1..limit {
+        let r = c.post(&url, Some(s.peer.token()), body.clone()).await;
+        r.expect_problem(409, "no_key_package");
+    }
+    let r = c.post(&url, Some(s.peer.token()), body.clone()).await;
+    r.expect_problem(429, "rate_limited");
+    assert!(r.headers.get("retry-after").is_some());
+    // Another device is not affected.
+    c.post(
+        &url,
+        Some(s.hp.token()),
+        json!({ "user_id": s.peer.session.user_id }),
+    )
+    .await
+    .expect_problem(409, "no_key_package");
+}

@@ -60,6 +60,20 @@ pub async fn ensure_allowed(state: &AppState, keys: &[LimitKey]) -> ApiResult<()
     Ok(())
 }
 
+/// A counter of every call (not only failures), e.g. key-package claims per device.
+pub fn per_device_calls(path: &str, device: uuid::Uuid, limit: u32) -> LimitKey {
+    LimitKey {
+        key: format!("{path}:dev:{device}"),
+        limit,
+    }
+}
+
+/// Counts a call and refuses it with 429 once the window's limit is reached.
+pub async fn consume(state: &AppState, key: &LimitKey) -> ApiResult<()> {
+    ensure_allowed(state, std::slice::from_ref(key)).await?;
+    record_failure(state, std::slice::from_ref(key)).await
+}
+
 /// Counts one failure on every counter.
 pub async fn record_failure(state: &AppState, keys: &[LimitKey]) -> ApiResult<()> {
     let now = state.now();

@@ -131,6 +131,7 @@ async fn get_conversation(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "no_key_package", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many claims from this device", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/conversations/{conversation_id}/key-packages/claim")]

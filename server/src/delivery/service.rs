@@ -38,6 +38,8 @@ pub const MAX_KEY_PACKAGES_PER_DEVICE: u64 = 500;
 /// Clients should upload more when fewer remain.
 pub const REPLENISH_BELOW: u32 = 10;
 const SUPERVISION: &str = "supervision";
+/// Key-package claims one device may make per rate-limit window.
+pub const CLAIMS_PER_WINDOW: u32 = 200;
 
 fn invalid_mls(e: MlsError) -> ApiError {
     match e {
@@ -206,6 +208,12 @@ pub async fn claim_key_packages(
     target: Uuid,
 ) -> ApiResult<Vec<ClaimedKeyPackage>> {
     let conv = visible_conversation(state, p, conversation_id).await?;
+    // Claims drain other people's key packages: bounded per device and window.
+    crate::auth::limits::consume(
+        state,
+        &crate::auth::limits::per_device_calls("kp-claim", p.device_id, CLAIMS_PER_WINDOW),
+    )
+    .await?;
     let allowed = allowed_users(&state.db, &conv).await?;
     if !allowed.contains(&target) {
         return Err(ApiError::new(ErrorCode::PolicyViolation)
