@@ -19,8 +19,12 @@ pub fn peerbridge_bin() -> PathBuf {
     }
     let bin = dir.join("peerbridge");
     if !bin.exists() {
+        let mut args = vec!["build", "-p", "peerbridge-server", "--bin", "peerbridge"];
+        if dir.file_name().is_some_and(|n| n == "release") {
+            args.push("--release");
+        }
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "peerbridge-server", "--bin", "peerbridge"])
+            .args(&args)
             .status()
             .expect("cargo build runs");
         assert!(status.success(), "building the peerbridge binary failed");

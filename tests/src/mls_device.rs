@@ -236,23 +236,30 @@ pub struct SupervisionPair {
 }
 
 impl crate::TestApp {
-    pub async fn supervision_pair(&self) -> SupervisionPair {
-        let c = self.client();
+    /// A clinic with an HP and an enrolled peer whom the HP supervises.
+    pub async fn peer_with_supervisor(&self) -> (Uuid, crate::Staff, crate::api::Enrolled) {
         let op = self.bootstrap_operator().await;
-        let (clinic, hp) = self.clinic_with_hp(&op, "Supervision pair").await;
+        let (clinic, hp) = self.clinic_with_hp(&op, "Supervision").await;
         let peer = self
             .redeem(&self.create_invite(&hp, clinic, "peer").await.code)
             .await;
-        c.post(
-            &format!(
-                "/v1/clinics/{clinic}/peers/{}/supervisors",
-                peer.session.user_id
-            ),
-            Some(hp.token()),
-            json!({ "hp_id": hp.session.user_id }),
-        )
-        .await
-        .expect(201);
+        self.client()
+            .post(
+                &format!(
+                    "/v1/clinics/{clinic}/peers/{}/supervisors",
+                    peer.session.user_id
+                ),
+                Some(hp.token()),
+                json!({ "hp_id": hp.session.user_id }),
+            )
+            .await
+            .expect(201);
+        (clinic, hp, peer)
+    }
+
+    pub async fn supervision_pair(&self) -> SupervisionPair {
+        let c = self.client();
+        let (clinic, hp, peer) = self.peer_with_supervisor().await;
         let mut p = MlsDevice::new(
             c.clone(),
             peer.token(),

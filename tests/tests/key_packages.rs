@@ -13,21 +13,7 @@ async fn fifty_concurrent_claims_get_ten_distinct_packages_then_the_last_resort_
     for backend in backends().await {
         let app = TestApp::spawn(backend).await;
         let c = app.client();
-        let op = app.bootstrap_operator().await;
-        let (clinic, hp) = app.clinic_with_hp(&op, "Claims").await;
-        let peer = app
-            .redeem(&app.create_invite(&hp, clinic, "peer").await.code)
-            .await;
-        c.post(
-            &format!(
-                "/v1/clinics/{clinic}/peers/{}/supervisors",
-                peer.session.user_id
-            ),
-            Some(hp.token()),
-            json!({ "hp_id": hp.session.user_id }),
-        )
-        .await
-        .expect(201);
+        let (_, hp, peer) = app.peer_with_supervisor().await;
         let mut h = MlsDevice::new(c.clone(), hp.token(), hp.session.device_id, &hp.device);
         let status: KeyPackageStatus = h.upload_key_packages(10).await.expect(200).parse();
         assert_eq!((status.remaining, status.has_last_resort), (10, true));

@@ -87,21 +87,7 @@ struct People {
 /// A peer and their supervising HP, each with `devices` registered devices.
 async fn people(app: &TestApp, devices: usize) -> People {
     let c = app.client();
-    let op = app.bootstrap_operator().await;
-    let (clinic, hp) = app.clinic_with_hp(&op, "Replicas").await;
-    let peer = app
-        .redeem(&app.create_invite(&hp, clinic, "peer").await.code)
-        .await;
-    c.post(
-        &format!(
-            "/v1/clinics/{clinic}/peers/{}/supervisors",
-            peer.session.user_id
-        ),
-        Some(hp.token()),
-        json!({ "hp_id": hp.session.user_id }),
-    )
-    .await
-    .expect(201);
+    let (_, hp, peer) = app.peer_with_supervisor().await;
     let copy = |d: &DeviceIdentity| DeviceIdentity::from_secret(d.secret().as_ref()).expect("id");
     let mut peer_devs = vec![(peer.session.device_id, copy(&peer.device))];
     let mut hp_devs = vec![(hp.session.device_id, copy(&hp.device))];
