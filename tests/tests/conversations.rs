@@ -310,3 +310,127 @@ async fn of_two_concurrent_commits_one_wins_and_the_losers_welcome_is_never_deli
         let _ = pc;
     }
 }
+
+#[tokio::test]
+async fn a_device_outside_the_policy_is_refused_by_the_server_and_if_forced_in_by_the_clients() {
+    let app = TestApp::spawn(peerbridge_tests::Backend::Sqlite).await;
+    let mut s = app.supervision_pair().await;
+    // An HP of the same clinic who does not supervise this peer.
+    let op = app.bootstrap_operator().await;
+    let outsider = app.create_staff(&op, s.clinic, "hp", "Ikke Tildelt").await;
+    let mut o = MlsDevice::new(
+        app.client(),
+        outsider.token(),
+        outsider.session.device_id,
+        &outsider.device,
+    );
+    // The peer's device got hold of the outsider's key package out of band and adds it.
+    let kp = o
+        .mls
+        .generate_key_packages(1)
+        .expect("kp")
+        .remove(0)
+        .key_package;
+    let gid = peerbridge_mls::GroupId::new(unb64(&s.conv.group_id)).expect("gid");
+    let rogue =
+        s.p.mls
+            .add_members(&gid, &[kp])
+            .expect("client builds the add");
+    let r = s.p.submit(s.conv.id, &rogue).await;
+    r.expect_problem(403, "policy_violation");
+    s.p.mls.commit_rejected(&gid).expect("discard");
+    assert!(
+        o.accept_welcomes().await.is_empty(),
+        "no welcome for a refused add"
+    );
+
+    // A compromised server forces the commit into the log anyway: the HP's client, which
+    // knows who may be in a supervision conversation, refuses it and says so.
+    let rogue =
+        s.p.mls
+            .add_members(
+                &gid,
+                &[o.mls
+                    .generate_key_packages(1)
+                    .expect("kp")
+                    .remove(0)
+                    .key_package],
+            )
+            .expect("add");
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.db.connect().await;
+    let seq: i64 = {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT last_seq FROM conversations WHERE group_id = x'{}'",
+                    hex::encode(unb64(&s.conv.group_id))
+                ),
+            ))
+            .await
+            .expect("q")
+            .expect("row");
+        row.try_get("", "last_seq").expect("seq")
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "INSERT INTO log_entries (conversation_id, seq, kind, client_id, sender_device_id, epoch, payload, payload_hash, created_at, expires_at) \
+         VALUES (?, ?, 'commit', NULL, ?, 1, ?, 'forced', ?, ?)",
+        [
+            s.conv.id.into(),
+            (seq + 1).into(),
+            s.peer.session.device_id.into(),
+            rogue.commit.clone().into(),
+            chrono::Utc::now().into(),
+            (chrono::Utc::now() + chrono::Duration::days(1)).into(),
+        ],
+    ))
+    .await
+    .expect("forced insert");
+    db.execute_unprepared(&format!(
+        "UPDATE conversations SET last_seq = {} WHERE id = x'{}'",
+        seq + 1,
+        hex::encode(s.conv.id.as_bytes())
+    ))
+    .await
+    .expect("bump");
+    let allowed: Vec<Vec<u8>> = vec![
+        s.peer.device.public_key().to_vec(),
+        s.hp.device.public_key().to_vec(),
+    ];
+    let policy =
+        move |cand: &peerbridge_mls::AddCandidate<'_>| allowed.contains(&cand.member.identity);
+    let page: peerbridge_openapi::delivery::LogPage = app
+        .client()
+        .get(
+            &format!(
+                "/v1/conversations/{}/messages?after={}",
+                s.conv.id, s.h_start
+            ),
+            Some(s.hp.token()),
+        )
+        .await
+        .expect(200)
+        .parse();
+    let forced = page
+        .items
+        .iter()
+        .find(|e| e.seq == (seq + 1) as u64)
+        .expect("the forced entry is served");
+    let events =
+        s.h.mls
+            .process(&unb64(&forced.payload), &policy)
+            .expect("processed");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, peerbridge_mls::Event::CommitRefused { .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        s.h.mls.epoch(&gid).expect("epoch").0,
+        1,
+        "the refused commit was not merged"
+    );
+}
