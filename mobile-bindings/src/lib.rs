@@ -1,6 +1,30 @@
-//! Peerbridge app SDK. It will own networking (HTTP + WebSocket) and export the client core
-//! to Android and iOS with UniFFI (see the mobile-bindings issue). For now it re-exports the
-//! pieces an app needs to enroll: the device identity and the API contract.
+//! Peerbridge app SDK: the one client object an app holds per device. It enrolls and signs
+//! in, keeps the session fresh, uploads key packages, opens and joins conversations, sends
+//! text and receives through the WebSocket with a polling fallback, on top of the client
+//! core (`peerbridge-mls`), which does the cryptography and knows no network.
+//!
+//! Layout: `client` (the [`PeerbridgeClient`] object: sessions, key packages, conversations,
+//! sending, syncing), `stream` (WebSocket receive loop), `http` (HTTP transport), `state`
+//! (the SDK's sealed on-device state), `events` and `error` (what apps see). The UniFFI
+//! export (a later issue) converts these types and adds nothing else.
+//!
+//! Invariants: nothing secret is stored in plaintext (the MLS store and the SDK state are
+//! both sealed with the app's storage key); a send is retried only with the same client id
+//! and ciphertext; an own commit is merged only after the server accepted it; a refresh is
+//! never run twice in parallel; no server input can make the SDK panic.
 
+mod client;
+mod error;
+mod events;
+mod http;
+mod state;
+mod stream;
+
+pub use client::{ConversationInfo, PeerbridgeClient, SdkOptions, SessionInfo};
+pub use error::{Result, SdkError};
+pub use events::{Event, Member};
 pub use peerbridge_mls::DeviceIdentity;
 pub use peerbridge_openapi as api;
+pub use peerbridge_openapi::Role;
+pub use peerbridge_openapi::delivery::{ConversationKind, KeyPackageStatus};
+pub use stream::EventListener;

@@ -1,0 +1,236 @@
+//! What the SDK reports to the app: conversation events with the delivery sequence number
+//! they came from, and the summaries the app lists. Plain data, serializable, so the FFI
+//! layer only converts and the SDK can keep undelivered events in its durable inbox.
+
+use peerbridge_mls::{Envelope, MemberInfo, NoticeKind};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::http::b64;
+
+/// A group member (one device of one user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The device's Ed25519 public key (unpadded base64url) as proven by its leaf credential.
+    pub device_key: String,
+    /// The member's leaf index (stable while it stays a member).
+    pub leaf_index: u32,
+    /// The leaf's credential is signed by `device_key` (unverified members are never let in).
+    pub verified: bool,
+    /// This is the device the SDK runs on.
+    pub is_me: bool,
+}
+
+impl Member {
+    pub(crate) fn from_mls(m: &MemberInfo, me: &[u8]) -> Member {
+        Member {
+            device_key: b64(&m.identity),
+            leaf_index: m.leaf_index,
+            verified: m.verified,
+            is_me: m.verified && m.identity == me,
+        }
+    }
+}
+
+/// Something that happened in a conversation, in delivery order. `seq` is the position in
+/// the conversation's log on the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A text message. `id` is the sender's message id (also its delivery client id).
+    Text {
+        conversation: Uuid,
+        seq: u64,
+        id: Uuid,
+        sender: Member,
+        body: String,
+        /// Milliseconds since the Unix epoch on the sender's clock (display only).
+        sent_at: u64,
+    },
+    /// The sender has read these messages.
+    Receipt {
+        conversation: Uuid,
+        seq: u64,
+        sender: Member,
+        ids: Vec<Uuid>,
+    },
+    /// A system line (pause, resume, left, timer change, info).
+    Notice {
+        conversation: Uuid,
+        seq: u64,
+        sender: Member,
+        /// `info`, `conversation_paused`, `conversation_resumed`, `participant_left`,
+        /// `disappearing_timer_changed`.
+        kind: String,
+        text: String,
+    },
+    /// Content from a newer app version this SDK cannot read ("update to read this").
+    UnreadableMessage {
+        conversation: Uuid,
+        seq: u64,
+        sender: Member,
+        reason: String,
+    },
+    /// A log entry that could not be processed (damaged, or keys no longer held). It is
+    /// skipped; the conversation goes on.
+    Undecryptable {
+        conversation: Uuid,
+        seq: u64,
+        reason: String,
+    },
+    MemberAdded {
+        conversation: Uuid,
+        member: Member,
+        added_by: Option<Member>,
+    },
+    MemberRemoved {
+        conversation: Uuid,
+        member: Member,
+    },
+    /// A commit would have added members the client policy refuses; it was not merged.
+    /// Show it: the server (or a member) tried to add someone.
+    MembershipChangeRefused {
+        conversation: Uuid,
+        epoch: u64,
+        refused: Vec<Member>,
+    },
+    EpochChanged {
+        conversation: Uuid,
+        epoch: u64,
+    },
+    /// This device joined the conversation (by welcome or rejoin).
+    Joined {
+        conversation: Uuid,
+        epoch: u64,
+        members: Vec<Member>,
+    },
+    /// A welcome could not be used (e.g. its members failed the policy); it was dismissed.
+    JoinFailed {
+        conversation: Uuid,
+        reason: String,
+    },
+    /// This device was removed from the conversation.
+    Removed {
+        conversation: Uuid,
+    },
+    /// A queued message (after `send_text` failed with `network`) has now been stored.
+    Sent {
+        conversation: Uuid,
+        id: Uuid,
+        seq: u64,
+    },
+    /// A queued message was refused by the server and dropped.
+    SendFailed {
+        conversation: Uuid,
+        id: Uuid,
+        reason: String,
+    },
+}
+
+impl Event {
+    /// The conversation the event belongs to.
+    pub fn conversation(&self) -> Uuid {
+        match self {
+            Event::Text { conversation, .. }
+            | Event::Receipt { conversation, .. }
+            | Event::Notice { conversation, .. }
+            | Event::UnreadableMessage { conversation, .. }
+            | Event::Undecryptable { conversation, .. }
+            | Event::MemberAdded { conversation, .. }
+            | Event::MemberRemoved { conversation, .. }
+            | Event::MembershipChangeRefused { conversation, .. }
+            | Event::EpochChanged { conversation, .. }
+            | Event::Joined { conversation, .. }
+            | Event::JoinFailed { conversation, .. }
+            | Event::Removed { conversation }
+            | Event::Sent { conversation, .. }
+            | Event::SendFailed { conversation, .. } => *conversation,
+        }
+    }
+}
+
+fn notice_kind(k: NoticeKind) -> &'static str {
+    match k {
+        NoticeKind::Info => "info",
+        NoticeKind::ConversationPaused => "conversation_paused",
+        NoticeKind::ConversationResumed => "conversation_resumed",
+        NoticeKind::ParticipantLeft => "participant_left",
+        NoticeKind::DisappearingTimerChanged => "disappearing_timer_changed",
+    }
+}
+
+/// What one client-core event means for the app. `None` for bookkeeping events.
+pub(crate) fn map_mls_event(
+    e: peerbridge_mls::Event,
+    conversation: Uuid,
+    seq: u64,
+    me: &[u8],
+) -> Option<Event> {
+    use peerbridge_mls::Event as E;
+    let m = |info: &MemberInfo| Member::from_mls(info, me);
+    Some(match e {
+        E::Message {
+            sender, envelope, ..
+        } => match envelope {
+            Envelope::Text { id, body, sent_at } => Event::Text {
+                conversation,
+                seq,
+                id: Uuid::from_bytes(*id.as_bytes()),
+                sender: m(&sender),
+                body,
+                sent_at,
+            },
+            Envelope::Receipt { ids } => Event::Receipt {
+                conversation,
+                seq,
+                sender: m(&sender),
+                ids: ids
+                    .iter()
+                    .map(|i| Uuid::from_bytes(*i.as_bytes()))
+                    .collect(),
+            },
+            Envelope::SystemNotice { kind, text } => Event::Notice {
+                conversation,
+                seq,
+                sender: m(&sender),
+                kind: notice_kind(kind).to_owned(),
+                text,
+            },
+        },
+        E::UnreadableMessage { sender, error, .. } => Event::UnreadableMessage {
+            conversation,
+            seq,
+            sender: m(&sender),
+            reason: error.to_string(),
+        },
+        E::MemberAdded {
+            member, added_by, ..
+        } => Event::MemberAdded {
+            conversation,
+            member: m(&member),
+            added_by: added_by.as_ref().map(m),
+        },
+        E::MemberRemoved { member, .. } => Event::MemberRemoved {
+            conversation,
+            member: m(&member),
+        },
+        E::EpochChanged { epoch, .. } => Event::EpochChanged {
+            conversation,
+            epoch: epoch.0,
+        },
+        E::RemovedFromGroup { .. } => Event::Removed { conversation },
+        E::CommitRefused { epoch, refused, .. } => Event::MembershipChangeRefused {
+            conversation,
+            epoch: epoch.0,
+            refused: refused.iter().map(m).collect(),
+        },
+        E::BufferedDropped { reason, .. } => Event::Undecryptable {
+            conversation,
+            seq,
+            reason: format!("a buffered message was dropped: {reason}"),
+        },
+        // Bookkeeping: handled by the client (echo, discard) or invisible to the app.
+        _ => return None,
+    })
+}

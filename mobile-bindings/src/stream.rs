@@ -1,0 +1,263 @@
+//! Receiving: the device's WebSocket (`GET /v1/stream`, bearer token in the header) wakes the
+//! SDK, which then reads the log over HTTP from its cursor; notices carry no content. When
+//! the socket is down the SDK polls instead and reconnects with capped, jittered exponential
+//! backoff. `hello` (every connect) and `resync` (the server dropped notices) trigger a full
+//! sync, so a reconnect never misses anything: the database, not the socket, is the truth.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rand::Rng;
+use serde::Deserialize;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use crate::client::PeerbridgeClient;
+use crate::error::{Result, SdkError};
+use crate::events::Event;
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Notices are tiny; anything bigger is not from a Peerbridge server.
+const MAX_NOTICE_BYTES: usize = 64 * 1024;
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// Receives event batches from [`PeerbridgeClient::run_stream`].
+pub trait EventListener: Send + Sync {
+    fn on_events(&self, events: Vec<Event>);
+}
+
+/// The receive loop's connection state (held only by the one running receive call).
+#[derive(Default)]
+pub(crate) struct Receiver {
+    ws: Option<Ws>,
+    /// Consecutive failed or dropped connections (drives the backoff).
+    failures: u32,
+    next_connect: Option<Instant>,
+    last_poll: Option<Instant>,
+}
+
+/// A server notice: `{"type": "hello"|"message"|"commit"|"welcome"|"resync", ...}`.
+#[derive(Deserialize)]
+struct Notice {
+    #[serde(rename = "type")]
+    kind: String,
+    conversation_id: Option<Uuid>,
+    seq: Option<u64>,
+}
+
+/// Errors the receive loop cannot work around; everything else means "try again later".
+fn fatal(e: &SdkError) -> bool {
+    matches!(
+        e,
+        SdkError::Unauthenticated(_) | SdkError::WrongStorageKey | SdkError::Storage(_)
+    )
+}
+
+fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if let Some(c) = CONFIG.get() {
+        return Ok(c.clone());
+    }
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| SdkError::Network(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
+}
+
+impl PeerbridgeClient {
+    fn stream_url(&self) -> String {
+        let base = self.api.base();
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_owned()
+        };
+        format!("{ws}/v1/stream")
+    }
+
+    async fn ws_connect(&self, token: &str) -> Result<Ws> {
+        let mut req = self
+            .stream_url()
+            .into_client_request()
+            .map_err(|e| SdkError::InvalidInput(format!("stream URL: {e}")))?;
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| SdkError::Server("the access token is not a valid header".into()))?,
+        );
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_NOTICE_BYTES))
+            .max_frame_size(Some(MAX_NOTICE_BYTES));
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(config),
+            false,
+            Some(Connector::Rustls(tls_config()?)),
+        );
+        match tokio::time::timeout(self.options.request_timeout, connect).await {
+            Err(_) => Err(SdkError::Network(
+                "the stream did not connect in time".into(),
+            )),
+            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Err(tungstenite::Error::Http(resp))) => Err(match resp.status().as_u16() {
+                401 => SdkError::Unauthenticated("the stream refused the token".into()),
+                403 => SdkError::Forbidden("the stream refused this device".into()),
+                s => SdkError::Network(format!("stream upgrade answered HTTP {s}")),
+            }),
+            Ok(Err(e)) => Err(SdkError::Network(e.to_string())),
+        }
+    }
+
+    /// Connects with a current token; on 401 refreshes once and tries again.
+    async fn connect_stream(&self) -> Result<Ws> {
+        let token = self.access_token().await?;
+        match self.ws_connect(&token).await {
+            Err(SdkError::Unauthenticated(_)) => {
+                let token = self.refresh_after(&token).await?;
+                self.ws_connect(&token).await
+            }
+            other => other,
+        }
+    }
+
+    fn reconnect_delay(&self, failures: u32) -> Duration {
+        let exp = FIRST_RECONNECT_DELAY.saturating_mul(1u32 << failures.saturating_sub(1).min(10));
+        let capped = exp.min(self.options.max_reconnect_backoff);
+        // ±25 % jitter so a fleet of phones does not reconnect in lockstep after a restart.
+        let jitter = rand::thread_rng().gen_range(0.75..1.25);
+        Duration::try_from_secs_f64(capped.as_secs_f64() * jitter).unwrap_or(capped)
+    }
+
+    /// Waits until something happens and returns the new events (never an empty batch).
+    /// Uses the WebSocket while it is up, polls every [`crate::SdkOptions::poll_interval`]
+    /// while it is down, and reconnects with backoff. Returns an error only for what needs
+    /// the app (the session is gone, the storage fails); network trouble is handled inside.
+    /// Cancel-safe: events not yet returned stay in the durable inbox.
+    pub async fn next_events(&self) -> Result<Vec<Event>> {
+        let mut rx = self.receiver.lock().await;
+        loop {
+            let ready = self.drain_all().await?;
+            if !ready.is_empty() {
+                return Ok(ready);
+            }
+            let now = Instant::now();
+            if rx.ws.is_none() && rx.next_connect.is_none_or(|t| now >= t) {
+                match self.connect_stream().await {
+                    Ok(ws) => {
+                        tracing::debug!("stream connected");
+                        rx.ws = Some(ws);
+                        rx.failures = 0;
+                        rx.next_connect = None;
+                    }
+                    Err(e) if fatal(&e) => return Err(e),
+                    Err(e) => {
+                        tracing::debug!(code = e.code(), "stream unavailable; polling");
+                        rx.failures += 1;
+                        rx.next_connect = now.checked_add(self.reconnect_delay(rx.failures));
+                    }
+                }
+            }
+            let events = match rx.ws.as_mut() {
+                Some(ws) => {
+                    match tokio::time::timeout(self.options.stream_silence_timeout, ws.next()).await
+                    {
+                        Ok(Some(Ok(Message::Text(text)))) => self.on_notice(text.as_str()).await?,
+                        // Pings are answered by the library while reading.
+                        Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+                            tracing::debug!("stream dropped; polling until it reconnects");
+                            rx.ws = None;
+                            rx.failures += 1;
+                            rx.next_connect =
+                                Instant::now().checked_add(self.reconnect_delay(rx.failures));
+                            self.poll(&mut rx).await?
+                        }
+                        Ok(Some(Ok(_))) => Vec::new(),
+                    }
+                }
+                None => {
+                    let due = rx.last_poll.map_or(now, |t| {
+                        t.checked_add(self.options.poll_interval).unwrap_or(t)
+                    });
+                    if Instant::now() >= due {
+                        self.poll(&mut rx).await?
+                    } else {
+                        let wake = rx.next_connect.map_or(due, |c| c.min(due));
+                        tokio::time::sleep_until(wake).await;
+                        Vec::new()
+                    }
+                }
+            };
+            if !events.is_empty() {
+                return Ok(events);
+            }
+        }
+    }
+
+    /// Calls `listener` with every batch of new events until an error needs the app.
+    /// Drop the future to stop.
+    pub async fn run_stream(&self, listener: Arc<dyn EventListener>) -> Result<()> {
+        loop {
+            let events = self.next_events().await?;
+            listener.on_events(events);
+        }
+    }
+
+    /// A full sync while the socket is down; transport trouble is left for the next round.
+    async fn poll(&self, rx: &mut Receiver) -> Result<Vec<Event>> {
+        rx.last_poll = Some(Instant::now());
+        self.tolerant(self.sync_all().await)
+    }
+
+    fn tolerant(&self, r: Result<Vec<Event>>) -> Result<Vec<Event>> {
+        match r {
+            Ok(events) => Ok(events),
+            Err(e) if fatal(&e) => Err(e),
+            Err(e) => {
+                tracing::debug!(code = e.code(), "sync failed; will retry");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    async fn on_notice(&self, text: &str) -> Result<Vec<Event>> {
+        let Ok(n) = serde_json::from_str::<Notice>(text) else {
+            tracing::debug!("ignoring a notice that does not parse");
+            return Ok(Vec::new());
+        };
+        match (n.kind.as_str(), n.conversation_id) {
+            ("hello" | "resync", _) => self.tolerant(self.sync_all().await),
+            ("welcome", _) => self.tolerant(self.accept_welcomes().await),
+            ("message" | "commit", Some(conv)) => {
+                let st = self.conv_state(conv)?;
+                match st {
+                    Some(st) if st.group_id_known() => {
+                        if n.seq.is_some_and(|s| s <= st.cursor) {
+                            return Ok(Vec::new());
+                        }
+                        self.tolerant(self.sync(conv).await)
+                    }
+                    // A conversation this device has not joined yet: its welcome may be
+                    // waiting.
+                    _ => self.tolerant(self.accept_welcomes().await),
+                }
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}

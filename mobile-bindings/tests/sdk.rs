@@ -1,0 +1,489 @@
+//! The SDK against the real server (started in-process on port 0 by the test harness): each
+//! test is a scenario an app lives through, driven only through `PeerbridgeClient`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerbridge_mobile::{Event, PeerbridgeClient, Role, SdkError, SdkOptions};
+use peerbridge_server::auth::entities::refresh_token;
+use peerbridge_tests::{Backend, Staff, TestApp, backends};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+const PEER_KEY: [u8; 32] = [11; 32];
+const HP_KEY: [u8; 32] = [22; 32];
+
+fn options() -> SdkOptions {
+    SdkOptions {
+        retry_base_delay: Duration::from_millis(20),
+        poll_interval: Duration::from_millis(500),
+        max_reconnect_backoff: Duration::from_secs(1),
+        ..SdkOptions::default()
+    }
+}
+
+fn open(app: &TestApp, dir: &std::path::Path, key: &[u8]) -> Result<PeerbridgeClient, SdkError> {
+    PeerbridgeClient::open_with_options(&app.base, dir, key, options())
+}
+
+/// A clinic with an HP, a peer enrolled on an SDK device, and the HP signed in on an SDK
+/// device and assigned to supervise the peer.
+struct Clinic {
+    app: TestApp,
+    clinic: Uuid,
+    operator: Staff,
+    hp: Staff,
+    peer: Arc<PeerbridgeClient>,
+    peer_id: Uuid,
+    peer_dir: tempfile::TempDir,
+    sdk_hp: Arc<PeerbridgeClient>,
+    _hp_dir: tempfile::TempDir,
+}
+
+impl Clinic {
+    async fn new(backend: Backend) -> Clinic {
+        let app = TestApp::spawn(backend).await;
+        let operator = app.bootstrap_operator().await;
+        let (clinic, hp) = app.clinic_with_hp(&operator, "Oslo OPC").await;
+        let invite = app.create_invite(&hp, clinic, "peer").await;
+
+        let peer_dir = tempfile::tempdir().expect("tempdir");
+        let peer = open(&app, peer_dir.path(), &PEER_KEY).expect("open peer storage");
+        let s = peer
+            .enroll(&invite.code, "Peer phone")
+            .await
+            .expect("enroll");
+        assert_eq!(s.role, Role::Peer);
+
+        let hp_dir = tempfile::tempdir().expect("tempdir");
+        let sdk_hp = staff_device(&app, &hp, hp_dir.path()).await;
+        app.client()
+            .post(
+                &format!("/v1/clinics/{clinic}/peers/{}/supervisors", s.user_id),
+                Some(hp.token()),
+                json!({ "hp_id": hp.session.user_id }),
+            )
+            .await
+            .expect(201);
+        peer.ensure_key_packages().await.expect("peer key packages");
+        Clinic {
+            app,
+            clinic,
+            operator,
+            hp,
+            peer: Arc::new(peer),
+            peer_id: s.user_id,
+            peer_dir,
+            sdk_hp: Arc::new(sdk_hp),
+            _hp_dir: hp_dir,
+        }
+    }
+
+    /// The peer opens their supervision conversation with the HP's SDK device in it.
+    async fn conversation(&self) -> Uuid {
+        let conv = self
+            .peer
+            .create_supervision_conversation(self.peer_id)
+            .await
+            .expect("conversation opens");
+        assert!(conv.joined);
+        conv.id
+    }
+}
+
+/// A staff member signed in on a fresh SDK device, with key packages uploaded.
+async fn staff_device(app: &TestApp, staff: &Staff, dir: &std::path::Path) -> PeerbridgeClient {
+    let c = open(app, dir, &HP_KEY).expect("open staff storage");
+    c.staff_login(
+        &staff.login,
+        &staff.password,
+        &app.fresh_totp(&staff.totp_secret),
+        "Workstation",
+    )
+    .await
+    .expect("staff login");
+    c.ensure_key_packages().await.expect("staff key packages");
+    c
+}
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Text { body, .. } => Some(body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs a device's receive loop in the background, forwarding every batch.
+fn listen(client: &Arc<PeerbridgeClient>) -> mpsc::UnboundedReceiver<Vec<Event>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let c = client.clone();
+    tokio::spawn(async move {
+        loop {
+            match c.next_events().await {
+                Ok(events) => {
+                    if tx.send(events).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => panic!("receive loop failed: {e}"),
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) until the stream has delivered an event matching `want`.
+async fn until(
+    rx: &mut mpsc::UnboundedReceiver<Vec<Event>>,
+    want: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let batch = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("the event arrives within 20 s")
+            .expect("receive loop alive");
+        if let Some(e) = batch.into_iter().find(|e| want(e)) {
+            return e;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_device_enrolls_by_invite_and_its_session_outlives_the_access_token() {
+    let c = Clinic::new(Backend::Sqlite).await;
+    let first = c.peer.session().expect("state").expect("enrolled");
+    assert!(first.signed_in);
+    assert_eq!(first.clinic_id, Some(c.clinic));
+    let kp = c.peer.ensure_key_packages().await.expect("status");
+    assert!(kp.remaining >= kp.replenish_below && kp.has_last_resort);
+
+    // The access token expires on the server's clock; the next call gets 401, refreshes
+    // once and succeeds. Many calls at once still refresh only once (a second refresh with
+    // the spent token would revoke the session).
+    c.app.clock.advance(chrono::Duration::minutes(16));
+    let calls = (0..6).map(|_| {
+        let p = c.peer.clone();
+        tokio::spawn(async move { p.conversations().await })
+    });
+    for call in calls {
+        call.await
+            .expect("task")
+            .expect("the call succeeds after a refresh");
+    }
+    let refreshed = c.peer.session().expect("state").expect("enrolled");
+    assert_ne!(
+        refreshed.access_token_expires_at, first.access_token_expires_at,
+        "a new access token"
+    );
+    let db = c.app.db.connect().await;
+    let revoked = refresh_token::Entity::find()
+        .filter(refresh_token::Column::UserId.eq(c.peer_id))
+        .filter(refresh_token::Column::RevokedAt.is_not_null())
+        .count(&db)
+        .await
+        .expect("count");
+    assert_eq!(revoked, 0, "no refresh token was presented twice");
+
+    // A fresh login with the device key (challenge–response) also works.
+    let again = c.peer.login().await.expect("device login");
+    assert_eq!(again.device_id, first.device_id);
+
+    // After logout nothing signs in behind the user's back; login() does.
+    c.peer.logout().await.expect("logout");
+    assert!(
+        !c.peer
+            .session()
+            .expect("state")
+            .expect("enrolled")
+            .signed_in
+    );
+    let e = c.peer.conversations().await.expect_err("signed out");
+    assert_eq!(e.code(), "unauthenticated");
+    c.peer.login().await.expect("login again");
+    c.peer.conversations().await.expect("signed in again");
+
+    // No token is on disk in plaintext (JWTs share their header prefix).
+    let jwt_prefix = &c.hp.token()[..12];
+    assert!(jwt_prefix.starts_with("eyJ"));
+    for f in std::fs::read_dir(c.peer_dir.path()).expect("dir") {
+        let bytes = std::fs::read(f.expect("entry").path()).expect("read");
+        assert!(
+            !bytes.windows(12).any(|w| w == jwt_prefix.as_bytes()),
+            "a token is stored in plaintext"
+        );
+    }
+
+    // A second enrollment on the same storage is refused; a bad invite maps to not_found.
+    let e = c
+        .peer
+        .enroll("ABCD-EFGH-JKLM-NPQR", "x")
+        .await
+        .expect_err("enrolled");
+    assert_eq!(e.code(), "invalid_input");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = open(&c.app, dir.path(), &PEER_KEY).expect("open");
+    let e = other
+        .enroll("ABCD-EFGH-JKLM-NPQR-STUV", "Phone")
+        .await
+        .expect_err("unknown invite");
+    assert_eq!(e.code(), "not_found");
+    assert_eq!(
+        other.conversations().await.expect_err("no session").code(),
+        "unauthenticated"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_and_their_supervising_hp_talk_through_the_stream_and_replays_are_deduplicated() {
+    for backend in backends().await {
+        let c = Clinic::new(backend).await;
+        let conv = c.conversation().await;
+        let mut hp_events = listen(&c.sdk_hp);
+        // On connect the HP's device accepts its welcome.
+        until(
+            &mut hp_events,
+            |e| matches!(e, Event::Joined { conversation, .. } if *conversation == conv),
+        )
+        .await;
+
+        let id = c
+            .peer
+            .send_text(conv, "Kan vi ta en prat etter møtet?")
+            .await
+            .expect("sent");
+        let got = until(&mut hp_events, |e| matches!(e, Event::Text { .. })).await;
+        let Event::Text {
+            id: got_id,
+            body,
+            sender,
+            seq,
+            conversation,
+            ..
+        } = got
+        else {
+            unreachable!()
+        };
+        assert_eq!((got_id, conversation), (id, conv));
+        assert_eq!(body, "Kan vi ta en prat etter møtet?");
+        assert!(!sender.is_me && sender.verified);
+        assert_eq!(sender.device_key, c.peer.device_public_key());
+
+        c.sdk_hp
+            .send_text(conv, "Ja, ring meg klokka tre.")
+            .await
+            .expect("reply");
+        let at_peer = c.peer.sync(conv).await.expect("peer sync");
+        assert_eq!(
+            texts(&at_peer),
+            vec!["Ja, ring meg klokka tre.".to_string()]
+        );
+        assert_eq!(
+            c.peer.safety_code(conv).expect("code"),
+            c.sdk_hp.safety_code(conv).expect("code")
+        );
+
+        // Ten more, in order, each exactly once.
+        for i in 0..10 {
+            c.peer
+                .send_text(conv, &format!("melding {i}"))
+                .await
+                .expect("sent");
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 10 {
+            let batch = tokio::time::timeout(Duration::from_secs(20), hp_events.recv())
+                .await
+                .expect("events within 20 s")
+                .expect("loop alive");
+            seen.extend(texts(&batch));
+        }
+        let want: Vec<String> = (0..10).map(|i| format!("melding {i}")).collect();
+        assert_eq!(seen, want);
+        assert!(seq > 0);
+
+        // A replay of the whole log (as after a crash before the cursor was saved) yields
+        // nothing twice.
+        drop(hp_events);
+        c.sdk_hp.debug_rewind_cursor(conv, 0).await.expect("rewind");
+        let replay = c.sdk_hp.sync(conv).await.expect("replayed sync");
+        assert!(texts(&replay).is_empty(), "replayed: {replay:?}");
+        assert!(
+            !replay
+                .iter()
+                .any(|e| matches!(e, Event::Undecryptable { .. })),
+            "{replay:?}"
+        );
+        // Nothing new for the peer either (its own messages are not echoed back).
+        assert!(texts(&c.peer.sync(conv).await.expect("sync")).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_client_reopened_from_its_directory_and_key_continues_and_a_wrong_key_changes_nothing() {
+    let c = Clinic::new(Backend::Sqlite).await;
+    let conv = c.conversation().await;
+    let Clinic {
+        app,
+        peer,
+        peer_dir,
+        sdk_hp,
+        _hp_dir,
+        ..
+    } = c;
+    sdk_hp.accept_welcomes().await.expect("hp joins");
+    peer.send_text(conv, "før omstart").await.expect("sent");
+    assert_eq!(
+        texts(&sdk_hp.sync(conv).await.expect("sync")),
+        vec!["før omstart"]
+    );
+    let session = peer.session().expect("state").expect("enrolled");
+
+    // The app is killed: the client object goes away.
+    drop(peer);
+    let dir = peer_dir.path().to_path_buf();
+
+    // A wrong key fails clearly and leaves every file as it was.
+    let snapshot = |d: &std::path::Path| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .expect("dir")
+            .map(|f| {
+                let f = f.expect("entry");
+                (
+                    f.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(f.path()).expect("read"),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&dir);
+    let e = open(&app, &dir, &[99u8; 32]).expect_err("wrong key");
+    assert_eq!(e, SdkError::WrongStorageKey);
+    assert_eq!(e.code(), "wrong_storage_key");
+    assert_eq!(snapshot(&dir), before, "a wrong key changes nothing");
+    assert_eq!(
+        open(&app, &dir, &[1u8; 31]).expect_err("short key").code(),
+        "invalid_input"
+    );
+
+    // The right key reopens the same device, session and conversation.
+    let peer = open(&app, &dir, &PEER_KEY).expect("reopen");
+    assert_eq!(peer.session().expect("state"), Some(session));
+    sdk_hp.send_text(conv, "etter omstart").await.expect("sent");
+    let got = peer.sync(conv).await.expect("sync after reopen");
+    assert_eq!(texts(&got), vec!["etter omstart"], "only what is new");
+    peer.send_text(conv, "fortsatt her")
+        .await
+        .expect("send after reopen");
+    assert_eq!(
+        texts(&sdk_hp.sync(conv).await.expect("sync")),
+        vec!["fortsatt her"]
+    );
+}
+
+#[tokio::test]
+async fn a_commit_that_loses_its_epoch_is_discarded_caught_up_and_retried() {
+    let c = Clinic::new(Backend::Sqlite).await;
+    let conv = c.conversation().await;
+    c.sdk_hp.accept_welcomes().await.expect("hp joins");
+
+    // A second supervisor, on their own SDK device.
+    let hp2 = c
+        .app
+        .create_staff(&c.operator, c.clinic, "hp", "Henrik Lege")
+        .await;
+    c.app
+        .client()
+        .post(
+            &format!("/v1/clinics/{}/peers/{}/supervisors", c.clinic, c.peer_id),
+            Some(c.hp.token()),
+            json!({ "hp_id": hp2.session.user_id }),
+        )
+        .await
+        .expect(201);
+    let hp2_dir = tempfile::tempdir().expect("tempdir");
+    let sdk_hp2 = staff_device(&c.app, &hp2, hp2_dir.path()).await;
+
+    // The HP commits first (a key update); the peer has not read it and commits for the
+    // same epoch: the server answers 409, the SDK discards, catches up and retries.
+    c.sdk_hp.self_update(conv).await.expect("hp commit");
+    let events = c
+        .peer
+        .add_user(conv, hp2.session.user_id)
+        .await
+        .expect("add recovers");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::EpochChanged { epoch: 2, .. })),
+        "the peer caught up with the HP's commit: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::MemberAdded { member, .. } if member.device_key == sdk_hp2.device_public_key())),
+        "{events:?}"
+    );
+    let info = c.peer.conversations().await.expect("list");
+    assert_eq!(info[0].epoch, 3);
+
+    // Everyone is in the same state and nothing was lost.
+    let joined = sdk_hp2.accept_welcomes().await.expect("hp2 joins");
+    assert!(joined.iter().any(|e| matches!(e, Event::Joined { .. })));
+    c.sdk_hp.sync(conv).await.expect("hp catches up");
+    c.peer
+        .send_text(conv, "velkommen, Henrik")
+        .await
+        .expect("sent");
+    assert_eq!(
+        texts(&sdk_hp2.sync(conv).await.expect("sync")),
+        vec!["velkommen, Henrik"]
+    );
+    assert_eq!(
+        texts(&c.sdk_hp.sync(conv).await.expect("sync")),
+        vec!["velkommen, Henrik"]
+    );
+    let code = c.peer.safety_code(conv).expect("code");
+    assert_eq!(c.sdk_hp.safety_code(conv).expect("code"), code);
+    assert_eq!(sdk_hp2.safety_code(conv).expect("code"), code);
+    assert_eq!(c.peer.members(conv).expect("members").len(), 3);
+}
+
+#[tokio::test]
+async fn after_a_server_restart_the_stream_reconnects_and_a_queued_send_goes_out() {
+    let c = Clinic::new(Backend::Sqlite).await;
+    let conv = c.conversation().await;
+    let mut hp_events = listen(&c.sdk_hp);
+    until(&mut hp_events, |e| matches!(e, Event::Joined { .. })).await;
+
+    // The server goes away: sockets close with 1001, a send fails after its retries and
+    // stays queued on the device.
+    c.app.shutdown.shutdown().await;
+    let e = c
+        .peer
+        .send_text(conv, "mens serveren var nede")
+        .await
+        .expect_err("the server is down");
+    assert_eq!(e.code(), "network");
+
+    // It comes back on the same address; the queued message goes out with the next sync.
+    let addr = c.app.base.trim_start_matches("http://").to_owned();
+    let _back = c.app.spawn_sibling(|raw| raw.bind = addr.clone()).await;
+    let flushed = c.peer.sync_all().await.expect("sync after the restart");
+    assert!(
+        flushed.iter().any(|e| matches!(e, Event::Sent { .. })),
+        "{flushed:?}"
+    );
+
+    // The HP's receive loop reconnects by itself and reads what it missed.
+    let got = until(&mut hp_events, |e| matches!(e, Event::Text { .. })).await;
+    let Event::Text { body, .. } = got else {
+        unreachable!()
+    };
+    assert_eq!(body, "mens serveren var nede");
+}
