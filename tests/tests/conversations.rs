@@ -434,3 +434,46 @@ async fn a_device_outside_the_policy_is_refused_by_the_server_and_if_forced_in_b
         "the refused commit was not merged"
     );
 }
+
+#[tokio::test]
+async fn a_device_that_lost_its_group_state_rejoins_from_the_stored_group_info() {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let mut s = app.supervision_pair().await;
+        let gid = peerbridge_mls::GroupId::new(unb64(&s.conv.group_id)).expect("gid");
+        s.p.send_text(s.conv.id, &s.conv.group_id, "før", Uuid::new_v4())
+            .await
+            .expect(201);
+        // The HP's device loses its group state (e.g. restored from an old backup).
+        s.h.mls.forget_group(&gid).expect("forget");
+        let gi: peerbridge_openapi::delivery::GroupInfoOut = app
+            .client()
+            .get(
+                &format!("/v1/conversations/{}/group-info", s.conv.id),
+                Some(s.hp.token()),
+            )
+            .await
+            .expect(200)
+            .parse();
+        let rejoin =
+            s.h.mls
+                .rejoin(&unb64(&gi.group_info), &allow_all)
+                .expect("external commit");
+        let r = s.h.submit(s.conv.id, &rejoin).await;
+        r.expect(201);
+        s.h.mls.commit_accepted(&gid, &allow_all).expect("merge");
+        let seq = r.json()["seq"].as_u64().expect("seq");
+        // The peer processes the rejoin; both talk again at the new epoch.
+        let (_, pc) = s.p.read(s.conv.id, 0).await;
+        s.p.send_text(s.conv.id, &s.conv.group_id, "etter", Uuid::new_v4())
+            .await
+            .expect(201);
+        let (texts, _) = s.h.read(s.conv.id, seq).await;
+        assert_eq!(texts, vec!["etter".to_string()], "{backend:?}");
+        assert_eq!(
+            s.p.mls.safety_code(&gid).expect("code"),
+            s.h.mls.safety_code(&gid).expect("code")
+        );
+        let _ = pc;
+    }
+}

@@ -466,11 +466,12 @@ async fn devices_for_leaves(
                     leaf.index
                 ))
             })?;
-        if out.iter().any(|(_, d)| d.id == dev.id) {
-            return Err(ApiError::new(ErrorCode::PolicyViolation).detail(format!(
-                "leaf {} repeats a device already in the group",
-                leaf.index
-            )));
+        // A device that lost its group state rejoins by external commit with a new leaf;
+        // its stale leaf stays until a member removes it. The newest leaf (the highest
+        // index) is the device's: only it may commit for the device.
+        if let Some(slot) = out.iter_mut().find(|(_, d)| d.id == dev.id) {
+            slot.0 = slot.0.max(leaf.index);
+            continue;
         }
         out.push((leaf.index, (*dev).clone()));
     }
