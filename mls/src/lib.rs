@@ -12,6 +12,7 @@ pub mod envelope;
 mod error;
 pub mod identity;
 mod policy;
+pub mod seal;
 mod storage_provider;
 mod store;
 

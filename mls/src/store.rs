@@ -18,8 +18,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -29,8 +27,6 @@ use zeroize::Zeroizing;
 /// Marks a file as a Peerbridge store of this layout.
 const FORMAT_MARKER: &[u8] = b"peerbridge-store/1";
 /// Prefix byte of every sealed value (lets a later layout coexist while migrating).
-const SEAL_FORMAT: u8 = 1;
-const NONCE_LEN: usize = 24;
 const SEAL_AAD_PREFIX: &[u8] = b"peerbridge/store/v1/row\n";
 const CHECK_PLAINTEXT: &[u8] = b"peerbridge/store/v1/check";
 const CHECK_ROW: &[u8] = b"\0check";
@@ -102,7 +98,7 @@ impl From<serde_json::Error> for StoreError {
 /// The encrypted store plus the staged writes of the operation in progress.
 pub(crate) struct Store {
     conn: Mutex<Connection>,
-    seal_key: Zeroizing<[u8; 32]>,
+    sealer: crate::seal::RowSealer,
     index_key: Zeroizing<[u8; 32]>,
     staged: Mutex<Staged>,
     /// The first storage failure seen during the current operation. openmls wraps storage
@@ -136,7 +132,10 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let store = Store {
             conn: Mutex::new(conn),
-            seal_key: derive(key, b"peerbridge/store/v1/seal-key")?,
+            sealer: crate::seal::RowSealer::new(
+                derive(key, b"peerbridge/store/v1/seal-key")?,
+                SEAL_AAD_PREFIX,
+            ),
             index_key: derive(key, b"peerbridge/store/v1/index-key")?,
             staged: Mutex::new(BTreeMap::new()),
             failure: Mutex::new(None),
@@ -218,47 +217,16 @@ impl Store {
         Ok(mac.finalize().into_bytes().into())
     }
 
-    fn cipher(&self) -> Result<XChaCha20Poly1305, StoreError> {
-        XChaCha20Poly1305::new_from_slice(self.seal_key.as_ref())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
-    }
-
     fn seal(&self, row: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = [SEAL_AAD_PREFIX, row].concat();
-        let ct = self
-            .cipher()?
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::Io("sealing failed".into()))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(SEAL_FORMAT);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        self.sealer
+            .seal(row, plaintext)
+            .map_err(|e| StoreError::Io(e.to_string()))
     }
 
     fn open_sealed(&self, row: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        if sealed.len() < 1 + NONCE_LEN || sealed[0] != SEAL_FORMAT {
-            return Err(StoreError::Corrupt("bad sealed value".into()));
-        }
-        let aad = [SEAL_AAD_PREFIX, row].concat();
-        self.cipher()?
-            .decrypt(
-                XNonce::from_slice(&sealed[1..1 + NONCE_LEN]),
-                Payload {
-                    msg: &sealed[1 + NONCE_LEN..],
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| StoreError::Corrupt("a sealed value failed authentication".into()))
+        self.sealer
+            .open(row, sealed)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Reads a value, seeing the current operation's staged writes first.

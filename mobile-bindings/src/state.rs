@@ -10,10 +10,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,8 +18,6 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 const FORMAT_MARKER: &[u8] = b"peerbridge-sdk-state/1";
-const SEAL_FORMAT: u8 = 1;
-const NONCE_LEN: usize = 24;
 const AAD_PREFIX: &[u8] = b"peerbridge/sdk-state/v1/row\n";
 const CHECK_PLAINTEXT: &[u8] = b"peerbridge/sdk-state/v1/check";
 const CHECK_ROW: &[u8] = b"\0check";
@@ -49,7 +44,7 @@ impl From<rusqlite::Error> for StateError {
 /// The sealed key-value state.
 pub(crate) struct StateStore {
     conn: Mutex<Connection>,
-    seal_key: Zeroizing<[u8; 32]>,
+    sealer: peerbridge_mls::seal::RowSealer,
     index_key: Zeroizing<[u8; 32]>,
 }
 
@@ -71,7 +66,10 @@ impl StateStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let store = StateStore {
             conn: Mutex::new(conn),
-            seal_key: derive(key, b"peerbridge/sdk-state/v1/seal-key"),
+            sealer: peerbridge_mls::seal::RowSealer::new(
+                derive(key, b"peerbridge/sdk-state/v1/seal-key"),
+                AAD_PREFIX,
+            ),
             index_key: derive(key, b"peerbridge/sdk-state/v1/index-key"),
         };
         store.init()?;
@@ -157,42 +155,15 @@ impl StateStore {
     }
 
     fn seal(&self, row: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StateError> {
-        let cipher = XChaCha20Poly1305::new(self.seal_key.as_ref().into());
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = [AAD_PREFIX, row].concat();
-        let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StateError::Corrupt("sealing failed".into()))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(SEAL_FORMAT);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        self.sealer
+            .seal(row, plaintext)
+            .map_err(|e| StateError::Corrupt(e.to_string()))
     }
 
     fn open_sealed(&self, row: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StateError> {
-        if sealed.len() < 1 + NONCE_LEN || sealed[0] != SEAL_FORMAT {
-            return Err(StateError::Corrupt("malformed sealed value".into()));
-        }
-        let cipher = XChaCha20Poly1305::new(self.seal_key.as_ref().into());
-        let aad = [AAD_PREFIX, row].concat();
-        cipher
-            .decrypt(
-                XNonce::from_slice(&sealed[1..1 + NONCE_LEN]),
-                Payload {
-                    msg: &sealed[1 + NONCE_LEN..],
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| StateError::Corrupt("a sealed value does not open".into()))
+        self.sealer
+            .open(row, sealed)
+            .map_err(|e| StateError::Corrupt(e.to_string()))
     }
 
     /// Reads and decodes one value.
