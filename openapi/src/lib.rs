@@ -97,10 +97,3 @@ impl From<EnrolleeRole> for Role {
         }
     }
 }
-
-/// A page of results with an opaque cursor for the next page (absent on the last page).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}

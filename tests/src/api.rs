@@ -343,8 +343,6 @@ impl TestApp {
     }
 }
 
-pub use Enrolled as EnrolledUser;
-
 /// Challenge–response login against any server (e.g. another replica).
 pub async fn device_login_at(c: &Client, device_id: Uuid, device: &DeviceIdentity) -> Response {
     let ch = c

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use openmls::prelude::*;
 use openmls_memory_storage::MemoryStorage;
 use openmls_rust_crypto::RustCrypto;
-use tls_codec::{Deserialize as TlsDeserialize, Serialize as TlsSerialize};
+use tls_codec::Deserialize as TlsDeserialize;
 
 /// The only ciphersuite Peerbridge speaks.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -310,14 +310,6 @@ pub fn welcome_recipients(bytes: &[u8]) -> Result<Vec<Vec<u8>>, MlsError> {
             .collect()),
         _ => Err(MlsError::WrongType("Welcome")),
     }
-}
-
-/// Re-serializes a parsed value (used by tests to build fixtures).
-pub fn roundtrip_ok(bytes: &[u8]) -> bool {
-    MlsMessageIn::tls_deserialize_exact(bytes)
-        .ok()
-        .and_then(|m| m.tls_serialize_detached().ok())
-        .is_some_and(|b| b == bytes)
 }
 
 /// Group id and epoch of a commit (a PublicMessage), read before verification so a stale
