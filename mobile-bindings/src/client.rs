@@ -95,7 +95,7 @@ pub struct SessionInfo {
 pub struct ConversationInfo {
     pub id: Uuid,
     pub kind: ConversationKind,
-    pub clinic_id: Uuid,
+    pub clinic_id: Option<Uuid>,
     /// Users whose devices may be members (the conversation's policy on the server).
     pub allowed_users: Vec<Uuid>,
     /// The epoch the server has accepted.
@@ -672,7 +672,10 @@ impl PeerbridgeClient {
         self.authed(
             Method::POST,
             "/v1/key-packages",
-            Some(&KeyPackageUpload { key_packages: kps }),
+            Some(&KeyPackageUpload {
+                key_packages: kps,
+                pseudonymous: Vec::new(),
+            }),
         )
         .await?
         .json()
@@ -712,7 +715,8 @@ impl PeerbridgeClient {
                 "/v1/conversations",
                 Some(&ConversationCreate {
                     kind: ConversationKind::Supervision,
-                    peer_id,
+                    peer_id: Some(peer_id),
+                    introduction_id: None,
                 }),
             )
             .await?
@@ -766,7 +770,10 @@ impl PeerbridgeClient {
         self.authed(
             Method::POST,
             &format!("/v1/conversations/{conv}/key-packages/claim"),
-            Some(&KeyPackageClaim { user_id: user }),
+            Some(&KeyPackageClaim {
+                user_id: Some(user),
+                member: None,
+            }),
         )
         .await?
         .json()
@@ -778,6 +785,7 @@ impl PeerbridgeClient {
             commit: b64(&pc.commit),
             welcome: pc.welcome.as_deref().map(b64),
             group_info: b64(&pc.group_info),
+            leaf_binding: None,
         };
         self.authed(
             Method::POST,

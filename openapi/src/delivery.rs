@@ -18,14 +18,30 @@ pub fn leaf_binding_message(signature_key: &[u8]) -> Vec<u8> {
     m
 }
 
-/// A batch of 1–100 key packages (TLS-serialized MLS messages carrying a KeyPackage whose
-/// leaf credential is signed by the uploading device). A last-resort package replaces the
-/// device's previous one.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// A batch of 1–100 key packages in all (TLS-serialized MLS messages carrying a
+/// KeyPackage). `key_packages` have a device credential (used where members are known to
+/// each other, e.g. supervision); a last-resort package replaces the device's previous one.
+/// `pseudonymous` ones carry a random pseudonym as credential and are used for
+/// introductions: their binding to the device travels beside them, never inside the group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPackageUpload {
-    #[schema(min_items = 1, max_items = 100)]
+    #[serde(default)]
+    #[schema(max_items = 100)]
     pub key_packages: Vec<String>,
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub pseudonymous: Vec<PseudonymousKeyPackage>,
+}
+
+/// A one-time key package whose credential is a pseudonym (`"PBP1"` + 16 random bytes).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PseudonymousKeyPackage {
+    pub key_package: String,
+    /// The device's Ed25519 signature over [`leaf_binding_message`] of the package's leaf
+    /// signature key, base64url.
+    pub leaf_binding: String,
 }
 
 /// How many one-time key packages the device has left; replenish below `replenish_below`.
@@ -33,14 +49,27 @@ pub struct KeyPackageUpload {
 pub struct KeyPackageStatus {
     pub remaining: u32,
     pub has_last_resort: bool,
+    /// Unclaimed pseudonymous key packages (introductions; there is no last resort).
+    pub pseudonymous_remaining: u32,
     pub replenish_below: u32,
 }
 
-/// Claim one key package for every live device of a user the conversation's policy allows.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// Claim one key package for every live device of a member the conversation's policy
+/// allows. In supervision conversations name the user; in introductions name the role
+/// (`counterpart`, or `introducing_hp` once both parties granted `invite_hp`) — parties
+/// never learn each other's user ids.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPackageClaim {
-    pub user_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub member: Option<ClaimTarget>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimTarget {
+    Counterpart,
+    IntroducingHp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -56,6 +85,9 @@ pub struct ClaimedKeyPackage {
 pub enum ConversationKind {
     /// A peer supporter and the HPs assigned to supervise them.
     Supervision,
+    /// The two parties of an introduction under pseudonyms (and the introducing HP, once
+    /// both consented).
+    Introduction,
 }
 
 /// Create a conversation. The server assigns the MLS group id; the creating device then
@@ -65,20 +97,26 @@ pub enum ConversationKind {
 pub struct ConversationCreate {
     pub kind: ConversationKind,
     /// For `supervision`: the peer supporter.
-    pub peer_id: Uuid,
+    pub peer_id: Option<Uuid>,
+    /// For `introduction`: the active introduction (creating twice returns the existing
+    /// conversation).
+    pub introduction_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Conversation {
     pub id: Uuid,
     pub kind: ConversationKind,
-    pub clinic_id: Uuid,
+    /// The clinic the conversation belongs to; not shown to introduction parties.
+    pub clinic_id: Option<Uuid>,
+    pub introduction_id: Option<Uuid>,
     /// MLS group id, base64url.
     pub group_id: String,
     /// The epoch the server has accepted; commits must target it. 0 until the group is
     /// opened by its creator's first commit.
     pub epoch: u64,
-    /// Users whose devices the policy allows as members.
+    /// Users whose devices the policy allows as members (empty for introductions: parties
+    /// never learn user ids).
     pub allowed_users: Vec<Uuid>,
     /// The highest sequence number in the conversation.
     pub last_seq: u64,
@@ -105,6 +143,10 @@ pub struct CommitUpload {
     /// (kept for rejoins; the first commit of a group opens it from this).
     #[schema(min_length = 1, max_length = 262144)]
     pub group_info: String,
+    /// For pseudonymous groups: the device's signature over [`leaf_binding_message`] of its
+    /// own (new) leaf signature key, base64url — how the server knows whose leaf it is.
+    #[serde(default)]
+    pub leaf_binding: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

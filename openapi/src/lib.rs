@@ -7,6 +7,7 @@ pub mod clinics;
 pub mod delivery;
 pub mod error;
 pub mod health;
+pub mod introductions;
 pub mod supervision;
 pub mod users;
 

@@ -49,6 +49,7 @@ pub fn api_routes(cfg: &mut ServiceConfig) {
     crate::auth::routes::configure(cfg);
     crate::supervision::routes::configure(cfg);
     crate::delivery::routes::configure(cfg);
+    crate::introductions::routes::configure(cfg);
 }
 
 /// The document as served at `/openapi.json` and committed as `openapi/openapi.json`.

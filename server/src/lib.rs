@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod docs;
 pub mod error;
 pub mod health;
+pub mod introductions;
 pub mod startup;
 pub mod state;
 pub mod storage;

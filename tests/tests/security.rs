@@ -353,10 +353,205 @@ async fn staff_of_clinic_a_cannot_reach_any_clinic_b_resource() {
             hp_b.session.user_id,
             inv_b.id,
         );
+        // An approved peer, an introduction and a boundary report in clinic B.
+        c.put(
+            &format!("/v1/clinics/{b}/peers/{pb}/profile"),
+            Some(hp_b.token()),
+            json!({ "languages": ["nb"] }),
+        )
+        .await
+        .expect(200);
+        c.post(
+            &format!("/v1/clinics/{b}/peers/{pb}/approval"),
+            Some(hp_b.token()),
+            json!({ "trained_on": "2026-01-05" }),
+        )
+        .await
+        .expect(200);
+        let intro_b: Value = c
+            .post(
+                &format!("/v1/clinics/{b}/introductions"),
+                Some(hp_b.token()),
+                json!({ "client_id": uuid::Uuid::new_v4(), "service_user_id": ub, "peer_id": pb,
+                        "blurb_for_service_user": "A peer.", "blurb_for_peer": "A user." }),
+            )
+            .await
+            .expect(201)
+            .json();
+        let xb = intro_b["id"].as_str().expect("id").to_owned();
+        let rb = c
+            .post(
+                &format!("/v1/introductions/{xb}/reports"),
+                Some(peer_b.token()),
+                json!({ "client_id": uuid::Uuid::new_v4(), "category": "other" }),
+            )
+            .await
+            .expect(201)
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let intro_body = json!({ "client_id": uuid::Uuid::new_v4(), "service_user_id": ub,
+            "peer_id": pb, "blurb_for_service_user": "x", "blurb_for_peer": "y" });
+        let rematch_body = json!({ "client_id": uuid::Uuid::new_v4(), "peer_id": pb,
+            "blurb_for_service_user": "x", "blurb_for_peer": "y" });
 
         // (method, path, body): each aimed at B, either through B's clinic id or through
         // A's clinic id with B's resource ids.
         let matrix: Vec<(&str, String, Value)> = vec![
+            ("GET", format!("/v1/clinics/{b}/topics"), Value::Null),
+            (
+                "PUT",
+                format!("/v1/clinics/{b}/topics"),
+                json!({"topics":[{"key":"x","label":"X"}]}),
+            ),
+            ("GET", format!("/v1/clinics/{b}/peers"), Value::Null),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/peers/{pb}/profile"),
+                Value::Null,
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{a}/peers/{pb}/profile"),
+                Value::Null,
+            ),
+            (
+                "PUT",
+                format!("/v1/clinics/{b}/peers/{pb}/profile"),
+                json!({"languages":["en"]}),
+            ),
+            (
+                "PUT",
+                format!("/v1/clinics/{a}/peers/{pb}/profile"),
+                json!({"languages":["en"]}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/peers/{pb}/approval"),
+                json!({"trained_on":"2026-01-01"}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{a}/peers/{pb}/approval"),
+                json!({"trained_on":"2026-01-01"}),
+            ),
+            (
+                "DELETE",
+                format!("/v1/clinics/{b}/peers/{pb}/approval"),
+                Value::Null,
+            ),
+            (
+                "DELETE",
+                format!("/v1/clinics/{a}/peers/{pb}/approval"),
+                Value::Null,
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/users/{ub}/needs"),
+                Value::Null,
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{a}/users/{ub}/needs"),
+                Value::Null,
+            ),
+            (
+                "PUT",
+                format!("/v1/clinics/{b}/users/{ub}/needs"),
+                json!({"languages":["en"]}),
+            ),
+            (
+                "PUT",
+                format!("/v1/clinics/{a}/users/{ub}/needs"),
+                json!({"languages":["en"]}),
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/users/{ub}/suggestions"),
+                Value::Null,
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{a}/users/{ub}/suggestions"),
+                Value::Null,
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/introductions"),
+                intro_body.clone(),
+            ),
+            ("GET", format!("/v1/clinics/{b}/introductions"), Value::Null),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/introductions/{xb}"),
+                Value::Null,
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{a}/introductions/{xb}"),
+                Value::Null,
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/introductions/{xb}/pause"),
+                json!({}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{a}/introductions/{xb}/pause"),
+                json!({}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/introductions/{xb}/resume"),
+                json!({}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{a}/introductions/{xb}/resume"),
+                json!({}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/introductions/{xb}/close"),
+                json!({}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{a}/introductions/{xb}/close"),
+                json!({}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/introductions/{xb}/rematch"),
+                rematch_body.clone(),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{a}/introductions/{xb}/rematch"),
+                rematch_body.clone(),
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/introductions/{xb}/reports"),
+                Value::Null,
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{a}/introductions/{xb}/reports"),
+                Value::Null,
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{b}/introductions/{xb}/reports/{rb}/handled"),
+                json!({}),
+            ),
+            (
+                "POST",
+                format!("/v1/clinics/{a}/introductions/{xb}/reports/{rb}/handled"),
+                json!({}),
+            ),
             ("GET", format!("/v1/clinics/{b}"), Value::Null),
             (
                 "POST",
@@ -514,6 +709,26 @@ async fn staff_of_clinic_a_cannot_reach_any_clinic_b_resource() {
             Some(1),
             "assignment untouched"
         );
+        let intro = c
+            .get(
+                &format!("/v1/clinics/{b}/introductions/{xb}"),
+                Some(hp_b.token()),
+            )
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(intro["state"], "proposed", "introduction untouched");
+        assert_eq!(intro["open_reports"], 1, "report untouched");
+        let profile = c
+            .get(
+                &format!("/v1/clinics/{b}/peers/{pb}/profile"),
+                Some(hp_b.token()),
+            )
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(profile["approved"], true);
+        assert_eq!(profile["languages"], json!(["nb"]));
     }
 }
 

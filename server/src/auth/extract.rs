@@ -79,6 +79,14 @@ role_set!(
     /// An HP or a clinic admin: clinic staff.
     ClinicStaff = [Hp, ClinicAdmin]
 );
+role_set!(
+    /// A peer supporter.
+    PeerSupporter = [Peer]
+);
+role_set!(
+    /// A party of an introduction: a service user or a peer supporter.
+    Party = [Peer, ServiceUser]
+);
 
 /// Extractor: a verified caller whose role is in `R`.
 #[derive(Debug)]

@@ -17,6 +17,7 @@ pub mod key_package {
         pub uploaded_at: DateTimeUtc,
         pub claimed_at: Option<DateTimeUtc>,
         pub claimed_for: Option<Uuid>,
+        pub pseudonymous: bool,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -106,6 +107,24 @@ pub mod welcome {
         pub start_seq: i64,
         pub created_at: DateTimeUtc,
         pub acked_at: Option<DateTimeUtc>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Which device owns a pseudonymous leaf (by its MLS signature key). Only the server knows;
+/// the group never carries it.
+pub mod leaf_binding {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "leaf_bindings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub signature_key: Vec<u8>,
+        pub device_id: Uuid,
+        pub created_at: DateTimeUtc,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

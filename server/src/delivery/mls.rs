@@ -55,12 +55,57 @@ pub fn credential_device(credential: &[u8], leaf_signature_key: &[u8]) -> Option
     .map(|()| device)
 }
 
+/// The prefix of a pseudonymous credential: `"PBP1" || 16 random bytes`. It names nobody;
+/// the leaf's owner is known to the server only through a separate leaf binding.
+pub const PSEUDONYM_PREFIX: &[u8] = b"PBP1";
+
+/// What a leaf's credential says about its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafCredential {
+    /// A device credential that verifies: the device's public key.
+    Device([u8; 32]),
+    /// A well-formed pseudonym (owner known only from a leaf binding).
+    Pseudonym,
+    /// Anything else: such a leaf is refused.
+    Invalid,
+}
+
+pub fn leaf_credential(credential: &[u8], leaf_signature_key: &[u8]) -> LeafCredential {
+    if credential.len() == PSEUDONYM_PREFIX.len() + 16 && credential.starts_with(PSEUDONYM_PREFIX) {
+        return LeafCredential::Pseudonym;
+    }
+    match credential_device(credential, leaf_signature_key) {
+        Some(d) => LeafCredential::Device(d),
+        None => LeafCredential::Invalid,
+    }
+}
+
+/// Whether `binding` is `device_key`'s signature over the leaf binding message of
+/// `leaf_signature_key`.
+pub fn binding_verifies(device_key: &[u8], leaf_signature_key: &[u8], binding: &[u8]) -> bool {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let Ok(device): Result<[u8; 32], _> = device_key.try_into() else {
+        return false;
+    };
+    let (Ok(key), Ok(sig)) = (
+        VerifyingKey::from_bytes(&device),
+        Signature::from_slice(binding),
+    ) else {
+        return false;
+    };
+    key.verify_strict(
+        &peerbridge_openapi::delivery::leaf_binding_message(leaf_signature_key),
+        &sig,
+    )
+    .is_ok()
+}
+
 /// What the server keeps of a validated key package.
 #[derive(Debug, Clone)]
 pub struct ParsedKeyPackage {
     pub kp_ref: Vec<u8>,
-    /// The device the leaf credential is bound to (verified).
-    pub device_key: [u8; 32],
+    pub credential: LeafCredential,
+    pub signature_key: Vec<u8>,
     pub last_resort: bool,
     pub not_after: u64,
 }
@@ -94,25 +139,30 @@ pub fn parse_key_package(bytes: &[u8], now_unix: u64) -> Result<ParsedKeyPackage
         .hash_ref(&crypto)
         .map_err(|e| MlsError::State(e.to_string()))?;
     let leaf = kp.leaf_node();
-    let device_key = credential_device(
+    let credential = leaf_credential(
         leaf.credential().serialized_content(),
         leaf.signature_key().as_slice(),
-    )
-    .ok_or_else(|| MlsError::KeyPackage("the leaf credential is not signed by a device".into()))?;
+    );
+    if credential == LeafCredential::Invalid {
+        return Err(MlsError::KeyPackage(
+            "the leaf credential is neither signed by a device nor a pseudonym".into(),
+        ));
+    }
     Ok(ParsedKeyPackage {
         kp_ref: kp_ref.as_slice().to_vec(),
-        device_key,
+        credential,
+        signature_key: leaf.signature_key().as_slice().to_vec(),
         last_resort: kp.last_resort(),
         not_after: lt.not_after(),
     })
 }
 
-/// A leaf of the group's tree: its index and the device its credential binds it to
-/// (`None` when the credential does not verify — such a group is refused).
+/// A leaf of the group's tree: its index, its credential and its signature key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
     pub index: u32,
-    pub device_key: Option<[u8; 32]>,
+    pub credential: LeafCredential,
+    pub signature_key: Vec<u8>,
 }
 
 /// The public state of a group after creation or a commit.
@@ -175,7 +225,8 @@ fn leaves_of(group: &PublicGroup) -> Vec<Leaf> {
         .members()
         .map(|m| Leaf {
             index: m.index.u32(),
-            device_key: credential_device(m.credential.serialized_content(), &m.signature_key),
+            credential: leaf_credential(m.credential.serialized_content(), &m.signature_key),
+            signature_key: m.signature_key.clone(),
         })
         .collect()
 }
@@ -287,6 +338,15 @@ pub fn process_commit(
         added_refs,
         removed,
     })
+}
+
+/// The leaves of a stored public group state.
+pub fn leaves_of_state(state: &[u8], group_id: &[u8]) -> Result<Vec<Leaf>, MlsError> {
+    let storage = deserialize_storage(state)?;
+    let group = PublicGroup::load(&storage, &GroupId::from_slice(group_id))
+        .map_err(|e| MlsError::State(format!("{e:?}")))?
+        .ok_or_else(|| MlsError::State("no public state for the group".into()))?;
+    Ok(leaves_of(&group))
 }
 
 /// Group id and epoch of an application message (a PrivateMessage).

@@ -67,13 +67,15 @@ async fn key_package_status(
     Ok(web::Json(service::key_package_status(&state, &auth).await?))
 }
 
-/// Create a conversation (today: a peer's supervision conversation).
+/// Create a conversation: a peer's supervision conversation, or the conversation of an
+/// active introduction (idempotent: 200 with the existing one).
 #[utoipa::path(
     tag = "delivery",
     security(("bearer" = [])),
     request_body = ConversationCreate,
     responses(
         (status = 201, body = Conversation),
+        (status = 200, body = Conversation),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -86,8 +88,12 @@ async fn create_conversation(
     auth: Auth<AnyRole>,
     body: web::Json<ConversationCreate>,
 ) -> ApiResult<HttpResponse> {
-    let c = service::create_conversation(&state, &auth, &body).await?;
-    Ok(HttpResponse::Created().json(c))
+    let (c, created) = service::create_conversation(&state, &auth, &body).await?;
+    Ok(if created {
+        HttpResponse::Created().json(c)
+    } else {
+        HttpResponse::Ok().json(c)
+    })
 }
 
 /// The conversations the caller takes part in.
@@ -143,7 +149,7 @@ async fn claim(
     body: web::Json<KeyPackageClaim>,
 ) -> ApiResult<web::Json<Vec<ClaimedKeyPackage>>> {
     Ok(web::Json(
-        service::claim_key_packages(&state, &auth, *path, body.user_id).await?,
+        service::claim_key_packages(&state, &auth, *path, &body).await?,
     ))
 }
 

@@ -5,9 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use peerbridge_openapi::delivery::{
-    ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
-    ConversationKind, EntryKind, GroupInfoOut, KeyPackageStatus, KeyPackageUpload, LogEntry,
-    LogPage, MessageAccepted, MessageSend, Welcome,
+    ClaimTarget, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
+    ConversationKind, EntryKind, GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload,
+    LogEntry, LogPage, MessageAccepted, MessageSend, Welcome,
 };
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::prelude::Expr;
@@ -20,14 +20,15 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::entities::{conversation, key_package, log_entry, member_device, welcome};
-use super::mls::{self, Leaf, MlsError};
+use super::entities::{conversation, key_package, leaf_binding, log_entry, member_device, welcome};
+use super::mls::{self, Leaf, LeafCredential, MlsError};
 use crate::accounts::entities::{device, user};
 use crate::accounts::service::ACTIVE;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
 use crate::crypto::{b64, b64_decode, random_bytes};
 use crate::error::{ApiError, ApiResult};
+use crate::introductions::service as introductions;
 use crate::state::AppState;
 use crate::supervision;
 
@@ -72,31 +73,71 @@ pub async fn upload_key_packages(
     p: &Principal,
     req: &KeyPackageUpload,
 ) -> ApiResult<KeyPackageStatus> {
-    if req.key_packages.is_empty() || req.key_packages.len() > 100 {
+    let total = req.key_packages.len() + req.pseudonymous.len();
+    if total == 0 || total > 100 {
         return Err(ApiError::invalid("key_packages", "1 to 100 per upload"));
     }
     let now = state.now();
+    let now_unix = now.timestamp().max(0) as u64;
     let dev = caller_device(&state.db, p).await?;
-    let mut parsed = Vec::with_capacity(req.key_packages.len());
+    let mut parsed = Vec::with_capacity(total);
     for (i, kp) in req.key_packages.iter().enumerate() {
         let bytes = decode(&format!("key_packages[{i}]"), kp, 16 * 1024)?;
-        let kp =
-            mls::parse_key_package(&bytes, now.timestamp().max(0) as u64).map_err(invalid_mls)?;
-        if kp.device_key.as_slice() != dev.public_key.as_slice() {
+        let kp = mls::parse_key_package(&bytes, now_unix).map_err(invalid_mls)?;
+        if kp.credential
+            != mls::LeafCredential::Device(dev.public_key.as_slice().try_into().unwrap_or([0; 32]))
+        {
             return Err(ApiError::new(ErrorCode::InvalidMls)
-                .detail(format!("key_packages[{i}] is bound to another device")));
+                .detail(format!("key_packages[{i}] is not bound to this device")));
         }
-        parsed.push((bytes, kp));
+        parsed.push((bytes, kp, false));
+    }
+    for (i, pk) in req.pseudonymous.iter().enumerate() {
+        let field = format!("pseudonymous[{i}]");
+        let bytes = decode(&format!("{field}.key_package"), &pk.key_package, 16 * 1024)?;
+        let binding = decode(&format!("{field}.leaf_binding"), &pk.leaf_binding, 64)?;
+        let kp = mls::parse_key_package(&bytes, now_unix).map_err(invalid_mls)?;
+        if kp.credential != mls::LeafCredential::Pseudonym {
+            return Err(ApiError::new(ErrorCode::InvalidMls)
+                .detail(format!("{field} does not carry a pseudonymous credential")));
+        }
+        if kp.last_resort {
+            return Err(ApiError::new(ErrorCode::InvalidMls).detail(format!(
+                "{field}: pseudonymous key packages are one-time (a reused one would link introductions)"
+            )));
+        }
+        if !mls::binding_verifies(&dev.public_key, &kp.signature_key, &binding) {
+            return Err(ApiError::invalid(
+                &format!("{field}.leaf_binding"),
+                "is not this device's signature over the leaf signature key",
+            ));
+        }
+        parsed.push((bytes, kp, true));
     }
     let txn = state.db.begin().await?;
-    let remaining = unclaimed(&txn, dev.id, now).await?;
-    let new_one_time = parsed.iter().filter(|(_, k)| !k.last_resort).count() as u64;
+    let remaining =
+        unclaimed(&txn, dev.id, now, false).await? + unclaimed(&txn, dev.id, now, true).await?;
+    let new_one_time = parsed.iter().filter(|(_, k, _)| !k.last_resort).count() as u64;
     if remaining + new_one_time > MAX_KEY_PACKAGES_PER_DEVICE {
         return Err(ApiError::new(ErrorCode::Conflict).detail(format!(
             "a device holds at most {MAX_KEY_PACKAGES_PER_DEVICE} unclaimed key packages"
         )));
     }
-    for (bytes, kp) in parsed {
+    for (bytes, kp, pseudonymous) in parsed {
+        if pseudonymous {
+            leaf_binding::Entity::insert(leaf_binding::ActiveModel {
+                signature_key: Set(kp.signature_key.clone()),
+                device_id: Set(dev.id),
+                created_at: Set(now),
+            })
+            .on_conflict(
+                OnConflict::column(leaf_binding::Column::SignatureKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
         if kp.last_resort {
             // One last-resort package per device: the new one replaces the old.
             key_package::Entity::delete_many()
@@ -116,6 +157,7 @@ pub async fn upload_key_packages(
             uploaded_at: Set(now),
             claimed_at: Set(None),
             claimed_for: Set(None),
+            pseudonymous: Set(pseudonymous),
         })
         .on_conflict(
             OnConflict::column(key_package::Column::KpRef)
@@ -133,9 +175,11 @@ async fn unclaimed(
     db: &impl ConnectionTrait,
     device: Uuid,
     now: chrono::DateTime<chrono::Utc>,
+    pseudonymous: bool,
 ) -> ApiResult<u64> {
     Ok(key_package::Entity::find()
         .filter(key_package::Column::DeviceId.eq(device))
+        .filter(key_package::Column::Pseudonymous.eq(pseudonymous))
         .filter(key_package::Column::LastResort.eq(false))
         .filter(key_package::Column::ClaimedAt.is_null())
         .filter(key_package::Column::NotAfter.gt(now))
@@ -145,7 +189,8 @@ async fn unclaimed(
 
 pub async fn key_package_status(state: &AppState, p: &Principal) -> ApiResult<KeyPackageStatus> {
     let now = state.now();
-    let remaining = unclaimed(&state.db, p.device_id, now).await?;
+    let remaining = unclaimed(&state.db, p.device_id, now, false).await?;
+    let pseudonymous_remaining = unclaimed(&state.db, p.device_id, now, true).await?;
     let has_last_resort = key_package::Entity::find()
         .filter(key_package::Column::DeviceId.eq(p.device_id))
         .filter(key_package::Column::LastResort.eq(true))
@@ -156,6 +201,7 @@ pub async fn key_package_status(state: &AppState, p: &Principal) -> ApiResult<Ke
     Ok(KeyPackageStatus {
         remaining: remaining.min(u32::MAX as u64) as u32,
         has_last_resort,
+        pseudonymous_remaining: pseudonymous_remaining.min(u32::MAX as u64) as u32,
         replenish_below: REPLENISH_BELOW,
     })
 }
@@ -168,10 +214,12 @@ async fn claim_one(
     device: Uuid,
     conversation: Uuid,
     now: chrono::DateTime<chrono::Utc>,
+    pseudonymous: bool,
 ) -> ApiResult<Option<key_package::Model>> {
     for _ in 0..8 {
         let candidate = key_package::Entity::find()
             .filter(key_package::Column::DeviceId.eq(device))
+            .filter(key_package::Column::Pseudonymous.eq(pseudonymous))
             .filter(key_package::Column::LastResort.eq(false))
             .filter(key_package::Column::ClaimedAt.is_null())
             .filter(key_package::Column::NotAfter.gt(now))
@@ -192,6 +240,9 @@ async fn claim_one(
             return Ok(Some(kp));
         }
     }
+    if pseudonymous {
+        return Ok(None);
+    }
     let last_resort = key_package::Entity::find()
         .filter(key_package::Column::DeviceId.eq(device))
         .filter(key_package::Column::LastResort.eq(true))
@@ -205,9 +256,34 @@ pub async fn claim_key_packages(
     state: &AppState,
     p: &Principal,
     conversation_id: Uuid,
-    target: Uuid,
+    req: &KeyPackageClaim,
 ) -> ApiResult<Vec<ClaimedKeyPackage>> {
     let conv = visible_conversation(state, p, conversation_id).await?;
+    let intro = introductions::of_conversation(&state.db, &conv).await?;
+    // Introductions name members by role, never by user id.
+    let (target, pseudonymous) = match (&intro, req.user_id, req.member) {
+        (None, Some(user), None) => (user, false),
+        (Some(i), None, Some(ClaimTarget::Counterpart)) => {
+            let me = introductions::party_of(i, p.user_id).ok_or_else(|| {
+                ApiError::forbidden("only the parties claim each other's key packages")
+            })?;
+            let them = match me {
+                peerbridge_openapi::introductions::Party::ServiceUser => i.peer_id,
+                peerbridge_openapi::introductions::Party::Peer => i.service_user_id,
+            };
+            (them, true)
+        }
+        (Some(i), None, Some(ClaimTarget::IntroducingHp)) => (i.introduced_by, false),
+        (None, _, _) => {
+            return Err(ApiError::invalid("user_id", "name the user to add"));
+        }
+        (Some(_), _, _) => {
+            return Err(ApiError::invalid(
+                "member",
+                "in an introduction name the member by role: counterpart or introducing_hp",
+            ));
+        }
+    };
     // Claims drain other people's key packages: bounded per device and window.
     crate::auth::limits::consume(
         state,
@@ -236,7 +312,7 @@ pub async fn claim_key_packages(
         .iter()
         .filter(|d| d.id != p.device_id && !members.contains(&d.id))
     {
-        if let Some(kp) = claim_one(&txn, d.id, conv.id, now).await? {
+        if let Some(kp) = claim_one(&txn, d.id, conv.id, now, pseudonymous).await? {
             out.push(ClaimedKeyPackage {
                 key_package_ref: kp.kp_ref,
                 key_package: b64(&kp.key_package),
@@ -262,7 +338,9 @@ pub async fn allowed_users(
     conv: &conversation::Model,
 ) -> ApiResult<Vec<Uuid>> {
     let mut ids = vec![conv.subject_id];
-    if conv.kind == SUPERVISION {
+    if let Some(i) = introductions::of_conversation(db, conv).await? {
+        ids = introductions::members_allowed(db, &i).await?;
+    } else if conv.kind == SUPERVISION {
         ids.extend(
             supervision::supervisors_of(db, conv.clinic_id, conv.subject_id)
                 .await?
@@ -296,10 +374,11 @@ async fn visible_conversation(
     p: &Principal,
     id: Uuid,
 ) -> ApiResult<conversation::Model> {
+    // Introductions may span two clinics of a network: membership decides, not the clinic.
     let conv = conversation::Entity::find_by_id(id)
         .one(&state.db)
         .await?
-        .filter(|c| Some(c.clinic_id) == p.clinic_id)
+        .filter(|c| c.kind == introductions::INTRODUCTION || Some(c.clinic_id) == p.clinic_id)
         .ok_or_else(ApiError::not_found)?;
     if !allowed_users(&state.db, &conv).await?.contains(&p.user_id) {
         return Err(ApiError::not_found());
@@ -330,13 +409,24 @@ async fn dto(
         .await?
         .map(|m| m.acked_seq)
         .unwrap_or(0);
+    let intro = conv.kind == introductions::INTRODUCTION;
     Ok(Conversation {
         id: conv.id,
-        kind: ConversationKind::Supervision,
-        clinic_id: conv.clinic_id,
+        kind: if intro {
+            ConversationKind::Introduction
+        } else {
+            ConversationKind::Supervision
+        },
+        // Parties of an introduction learn neither clinic nor user ids.
+        clinic_id: (!intro).then_some(conv.clinic_id),
+        introduction_id: intro.then_some(conv.subject_id),
         group_id: b64(&conv.group_id),
         epoch: conv.epoch.max(0) as u64,
-        allowed_users: allowed_users(db, conv).await?,
+        allowed_users: if intro {
+            Vec::new()
+        } else {
+            allowed_users(db, conv).await?
+        },
         last_seq: conv.last_seq.max(0) as u64,
         acked_seq: acked.max(0) as u64,
         created_at: conv.created_at,
@@ -347,12 +437,30 @@ pub async fn create_conversation(
     state: &AppState,
     p: &Principal,
     req: &ConversationCreate,
-) -> ApiResult<Conversation> {
-    let ConversationKind::Supervision = req.kind;
+) -> ApiResult<(Conversation, bool)> {
+    if req.kind == ConversationKind::Introduction {
+        if req.peer_id.is_some() {
+            return Err(ApiError::invalid("peer_id", "not used for introductions"));
+        }
+        let id = req
+            .introduction_id
+            .ok_or_else(|| ApiError::invalid("introduction_id", "required for introductions"))?;
+        let (conv, created) = introductions::open_conversation(state, p, id).await?;
+        return Ok((dto(&state.db, &conv, p.device_id).await?, created));
+    }
+    if req.introduction_id.is_some() {
+        return Err(ApiError::invalid(
+            "introduction_id",
+            "only for introduction conversations",
+        ));
+    }
+    let peer_id = req
+        .peer_id
+        .ok_or_else(|| ApiError::invalid("peer_id", "required for supervision"))?;
     let clinic = p
         .clinic_id
         .ok_or_else(|| ApiError::forbidden("conversations belong to a clinic"))?;
-    let peer = user::Entity::find_by_id(req.peer_id)
+    let peer = user::Entity::find_by_id(peer_id)
         .one(&state.db)
         .await?
         .filter(|u| {
@@ -401,15 +509,24 @@ pub async fn create_conversation(
     )
     .await?;
     txn.commit().await?;
-    dto(&state.db, &conv, p.device_id).await
+    Ok((dto(&state.db, &conv, p.device_id).await?, true))
 }
 
 pub async fn list_conversations(state: &AppState, p: &Principal) -> ApiResult<Vec<Conversation>> {
     let Some(clinic) = p.clinic_id else {
         return Ok(Vec::new());
     };
+    let intro_convs = introductions::conversations_of(&state.db, p.user_id).await?;
     let convs = conversation::Entity::find()
-        .filter(conversation::Column::ClinicId.eq(clinic))
+        .filter(
+            sea_orm::Condition::any()
+                .add(
+                    sea_orm::Condition::all()
+                        .add(conversation::Column::ClinicId.eq(clinic))
+                        .add(conversation::Column::Kind.eq(SUPERVISION)),
+                )
+                .add(conversation::Column::Id.is_in(intro_convs)),
+        )
         .order_by_asc(conversation::Column::CreatedAt)
         .all(&state.db)
         .await?;
@@ -449,23 +566,52 @@ async fn devices_for_leaves(
     leaves: &[Leaf],
 ) -> ApiResult<Vec<(u32, device::Model)>> {
     let allowed = allowed_users(db, conv).await?;
+    let intro = introductions::of_conversation(db, conv).await?;
     let devices = live_devices(db, &allowed).await?;
     let by_key: HashMap<&[u8], &device::Model> = devices
         .iter()
         .map(|d| (d.public_key.as_slice(), d))
         .collect();
+    let by_id: HashMap<Uuid, &device::Model> = devices.iter().map(|d| (d.id, d)).collect();
+    let pseudonymous: Vec<Vec<u8>> = leaves
+        .iter()
+        .filter(|l| l.credential == LeafCredential::Pseudonym)
+        .map(|l| l.signature_key.clone())
+        .collect();
+    let bound: HashMap<Vec<u8>, Uuid> = if pseudonymous.is_empty() {
+        HashMap::new()
+    } else {
+        leaf_binding::Entity::find()
+            .filter(leaf_binding::Column::SignatureKey.is_in(pseudonymous))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|b| (b.signature_key, b.device_id))
+            .collect()
+    };
     let mut out: Vec<(u32, device::Model)> = Vec::new();
     for leaf in leaves {
-        let dev = leaf
-            .device_key
-            .as_ref()
-            .and_then(|k| by_key.get(k.as_slice()))
-            .ok_or_else(|| {
-                ApiError::new(ErrorCode::PolicyViolation).detail(format!(
-                    "leaf {} is not a device the conversation's policy allows",
-                    leaf.index
-                ))
-            })?;
+        // In an introduction the parties are pseudonymous leaves (bound to their devices
+        // only here) and only the admitted HP has a device credential; elsewhere every
+        // leaf carries a device credential.
+        let dev = match (&leaf.credential, &intro) {
+            (LeafCredential::Device(k), None) => by_key.get(k.as_slice()).copied(),
+            (LeafCredential::Device(k), Some(i)) => by_key
+                .get(k.as_slice())
+                .copied()
+                .filter(|d| d.user_id == i.introduced_by),
+            (LeafCredential::Pseudonym, Some(i)) => bound
+                .get(&leaf.signature_key)
+                .and_then(|id| by_id.get(id).copied())
+                .filter(|d| d.user_id == i.service_user_id || d.user_id == i.peer_id),
+            _ => None,
+        };
+        let dev = dev.ok_or_else(|| {
+            ApiError::new(ErrorCode::PolicyViolation).detail(format!(
+                "leaf {} is not a device the conversation's policy allows",
+                leaf.index
+            ))
+        })?;
         // A device that lost its group state rejoins by external commit with a new leaf;
         // its stale leaf stays until a member removes it. The newest leaf (the highest
         // index) is the device's: only it may commit for the device.
@@ -506,6 +652,17 @@ pub async fn commit(
         .map_err(invalid_mls)?
         .unwrap_or_default();
     let now = state.now();
+    if let Some(i) = introductions::of_conversation(&state.db, &visible).await?
+        && let Err(e) = introductions::gate_messages(&i, now)
+        && e.code != ErrorCode::Conflict
+    {
+        return Err(e); // ended: the group is frozen (paused groups may still commit)
+    }
+    let leaf_binding = req
+        .leaf_binding
+        .as_deref()
+        .map(|b| decode("leaf_binding", b, 64))
+        .transpose()?;
     let txn = state.db.begin().await?;
     let conv = conversation::Entity::find_by_id(conversation_id)
         .lock_exclusive()
@@ -546,6 +703,33 @@ pub async fn commit(
             )
         }
     };
+    // A pseudonymous leaf of the caller (a new group, or a rejoin) is bound to the device by
+    // the device's signature, which travels beside the commit and never into the group.
+    if let Some(binding) = &leaf_binding {
+        let dev = caller_device(&txn, p).await?;
+        let mine = next.leaves.iter().find(|l| {
+            l.credential == LeafCredential::Pseudonym
+                && mls::binding_verifies(&dev.public_key, &l.signature_key, binding)
+        });
+        let Some(leaf) = mine else {
+            return Err(ApiError::invalid(
+                "leaf_binding",
+                "does not bind any pseudonymous leaf of the group to this device",
+            ));
+        };
+        leaf_binding::Entity::insert(leaf_binding::ActiveModel {
+            signature_key: Set(leaf.signature_key.clone()),
+            device_id: Set(dev.id),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(leaf_binding::Column::SignatureKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    }
     let leaf_devices = devices_for_leaves(&txn, &conv, &next.leaves).await?;
     let caller_leaf = leaf_devices.iter().find(|(_, d)| d.id == p.device_id);
     match (conv.public_state.is_some(), sender) {
@@ -690,6 +874,24 @@ pub async fn commit(
     })
 }
 
+/// Wakes every live device of `users` with a content-free `payload` (bus + push).
+pub async fn notify_users(state: &AppState, users: &[Uuid], payload: &str) {
+    let Ok(devices) = live_devices(&state.db, users).await else {
+        return; // the database holds the truth; clients catch up on their next poll
+    };
+    let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
+    for d in &ids {
+        state
+            .bus
+            .publish(
+                &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
+                payload.as_bytes(),
+            )
+            .await;
+    }
+    state.push.wake(ids);
+}
+
 /// Wakes devices through the bus (the database already holds the truth).
 async fn notify(state: &AppState, devices: &[Uuid], conv: Uuid, seq: i64, kind: &str) {
     for d in devices {
@@ -759,6 +961,9 @@ pub async fn send_message(
         return Ok((done, false));
     }
     let now = state.now();
+    if let Some(i) = introductions::of_conversation(&state.db, &conv).await? {
+        introductions::gate_messages(&i, now)?;
+    }
     let txn = state.db.begin().await?;
     let locked = conversation::Entity::find_by_id(conv.id)
         .lock_exclusive()

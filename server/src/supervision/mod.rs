@@ -33,7 +33,7 @@ fn dto(a: entity::Model) -> SupervisorAssignment {
 }
 
 /// An active user of `clinic` with `role`, or 404.
-async fn member_with_role(
+pub(crate) async fn member_with_role(
     db: &impl ConnectionTrait,
     clinic: Uuid,
     id: Uuid,

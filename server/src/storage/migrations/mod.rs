@@ -8,6 +8,7 @@ mod m20261124_000001_platform;
 mod m20261124_000002_supervision;
 mod m20261124_000003_delivery;
 mod m20261124_000004_push;
+mod m20261124_000005_introductions;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_supervision::Migration),
             Box::new(m20261124_000003_delivery::Migration),
             Box::new(m20261124_000004_push::Migration),
+            Box::new(m20261124_000005_introductions::Migration),
         ]
     }
 }
