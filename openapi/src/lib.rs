@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clinics;
 pub mod delivery;
 pub mod error;
+pub mod escalation;
 pub mod health;
 pub mod introductions;
 pub mod supervision;

@@ -51,6 +51,7 @@ pub struct RawConfig {
     pub db_max_connections: u32,
     pub message_retention_days: u32,
     pub push_allowed_hosts: Option<String>,
+    pub ladder_interval_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -88,6 +89,7 @@ impl Default for RawConfig {
             db_max_connections: 10,
             message_retention_days: 30,
             push_allowed_hosts: None,
+            ladder_interval_ms: 5000,
         }
     }
 }
@@ -152,6 +154,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Ciphertext is deleted once every member device acknowledged it, or after this.
     pub message_retention: chrono::Duration,
+    /// How often the escalation ladder looks for overdue flags.
+    pub ladder_interval: std::time::Duration,
     /// Push gateways (`host` or `host:port`) wake-ups may be sent to; empty disables push.
     pub push_allowed_hosts: Vec<String>,
 }
@@ -306,6 +310,12 @@ impl Config {
                 "must be between 1 and 365",
             ));
         }
+        if !(50..=60_000).contains(&raw.ladder_interval_ms) {
+            return Err(invalid(
+                "ladder_interval_ms",
+                "must be between 50 and 60000",
+            ));
+        }
         if !raw.public_url.starts_with("http://") && !raw.public_url.starts_with("https://") {
             return Err(invalid("public_url", "expected http(s)://host[:port]"));
         }
@@ -348,6 +358,7 @@ impl Config {
             max_body_bytes: raw.max_body_bytes,
             db_max_connections: raw.db_max_connections,
             message_retention: chrono::Duration::days(raw.message_retention_days as i64),
+            ladder_interval: std::time::Duration::from_millis(raw.ladder_interval_ms),
             push_allowed_hosts: raw
                 .push_allowed_hosts
                 .unwrap_or_default()

@@ -50,6 +50,7 @@ pub fn api_routes(cfg: &mut ServiceConfig) {
     crate::supervision::routes::configure(cfg);
     crate::delivery::routes::configure(cfg);
     crate::introductions::routes::configure(cfg);
+    crate::escalation::routes::configure(cfg);
 }
 
 /// The document as served at `/openapi.json` and committed as `openapi/openapi.json`.

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod docs;
 pub mod error;
+pub mod escalation;
 pub mod health;
 pub mod introductions;
 pub mod startup;

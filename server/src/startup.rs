@@ -240,6 +240,21 @@ impl Application {
                 }
             }
         });
+        // The escalation ladder: every replica ticks, the database lease lets one act.
+        let ladder_state = state.clone();
+        let holder = format!("replica-{}", uuid::Uuid::new_v4());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(ladder_state.config.ladder_interval);
+            loop {
+                every.tick().await;
+                if ladder_state.is_shutting_down() {
+                    break;
+                }
+                if let Err(e) = crate::escalation::ladder::tick(&ladder_state, &holder).await {
+                    tracing::error!(error = %e, "escalation ladder pass failed; retrying");
+                }
+            }
+        });
         Ok(Application {
             port,
             metrics_port,

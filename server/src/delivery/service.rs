@@ -386,6 +386,17 @@ async fn visible_conversation(
     Ok(conv)
 }
 
+/// The conversation if the caller sees it and its device is a member (404 / 403).
+pub async fn member_conversation(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+) -> ApiResult<conversation::Model> {
+    let conv = visible_conversation(state, p, id).await?;
+    member(&state.db, conv.id, p.device_id).await?;
+    Ok(conv)
+}
+
 /// The caller's device as an active member of the conversation, else 403.
 async fn member(
     db: &impl ConnectionTrait,

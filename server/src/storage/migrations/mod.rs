@@ -9,6 +9,7 @@ mod m20261124_000002_supervision;
 mod m20261124_000003_delivery;
 mod m20261124_000004_push;
 mod m20261124_000005_introductions;
+mod m20261124_000006_escalation;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_delivery::Migration),
             Box::new(m20261124_000004_push::Migration),
             Box::new(m20261124_000005_introductions::Migration),
+            Box::new(m20261124_000006_escalation::Migration),
         ]
     }
 }

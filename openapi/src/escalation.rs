@@ -1,0 +1,366 @@
+//! Escalation: risk flags raised from a conversation with an excerpt sealed (HPKE, RFC 9180)
+//! to the HP devices that may have to act; the clinic's ladder of responders; the HP queue;
+//! crisis resources; debrief requests and the consultation log.
+//!
+//! The server stores and routes a flag but never holds a key that opens its excerpt: each
+//! sealed copy is addressed to one HP device's escalation key, which that device publishes
+//! signed with its device key ([`escalation_key_message`]).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The bytes an HP device signs (Ed25519, device key) to publish its HPKE X25519 public
+/// key: `"peerbridge/escalation-key/v1\n" || public_key (32)`.
+pub fn escalation_key_message(hpke_public_key: &[u8]) -> Vec<u8> {
+    let mut m = b"peerbridge/escalation-key/v1\n".to_vec();
+    m.extend_from_slice(hpke_public_key);
+    m
+}
+
+/// The bytes the server signs (Ed25519, its franking key) to stamp an application message:
+/// `"peerbridge/frank/v1\n" || commitment (32) || group_id_len (u16 BE) || group_id ||
+/// sender_len (u16 BE) || sender (UTF-8 handle) || seq (u64 BE) || received_at (i64 BE,
+/// unix seconds)`.
+pub fn franking_stamp_message(
+    commitment: &[u8],
+    group_id: &[u8],
+    sender: &str,
+    seq: u64,
+    received_at_unix: i64,
+) -> Vec<u8> {
+    let mut m = b"peerbridge/frank/v1\n".to_vec();
+    m.extend_from_slice(commitment);
+    for part in [group_id, sender.as_bytes()] {
+        let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(&part[..usize::from(len).min(part.len())]);
+    }
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(&received_at_unix.to_be_bytes());
+    m
+}
+
+/// Publish this HP device's escalation key (replaces the previous one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationKeyUpload {
+    /// X25519 public key (32 bytes), base64url.
+    pub public_key: String,
+    /// The device's Ed25519 signature over [`escalation_key_message`], base64url.
+    pub signature: String,
+}
+
+/// A device an excerpt must be sealed to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EscalationRecipient {
+    /// The HP device's Ed25519 public key, base64url (verifies `signature`).
+    pub device_key: String,
+    /// X25519 public key, base64url.
+    pub public_key: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskCategory {
+    SelfHarm,
+    SuicideRisk,
+    HarmToOthers,
+    MedicalUrgency,
+    Safeguarding,
+    BoundaryViolation,
+    Other,
+}
+
+/// Ordered from most to least urgent.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Imminent,
+    Urgent,
+    Concerning,
+    Routine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    /// A peer supporter's flag with a category and severity of their choosing.
+    Flag,
+    /// A service user's "I need help now" (category other, severity imminent).
+    HelpNow,
+}
+
+/// One sealed copy of the excerpt, for one recipient device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedExcerpt {
+    /// The recipient's HPKE public key, base64url (must be a current escalation key).
+    pub public_key: String,
+    /// HPKE encapsulated key, base64url.
+    pub enc: String,
+    /// HPKE ciphertext of the excerpt, base64url (at most 256 KiB).
+    pub ciphertext: String,
+}
+
+/// Raise a flag on a conversation (its members only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagCreate {
+    /// Client-generated: raising twice with one id stores one flag.
+    pub client_id: Uuid,
+    pub kind: FlagKind,
+    /// Required for `flag`; preset for `help_now`.
+    pub category: Option<RiskCategory>,
+    pub severity: Option<Severity>,
+    /// Sealed copies, one per recipient device from `escalation-recipients` (at most 200).
+    pub excerpts: Vec<SealedExcerpt>,
+    /// The raiser's language, for the wording of the in-conversation notice.
+    pub locale: Option<Locale>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    ContactedThePerson,
+    ReferredToEmergencyServices,
+    FollowUpBooked,
+    FalseAlarm,
+    Other,
+}
+
+/// What the raiser learns: the flag is stored, and what to tell the conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlagReceipt {
+    pub id: Uuid,
+    pub status: FlagStatus,
+    pub created_at: DateTime<Utc>,
+    /// The clinic's wording for the in-conversation notice that a clinician was asked to
+    /// check in (in the raiser's locale when known). Clients always send it.
+    pub notice: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Raised,
+    Escalated,
+    Acknowledged,
+    Note,
+    Reassigned,
+    Resolved,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlagEvent {
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    pub actor: Option<Uuid>,
+    /// The ladder level after an escalation (0 on-duty and supervisors, 1 next responders,
+    /// 2 every HP of the clinic, 3 the clinic admins).
+    pub level: Option<u8>,
+    pub note: Option<String>,
+    pub assigned_to: Option<Uuid>,
+    pub outcome: Option<Outcome>,
+}
+
+/// A flag in an HP's queue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Flag {
+    pub id: Uuid,
+    pub clinic_id: Uuid,
+    pub conversation_id: Uuid,
+    pub introduction_id: Option<Uuid>,
+    pub kind: FlagKind,
+    pub category: RiskCategory,
+    pub severity: Severity,
+    pub status: FlagStatus,
+    /// Who raised it (a peer supporter or the service user).
+    pub raised_by: Uuid,
+    /// The person at risk (their identity is a separate, audited read).
+    pub subject_id: Uuid,
+    pub level: u8,
+    /// When the current level's time to acknowledge runs out.
+    pub deadline_at: DateTime<Utc>,
+    pub assigned_to: Option<Uuid>,
+    pub acknowledged_by: Option<Uuid>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub outcome: Option<Outcome>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// Whether the caller is one of the flag's responders now.
+    pub mine: bool,
+}
+
+/// A flag with its history and the caller device's sealed excerpt.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlagDetail {
+    #[serde(flatten)]
+    pub flag: Flag,
+    pub events: Vec<FlagEvent>,
+    /// The copy sealed to the calling device's escalation key, if any.
+    pub excerpt: Option<SealedExcerpt>,
+}
+
+/// The person at risk, for the clinician who must reach them (audited).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubjectIdentity {
+    pub user_id: Uuid,
+    pub clinic_id: Option<Uuid>,
+    pub display_name: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagNote {
+    /// At most 2000 characters; encrypted at rest.
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagReassign {
+    /// An HP of the flag's clinic.
+    pub hp_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagResolve {
+    pub outcome: Outcome,
+    pub note: Option<String>,
+}
+
+/// The clinic's escalation roster and deadlines.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSettings {
+    /// HPs on duty: the first responders with the peer's supervisors.
+    pub on_duty: Vec<Uuid>,
+    /// The next responders when the on-duty HPs do not acknowledge in time.
+    pub next_responders: Vec<Uuid>,
+    /// Minutes to acknowledge (defaults 5, 15, 240).
+    pub imminent_minutes: u32,
+    pub urgent_minutes: u32,
+    pub concerning_minutes: u32,
+    /// Routine flags are due at this hour (Europe/Oslo) on the next working day (default 10).
+    pub routine_hour: u32,
+    /// The in-conversation notice per locale (`nb`, `nn`, `en`); it can be reworded, not
+    /// removed.
+    pub notice_nb: String,
+    pub notice_nn: String,
+    pub notice_en: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Locale {
+    Nb,
+    Nn,
+    En,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrisisResource {
+    /// e.g. "Nødnummer (ambulanse)".
+    pub label: String,
+    /// e.g. "113".
+    pub phone: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrisisResourceList {
+    pub locale: Locale,
+    pub resources: Vec<CrisisResource>,
+}
+
+/// A peer supporter asks their supervisors for a debrief (no content).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DebriefCreate {
+    pub client_id: Uuid,
+    /// The introduction the session belonged to, if any.
+    pub introduction_id: Option<Uuid>,
+    /// How soon: `urgent` or `routine` (default routine).
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Debrief {
+    pub id: Uuid,
+    pub clinic_id: Uuid,
+    pub peer_id: Uuid,
+    pub introduction_id: Option<Uuid>,
+    pub severity: Severity,
+    pub status: FlagStatus,
+    pub deadline_at: DateTime<Utc>,
+    pub acknowledged_by: Option<Uuid>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsultationKind {
+    Chat,
+    Call,
+    Video,
+    Meeting,
+}
+
+/// One consultation for the compensation report: date, duration, kind — never content.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultationCreate {
+    pub client_id: Uuid,
+    pub date: NaiveDate,
+    /// 1–600 minutes.
+    pub duration_minutes: u32,
+    pub kind: ConsultationKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Consultation {
+    pub id: Uuid,
+    pub peer_id: Uuid,
+    pub date: NaiveDate,
+    pub duration_minutes: u32,
+    pub kind: ConsultationKind,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One peer's consultations in a period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsultationReportRow {
+    pub peer_id: Uuid,
+    pub consultations: u32,
+    pub total_minutes: u32,
+    pub chat: u32,
+    pub call: u32,
+    pub video: u32,
+    pub meeting: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsultationReport {
+    pub clinic_id: Uuid,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub rows: Vec<ConsultationReportRow>,
+}

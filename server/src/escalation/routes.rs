@@ -1,0 +1,545 @@
+//! Escalation over HTTP: escalation keys, flags on a conversation, the HP queue under
+//! `/v1/flags` (visible only to the flag's responders at its current level; anyone else
+//! gets 404, wrong roles 403), clinic settings, crisis resources, debriefs, consultations.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use chrono::NaiveDate;
+use peerbridge_openapi::Problem;
+use peerbridge_openapi::escalation::{
+    Consultation, ConsultationCreate, ConsultationReport, CrisisResourceList, Debrief,
+    DebriefCreate, EscalationKeyUpload, EscalationRecipient, EscalationSettings, Flag, FlagCreate,
+    FlagDetail, FlagNote, FlagReassign, FlagReceipt, FlagResolve, Locale, SubjectIdentity,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::followup;
+use super::service::{self, Act, Scope, StatusFilter};
+use crate::auth::extract::{AnyRole, Auth, ClinicAdmin, ClinicStaff, Hp, PeerSupporter};
+use crate::error::{ApiError, ApiResult};
+use crate::state::State;
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(set_escalation_key)
+        .service(recipients)
+        .service(raise)
+        .service(queue)
+        .service(detail)
+        .service(subject)
+        .service(acknowledge)
+        .service(note)
+        .service(reassign)
+        .service(resolve)
+        .service(get_settings)
+        .service(put_settings)
+        .service(crisis_resources)
+        .service(put_crisis_resources)
+        .service(request_debrief)
+        .service(my_debriefs)
+        .service(debrief_queue)
+        .service(acknowledge_debrief)
+        .service(log_consultation)
+        .service(my_consultations)
+        .service(consultation_report);
+}
+
+fn created_or_ok<T: serde::Serialize>((body, created): (T, bool)) -> HttpResponse {
+    if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct QueueQuery {
+    /// `mine` (named responder, assigned or acknowledged by me) or `clinic` (default).
+    scope: Option<Scope>,
+    /// `active` (open and acknowledged, default), `open`, `acknowledged`, `resolved`, `all`.
+    status: Option<StatusFilter>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct LocaleQuery {
+    /// `nb` (default), `nn` or `en`.
+    locale: Option<Locale>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    from: NaiveDate,
+    to: NaiveDate,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// Publish this HP device's HPKE escalation key, signed by the device key.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    request_body = EscalationKeyUpload,
+    responses(
+        (status = 204, description = "Done"),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[put("/v1/me/escalation-key")]
+#[tracing::instrument(skip_all)]
+async fn set_escalation_key(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    body: web::Json<EscalationKeyUpload>,
+) -> ApiResult<HttpResponse> {
+    service::set_escalation_key(&state, &auth, &body).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The HP devices an excerpt from this conversation must be sealed to (members only).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("conversation_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Vec<EscalationRecipient>),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/conversations/{conversation_id}/escalation-recipients")]
+#[tracing::instrument(skip_all)]
+async fn recipients(
+    state: State,
+    auth: Auth<AnyRole>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::recipients(&state, &auth, *path).await?))
+}
+
+/// Raise a flag (peer supporters) or ask for help now (service users) with sealed excerpts; stored before the answer, raising twice with one client id stores one.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("conversation_id" = Uuid, Path)),
+    request_body = FlagCreate,
+    responses(
+        (status = 201, body = FlagReceipt),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/conversations/{conversation_id}/flags")]
+#[tracing::instrument(skip_all)]
+async fn raise(
+    state: State,
+    auth: Auth<AnyRole>,
+    path: web::Path<Uuid>,
+    body: web::Json<FlagCreate>,
+) -> ApiResult<HttpResponse> {
+    Ok(created_or_ok(
+        service::raise(&state, &auth, *path, &body).await?,
+    ))
+}
+
+/// The caller's escalation queue: flags they must act on now, most severe first, then oldest (audited).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(QueueQuery),
+    responses(
+        (status = 200, body = Vec<Flag>),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/flags")]
+#[tracing::instrument(skip_all)]
+async fn queue(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    q: web::Query<QueueQuery>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(
+        service::queue(
+            &state,
+            &auth,
+            q.scope.unwrap_or(Scope::Clinic),
+            q.status.unwrap_or(StatusFilter::Active),
+        )
+        .await?,
+    ))
+}
+
+/// A flag with its history and the calling device's sealed excerpt (responders only; audited).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("flag_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = FlagDetail),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/flags/{flag_id}")]
+#[tracing::instrument(skip_all)]
+async fn detail(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::detail(&state, &auth, *path).await?))
+}
+
+/// Who the person at risk is and how to reach them (responders only; audited).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("flag_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = SubjectIdentity),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/flags/{flag_id}/subject")]
+#[tracing::instrument(skip_all)]
+async fn subject(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::subject(&state, &auth, *path).await?))
+}
+
+/// Acknowledge a flag: the ladder stops.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("flag_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = FlagDetail),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/flags/{flag_id}/acknowledge")]
+#[tracing::instrument(skip_all)]
+async fn acknowledge(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::act(&state, &auth, *path, Act::Acknowledge).await?))
+}
+
+/// Add a note to a flag (encrypted at rest).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("flag_id" = Uuid, Path)),
+    request_body = FlagNote,
+    responses(
+        (status = 200, body = FlagDetail),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/flags/{flag_id}/notes")]
+#[tracing::instrument(skip_all)]
+async fn note(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+    body: web::Json<FlagNote>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::act(&state, &auth, *path, Act::Note(&body.note)).await?))
+}
+
+/// Hand a flag to another HP.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("flag_id" = Uuid, Path)),
+    request_body = FlagReassign,
+    responses(
+        (status = 200, body = FlagDetail),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/flags/{flag_id}/reassign")]
+#[tracing::instrument(skip_all)]
+async fn reassign(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+    body: web::Json<FlagReassign>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok()
+        .json(service::act(&state, &auth, *path, Act::Reassign(body.hp_id)).await?))
+}
+
+/// Resolve a flag with an outcome.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("flag_id" = Uuid, Path)),
+    request_body = FlagResolve,
+    responses(
+        (status = 200, body = FlagDetail),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/flags/{flag_id}/resolve")]
+#[tracing::instrument(skip_all)]
+async fn resolve(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+    body: web::Json<FlagResolve>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::act(&state, &auth, *path, Act::Resolve(&body)).await?))
+}
+
+/// The clinic's escalation roster, deadlines and notice wording (clinic staff).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = EscalationSettings),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/clinics/{clinic_id}/escalation-settings")]
+#[tracing::instrument(skip_all)]
+async fn get_settings(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let clinic = path.into_inner();
+    auth.require_clinic(clinic)?;
+    Ok(HttpResponse::Ok().json(followup::get_settings(&state, clinic).await?))
+}
+
+/// Set the clinic's escalation roster, deadlines and notice wording (clinic admins).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path)),
+    request_body = EscalationSettings,
+    responses(
+        (status = 200, body = EscalationSettings),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[put("/v1/clinics/{clinic_id}/escalation-settings")]
+#[tracing::instrument(skip_all)]
+async fn put_settings(
+    state: State,
+    auth: Auth<ClinicAdmin>,
+    path: web::Path<Uuid>,
+    body: web::Json<EscalationSettings>,
+) -> ApiResult<HttpResponse> {
+    let clinic = path.into_inner();
+    auth.require_clinic(clinic)?;
+    Ok(HttpResponse::Ok().json(followup::put_settings(&state, &auth, clinic, &body).await?))
+}
+
+/// Crisis resources of the caller's clinic in a locale (national defaults until the clinic edits them).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(LocaleQuery),
+    responses(
+        (status = 200, body = CrisisResourceList),
+    )
+)]
+#[get("/v1/crisis-resources")]
+#[tracing::instrument(skip_all)]
+async fn crisis_resources(
+    state: State,
+    auth: Auth<AnyRole>,
+    q: web::Query<LocaleQuery>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(
+        followup::crisis_resources(&state, auth.clinic_id, q.locale.unwrap_or(Locale::Nb)).await?,
+    ))
+}
+
+/// Replace the clinic's crisis resources for one locale (clinic staff).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path)),
+    request_body = CrisisResourceList,
+    responses(
+        (status = 200, body = CrisisResourceList),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[put("/v1/clinics/{clinic_id}/crisis-resources")]
+#[tracing::instrument(skip_all)]
+async fn put_crisis_resources(
+    state: State,
+    auth: Auth<ClinicStaff>,
+    path: web::Path<Uuid>,
+    body: web::Json<CrisisResourceList>,
+) -> ApiResult<HttpResponse> {
+    let clinic = path.into_inner();
+    auth.require_clinic(clinic)?;
+    Ok(
+        HttpResponse::Ok()
+            .json(followup::put_crisis_resources(&state, &auth, clinic, &body).await?),
+    )
+}
+
+/// Ask one's supervisors for a debrief (peer supporters).
+#[utoipa::path(
+    tag = "supervision",
+    security(("bearer" = [])),
+    request_body = DebriefCreate,
+    responses(
+        (status = 201, body = Debrief),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/me/debriefs")]
+#[tracing::instrument(skip_all)]
+async fn request_debrief(
+    state: State,
+    auth: Auth<PeerSupporter>,
+    body: web::Json<DebriefCreate>,
+) -> ApiResult<HttpResponse> {
+    Ok(created_or_ok(
+        followup::request_debrief(&state, &auth, &body).await?,
+    ))
+}
+
+/// One's own debrief requests (peer supporters).
+#[utoipa::path(
+    tag = "supervision",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Debrief>),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/me/debriefs")]
+#[tracing::instrument(skip_all)]
+async fn my_debriefs(state: State, auth: Auth<PeerSupporter>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(followup::my_debriefs(&state, &auth).await?))
+}
+
+/// Debrief requests of the peers the caller supervises (after flags in priority).
+#[utoipa::path(
+    tag = "supervision",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Debrief>),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/debriefs")]
+#[tracing::instrument(skip_all)]
+async fn debrief_queue(state: State, auth: Auth<Hp>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(followup::debrief_queue(&state, &auth).await?))
+}
+
+/// Acknowledge a debrief request (the peer's supervisors).
+#[utoipa::path(
+    tag = "supervision",
+    security(("bearer" = [])),
+    params(("debrief_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Debrief),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/debriefs/{debrief_id}/acknowledge")]
+#[tracing::instrument(skip_all)]
+async fn acknowledge_debrief(
+    state: State,
+    auth: Auth<Hp>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(followup::acknowledge_debrief(&state, &auth, *path).await?))
+}
+
+/// Log a consultation: date, duration, kind — never content (peer supporters).
+#[utoipa::path(
+    tag = "supervision",
+    security(("bearer" = [])),
+    request_body = ConsultationCreate,
+    responses(
+        (status = 201, body = Consultation),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[post("/v1/me/consultations")]
+#[tracing::instrument(skip_all)]
+async fn log_consultation(
+    state: State,
+    auth: Auth<PeerSupporter>,
+    body: web::Json<ConsultationCreate>,
+) -> ApiResult<HttpResponse> {
+    Ok(created_or_ok(
+        followup::log_consultation(&state, &auth, &body).await?,
+    ))
+}
+
+/// One's own consultation log (peer supporters).
+#[utoipa::path(
+    tag = "supervision",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Consultation>),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/me/consultations")]
+#[tracing::instrument(skip_all)]
+async fn my_consultations(state: State, auth: Auth<PeerSupporter>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(followup::my_consultations(&state, &auth).await?))
+}
+
+/// Consultations per peer supporter in a period, for compensation (clinic admins; `format=csv` for CSV).
+#[utoipa::path(
+    tag = "supervision",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path), ReportQuery),
+    responses(
+        (status = 200, body = ConsultationReport),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/clinics/{clinic_id}/consultation-report")]
+#[tracing::instrument(skip_all)]
+async fn consultation_report(
+    state: State,
+    auth: Auth<ClinicAdmin>,
+    path: web::Path<Uuid>,
+    q: web::Query<ReportQuery>,
+) -> ApiResult<HttpResponse> {
+    let clinic = path.into_inner();
+    auth.require_clinic(clinic)?;
+    let report = followup::consultation_report(&state, &auth, clinic, q.from, q.to).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(HttpResponse::Ok().json(report)),
+        "csv" => Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(followup::report_csv(&report))),
+        _ => Err(ApiError::invalid("format", "json or csv")),
+    }
+}

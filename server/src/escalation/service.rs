@@ -1,0 +1,910 @@
+//! Flags: who must act (routing and the ladder's levels), raising with sealed excerpts,
+//! the HP queue and its actions. The server never opens an excerpt: it stores one sealed
+//! copy per recipient device and hands each device its own.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
+use peerbridge_openapi::escalation::{
+    EscalationKeyUpload, EscalationRecipient, EventKind, Flag, FlagCreate, FlagDetail, FlagEvent,
+    FlagKind, FlagReceipt, FlagResolve, FlagStatus, Locale, Outcome, RiskCategory, SealedExcerpt,
+    Severity, SubjectIdentity, escalation_key_message,
+};
+use peerbridge_openapi::{ErrorCode, Role};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::entities::{escalation_key, event, excerpt, flag, roster, settings};
+use crate::accounts::entities::{device, user};
+use crate::accounts::service::ACTIVE;
+use crate::audit::{self, AuditEvent};
+use crate::auth::extract::Principal;
+use crate::crypto::{b64, b64_decode};
+use crate::error::{ApiError, ApiResult};
+use crate::introductions::service as introductions;
+use crate::state::AppState;
+use crate::supervision;
+
+/// The highest ladder level: 0 on duty + supervisors, 1 next responders, 2 every HP of the
+/// clinic, 3 the clinic admins.
+pub const TOP_LEVEL: i32 = 3;
+const MAX_EXCERPTS: usize = 200;
+
+pub const DEFAULT_NOTICE_NB: &str = "En behandler fra klinikken er bedt om å ta kontakt med deg.";
+pub const DEFAULT_NOTICE_NN: &str = "Ein behandlar frå klinikken er beden om å ta kontakt med deg.";
+pub const DEFAULT_NOTICE_EN: &str =
+    "A clinician from the clinic has been asked to check in with you.";
+
+// ---------------------------------------------------------------------------------------
+// Stored values
+
+pub fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+pub fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+pub fn severity_rank(s: Severity) -> i32 {
+    match s {
+        Severity::Imminent => 0,
+        Severity::Urgent => 1,
+        Severity::Concerning => 2,
+        Severity::Routine => 3,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Settings and deadlines
+
+pub fn default_settings(clinic: Uuid, now: DateTime<Utc>) -> settings::Model {
+    settings::Model {
+        clinic_id: clinic,
+        imminent_minutes: 5,
+        urgent_minutes: 15,
+        concerning_minutes: 240,
+        routine_hour: 10,
+        notice_nb: DEFAULT_NOTICE_NB.into(),
+        notice_nn: DEFAULT_NOTICE_NN.into(),
+        notice_en: DEFAULT_NOTICE_EN.into(),
+        updated_at: now,
+    }
+}
+
+pub async fn settings_of(
+    db: &impl ConnectionTrait,
+    clinic: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<settings::Model> {
+    Ok(settings::Entity::find_by_id(clinic)
+        .one(db)
+        .await?
+        .unwrap_or_else(|| default_settings(clinic, now)))
+}
+
+/// When a flag of `severity` raised (or escalated) at `now` must be acknowledged.
+pub fn deadline(s: &settings::Model, severity: Severity, now: DateTime<Utc>) -> DateTime<Utc> {
+    let minutes = match severity {
+        Severity::Imminent => s.imminent_minutes,
+        Severity::Urgent => s.urgent_minutes,
+        Severity::Concerning => s.concerning_minutes,
+        Severity::Routine => return next_working_day(now, s.routine_hour.clamp(0, 23) as u32),
+    };
+    now + Duration::minutes(i64::from(minutes.max(1)))
+}
+
+/// `hour`:00 Europe/Oslo on the next weekday after `now`'s local date.
+fn next_working_day(now: DateTime<Utc>, hour: u32) -> DateTime<Utc> {
+    let tz = chrono_tz::Europe::Oslo;
+    let mut day = now.with_timezone(&tz).date_naive();
+    loop {
+        day = day.succ_opt().unwrap_or(day);
+        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+            break;
+        }
+    }
+    day.and_hms_opt(hour, 0, 0)
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now + Duration::hours(24))
+}
+
+// ---------------------------------------------------------------------------------------
+// Routing
+
+async fn active_with_role(
+    db: &impl ConnectionTrait,
+    clinic: Uuid,
+    role: Role,
+) -> ApiResult<Vec<Uuid>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::ClinicId.eq(clinic))
+        .filter(user::Column::Role.eq(role.as_str()))
+        .filter(user::Column::Status.eq(ACTIVE))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}
+
+/// The supervisors of a peer (in the peer's home clinic).
+async fn supervisors(db: &impl ConnectionTrait, peer: Option<Uuid>) -> ApiResult<Vec<Uuid>> {
+    let Some(peer) = peer else {
+        return Ok(Vec::new());
+    };
+    let Some(home) = user::Entity::find_by_id(peer)
+        .one(db)
+        .await?
+        .and_then(|u| u.clinic_id)
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(supervision::supervisors_of(db, home, peer)
+        .await?
+        .into_iter()
+        .map(|a| a.hp_id)
+        .collect())
+}
+
+/// Who must act at `level` (cumulative): the on-duty HPs of the responsible clinic and the
+/// peer's supervisors; then the next responders; then every HP of the clinic; then its
+/// admins. Active accounts only.
+pub async fn responders(
+    db: &impl ConnectionTrait,
+    clinic: Uuid,
+    peer: Option<Uuid>,
+    assigned_to: Option<Uuid>,
+    level: i32,
+) -> ApiResult<HashSet<Uuid>> {
+    let mut out: HashSet<Uuid> = HashSet::new();
+    let rota = roster::Entity::find()
+        .filter(roster::Column::ClinicId.eq(clinic))
+        .all(db)
+        .await?;
+    out.extend(rota.iter().filter(|r| r.level == 0).map(|r| r.hp_id));
+    out.extend(supervisors(db, peer).await?);
+    out.extend(assigned_to);
+    if level >= 1 {
+        out.extend(rota.iter().filter(|r| r.level == 1).map(|r| r.hp_id));
+    }
+    if level >= 2 {
+        out.extend(active_with_role(db, clinic, Role::Hp).await?);
+    }
+    if level >= 3 {
+        out.extend(active_with_role(db, clinic, Role::ClinicAdmin).await?);
+    }
+    let active: HashSet<Uuid> = user::Entity::find()
+        .filter(user::Column::Id.is_in(out.iter().copied().collect::<Vec<_>>()))
+        .filter(user::Column::Status.eq(ACTIVE))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    Ok(out.into_iter().filter(|u| active.contains(u)).collect())
+}
+
+pub async fn flag_responders(
+    db: &impl ConnectionTrait,
+    f: &flag::Model,
+) -> ApiResult<HashSet<Uuid>> {
+    responders(db, f.clinic_id, f.peer_id, f.assigned_to, f.level).await
+}
+
+/// Whether `user` may see the flag now.
+async fn can_see(db: &impl ConnectionTrait, f: &flag::Model, user: Uuid) -> ApiResult<bool> {
+    Ok(f.acknowledged_by == Some(user)
+        || f.assigned_to == Some(user)
+        || flag_responders(db, f).await?.contains(&user))
+}
+
+/// What a flag on this conversation is about: the responsible clinic, the person at risk and
+/// the peer supporter involved.
+struct Subject {
+    clinic: Uuid,
+    subject: Uuid,
+    peer: Option<Uuid>,
+    introduction: Option<Uuid>,
+}
+
+async fn subject_of(
+    state: &AppState,
+    p: &Principal,
+    conversation: Uuid,
+) -> ApiResult<(crate::delivery::entities::conversation::Model, Subject)> {
+    let conv = crate::delivery::service::member_conversation(state, p, conversation).await?;
+    let s = if let Some(i) = introductions::of_conversation(&state.db, &conv).await? {
+        Subject {
+            clinic: i.clinic_id,
+            subject: i.service_user_id,
+            peer: Some(i.peer_id),
+            introduction: Some(i.id),
+        }
+    } else {
+        // A supervision conversation: the peer supporter themselves may be at risk.
+        Subject {
+            clinic: conv.clinic_id,
+            subject: conv.subject_id,
+            peer: Some(conv.subject_id),
+            introduction: None,
+        }
+    };
+    Ok((conv, s))
+}
+
+// ---------------------------------------------------------------------------------------
+// Escalation keys
+
+pub async fn set_escalation_key(
+    state: &AppState,
+    p: &Principal,
+    req: &EscalationKeyUpload,
+) -> ApiResult<()> {
+    let key = b64_decode(req.public_key.trim())
+        .filter(|k| k.len() == 32)
+        .ok_or_else(|| {
+            ApiError::invalid("public_key", "an X25519 public key: 32 bytes, base64url")
+        })?;
+    let sig = b64_decode(req.signature.trim())
+        .filter(|s| s.len() == 64)
+        .ok_or_else(|| ApiError::invalid("signature", "64 bytes, base64url"))?;
+    let dev = device::Entity::find_by_id(p.device_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let verifies = {
+        use ed25519_dalek::{Signature, VerifyingKey};
+        let d: [u8; 32] = dev.public_key.as_slice().try_into().unwrap_or([0; 32]);
+        match (VerifyingKey::from_bytes(&d), Signature::from_slice(&sig)) {
+            (Ok(vk), Ok(s)) => vk.verify_strict(&escalation_key_message(&key), &s).is_ok(),
+            _ => false,
+        }
+    };
+    if !verifies {
+        return Err(ApiError::invalid(
+            "signature",
+            "is not this device's signature over the escalation key",
+        ));
+    }
+    let now = state.now();
+    let txn = state.db.begin().await?;
+    escalation_key::Entity::delete_by_id(p.device_id)
+        .exec(&txn)
+        .await?;
+    escalation_key::ActiveModel {
+        device_id: Set(p.device_id),
+        public_key: Set(key),
+        signature: Set(sig),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    audit::append(
+        &txn,
+        now,
+        AuditEvent::new("escalation_key.published")
+            .clinic(p.clinic_id)
+            .actor(Some(p.user_id), Some(p.device_id))
+            .subject(p.device_id),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Keys of every device of every user who may ever have to act on a flag about `s` (all
+/// ladder levels): sealing to all of them means escalation never waits for cryptography.
+async fn recipient_keys(
+    db: &impl ConnectionTrait,
+    s: &Subject,
+) -> ApiResult<Vec<(device::Model, escalation_key::Model)>> {
+    let users: Vec<Uuid> = responders(db, s.clinic, s.peer, None, TOP_LEVEL)
+        .await?
+        .into_iter()
+        .collect();
+    let devices = device::Entity::find()
+        .filter(device::Column::UserId.is_in(users))
+        .filter(device::Column::RevokedAt.is_null())
+        .all(db)
+        .await?;
+    let keys = escalation_key::Entity::find()
+        .filter(
+            escalation_key::Column::DeviceId
+                .is_in(devices.iter().map(|d| d.id).collect::<Vec<_>>()),
+        )
+        .all(db)
+        .await?;
+    Ok(devices
+        .into_iter()
+        .filter_map(|d| {
+            let k = keys.iter().find(|k| k.device_id == d.id)?.clone();
+            Some((d, k))
+        })
+        .collect())
+}
+
+pub async fn recipients(
+    state: &AppState,
+    p: &Principal,
+    conversation: Uuid,
+) -> ApiResult<Vec<EscalationRecipient>> {
+    let (_, s) = subject_of(state, p, conversation).await?;
+    Ok(recipient_keys(&state.db, &s)
+        .await?
+        .into_iter()
+        .map(|(d, k)| EscalationRecipient {
+            device_key: b64(&d.public_key),
+            public_key: b64(&k.public_key),
+            signature: b64(&k.signature),
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Raising
+
+fn notice(s: &settings::Model, locale: Option<Locale>) -> String {
+    match locale {
+        Some(Locale::Nn) => s.notice_nn.clone(),
+        Some(Locale::En) => s.notice_en.clone(),
+        _ => s.notice_nb.clone(),
+    }
+}
+
+/// Wakes every live device of `users` about a flag (content-free).
+pub async fn notify(state: &AppState, users: &HashSet<Uuid>, flag: Uuid, what: &str) {
+    let payload = json!({ "type": "flag", "flag_id": flag, "event": what }).to_string();
+    let users: Vec<Uuid> = users.iter().copied().collect();
+    crate::delivery::service::notify_users(state, &users, &payload).await;
+}
+
+pub async fn raise(
+    state: &AppState,
+    p: &Principal,
+    conversation: Uuid,
+    req: &FlagCreate,
+) -> ApiResult<(FlagReceipt, bool)> {
+    let (conv, s) = subject_of(state, p, conversation).await?;
+    let (category, severity) = match (req.kind, p.role) {
+        (FlagKind::HelpNow, Role::ServiceUser) => (RiskCategory::Other, Severity::Imminent),
+        (FlagKind::HelpNow, _) => {
+            return Err(ApiError::forbidden(
+                "\"I need help now\" is the service user's button",
+            ));
+        }
+        (FlagKind::Flag, Role::Peer | Role::Hp) => (
+            req.category
+                .ok_or_else(|| ApiError::invalid("category", "required for a flag"))?,
+            req.severity
+                .ok_or_else(|| ApiError::invalid("severity", "required for a flag"))?,
+        ),
+        (FlagKind::Flag, _) => {
+            return Err(ApiError::forbidden(
+                "service users ask for help with kind help_now",
+            ));
+        }
+    };
+    let now = state.now();
+    let policy = settings_of(&state.db, s.clinic, now).await?;
+    if let Some(existing) = flag::Entity::find()
+        .filter(flag::Column::ClientId.eq(req.client_id))
+        .one(&state.db)
+        .await?
+    {
+        if existing.raised_by != p.user_id || existing.conversation_id != conv.id {
+            return Err(ApiError::new(ErrorCode::Conflict)
+                .detail("this client_id was used for another flag"));
+        }
+        return Ok((receipt(&existing, &policy, req.locale), false));
+    }
+    if req.excerpts.len() > MAX_EXCERPTS {
+        return Err(ApiError::invalid("excerpts", "at most 200 sealed copies"));
+    }
+    // Each sealed copy must be addressed to a current key of a possible responder.
+    let keys = recipient_keys(&state.db, &s).await?;
+    let mut copies = Vec::new();
+    for (i, e) in req.excerpts.iter().enumerate() {
+        let field = |f: &str| format!("excerpts[{i}].{f}");
+        let pk = b64_decode(e.public_key.trim())
+            .ok_or_else(|| ApiError::invalid(&field("public_key"), "base64url"))?;
+        let enc = b64_decode(e.enc.trim())
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .ok_or_else(|| ApiError::invalid(&field("enc"), "1 to 256 bytes, base64url"))?;
+        let ct = b64_decode(e.ciphertext.trim())
+            .filter(|v| !v.is_empty() && v.len() <= 256 * 1024)
+            .ok_or_else(|| {
+                ApiError::invalid(&field("ciphertext"), "1 byte to 256 KiB, base64url")
+            })?;
+        let (dev, _) = keys.iter().find(|(_, k)| k.public_key == pk).ok_or_else(|| {
+            ApiError::invalid(
+                &field("public_key"),
+                "not a current escalation key of a responder; fetch escalation-recipients again",
+            )
+        })?;
+        if copies
+            .iter()
+            .any(|(d, ..): &(Uuid, Vec<u8>, Vec<u8>, Vec<u8>)| *d == dev.id)
+        {
+            return Err(ApiError::invalid(
+                &field("public_key"),
+                "one copy per device",
+            ));
+        }
+        copies.push((dev.id, pk, enc, ct));
+    }
+    // Start at the first level that reaches somebody.
+    let mut level = 0;
+    while level < TOP_LEVEL
+        && responders(&state.db, s.clinic, s.peer, None, level)
+            .await?
+            .is_empty()
+    {
+        level += 1;
+    }
+    let id = Uuid::new_v4();
+    let txn = state.db.begin().await?;
+    let row = flag::ActiveModel {
+        id: Set(id),
+        clinic_id: Set(s.clinic),
+        conversation_id: Set(conv.id),
+        introduction_id: Set(s.introduction),
+        client_id: Set(req.client_id),
+        kind: Set(enum_str(&req.kind)),
+        category: Set(enum_str(&category)),
+        severity: Set(enum_str(&severity)),
+        severity_rank: Set(severity_rank(severity)),
+        status: Set("open".into()),
+        raised_by: Set(p.user_id),
+        raised_device: Set(p.device_id),
+        subject_id: Set(s.subject),
+        peer_id: Set(s.peer),
+        level: Set(level),
+        deadline_at: Set(deadline(&policy, severity, now)),
+        assigned_to: Set(None),
+        acknowledged_by: Set(None),
+        acknowledged_at: Set(None),
+        outcome: Set(None),
+        resolved_by: Set(None),
+        resolved_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    for (device_id, pk, enc, ct) in copies {
+        excerpt::ActiveModel {
+            flag_id: Set(id),
+            device_id: Set(device_id),
+            public_key: Set(pk),
+            enc: Set(enc),
+            ciphertext: Set(ct),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    add_event(
+        &txn,
+        id,
+        now,
+        EventKind::Raised,
+        Some(p.user_id),
+        Some(level),
+        None,
+        None,
+        None,
+    )
+    .await?;
+    audit::append(
+        &txn,
+        now,
+        AuditEvent::new("flag.raised")
+            .clinic(Some(s.clinic))
+            .actor(Some(p.user_id), Some(p.device_id))
+            .subject(id)
+            .detail(
+                json!({ "kind": enum_str(&req.kind), "severity": enum_str(&severity),
+                            "level": level }),
+            ),
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(flag = %id, severity = %enum_str(&severity), level, "flag raised");
+    notify(
+        state,
+        &flag_responders(&state.db, &row).await?,
+        id,
+        "raised",
+    )
+    .await;
+    Ok((receipt(&row, &policy, req.locale), true))
+}
+
+fn receipt(f: &flag::Model, s: &settings::Model, locale: Option<Locale>) -> FlagReceipt {
+    FlagReceipt {
+        id: f.id,
+        status: enum_parse(&f.status).unwrap_or(FlagStatus::Open),
+        created_at: f.created_at,
+        notice: notice(s, locale),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn add_event(
+    db: &impl ConnectionTrait,
+    flag: Uuid,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    actor: Option<Uuid>,
+    level: Option<i32>,
+    note_enc: Option<Vec<u8>>,
+    assigned_to: Option<Uuid>,
+    outcome: Option<Outcome>,
+) -> ApiResult<()> {
+    event::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        flag_id: Set(flag),
+        at: Set(at),
+        kind: Set(enum_str(&kind)),
+        actor: Set(actor),
+        level: Set(level),
+        note_enc: Set(note_enc),
+        assigned_to: Set(assigned_to),
+        outcome: Set(outcome.as_ref().map(enum_str)),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The queue
+
+async fn dto(db: &impl ConnectionTrait, f: &flag::Model, me: Uuid) -> ApiResult<Flag> {
+    let named = responders(db, f.clinic_id, f.peer_id, None, f.level.min(1)).await?;
+    Ok(Flag {
+        id: f.id,
+        clinic_id: f.clinic_id,
+        conversation_id: f.conversation_id,
+        introduction_id: f.introduction_id,
+        kind: enum_parse(&f.kind).unwrap_or(FlagKind::Flag),
+        category: enum_parse(&f.category).unwrap_or(RiskCategory::Other),
+        severity: enum_parse(&f.severity).unwrap_or(Severity::Imminent),
+        status: enum_parse(&f.status).unwrap_or(FlagStatus::Open),
+        raised_by: f.raised_by,
+        subject_id: f.subject_id,
+        level: f.level.clamp(0, TOP_LEVEL) as u8,
+        deadline_at: f.deadline_at,
+        assigned_to: f.assigned_to,
+        acknowledged_by: f.acknowledged_by,
+        acknowledged_at: f.acknowledged_at,
+        outcome: f.outcome.as_deref().and_then(enum_parse),
+        resolved_at: f.resolved_at,
+        created_at: f.created_at,
+        mine: f.assigned_to == Some(me)
+            || f.acknowledged_by == Some(me)
+            || (f.assigned_to.is_none() && named.contains(&me)),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Mine,
+    Clinic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusFilter {
+    /// Open and acknowledged (the default).
+    Active,
+    Open,
+    Acknowledged,
+    Resolved,
+    All,
+}
+
+/// The caller's queue: flags they may see, most severe first, then oldest first.
+pub async fn queue(
+    state: &AppState,
+    p: &Principal,
+    scope: Scope,
+    status: StatusFilter,
+) -> ApiResult<Vec<Flag>> {
+    // Candidates: the caller's clinic's flags, and flags about peers they supervise.
+    let supervised: Vec<Uuid> = supervision::entity::Entity::find()
+        .filter(supervision::entity::Column::HpId.eq(p.user_id))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|a| a.peer_id)
+        .collect();
+    let mut any = sea_orm::Condition::any().add(flag::Column::PeerId.is_in(supervised));
+    if let Some(c) = p.clinic_id {
+        any = any.add(flag::Column::ClinicId.eq(c));
+    }
+    let mut q = flag::Entity::find().filter(any);
+    q = match status {
+        StatusFilter::Active => q.filter(flag::Column::Status.is_in(["open", "acknowledged"])),
+        StatusFilter::Open => q.filter(flag::Column::Status.eq("open")),
+        StatusFilter::Acknowledged => q.filter(flag::Column::Status.eq("acknowledged")),
+        StatusFilter::Resolved => q.filter(flag::Column::Status.eq("resolved")),
+        StatusFilter::All => q,
+    };
+    let rows = q
+        .order_by_asc(flag::Column::SeverityRank)
+        .order_by_asc(flag::Column::CreatedAt)
+        .all(&state.db)
+        .await?;
+    let mut out = Vec::new();
+    for f in rows {
+        if !can_see(&state.db, &f, p.user_id).await? {
+            continue;
+        }
+        let d = dto(&state.db, &f, p.user_id).await?;
+        if scope == Scope::Mine && !d.mine {
+            continue;
+        }
+        out.push(d);
+    }
+    if !out.is_empty() {
+        let txn = state.db.begin().await?;
+        audit::append(
+            &txn,
+            state.now(),
+            AuditEvent::new("flags.listed")
+                .clinic(p.clinic_id)
+                .actor(Some(p.user_id), Some(p.device_id))
+                .detail(json!({ "flags": out.iter().map(|f| f.id).collect::<Vec<_>>() })),
+        )
+        .await?;
+        txn.commit().await?;
+    }
+    Ok(out)
+}
+
+/// The flag if the caller may see it now, else 404.
+async fn visible(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<flag::Model> {
+    let f = flag::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !can_see(&state.db, &f, p.user_id).await? {
+        return Err(ApiError::not_found());
+    }
+    Ok(f)
+}
+
+fn event_dto(state: &AppState, e: event::Model) -> ApiResult<FlagEvent> {
+    let note = e
+        .note_enc
+        .as_deref()
+        .map(|c| {
+            state
+                .keys
+                .fields
+                .open("flag_events.note", &e.id.to_string(), c)
+                .map_err(ApiError::internal)
+        })
+        .transpose()?;
+    Ok(FlagEvent {
+        at: e.at,
+        kind: enum_parse(&e.kind).unwrap_or(EventKind::Note),
+        actor: e.actor,
+        level: e.level.map(|l| l.clamp(0, TOP_LEVEL) as u8),
+        note,
+        assigned_to: e.assigned_to,
+        outcome: e.outcome.as_deref().and_then(enum_parse),
+    })
+}
+
+pub async fn detail(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<FlagDetail> {
+    let f = visible(state, p, id).await?;
+    let events = event::Entity::find()
+        .filter(event::Column::FlagId.eq(id))
+        .order_by_asc(event::Column::At)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|e| event_dto(state, e))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mine = excerpt::Entity::find_by_id((id, p.device_id))
+        .one(&state.db)
+        .await?
+        .map(|e| SealedExcerpt {
+            public_key: b64(&e.public_key),
+            enc: b64(&e.enc),
+            ciphertext: b64(&e.ciphertext),
+        });
+    let txn = state.db.begin().await?;
+    audit::append(
+        &txn,
+        state.now(),
+        AuditEvent::new("flag.viewed")
+            .clinic(Some(f.clinic_id))
+            .actor(Some(p.user_id), Some(p.device_id))
+            .subject(f.id)
+            .detail(json!({ "excerpt": mine.is_some() })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(FlagDetail {
+        flag: dto(&state.db, &f, p.user_id).await?,
+        events,
+        excerpt: mine,
+    })
+}
+
+/// The person at risk's identity, for the clinician who must reach them (audited).
+pub async fn subject(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<SubjectIdentity> {
+    let f = visible(state, p, id).await?;
+    let u = user::Entity::find_by_id(f.subject_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let row = u.id.to_string();
+    let open = |place: &str, v: &Option<Vec<u8>>| -> ApiResult<Option<String>> {
+        v.as_deref()
+            .map(|c| {
+                state
+                    .keys
+                    .fields
+                    .open(place, &row, c)
+                    .map_err(ApiError::internal)
+            })
+            .transpose()
+    };
+    let out = SubjectIdentity {
+        user_id: u.id,
+        clinic_id: u.clinic_id,
+        display_name: open("users.display_name", &u.display_name_enc)?,
+        phone: open("users.phone", &u.phone_enc)?,
+    };
+    let txn = state.db.begin().await?;
+    audit::append(
+        &txn,
+        state.now(),
+        AuditEvent::new("flag.subject_identity_viewed")
+            .clinic(Some(f.clinic_id))
+            .actor(Some(p.user_id), Some(p.device_id))
+            .subject(f.id)
+            .detail(json!({ "user_id": u.id })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+pub enum Act<'a> {
+    Acknowledge,
+    Note(&'a str),
+    Reassign(Uuid),
+    Resolve(&'a FlagResolve),
+}
+
+pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> ApiResult<FlagDetail> {
+    use sea_orm::QuerySelect;
+    visible(state, p, id).await?;
+    let now = state.now();
+    let seal = |text: &str, event_id: Uuid| {
+        state
+            .keys
+            .fields
+            .seal("flag_events.note", &event_id.to_string(), text)
+    };
+    let txn = state.db.begin().await?;
+    let f = flag::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let before = flag_responders(&txn, &f).await?;
+    let mut am: flag::ActiveModel = f.clone().into();
+    let (kind, action, mut note, mut assigned, mut outcome) =
+        (EventKind::Note, "flag.note_added", None, None, None);
+    let (kind, action) = match act {
+        Act::Acknowledge => {
+            if f.status != "open" {
+                return detail_after(state, p, id, txn).await;
+            }
+            am.status = Set("acknowledged".into());
+            am.acknowledged_by = Set(Some(p.user_id));
+            am.acknowledged_at = Set(Some(now));
+            (EventKind::Acknowledged, "flag.acknowledged")
+        }
+        Act::Note(text) => {
+            let text = crate::accounts::validate::text("note", text, 2000)?;
+            note = Some(text);
+            (kind, action)
+        }
+        Act::Reassign(hp) => {
+            if f.status == "resolved" {
+                return Err(ApiError::new(ErrorCode::Conflict).detail("the flag is resolved"));
+            }
+            let ok = user::Entity::find_by_id(hp)
+                .one(&txn)
+                .await?
+                .is_some_and(|u| {
+                    u.status == ACTIVE
+                        && u.role == Role::Hp.as_str()
+                        && (u.clinic_id == Some(f.clinic_id) || before.contains(&u.id))
+                });
+            if !ok {
+                return Err(ApiError::invalid(
+                    "hp_id",
+                    "an active HP of the flag's clinic or one of its responders",
+                ));
+            }
+            am.assigned_to = Set(Some(hp));
+            assigned = Some(hp);
+            (EventKind::Reassigned, "flag.reassigned")
+        }
+        Act::Resolve(r) => {
+            if f.status == "resolved" {
+                return Err(
+                    ApiError::new(ErrorCode::Conflict).detail("the flag is already resolved")
+                );
+            }
+            if let Some(n) = r.note.as_deref().filter(|n| !n.trim().is_empty()) {
+                note = Some(crate::accounts::validate::text("note", n, 2000)?);
+            }
+            am.status = Set("resolved".into());
+            am.outcome = Set(Some(enum_str(&r.outcome)));
+            am.resolved_by = Set(Some(p.user_id));
+            am.resolved_at = Set(Some(now));
+            if f.acknowledged_by.is_none() {
+                am.acknowledged_by = Set(Some(p.user_id));
+                am.acknowledged_at = Set(Some(now));
+            }
+            outcome = Some(r.outcome);
+            (EventKind::Resolved, "flag.resolved")
+        }
+    };
+    let updated = am.update(&txn).await?;
+    let event_id = Uuid::new_v4();
+    event::ActiveModel {
+        id: Set(event_id),
+        flag_id: Set(id),
+        at: Set(now),
+        kind: Set(enum_str(&kind)),
+        actor: Set(Some(p.user_id)),
+        level: Set(None),
+        note_enc: Set(note.as_deref().map(|n| seal(n, event_id))),
+        assigned_to: Set(assigned.take()),
+        outcome: Set(outcome.take().as_ref().map(enum_str)),
+    }
+    .insert(&txn)
+    .await?;
+    audit::append(
+        &txn,
+        now,
+        AuditEvent::new(action)
+            .clinic(Some(f.clinic_id))
+            .actor(Some(p.user_id), Some(p.device_id))
+            .subject(id),
+    )
+    .await?;
+    let mut tell = before;
+    tell.extend(flag_responders(&txn, &updated).await?);
+    txn.commit().await?;
+    notify(state, &tell, id, &enum_str(&kind)).await;
+    detail(state, p, id).await
+}
+
+async fn detail_after(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    txn: sea_orm::DatabaseTransaction,
+) -> ApiResult<FlagDetail> {
+    txn.rollback().await?;
+    detail(state, p, id).await
+}
