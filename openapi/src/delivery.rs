@@ -188,6 +188,32 @@ pub struct LogEntry {
     pub epoch: u64,
     pub payload: String,
     pub created_at: DateTime<Utc>,
+    /// The server's stamp on the sender's franking commitment (application messages that
+    /// carry one), for verifiable escalation excerpts.
+    pub franking: Option<FrankingStamp>,
+}
+
+/// The server's signature over
+/// `peerbridge_openapi::escalation::franking_stamp_message(commitment, group_id, sender, seq,
+/// received_at)` with the Ed25519 key `kid` (see `GET /v1/franking-keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FrankingStamp {
+    /// The sender's commitment (32 bytes), base64url.
+    pub commitment: String,
+    /// Who sent it, as the conversation knows them: an introduction alias, `clinician`, or
+    /// `user:<id>` in supervision conversations.
+    pub sender: String,
+    pub seq: u64,
+    /// Unix seconds when the server accepted the message.
+    pub received_at: i64,
+    pub kid: String,
+    pub signature: String,
+}
+
+/// The server's franking verification keys by `kid` (Ed25519, base64url).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FrankingKeys {
+    pub keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -182,6 +182,8 @@ pub struct Flag {
     pub id: Uuid,
     pub clinic_id: Uuid,
     pub conversation_id: Uuid,
+    /// The conversation's MLS group id (base64url): excerpt stamps must name it.
+    pub group_id: String,
     pub introduction_id: Option<Uuid>,
     pub kind: FlagKind,
     pub category: RiskCategory,

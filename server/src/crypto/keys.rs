@@ -33,6 +33,9 @@ pub struct Keys {
     /// PKCS#8 DER of the signing key, as jsonwebtoken wants it.
     pub jwt_signing_der: Zeroizing<Vec<u8>>,
     pub jwt_verifying: HashMap<String, VerifyingKey>,
+    /// The same Ed25519 key, for franking stamps (domain-separated messages; published with
+    /// the earlier keys at `/v1/franking-keys` so old stamps keep verifying).
+    pub signing: SigningKey,
     pub fields: FieldCipher,
     /// HMAC key for blind indexes (login names), so lookups work on encrypted fields.
     pub index: Zeroizing<[u8; 32]>,
@@ -176,6 +179,7 @@ impl Keys {
             jwt_signing_kid: jwt_kid,
             jwt_signing_der: Zeroizing::new(der.as_bytes().to_vec()),
             jwt_verifying,
+            signing,
             fields,
             index,
             development: dev.is_some(),

@@ -86,6 +86,10 @@ pub mod log_entry {
         pub payload_hash: String,
         pub created_at: DateTimeUtc,
         pub expires_at: DateTimeUtc,
+        pub frank_commitment: Option<Vec<u8>>,
+        pub frank_sender: Option<String>,
+        pub frank_stamp: Option<Vec<u8>>,
+        pub frank_kid: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

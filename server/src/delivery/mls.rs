@@ -349,12 +349,28 @@ pub fn leaves_of_state(state: &[u8], group_id: &[u8]) -> Result<Vec<Leaf>, MlsEr
     Ok(leaves_of(&group))
 }
 
-/// Group id and epoch of an application message (a PrivateMessage).
-pub fn private_message_framing(bytes: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
+/// The prefix of a franking commitment in an application message's authenticated data:
+/// `"PBF1" || HMAC-SHA256(franking key, plaintext)`.
+pub const FRANKING_PREFIX: &[u8] = b"PBF1";
+
+/// What the server reads of an application message: group id, epoch, and the franking
+/// commitment if the sender made one.
+pub type PrivateFraming = (Vec<u8>, u64, Option<[u8; 32]>);
+
+/// The public framing of an application message (a PrivateMessage).
+pub fn private_message_framing(bytes: &[u8]) -> Result<PrivateFraming, MlsError> {
     match message(bytes)? {
         MlsMessageBodyIn::PrivateMessage(pm) => {
+            let commitment = pm
+                .aad()
+                .strip_prefix(FRANKING_PREFIX)
+                .and_then(|c| <[u8; 32]>::try_from(c).ok());
             let pm: ProtocolMessage = pm.into();
-            Ok((pm.group_id().as_slice().to_vec(), pm.epoch().as_u64()))
+            Ok((
+                pm.group_id().as_slice().to_vec(),
+                pm.epoch().as_u64(),
+                commitment,
+            ))
         }
         _ => Err(MlsError::WrongType("PrivateMessage")),
     }

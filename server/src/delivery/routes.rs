@@ -4,8 +4,8 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use peerbridge_openapi::Problem;
 use peerbridge_openapi::delivery::{
     Ack, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
-    GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload, LogPage, MessageAccepted,
-    MessageSend, PushEndpoint, Welcome,
+    FrankingKeys, GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload, LogPage,
+    MessageAccepted, MessageSend, PushEndpoint, Welcome,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -16,7 +16,8 @@ use crate::error::ApiResult;
 use crate::state::State;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(upload_key_packages)
+    cfg.service(franking_keys)
+        .service(upload_key_packages)
         .service(key_package_status)
         .service(create_conversation)
         .service(list_conversations)
@@ -287,6 +288,22 @@ async fn ack(
 ) -> ApiResult<web::Json<Ack>> {
     let seq = service::ack(&state, &auth, *path, body.seq).await?;
     Ok(web::Json(Ack { seq }))
+}
+
+/// The server's franking verification keys (Ed25519 by `kid`), to check the stamps in
+/// escalation excerpts offline.
+#[utoipa::path(tag = "delivery", security(("bearer" = [])), responses((status = 200, body = FrankingKeys)))]
+#[get("/v1/franking-keys")]
+#[tracing::instrument(skip_all)]
+async fn franking_keys(state: State, _auth: Auth<AnyRole>) -> web::Json<FrankingKeys> {
+    web::Json(FrankingKeys {
+        keys: state
+            .keys
+            .jwt_verifying
+            .iter()
+            .map(|(kid, k)| (kid.clone(), crate::crypto::b64(k.as_bytes())))
+            .collect(),
+    })
 }
 
 /// Welcomes waiting for the calling device.

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use peerbridge_openapi::delivery::{
     ClaimTarget, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
-    ConversationKind, EntryKind, GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload,
-    LogEntry, LogPage, MessageAccepted, MessageSend, Welcome,
+    ConversationKind, EntryKind, FrankingStamp, GroupInfoOut, KeyPackageClaim, KeyPackageStatus,
+    KeyPackageUpload, LogEntry, LogPage, MessageAccepted, MessageSend, Welcome,
 };
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::prelude::Expr;
@@ -798,6 +798,10 @@ pub async fn commit(
             payload: Set(Some(commit)),
             created_at: Set(now),
             expires_at: Set(now + state.config.message_retention),
+            frank_commitment: Set(None),
+            frank_sender: Set(None),
+            frank_stamp: Set(None),
+            frank_kid: Set(None),
         }
         .insert(&txn)
         .await?;
@@ -963,7 +967,7 @@ pub async fn send_message(
     let conv = visible_conversation(state, p, conversation_id).await?;
     member(&state.db, conv.id, p.device_id).await?;
     let bytes = decode("ciphertext", &req.ciphertext, MAX_MESSAGE_BYTES)?;
-    let (group, epoch) = mls::private_message_framing(&bytes).map_err(invalid_mls)?;
+    let (group, epoch, commitment) = mls::private_message_framing(&bytes).map_err(invalid_mls)?;
     if group != conv.group_id {
         return Err(ApiError::new(ErrorCode::InvalidMls).detail("the message is for another group"));
     }
@@ -972,9 +976,21 @@ pub async fn send_message(
         return Ok((done, false));
     }
     let now = state.now();
-    if let Some(i) = introductions::of_conversation(&state.db, &conv).await? {
-        introductions::gate_messages(&i, now)?;
+    let intro = introductions::of_conversation(&state.db, &conv).await?;
+    if let Some(i) = &intro {
+        introductions::gate_messages(i, now)?;
     }
+    // Franking: the sender as the conversation knows them (never a user id to a party).
+    let sender = match &intro {
+        Some(i) => match introductions::party_of(i, p.user_id) {
+            Some(peerbridge_openapi::introductions::Party::ServiceUser) => {
+                i.service_user_alias.clone()
+            }
+            Some(peerbridge_openapi::introductions::Party::Peer) => i.peer_alias.clone(),
+            None => "clinician".to_owned(),
+        },
+        None => format!("user:{}", p.user_id),
+    };
     let txn = state.db.begin().await?;
     let locked = conversation::Entity::find_by_id(conv.id)
         .lock_exclusive()
@@ -982,6 +998,17 @@ pub async fn send_message(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let seq = locked.last_seq + 1;
+    let stamp = commitment.map(|c| {
+        use ed25519_dalek::Signer;
+        let m = peerbridge_openapi::escalation::franking_stamp_message(
+            &c,
+            &conv.group_id,
+            &sender,
+            seq.max(0) as u64,
+            now.timestamp(),
+        );
+        state.keys.signing.sign(&m).to_bytes().to_vec()
+    });
     let insert = log_entry::ActiveModel {
         conversation_id: Set(conv.id),
         seq: Set(seq),
@@ -993,6 +1020,10 @@ pub async fn send_message(
         payload_hash: Set(hash.clone()),
         created_at: Set(now),
         expires_at: Set(now + state.config.message_retention),
+        frank_commitment: Set(commitment.map(|c| c.to_vec())),
+        frank_sender: Set(commitment.map(|_| sender.clone())),
+        frank_stamp: Set(stamp),
+        frank_kid: Set(commitment.map(|_| state.keys.jwt_signing_kid.clone())),
     }
     .insert(&txn)
     .await;
@@ -1092,6 +1123,22 @@ pub async fn fetch(
                 epoch: r.epoch.max(0) as u64,
                 payload: b64(&payload),
                 created_at: r.created_at,
+                franking: match (
+                    &r.frank_commitment,
+                    &r.frank_sender,
+                    &r.frank_stamp,
+                    &r.frank_kid,
+                ) {
+                    (Some(c), Some(s), Some(sig), Some(kid)) => Some(FrankingStamp {
+                        commitment: b64(c),
+                        sender: s.clone(),
+                        seq: r.seq.max(0) as u64,
+                        received_at: r.created_at.timestamp(),
+                        kid: kid.clone(),
+                        signature: b64(sig),
+                    }),
+                    _ => None,
+                },
             })
         })
         .collect();

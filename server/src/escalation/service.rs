@@ -569,10 +569,16 @@ pub async fn add_event(
 
 async fn dto(db: &impl ConnectionTrait, f: &flag::Model, me: Uuid) -> ApiResult<Flag> {
     let named = responders(db, f.clinic_id, f.peer_id, None, f.level.min(1)).await?;
+    let group = crate::delivery::entities::conversation::Entity::find_by_id(f.conversation_id)
+        .one(db)
+        .await?
+        .map(|c| b64(&c.group_id))
+        .unwrap_or_default();
     Ok(Flag {
         id: f.id,
         clinic_id: f.clinic_id,
         conversation_id: f.conversation_id,
+        group_id: group,
         introduction_id: f.introduction_id,
         kind: enum_parse(&f.kind).unwrap_or(FlagKind::Flag),
         category: enum_parse(&f.category).unwrap_or(RiskCategory::Other),

@@ -210,6 +210,7 @@ impl MigrationTrait for Migration {
             blob_null("frank_commitment"),
             string_len_null("frank_sender", 100),
             blob_null("frank_stamp"),
+            string_len_null("frank_kid", 64),
         ] {
             m.alter_table(Table::alter().table("log_entries").add_column(def).take())
                 .await?;
@@ -218,7 +219,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for c in ["frank_commitment", "frank_sender", "frank_stamp"] {
+        for c in [
+            "frank_commitment",
+            "frank_sender",
+            "frank_stamp",
+            "frank_kid",
+        ] {
             m.alter_table(Table::alter().table("log_entries").drop_column(c).take())
                 .await?;
         }
