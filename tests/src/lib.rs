@@ -9,6 +9,7 @@
 pub mod api;
 pub mod backends;
 pub mod binary;
+pub mod deployment;
 pub mod mls_device;
 
 pub use api::{Client, Response, Staff};

@@ -9,63 +9,13 @@ use std::time::Duration;
 use peerbridge_mls::DeviceIdentity;
 use peerbridge_openapi::auth::Session;
 use peerbridge_openapi::delivery::{ClaimedKeyPackage, Conversation};
-use peerbridge_server::config::RawConfig;
-use peerbridge_server::crypto::keys::generate_key_b64;
 use peerbridge_tests::api::{device_json, device_login_at};
 use peerbridge_tests::backends::{postgres_available, redis_available};
-use peerbridge_tests::binary::{ServerProcess, command};
+use peerbridge_tests::deployment::Deployment;
 use peerbridge_tests::mls_device::{MlsDevice, Stream, b64, unb64};
 use peerbridge_tests::{Backend, Client, TestApp, redis_url};
 use serde_json::json;
 use uuid::Uuid;
-
-/// Shared production-style settings for the in-process app and the replica processes.
-#[derive(Clone)]
-struct Deployment {
-    redis: String,
-    prefix: String,
-    jwt: String,
-    field: String,
-    index: String,
-}
-
-impl Deployment {
-    fn new(redis: String) -> Self {
-        Deployment {
-            redis,
-            prefix: format!("pbtest{}", Uuid::new_v4().simple()),
-            jwt: generate_key_b64(),
-            field: generate_key_b64(),
-            index: generate_key_b64(),
-        }
-    }
-
-    fn configure(&self, c: &mut RawConfig) {
-        c.redis_url = Some(self.redis.clone());
-        c.redis_channel_prefix = self.prefix.clone();
-        c.jwt_signing_kid = Some("k1".into());
-        c.jwt_signing_key = Some(self.jwt.clone());
-        c.field_keys = Some(format!("f1:{}", self.field));
-        c.index_key = Some(self.index.clone());
-    }
-
-    async fn replica(&self, app: &TestApp) -> ServerProcess {
-        let mut cmd = command(app.db.dir.path());
-        cmd.env("DATABASE_URL", &app.db.url)
-            .env("REDIS_URL", &self.redis)
-            .env("PEERBRIDGE_REDIS_CHANNEL_PREFIX", &self.prefix)
-            .env("PEERBRIDGE_BIND", "127.0.0.1:0")
-            .env("PEERBRIDGE_JWT_SIGNING_KID", "k1")
-            .env("PEERBRIDGE_JWT_SIGNING_KEY", &self.jwt)
-            .env("PEERBRIDGE_FIELD_KEYS", format!("f1:{}", self.field))
-            .env("PEERBRIDGE_INDEX_KEY", &self.index)
-            .env("PEERBRIDGE_SHUTDOWN_UNREADY_DELAY_SECS", "0")
-            .env("PEERBRIDGE_LOG_LEVEL", "info");
-        let p = ServerProcess::start(cmd).await;
-        p.wait_ready().await;
-        p
-    }
-}
 
 /// A device logged in at one replica.
 async fn device_at(base: &str, device_id: Uuid, identity: &DeviceIdentity) -> MlsDevice {

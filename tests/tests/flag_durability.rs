@@ -1,0 +1,174 @@
+//! A flag is never lost: one that got a 2xx survives SIGKILL of the replica that took it,
+//! a retry with the same client id stores nothing twice, and with Redis down a flag is
+//! still stored and reaches the HP's queue by polling (PostgreSQL + Redis, real processes).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use peerbridge_openapi::auth::Session;
+use peerbridge_openapi::escalation::{Flag, FlagReceipt};
+use peerbridge_tests::api::device_login_at;
+use peerbridge_tests::backends::{postgres_available, redis_available};
+use peerbridge_tests::deployment::Deployment;
+use peerbridge_tests::mls_device::MlsDevice;
+use peerbridge_tests::{Backend, Client, TestApp, redis_url};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A peer, alone in their opened supervision conversation, and their supervisor.
+async fn setup(
+    app: &TestApp,
+) -> (
+    Uuid,
+    peerbridge_tests::api::Enrolled,
+    peerbridge_tests::Staff,
+) {
+    let c = app.client();
+    let (_, hp, peer) = app.peer_with_supervisor().await;
+    let conv: Value = c
+        .post(
+            "/v1/conversations",
+            Some(peer.token()),
+            json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
+        )
+        .await
+        .expect(201)
+        .json();
+    let id: Uuid = conv["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
+    let mut d = MlsDevice::new(
+        c.clone(),
+        peer.token(),
+        peer.session.device_id,
+        &peer.device,
+    );
+    d.open_group(id, conv["group_id"].as_str().expect("gid"), &[])
+        .await
+        .expect(201);
+    (id, peer, hp)
+}
+
+fn flag_body(client_id: Uuid) -> Value {
+    json!({ "client_id": client_id, "kind": "flag", "category": "suicide_risk",
+            "severity": "imminent", "excerpts": [] })
+}
+
+async fn token_at(base: &str, s: &Session, d: &peerbridge_mls::DeviceIdentity) -> String {
+    device_login_at(&Client::new(base), s.device_id, d)
+        .await
+        .expect(200)
+        .parse::<Session>()
+        .access_token
+}
+
+#[tokio::test]
+async fn a_stored_flag_survives_sigkill_and_a_retry_stores_it_once() {
+    if !postgres_available().await || !redis_available().await {
+        return;
+    }
+    let dep = Deployment::new(redis_url());
+    let app = TestApp::spawn_with(Backend::Postgres, |c| dep.configure(c)).await;
+    let (conv, peer, hp) = setup(&app).await;
+    let mut a = dep.replica(&app).await;
+    let at_a = Client::new(&a.base());
+    let peer_token = token_at(&a.base(), &peer.session, &peer.device).await;
+    let client_id = Uuid::new_v4();
+    let path = format!("/v1/conversations/{conv}/flags");
+    let first: FlagReceipt = at_a
+        .post(&path, Some(&peer_token), flag_body(client_id))
+        .await
+        .expect(201)
+        .parse();
+    // The replica dies at once, without a graceful shutdown.
+    a.child.start_kill().expect("kill");
+    let _ = a.child.wait().await;
+
+    let b = dep.replica(&app).await;
+    let at_b = Client::new(&b.base());
+    // The phone did not see the answer and retries through another replica: one flag.
+    let again: FlagReceipt = at_b
+        .post(&path, Some(&peer_token), flag_body(client_id))
+        .await
+        .expect(200)
+        .parse();
+    assert_eq!(again.id, first.id);
+    let hp_token = token_at(&b.base(), &hp.session, &hp.device).await;
+    let queue: Vec<Flag> = at_b
+        .get("/v1/flags", Some(&hp_token))
+        .await
+        .expect(200)
+        .parse();
+    assert_eq!(
+        queue.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_a_flag_is_stored_and_reaches_the_queue_by_polling() {
+    if !postgres_available().await {
+        return;
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dep = Deployment::new(format!("redis://127.0.0.1:{port}"));
+    let app = TestApp::spawn_with(Backend::Postgres, |c| dep.configure(c)).await;
+    let (conv, peer, hp) = setup(&app).await;
+    let r = dep.replica(&app).await;
+    let http = Client::new(&r.base());
+    let peer_token = token_at(&r.base(), &peer.session, &peer.device).await;
+    let hp_token = token_at(&r.base(), &hp.session, &hp.device).await;
+
+    redis.kill().expect("stop redis");
+    let _ = redis.wait();
+    let receipt: FlagReceipt = http
+        .post(
+            &format!("/v1/conversations/{conv}/flags"),
+            Some(&peer_token),
+            flag_body(Uuid::new_v4()),
+        )
+        .await
+        .expect(201)
+        .parse();
+    // Nobody was woken, but the HP's app polls its queue and finds it.
+    let queue: Vec<Flag> = http
+        .get("/v1/flags", Some(&hp_token))
+        .await
+        .expect(200)
+        .parse();
+    assert_eq!(
+        queue.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![receipt.id]
+    );
+    let ready = http.get("/readyz", None).await;
+    assert_eq!(
+        ready.status, 200,
+        "still ready while the database is: {}",
+        ready.text
+    );
+}
