@@ -10,6 +10,7 @@ mod client;
 mod codec;
 pub mod envelope;
 mod error;
+pub mod excerpt;
 pub mod identity;
 mod policy;
 pub mod seal;
