@@ -79,6 +79,49 @@ pub fn verify_leaf_credential(credential: &[u8], leaf_signature_key: &[u8]) -> O
         .map(|()| device)
 }
 
+/// The prefix of a pseudonymous credential: `"PBP1" || 16 random bytes`.
+pub const PSEUDONYM_PREFIX: &[u8] = b"PBP1";
+
+/// The pseudonym a credential carries, if it is a well-formed pseudonymous credential.
+pub fn pseudonym_of(credential: &[u8]) -> Option<[u8; 16]> {
+    credential
+        .strip_prefix(PSEUDONYM_PREFIX)
+        .and_then(|p| <[u8; 16]>::try_from(p).ok())
+}
+
+/// Whether a verified Ed25519 `signature` by `signature_key` covers `message` (false on
+/// any malformed input).
+pub fn verify_signature(signature_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = <[u8; 32]>::try_from(signature_key) else {
+        return false;
+    };
+    let (Ok(key), Ok(sig)) = (
+        ed25519_dalek::VerifyingKey::from_bytes(&key),
+        ed25519_dalek::Signature::from_slice(signature),
+    ) else {
+        return false;
+    };
+    key.verify_strict(message, &sig).is_ok()
+}
+
+/// How a device appears in a group's tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// The device's registered key and its signature over the leaf key: members know
+    /// which device (and so which person) a leaf is (supervision, clinicians).
+    Device,
+    /// A fresh random pseudonym per leaf: nothing links the leaf to the device or to its
+    /// other conversations. The device's binding signature goes to the server only.
+    Pseudonymous,
+}
+
+/// A signature by this device's leaf key in a group (e.g. over a consent statement).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSignature {
+    pub signature_key: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
 /// The message a device signs to bind one of its key packages to itself:
 /// `"peerbridge/kp/v1\n" || hash_ref`. The server verifies the signature with the device's
 /// registered Ed25519 key before accepting the key package.
@@ -147,6 +190,11 @@ pub struct GeneratedKeyPackage {
     pub attestation: Vec<u8>,
     /// Carries the last-resort extension (may be used more than once).
     pub last_resort: bool,
+    /// The leaf's public signature key.
+    pub signature_key: Vec<u8>,
+    /// For pseudonymous packages: the device's signature over
+    /// [`leaf_binding_message`]`(signature_key)`, for the server only.
+    pub leaf_binding: Option<Vec<u8>>,
 }
 
 /// Who produced a pending commit.
@@ -174,6 +222,10 @@ pub struct PendingCommit {
     /// external public key, for the server's public group state and for rejoins.
     pub group_info: Vec<u8>,
     pub kind: CommitKind,
+    /// In a pseudonymous group: the device's signature over [`leaf_binding_message`] of its
+    /// own leaf key, for the server (which must learn whose leaf it is without the group
+    /// learning it). `None` in device-credential groups.
+    pub leaf_binding: Option<Vec<u8>>,
 }
 
 /// The result of joining from a Welcome.
@@ -435,16 +487,38 @@ impl Client {
     /// `n` one-time key packages, each with its hash reference and device attestation. Their
     /// private keys stay in the store until a Welcome using them is processed.
     pub fn generate_key_packages(&mut self, n: usize) -> Result<Vec<GeneratedKeyPackage>> {
-        self.transact(|c| (0..n).map(|_| c.new_key_package(false)).collect())
+        self.transact(|c| {
+            (0..n)
+                .map(|_| c.new_key_package(false, CredentialKind::Device))
+                .collect()
+        })
+    }
+
+    /// `n` one-time pseudonymous key packages (for introductions): a fresh pseudonym and
+    /// leaf key each, with the device's leaf binding for the server. There is no
+    /// pseudonymous last-resort package: reusing one would link introductions.
+    pub fn generate_pseudonymous_key_packages(
+        &mut self,
+        n: usize,
+    ) -> Result<Vec<GeneratedKeyPackage>> {
+        self.transact(|c| {
+            (0..n)
+                .map(|_| c.new_key_package(false, CredentialKind::Pseudonymous))
+                .collect()
+        })
     }
 
     /// A last-resort key package (RFC 9420 last_resort extension): the server hands it out
     /// when the one-time packages are exhausted; its keys survive being used.
     pub fn last_resort_key_package(&mut self) -> Result<GeneratedKeyPackage> {
-        self.transact(|c| c.new_key_package(true))
+        self.transact(|c| c.new_key_package(true, CredentialKind::Device))
     }
 
-    fn new_key_package(&self, last_resort: bool) -> Result<GeneratedKeyPackage> {
+    fn new_key_package(
+        &self,
+        last_resort: bool,
+        kind: CredentialKind,
+    ) -> Result<GeneratedKeyPackage> {
         let signer = self.new_signer()?;
         let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities());
         if last_resort {
@@ -455,7 +529,7 @@ impl Client {
                 CIPHERSUITE,
                 &self.provider(),
                 &signer,
-                self.credential_with_key(&signer),
+                self.credential_for(&signer, kind, None),
             )
             .map_err(|e| self.mls_err(e))?;
         let kp = bundle.key_package();
@@ -471,11 +545,15 @@ impl Client {
             .identity
             .sign(&kp_attestation_message(&hash_ref))
             .to_vec();
+        let signature_key = signer.to_public_vec();
         Ok(GeneratedKeyPackage {
             key_package,
             hash_ref,
             attestation,
             last_resort,
+            leaf_binding: (kind == CredentialKind::Pseudonymous)
+                .then(|| self.leaf_binding(&signature_key)),
+            signature_key,
         })
     }
 
@@ -490,6 +568,17 @@ impl Client {
         &mut self,
         group_id: &GroupId,
         key_packages: &[Vec<u8>],
+    ) -> Result<PendingCommit> {
+        self.create_group_with(group_id, key_packages, CredentialKind::Device)
+    }
+
+    /// [`Client::create_group`] with this device's leaf of the given kind (pseudonymous for
+    /// introductions).
+    pub fn create_group_with(
+        &mut self,
+        group_id: &GroupId,
+        key_packages: &[Vec<u8>],
+        kind: CredentialKind,
     ) -> Result<PendingCommit> {
         let kps = key_packages
             .iter()
@@ -512,7 +601,11 @@ impl Client {
                 ))
                 .use_ratchet_tree_extension(true)
                 .with_capabilities(capabilities())
-                .build(&c.provider(), &signer, c.credential_with_key(&signer))
+                .build(
+                    &c.provider(),
+                    &signer,
+                    c.credential_for(&signer, kind, None),
+                )
                 .map_err(|e| c.mls_err(e))?;
             c.index_group(group_id, true)?;
             let empty = kps.is_empty();
@@ -656,6 +749,7 @@ impl Client {
                 .map_err(|e| self.mls_err(e))?,
             group_info: group_info.to_bytes().map_err(|e| self.mls_err(e))?,
             kind: CommitKind::Member,
+            leaf_binding: self.own_leaf_binding(group),
         };
         self.put_pending(&PendingRecord {
             commit: pending.clone(),
@@ -720,6 +814,17 @@ impl Client {
     /// the group are buffered. If this device's old leaf is still in the tree it is removed
     /// by the same commit.
     pub fn rejoin(&mut self, group_info: &[u8], policy: &dyn AddPolicy) -> Result<PendingCommit> {
+        self.rejoin_as(group_info, policy, CredentialKind::Device)
+    }
+
+    /// [`Client::rejoin`]; if this device holds no state of the group at all, its new leaf
+    /// is of `kind` (pseudonymous in an introduction).
+    pub fn rejoin_as(
+        &mut self,
+        group_info: &[u8],
+        policy: &dyn AddPolicy,
+        kind: CredentialKind,
+    ) -> Result<PendingCommit> {
         let group_info = match parse_message(group_info)?.extract() {
             MlsMessageBodyIn::GroupInfo(gi) => gi,
             _ => {
@@ -750,13 +855,28 @@ impl Client {
                 Some(k) => k,
                 None => c.new_signer()?,
             };
+            // The new leaf keeps the old leaf's kind and pseudonym (so openmls can replace
+            // the stale leaf); a device that lost the group entirely rejoins as `kind`.
+            let old_credential = old
+                .as_ref()
+                .and_then(|g| g.own_leaf_node())
+                .map(|l| l.credential().serialized_content().to_vec());
+            let (leaf_kind, pseudonym) = match old_credential.as_deref().and_then(pseudonym_of) {
+                Some(p) => (CredentialKind::Pseudonymous, Some(p)),
+                None if old_credential.is_some() => (CredentialKind::Device, None),
+                None => (kind, None),
+            };
             if let Some(mut old) = old {
                 old.delete(&c.store).map_err(|e| c.mls_err(e))?;
             }
             let provider = c.provider();
             let (group, bundle) = MlsGroup::external_commit_builder()
                 .with_config(c.join_config())
-                .build_group(&provider, group_info, c.credential_with_key(&signer))
+                .build_group(
+                    &provider,
+                    group_info,
+                    c.credential_for(&signer, leaf_kind, pseudonym),
+                )
                 .map_err(|e| c.mls_err(e))?
                 .leaf_node_parameters(
                     LeafNodeParameters::builder()
@@ -793,6 +913,7 @@ impl Client {
                 welcome: None,
                 group_info: new_info.to_bytes().map_err(|e| c.mls_err(e))?,
                 kind: CommitKind::ExternalRejoin,
+                leaf_binding: c.own_leaf_binding(&group),
             };
             // Park the new group's state (and the old one's deletion) with the record.
             let parked = c.store.take_staged()?;
@@ -1195,6 +1316,42 @@ impl Client {
         })
     }
 
+    /// Signs `message` with this device's current leaf key in the group (e.g. a consent
+    /// statement). Anyone holding the group state can check it against the member's leaf;
+    /// nobody else can produce it.
+    pub fn sign_as_member(&self, group_id: &GroupId, message: &[u8]) -> Result<MemberSignature> {
+        use openmls_traits::signatures::Signer as _;
+        let group = self.load_member_group(group_id)?;
+        let signer = self.signer_for(&group)?;
+        let signature = signer
+            .sign(message)
+            .map_err(|e| Error::Mls(format!("signing failed: {e:?}")))?;
+        Ok(MemberSignature {
+            signature_key: signer.to_public_vec(),
+            signature,
+        })
+    }
+
+    /// The current member whose leaf key is `signature_key`, if `signature` by it over
+    /// `message` verifies; `None` for a non-member key or a bad signature.
+    pub fn verify_member_signature(
+        &self,
+        group_id: &GroupId,
+        message: &[u8],
+        signature_key: &[u8],
+        signature: &[u8],
+    ) -> Result<Option<MemberInfo>> {
+        let group = self.load_member_group(group_id)?;
+        let Some(member) = group
+            .members()
+            .find(|m| m.signature_key == signature_key)
+            .map(member_info)
+        else {
+            return Ok(None);
+        };
+        Ok(verify_signature(signature_key, message, signature).then_some(member))
+    }
+
     /// A short code two members compare out of band: 20 digits in groups of five, derived
     /// with the MLS exporter from the current epoch. Members at the same epoch of the same
     /// group see the same code; it changes with every epoch and differs between groups.
@@ -1306,16 +1463,49 @@ impl Client {
         })
     }
 
-    /// The basic credential names the device by its registered Ed25519 public key and proves
-    /// it with the device's signature over the leaf signature key.
-    fn credential_with_key(&self, signer: &SignatureKeyPair) -> CredentialWithKey {
+    /// A device credential names the device by its registered Ed25519 public key and
+    /// proves it with the device's signature over the leaf signature key; a pseudonymous
+    /// one is `"PBP1"` and 16 random bytes (or the given pseudonym), naming nobody.
+    fn credential_for(
+        &self,
+        signer: &SignatureKeyPair,
+        kind: CredentialKind,
+        pseudonym: Option<[u8; 16]>,
+    ) -> CredentialWithKey {
         let leaf_key = signer.to_public_vec();
-        let binding = self.identity.sign(&leaf_binding_message(&leaf_key));
-        let identity = [self.identity.public_key().as_slice(), binding.as_slice()].concat();
+        let identity = match kind {
+            CredentialKind::Device => {
+                let binding = self.identity.sign(&leaf_binding_message(&leaf_key));
+                [self.identity.public_key().as_slice(), binding.as_slice()].concat()
+            }
+            CredentialKind::Pseudonymous => {
+                let p = pseudonym.unwrap_or_else(|| {
+                    use rand::RngCore;
+                    let mut p = [0u8; 16];
+                    rand::rngs::OsRng.fill_bytes(&mut p);
+                    p
+                });
+                [PSEUDONYM_PREFIX, p.as_slice()].concat()
+            }
+        };
         CredentialWithKey {
             credential: BasicCredential::new(identity).into(),
             signature_key: leaf_key.into(),
         }
+    }
+
+    /// The device's signature binding a leaf key to it (sent to the server only).
+    fn leaf_binding(&self, leaf_signature_key: &[u8]) -> Vec<u8> {
+        self.identity
+            .sign(&leaf_binding_message(leaf_signature_key))
+            .to_vec()
+    }
+
+    /// The binding of this device's leaf in `group`, if that leaf is pseudonymous.
+    fn own_leaf_binding(&self, group: &MlsGroup) -> Option<Vec<u8>> {
+        let leaf = group.own_leaf_node()?;
+        pseudonym_of(leaf.credential().serialized_content())?;
+        Some(self.leaf_binding(leaf.signature_key().as_slice()))
     }
 
     fn parse_key_package(&self, bytes: &[u8]) -> Result<KeyPackage> {
@@ -1338,14 +1528,12 @@ impl Client {
             return Err(Error::InvalidKeyPackage("wrong ciphersuite".into()));
         }
         let leaf = kp.leaf_node();
-        if verify_leaf_credential(
-            leaf.credential().serialized_content(),
-            leaf.signature_key().as_slice(),
-        )
-        .is_none()
+        let credential = leaf.credential().serialized_content();
+        if verify_leaf_credential(credential, leaf.signature_key().as_slice()).is_none()
+            && pseudonym_of(credential).is_none()
         {
             return Err(Error::InvalidKeyPackage(
-                "the credential is not bound to a device key".into(),
+                "the credential is neither bound to a device key nor a pseudonym".into(),
             ));
         }
         Ok(kp)
@@ -1455,15 +1643,19 @@ fn capabilities() -> Capabilities {
 
 fn member_info(m: Member) -> MemberInfo {
     let raw = m.credential.serialized_content();
-    let (identity, verified) = match verify_leaf_credential(raw, &m.signature_key) {
-        Some(device) => (device.to_vec(), true),
-        None => (raw.to_vec(), false),
+    let (identity, verified, pseudonymous) = match verify_leaf_credential(raw, &m.signature_key) {
+        Some(device) => (device.to_vec(), true, false),
+        None => match pseudonym_of(raw) {
+            Some(p) => (p.to_vec(), true, true),
+            None => (raw.to_vec(), false, false),
+        },
     };
     MemberInfo {
         leaf_index: m.index.u32(),
         identity,
         signature_key: m.signature_key,
         verified,
+        pseudonymous,
     }
 }
 
@@ -1521,7 +1713,8 @@ fn buffer_item_key(group_id: &GroupId, seq: u64) -> Vec<u8> {
     k
 }
 
-const RECORD_VERSION: u8 = 1;
+/// Version 2 adds the leaf binding; version 1 records (no binding) still load.
+const RECORD_VERSION: u8 = 2;
 
 fn encode_pending(record: &PendingRecord) -> Vec<u8> {
     let p = &record.commit;
@@ -1535,6 +1728,7 @@ fn encode_pending(record: &PendingRecord) -> Vec<u8> {
         .bytes(&p.commit)
         .opt_bytes(p.welcome.as_deref())
         .bytes(&p.group_info)
+        .opt_bytes(p.leaf_binding.as_deref())
         .u32(u32::try_from(record.parked.len()).unwrap_or(u32::MAX));
     for (row, value) in &record.parked {
         w.raw(row).opt_bytes(value.as_ref().map(|v| v.as_slice()));
@@ -1549,7 +1743,7 @@ fn decode_pending(
     use crate::codec::CodecError;
     let mut r = Reader::new(raw);
     let version = r.u8()?;
-    if version != RECORD_VERSION {
+    if version != 1 && version != RECORD_VERSION {
         return Err(CodecError::BadTag(version));
     }
     let kind = match r.u8()? {
@@ -1561,6 +1755,11 @@ fn decode_pending(
     let commit = r.bytes(MAX_RECORD_FIELD)?.to_vec();
     let welcome = r.opt_bytes(MAX_RECORD_FIELD)?.map(<[u8]>::to_vec);
     let group_info = r.bytes(MAX_RECORD_FIELD)?.to_vec();
+    let leaf_binding = if version >= 2 {
+        r.opt_bytes(MAX_RECORD_FIELD)?.map(<[u8]>::to_vec)
+    } else {
+        None
+    };
     let n = r.u32()?;
     let mut parked = Staged::new();
     for _ in 0..n {
@@ -1579,6 +1778,7 @@ fn decode_pending(
             welcome,
             group_info,
             kind,
+            leaf_binding,
         },
         parked,
     })

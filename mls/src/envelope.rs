@@ -10,6 +10,9 @@
 //! kind 1 text  = id:[16] sent_at:u64 body:string(<= MAX_TEXT_BYTES)
 //! kind 2 rcpt  = count:u16 (<= MAX_RECEIPT_IDS) id:[16]*count
 //! kind 3 note  = notice_kind:u16 text:string(<= MAX_NOTICE_BYTES)
+//! kind 4 card  = id:[16] sent_at:u64 first_name:opt_string(<= 200) phone:opt_string(<= 50)
+//!                photo:opt_bytes(<= MAX_PHOTO_BYTES)
+//! opt_x        = present:u8 (0 | 1) [x]
 //! ```
 //!
 //! Later issues add kinds (consent, identity card, excerpt) with new kind numbers; an old
@@ -32,6 +35,11 @@ pub const MAX_NOTICE_BYTES: usize = 4 * 1024;
 const KIND_TEXT: u8 = 1;
 const KIND_RECEIPT: u8 = 2;
 const KIND_SYSTEM_NOTICE: u8 = 3;
+const KIND_IDENTITY_CARD: u8 = 4;
+/// The largest photo on an identity card.
+pub const MAX_PHOTO_BYTES: usize = 40 * 1024;
+const MAX_NAME_BYTES: usize = 200;
+const MAX_PHONE_BYTES: usize = 50;
 
 /// A client-generated message id (16 random bytes, e.g. a UUID's bytes). The same id is
 /// used as the delivery service's idempotency key, so a resend is stored once and receivers
@@ -121,6 +129,15 @@ pub enum Envelope {
     Receipt { ids: Vec<MessageId> },
     /// A line the app renders as a system event rather than as speech.
     SystemNotice { kind: NoticeKind, text: String },
+    /// Who the sender is, as they chose to show it — sent only after both parties' signed
+    /// consents to reveal. Every field is optional.
+    IdentityCard {
+        id: MessageId,
+        sent_at: u64,
+        first_name: Option<String>,
+        phone: Option<String>,
+        photo: Option<Vec<u8>>,
+    },
 }
 
 /// Why an envelope could not be encoded or decoded. Variants are stable.
@@ -173,6 +190,37 @@ impl Envelope {
                     .u16(kind.code())
                     .bytes(text.as_bytes());
             }
+            Envelope::IdentityCard {
+                id,
+                sent_at,
+                first_name,
+                phone,
+                photo,
+            } => {
+                let name_len = first_name.as_ref().map_or(0, String::len);
+                check_len("first_name", name_len, MAX_NAME_BYTES)?;
+                check_len(
+                    "phone",
+                    phone.as_ref().map_or(0, String::len),
+                    MAX_PHONE_BYTES,
+                )?;
+                check_len("photo", photo.as_ref().map_or(0, Vec::len), MAX_PHOTO_BYTES)?;
+                w.u8(KIND_IDENTITY_CARD).raw(id.as_bytes()).u64(*sent_at);
+                for field in [
+                    first_name.as_deref().map(str::as_bytes),
+                    phone.as_deref().map(str::as_bytes),
+                    photo.as_deref(),
+                ] {
+                    match field {
+                        Some(v) => {
+                            w.u8(1).bytes(v);
+                        }
+                        None => {
+                            w.u8(0);
+                        }
+                    }
+                }
+            }
         }
         let out = w.finish();
         if out.len() > MAX_ENVELOPE_BYTES {
@@ -224,10 +272,35 @@ impl Envelope {
                 let text = r.string(MAX_NOTICE_BYTES)?;
                 Envelope::SystemNotice { kind, text }
             }
+            KIND_IDENTITY_CARD => {
+                let id = MessageId(r.fixed()?);
+                let sent_at = r.u64()?;
+                let first_name = optional(&mut r, |r| r.string(MAX_NAME_BYTES))?;
+                let phone = optional(&mut r, |r| r.string(MAX_PHONE_BYTES))?;
+                let photo = optional(&mut r, |r| Ok(r.bytes(MAX_PHOTO_BYTES)?.to_vec()))?;
+                Envelope::IdentityCard {
+                    id,
+                    sent_at,
+                    first_name,
+                    phone,
+                    photo,
+                }
+            }
             other => return Err(EnvelopeError::UnknownKind(other)),
         };
         r.finish()?;
         Ok(envelope)
+    }
+}
+
+fn optional<T>(
+    r: &mut Reader<'_>,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, CodecError>,
+) -> Result<Option<T>, EnvelopeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(read(r)?)),
+        other => Err(CodecError::BadTag(other).into()),
     }
 }
 

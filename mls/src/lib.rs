@@ -18,9 +18,10 @@ mod storage_provider;
 mod store;
 
 pub use client::{
-    BufferedMessage, CIPHERSUITE, Client, ClientOptions, Clock, CommitKind, Epoch, Event,
-    GeneratedKeyPackage, GroupId, IgnoredReason, Joined, PendingCommit, SystemClock,
-    kp_attestation_message, leaf_binding_message, verify_leaf_credential,
+    BufferedMessage, CIPHERSUITE, Client, ClientOptions, Clock, CommitKind, CredentialKind, Epoch,
+    Event, GeneratedKeyPackage, GroupId, IgnoredReason, Joined, MemberSignature, PSEUDONYM_PREFIX,
+    PendingCommit, SystemClock, kp_attestation_message, leaf_binding_message, pseudonym_of,
+    verify_leaf_credential, verify_signature,
 };
 pub use codec::CodecError;
 pub use envelope::{Envelope, EnvelopeError, MessageId, NoticeKind};

@@ -13,10 +13,14 @@ pub struct MemberInfo {
     pub identity: Vec<u8>,
     /// The leaf's MLS signature public key (fresh per key package, so per conversation).
     pub signature_key: Vec<u8>,
-    /// The credential carries a valid signature by `identity` over `signature_key`, so the
-    /// leaf really belongs to that device. Unverified members are always refused, whatever
-    /// the policy says.
+    /// For a device credential: it carries a valid signature by `identity` over
+    /// `signature_key`, so the leaf really belongs to that device. For a pseudonymous one
+    /// (`pseudonymous`): the credential is well-formed — it proves nothing about who holds
+    /// it; the policy decides. Unverified members are always refused, whatever the policy
+    /// says.
     pub verified: bool,
+    /// The leaf carries a pseudonym (`identity` is the 16-byte pseudonym), not a device key.
+    pub pseudonymous: bool,
 }
 
 /// How a member would come to be in the group.

@@ -33,6 +33,26 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Option<Envelope>)> {
                 text: "24h".into(),
             },
         ),
+        (
+            "envelope-v1-identity-card",
+            Envelope::IdentityCard {
+                id: id2,
+                sent_at: 1_717_171_717_999,
+                first_name: Some("Åse".into()),
+                phone: Some("+47 912 34 567".into()),
+                photo: Some(vec![0xFF, 0xD8, 0xFF, 0xE0]),
+            },
+        ),
+        (
+            "envelope-v1-identity-card-empty",
+            Envelope::IdentityCard {
+                id: id1,
+                sent_at: 0,
+                first_name: None,
+                phone: None,
+                photo: None,
+            },
+        ),
     ];
     let mut out: Vec<(&'static str, Vec<u8>, Option<Envelope>)> = envelopes
         .into_iter()

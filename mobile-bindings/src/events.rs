@@ -65,6 +65,16 @@ pub enum Event {
         kind: String,
         text: String,
     },
+    /// The counterpart's identity card, sent after both consented to reveal.
+    IdentityCard {
+        conversation: Uuid,
+        seq: u64,
+        sender: Member,
+        first_name: Option<String>,
+        phone: Option<String>,
+        /// Photo bytes, unpadded base64url.
+        photo: Option<String>,
+    },
     /// Content from a newer app version this SDK cannot read ("update to read this").
     UnreadableMessage {
         conversation: Uuid,
@@ -135,6 +145,7 @@ impl Event {
             Event::Text { conversation, .. }
             | Event::Receipt { conversation, .. }
             | Event::Notice { conversation, .. }
+            | Event::IdentityCard { conversation, .. }
             | Event::UnreadableMessage { conversation, .. }
             | Event::Undecryptable { conversation, .. }
             | Event::MemberAdded { conversation, .. }
@@ -196,6 +207,19 @@ pub(crate) fn map_mls_event(
                 sender: m(&sender),
                 kind: notice_kind(kind).to_owned(),
                 text,
+            },
+            Envelope::IdentityCard {
+                first_name,
+                phone,
+                photo,
+                ..
+            } => Event::IdentityCard {
+                conversation,
+                seq,
+                sender: m(&sender),
+                first_name,
+                phone,
+                photo: photo.as_deref().map(b64),
             },
         },
         E::UnreadableMessage { sender, error, .. } => Event::UnreadableMessage {
