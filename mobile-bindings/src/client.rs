@@ -62,6 +62,8 @@ pub struct SdkOptions {
     pub max_reconnect_backoff: Duration,
     /// A socket silent this long is considered dead (the server pings every 20 s).
     pub stream_silence_timeout: Duration,
+    /// Tests only: sees every response body and stream frame received.
+    pub wire_tap: Option<crate::http::WireTap>,
 }
 
 impl Default for SdkOptions {
@@ -74,6 +76,7 @@ impl Default for SdkOptions {
             poll_interval: Duration::from_secs(30),
             max_reconnect_backoff: Duration::from_secs(60),
             stream_silence_timeout: Duration::from_secs(50),
+            wire_tap: None,
         }
     }
 }
@@ -168,11 +171,21 @@ pub(crate) struct ConvState {
     outbox: Vec<Outgoing>,
     /// A commit of this group could not be processed: rejoin at the end of the sync.
     needs_rejoin: bool,
+    /// The introduction this conversation belongs to.
+    #[serde(default)]
+    pub(crate) introduction: Option<Uuid>,
+    /// This device's leaf here is pseudonymous (a party of an introduction).
+    #[serde(default)]
+    pub(crate) pseudonymous: bool,
 }
 
 impl ConvState {
     pub(crate) fn group_id_known(&self) -> bool {
         self.group_id.is_some()
+    }
+
+    pub(crate) fn group_id_set(&mut self, gid: String) {
+        self.group_id = Some(gid);
     }
 
     fn remember(&mut self, id: Uuid) {
@@ -191,11 +204,40 @@ struct Outgoing {
     ciphertext: String,
 }
 
-/// The membership policy this SDK applies to every add: only members whose credential is
-/// signed by the device it names. (The server enforces the conversation's user policy;
-/// introduction consents arrive with their issue and will narrow this.)
-fn policy(c: &AddCandidate<'_>) -> bool {
-    c.member.verified
+/// The membership policy this SDK applies to every member a commit, join or welcome would
+/// put next to this device. Outside introductions: device credentials that verify. In an
+/// introduction: the two parties' pseudonymous leaves (one each when the group opens; a
+/// party's own rejoin), and a device-credential member only if it is one of the
+/// introducing HP's devices *and* this client holds valid signed `invite_hp` consents of
+/// both parties (`intro.admitted`). Anything else is refused and shown.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConvPolicy {
+    pub(crate) intro: Option<IntroPolicy>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IntroPolicy {
+    /// Device keys of the introducing HP admitted by both parties' verified consents.
+    pub(crate) admitted: Vec<Vec<u8>>,
+    /// Pseudonymous members in the group before the change being checked.
+    pub(crate) pseudonymous_members: usize,
+}
+
+impl peerbridge_mls::AddPolicy for ConvPolicy {
+    fn allows(&self, c: &AddCandidate<'_>) -> bool {
+        use peerbridge_mls::AddKind;
+        if !c.member.verified {
+            return false;
+        }
+        match &self.intro {
+            None => !c.member.pseudonymous,
+            Some(p) if c.member.pseudonymous => match c.kind {
+                AddKind::ExistingMember | AddKind::ExternalJoin => true,
+                AddKind::AddedByCommit => p.pseudonymous_members < 2,
+            },
+            Some(p) => p.admitted.contains(&c.member.identity),
+        }
+    }
 }
 
 fn conv_key(id: Uuid) -> String {
@@ -225,6 +267,8 @@ pub struct PeerbridgeClient {
     refresh_lock: tokio::sync::Mutex<()>,
     conv_locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) receiver: tokio::sync::Mutex<Receiver>,
+    /// Introduction policies per conversation, refreshed before each sync.
+    pub(crate) intro_policies: Mutex<HashMap<Uuid, IntroPolicy>>,
 }
 
 impl std::fmt::Debug for PeerbridgeClient {
@@ -261,7 +305,11 @@ impl PeerbridgeClient {
         let dir = storage_dir.into();
         std::fs::create_dir_all(&dir)
             .map_err(|e| SdkError::Storage(format!("cannot create the storage directory: {e}")))?;
-        let api = Api::new(server_url, options.request_timeout)?;
+        let api = Api::new(
+            server_url,
+            options.request_timeout,
+            options.wire_tap.clone(),
+        )?;
         let mls = MlsClient::open(
             dir.join("mls.db"),
             &StoreKey::from_bytes(key),
@@ -280,6 +328,7 @@ impl PeerbridgeClient {
             refresh_lock: tokio::sync::Mutex::new(()),
             conv_locks: Mutex::new(HashMap::new()),
             receiver: tokio::sync::Mutex::new(Receiver::default()),
+            intro_policies: Mutex::new(HashMap::new()),
         })
     }
 
@@ -290,10 +339,14 @@ impl PeerbridgeClient {
 
     // ------------------------------------------------------------------ plumbing
 
-    fn mls(&self) -> Result<MutexGuard<'_, MlsClient>> {
+    pub(crate) fn mls(&self) -> Result<MutexGuard<'_, MlsClient>> {
         self.mls
             .lock()
             .map_err(|_| SdkError::Storage("the MLS client lock was poisoned".into()))
+    }
+
+    pub(crate) fn account_role(&self) -> Result<Option<Role>> {
+        Ok(self.account()?.map(|a| a.role))
     }
 
     fn account(&self) -> Result<Option<Account>> {
@@ -323,12 +376,12 @@ impl PeerbridgeClient {
     }
 
     /// Persists a conversation's state together with new inbox events, in one transaction.
-    fn save_conv(&self, id: Uuid, st: &mut ConvState, events: Vec<Event>) -> Result<()> {
+    pub(crate) fn save_conv(&self, id: Uuid, st: &mut ConvState, events: Vec<Event>) -> Result<()> {
         self.save_conv_with(id, st, events, Vec::new())
     }
 
     /// Like [`Self::save_conv`], with more rows in the same transaction.
-    fn save_conv_with(
+    pub(crate) fn save_conv_with(
         &self,
         id: Uuid,
         st: &mut ConvState,
@@ -344,11 +397,32 @@ impl PeerbridgeClient {
         Ok(())
     }
 
+    pub(crate) fn known_conversation_ids(&self) -> Result<Vec<Uuid>> {
+        self.known_conversations()
+    }
+
+    pub(crate) fn state_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self.state.get(key)?)
+    }
+
+    pub(crate) fn state_put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        Ok(self.state.put(key, value)?)
+    }
+
+    /// Adds events to a conversation's inbox (under its lock).
+    pub(crate) fn push_events(&self, conv: Uuid, events: Vec<Event>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.conv_state(conv)?.unwrap_or_default();
+        self.save_conv(conv, &mut st, events)
+    }
+
     fn known_conversations(&self) -> Result<Vec<Uuid>> {
         Ok(self.state.get(CONVS_KEY)?.unwrap_or_default())
     }
 
-    fn add_known(&self, id: Uuid) -> Result<()> {
+    pub(crate) fn add_known(&self, id: Uuid) -> Result<()> {
         let mut ids = self.known_conversations()?;
         if !ids.contains(&id) {
             ids.push(id);
@@ -395,20 +469,20 @@ impl PeerbridgeClient {
         Ok(out)
     }
 
-    fn group_of(&self, st: &ConvState) -> Result<GroupId> {
+    pub(crate) fn group_of(&self, st: &ConvState) -> Result<GroupId> {
         let gid = st.group_id.as_deref().ok_or_else(|| {
             SdkError::NotFound("this device has not joined the conversation".into())
         })?;
         GroupId::new(unb64("group_id", gid)?).map_err(SdkError::from)
     }
 
-    fn joined_state(&self, id: Uuid) -> Result<ConvState> {
+    pub(crate) fn joined_state(&self, id: Uuid) -> Result<ConvState> {
         self.conv_state(id)?
             .filter(|s| s.group_id.is_some())
             .ok_or_else(|| SdkError::NotFound("this device has not joined the conversation".into()))
     }
 
-    async fn backoff(&self, attempt: u32) {
+    pub(crate) async fn backoff(&self, attempt: u32) {
         let factor = 1u32 << attempt.min(6);
         tokio::time::sleep(self.options.retry_base_delay.saturating_mul(factor)).await;
     }
@@ -639,7 +713,7 @@ impl PeerbridgeClient {
         }
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.authed::<()>(Method::GET, path, None).await?.json()
     }
 
@@ -656,10 +730,22 @@ impl PeerbridgeClient {
         } else {
             0
         };
-        if missing == 0 && status.has_last_resort {
+        // Parties of introductions also keep pseudonymous packages (no last resort: reusing
+        // one would link their introductions).
+        let party = self
+            .account()?
+            .is_some_and(|a| matches!(a.role, Role::Peer | Role::ServiceUser));
+        let missing_pseudonymous =
+            if party && status.pseudonymous_remaining < status.replenish_below {
+                want.saturating_sub(status.pseudonymous_remaining) as usize
+            } else {
+                0
+            };
+        if missing == 0 && status.has_last_resort && missing_pseudonymous == 0 {
             return Ok(status);
         }
         let mut kps = Vec::with_capacity(missing + 1);
+        let mut pseudonymous = Vec::with_capacity(missing_pseudonymous);
         {
             let mut mls = self.mls()?;
             for kp in mls.generate_key_packages(missing)? {
@@ -668,13 +754,19 @@ impl PeerbridgeClient {
             if !status.has_last_resort {
                 kps.push(b64(&mls.last_resort_key_package()?.key_package));
             }
+            for kp in mls.generate_pseudonymous_key_packages(missing_pseudonymous)? {
+                pseudonymous.push(peerbridge_openapi::delivery::PseudonymousKeyPackage {
+                    key_package: b64(&kp.key_package),
+                    leaf_binding: b64(kp.leaf_binding.as_deref().unwrap_or_default()),
+                });
+            }
         }
         self.authed(
             Method::POST,
             "/v1/key-packages",
             Some(&KeyPackageUpload {
                 key_packages: kps,
-                pseudonymous: Vec::new(),
+                pseudonymous,
             }),
         )
         .await?
@@ -766,7 +858,7 @@ impl PeerbridgeClient {
         })
     }
 
-    async fn claim(&self, conv: Uuid, user: Uuid) -> Result<Vec<ClaimedKeyPackage>> {
+    pub(crate) async fn claim(&self, conv: Uuid, user: Uuid) -> Result<Vec<ClaimedKeyPackage>> {
         self.authed(
             Method::POST,
             &format!("/v1/conversations/{conv}/key-packages/claim"),
@@ -779,13 +871,13 @@ impl PeerbridgeClient {
         .json()
     }
 
-    async fn submit(&self, conv: Uuid, pc: &PendingCommit) -> Result<CommitAccepted> {
+    pub(crate) async fn submit(&self, conv: Uuid, pc: &PendingCommit) -> Result<CommitAccepted> {
         let body = CommitUpload {
             epoch: pc.epoch.0,
             commit: b64(&pc.commit),
             welcome: pc.welcome.as_deref().map(b64),
             group_info: b64(&pc.group_info),
-            leaf_binding: None,
+            leaf_binding: pc.leaf_binding.as_deref().map(b64),
         };
         self.authed(
             Method::POST,
@@ -797,9 +889,15 @@ impl PeerbridgeClient {
     }
 
     /// Merges an accepted own commit and reports the membership change it made.
-    fn accepted(&self, conv: Uuid, gid: &GroupId, before: &[Member]) -> Result<Vec<Event>> {
+    pub(crate) fn accepted(
+        &self,
+        conv: Uuid,
+        gid: &GroupId,
+        before: &[Member],
+    ) -> Result<Vec<Event>> {
+        let pol = self.policy_for(conv, gid)?;
         let mut mls = self.mls()?;
-        let mls_events = mls.commit_accepted(gid, &policy)?;
+        let mls_events = mls.commit_accepted(gid, &pol)?;
         let after: Vec<Member> = mls
             .members(gid)?
             .iter()
@@ -830,12 +928,18 @@ impl PeerbridgeClient {
         Ok(events)
     }
 
-    fn members_of(&self, gid: &GroupId) -> Result<Vec<Member>> {
-        Ok(self
-            .mls()?
+    pub(crate) fn members_of(&self, gid: &GroupId) -> Result<Vec<Member>> {
+        let mls = self.mls()?;
+        // A pseudonymous leaf names no device: this device's own is found by its index.
+        let own = mls.own_leaf_index(gid).ok();
+        Ok(mls
             .members(gid)?
             .iter()
-            .map(|m| Member::from_mls(m, &self.device_key))
+            .map(|m| {
+                let mut member = Member::from_mls(m, &self.device_key);
+                member.is_me |= Some(m.leaf_index) == own;
+                member
+            })
             .collect())
     }
 
@@ -968,13 +1072,17 @@ impl PeerbridgeClient {
             Err(peerbridge_mls::Error::NoMatchingKeyPackage)
         } else {
             match unb64("welcome", &w.welcome) {
-                Ok(bytes) => self.mls()?.join_from_welcome(&bytes, &policy),
+                Ok(bytes) => {
+                    let pol = self.welcome_policy(conv).await;
+                    self.mls()?.join_from_welcome(&bytes, &pol)
+                }
                 Err(e) => Err(peerbridge_mls::Error::MalformedMessage(e.to_string())),
             }
         };
         match joined {
             Ok(j) => {
-                let mut st = existing.unwrap_or_default();
+                // Re-read: the welcome policy may have recorded the introduction meanwhile.
+                let mut st = self.conv_state(conv)?.unwrap_or_default();
                 st.group_id = Some(b64(j.group_id.as_bytes()));
                 st.cursor = w.start_seq;
                 st.acked = w.start_seq;
@@ -1030,28 +1138,38 @@ impl PeerbridgeClient {
         self.drain_locked(conversation)
     }
 
-    async fn rejoin_locked(&self, conv: Uuid) -> Result<()> {
+    pub(crate) async fn rejoin_locked(&self, conv: Uuid) -> Result<()> {
         let attempts = self.options.max_commit_attempts.max(1);
         for attempt in 1..=attempts {
             let gi: GroupInfoOut = self
                 .get(&format!("/v1/conversations/{conv}/group-info"))
                 .await?;
             let bytes = unb64("group_info", &gi.group_info)?;
+            let st0 = self.conv_state(conv)?.unwrap_or_default();
+            let kind = if st0.pseudonymous {
+                peerbridge_mls::CredentialKind::Pseudonymous
+            } else {
+                peerbridge_mls::CredentialKind::Device
+            };
+            let pol = ConvPolicy {
+                intro: st0.introduction.map(|_| self.cached_intro_policy(conv)),
+            };
             let pc = {
                 let mut mls = self.mls()?;
-                mls.rejoin(&bytes, &policy)?
+                mls.rejoin_as(&bytes, &pol, kind)?
             };
             let gid = pc.group_id.clone();
             match self.submit(conv, &pc).await {
                 Ok(accepted) => {
-                    let mls_events = self.mls()?.commit_accepted(&gid, &policy)?;
+                    let mls_events = self.mls()?.commit_accepted(&gid, &pol)?;
                     let mut st = self.conv_state(conv)?.unwrap_or_default();
                     st.group_id = Some(b64(gid.as_bytes()));
                     st.cursor = st.cursor.max(accepted.seq);
                     st.needs_rejoin = false;
+                    let epoch = self.mls()?.epoch(&gid)?.0;
                     let mut events = vec![Event::Joined {
                         conversation: conv,
-                        epoch: self.mls()?.epoch(&gid)?.0,
+                        epoch,
                         members: self.members_of(&gid)?,
                     }];
                     events.extend(
@@ -1101,17 +1219,36 @@ impl PeerbridgeClient {
     /// arrives). If every attempt fails the error is `network` and the message stays queued:
     /// a later sync sends it and reports [`Event::Sent`].
     pub async fn send_text(&self, conversation: Uuid, text: &str) -> Result<Uuid> {
-        let lock = self.conv_lock(conversation);
-        let _g = lock.lock().await;
-        let mut st = self.joined_state(conversation)?;
-        let gid = self.group_of(&st)?;
         let client_id = Uuid::new_v4();
         let envelope = Envelope::Text {
             id: MessageId::from_bytes(client_id.into_bytes()),
             body: text.to_owned(),
             sent_at: u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0),
         };
-        let ct = self.mls()?.encrypt(&gid, &envelope)?;
+        self.send_with_id(conversation, client_id, &envelope).await
+    }
+
+    /// Sends any envelope (identity cards, notices) like a text message.
+    pub(crate) async fn send_envelope(
+        &self,
+        conversation: Uuid,
+        envelope: &Envelope,
+    ) -> Result<Uuid> {
+        self.send_with_id(conversation, Uuid::new_v4(), envelope)
+            .await
+    }
+
+    async fn send_with_id(
+        &self,
+        conversation: Uuid,
+        client_id: Uuid,
+        envelope: &Envelope,
+    ) -> Result<Uuid> {
+        let lock = self.conv_lock(conversation);
+        let _g = lock.lock().await;
+        let mut st = self.joined_state(conversation)?;
+        let gid = self.group_of(&st)?;
+        let ct = self.mls()?.encrypt(&gid, envelope)?;
         let out = Outgoing {
             client_id,
             ciphertext: b64(&ct),
@@ -1236,6 +1373,15 @@ impl PeerbridgeClient {
         }
         let mut st = self.joined_state(conv)?;
         let gid = self.group_of(&st)?;
+        // A party re-verifies the consents first, so an admitted HP's join is accepted.
+        if let (Some(intro), true) = (st.introduction, st.pseudonymous)
+            && let Err(e) = self.verify_consents(intro, conv).await
+        {
+            tracing::debug!(
+                code = e.code(),
+                "consents could not be checked before the sync"
+            );
+        }
         loop {
             let page: LogPage = self
                 .get(&format!(
@@ -1263,6 +1409,9 @@ impl PeerbridgeClient {
                 let replay = entry.client_id.is_some_and(|id| st.recent.contains(&id));
                 if !own && !replay {
                     self.process_entry(conv, &gid, entry, &mut st, &mut events)?;
+                    for e in &events {
+                        self.keep_card(&st, e)?;
+                    }
                 }
                 st.cursor = entry.seq;
                 if let Some(id) = entry.client_id {
@@ -1331,7 +1480,8 @@ impl PeerbridgeClient {
                 return Ok(());
             }
         };
-        let processed = self.mls()?.process(&bytes, &policy);
+        let pol = self.policy_for(conv, gid)?;
+        let processed = self.mls()?.process(&bytes, &pol);
         let mls_events = match processed {
             Ok(evs) => evs,
             Err(

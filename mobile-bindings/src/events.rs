@@ -11,8 +11,12 @@ use crate::http::b64;
 /// A group member (one device of one user).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    /// The device's Ed25519 public key (unpadded base64url) as proven by its leaf credential.
+    /// The device's Ed25519 public key (unpadded base64url) as proven by its leaf credential;
+    /// for a pseudonymous member (an introduction's party) its per-conversation pseudonym.
     pub device_key: String,
+    /// The member is an introduction's party under a pseudonym, not a named device.
+    #[serde(default)]
+    pub pseudonymous: bool,
     /// The member's leaf index (stable while it stays a member).
     pub leaf_index: u32,
     /// The leaf's credential is signed by `device_key` (unverified members are never let in).
@@ -26,6 +30,7 @@ impl Member {
         Member {
             device_key: b64(&m.identity),
             leaf_index: m.leaf_index,
+            pseudonymous: m.pseudonymous,
             verified: m.verified,
             is_me: m.verified && m.identity == me,
         }
@@ -64,6 +69,21 @@ pub enum Event {
         /// `disappearing_timer_changed`.
         kind: String,
         text: String,
+    },
+    /// An introduction changed on the server (proposed, accepted, paused, ended, a consent
+    /// recorded): re-read it with `introduction()`.
+    IntroductionChanged {
+        introduction: Uuid,
+    },
+    /// A consent record failed this client's verification (not signed by the member it
+    /// claims, or altered): it is ignored. A server trying to forge a consent shows here.
+    ConsentRejected {
+        introduction: Uuid,
+        reason: String,
+    },
+    /// This device sent its identity card: both parties' signed consents to reveal held.
+    IdentityCardSent {
+        conversation: Uuid,
     },
     /// The counterpart's identity card, sent after both consented to reveal.
     IdentityCard {
@@ -140,8 +160,11 @@ pub enum Event {
 
 impl Event {
     /// The conversation the event belongs to.
-    pub fn conversation(&self) -> Uuid {
-        match self {
+    /// The conversation the event belongs to (`None` for introduction-level events).
+    pub fn conversation(&self) -> Option<Uuid> {
+        Some(match self {
+            Event::IntroductionChanged { .. } | Event::ConsentRejected { .. } => return None,
+            Event::IdentityCardSent { conversation } => *conversation,
             Event::Text { conversation, .. }
             | Event::Receipt { conversation, .. }
             | Event::Notice { conversation, .. }
@@ -157,7 +180,7 @@ impl Event {
             | Event::Removed { conversation }
             | Event::Sent { conversation, .. }
             | Event::SendFailed { conversation, .. } => *conversation,
-        }
+        })
     }
 }
 

@@ -37,14 +37,26 @@ impl Reply {
     }
 }
 
+/// Sees every response body and WebSocket text frame this client receives (for tests that
+/// check what a device learns). Off unless set; nothing is logged.
+#[derive(Clone)]
+pub struct WireTap(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for WireTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WireTap")
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
+    pub(crate) tap: Option<WireTap>,
 }
 
 impl Api {
-    pub(crate) fn new(base: &str, timeout: Duration) -> Result<Api> {
+    pub(crate) fn new(base: &str, timeout: Duration, tap: Option<WireTap>) -> Result<Api> {
         let base = base.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(SdkError::InvalidInput(
@@ -57,7 +69,7 @@ impl Api {
             .user_agent(concat!("peerbridge-sdk/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SdkError::Network(e.to_string()))?;
-        Ok(Api { base, http })
+        Ok(Api { base, http, tap })
     }
 
     pub(crate) fn base(&self) -> &str {
@@ -92,6 +104,9 @@ impl Api {
             .await
             .map_err(|e| SdkError::Network(e.to_string()))?
             .to_vec();
+        if let Some(tap) = &self.tap {
+            (tap.0)(&String::from_utf8_lossy(&body));
+        }
         if status.is_success() {
             return Ok(Reply { body });
         }

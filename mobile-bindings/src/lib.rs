@@ -17,12 +17,15 @@ mod client;
 mod error;
 mod events;
 mod http;
+mod introductions;
 mod state;
 mod stream;
 
 pub use client::{ConversationInfo, PeerbridgeClient, SdkOptions, SessionInfo};
 pub use error::{Result, SdkError};
 pub use events::{Event, Member};
+pub use http::WireTap;
+pub use introductions::{ConsentState, IdentityCard};
 pub use peerbridge_mls::DeviceIdentity;
 pub use peerbridge_openapi as api;
 pub use peerbridge_openapi::Role;

@@ -49,6 +49,7 @@ struct Notice {
     kind: String,
     conversation_id: Option<Uuid>,
     seq: Option<u64>,
+    introduction_id: Option<Uuid>,
 }
 
 /// Errors the receive loop cannot work around; everything else means "try again later".
@@ -236,6 +237,9 @@ impl PeerbridgeClient {
     }
 
     async fn on_notice(&self, text: &str) -> Result<Vec<Event>> {
+        if let Some(tap) = &self.api.tap {
+            (tap.0)(text);
+        }
         let Ok(n) = serde_json::from_str::<Notice>(text) else {
             tracing::debug!("ignoring a notice that does not parse");
             return Ok(Vec::new());
@@ -243,6 +247,10 @@ impl PeerbridgeClient {
         match (n.kind.as_str(), n.conversation_id) {
             ("hello" | "resync", _) => self.tolerant(self.sync_all().await),
             ("welcome", _) => self.tolerant(self.accept_welcomes().await),
+            ("introduction", _) => match n.introduction_id {
+                Some(id) => self.tolerant(self.on_introduction_changed(id).await),
+                None => Ok(Vec::new()),
+            },
             ("message" | "commit", Some(conv)) => {
                 let st = self.conv_state(conv)?;
                 match st {

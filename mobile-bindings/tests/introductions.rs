@@ -1,0 +1,594 @@
+//! An introduction end to end through the SDK, on SQLite and PostgreSQL: an HP of the
+//! peer's clinic approves the peer, the service user's HP records needs, gets suggestions
+//! and proposes; both accept; they chat under aliases; a withdrawn consent and a consent
+//! forged by the server do not reveal anything; both consent and each receives the other's
+//! identity card; the HP cannot join with one `invite_hp` consent and joins with both.
+//! Everything the two parties' clients receive before the reveal is recorded and searched
+//! for anything that identifies the counterpart or links their other introductions.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peerbridge_mobile::api::introductions::{
+    AgeBand, ConsentScope, Gender, IntroductionCreate, IntroductionState, Needs, PeerProfileUpdate,
+    Topic,
+};
+use peerbridge_mobile::{Event, IdentityCard, PeerbridgeClient, SdkError, SdkOptions, WireTap};
+use peerbridge_tests::{Staff, TestApp, backends};
+use serde_json::json;
+use uuid::Uuid;
+
+/// What one device received: every HTTP body and stream frame, and decrypted texts.
+#[derive(Clone, Default)]
+struct Wire(Arc<Mutex<Vec<String>>>);
+
+impl Wire {
+    fn tap(&self) -> WireTap {
+        let w = self.0.clone();
+        WireTap(Arc::new(move |s: &str| {
+            w.lock().expect("lock").push(s.to_owned())
+        }))
+    }
+
+    fn push(&self, s: String) {
+        self.0.lock().expect("lock").push(s);
+    }
+
+    fn snapshot(&self) -> Vec<String> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+struct Device {
+    client: Arc<PeerbridgeClient>,
+    wire: Wire,
+    user_id: Uuid,
+    _dir: tempfile::TempDir,
+}
+
+fn options(wire: &Wire) -> SdkOptions {
+    SdkOptions {
+        retry_base_delay: Duration::from_millis(20),
+        wire_tap: Some(wire.tap()),
+        ..SdkOptions::default()
+    }
+}
+
+async fn clinic(app: &TestApp, op: &Staff, name: &str, network: &str) -> (Uuid, Staff) {
+    let id: Uuid = app
+        .client()
+        .post(
+            "/v1/clinics",
+            Some(op.token()),
+            json!({ "name": name, "network": network }),
+        )
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
+    let hp = app.create_staff(op, id, "hp", "Hanne Sykepleier").await;
+    (id, hp)
+}
+
+/// Enrolls a user on an SDK device with a name and phone the clinic records.
+async fn enroll(
+    app: &TestApp,
+    hp: &Staff,
+    clinic: Uuid,
+    role: &str,
+    name: &str,
+    phone: &str,
+) -> Device {
+    let invite: serde_json::Value = app
+        .client()
+        .post(
+            &format!("/v1/clinics/{clinic}/invites"),
+            Some(hp.token()),
+            json!({ "role": role, "display_name": name, "phone": phone }),
+        )
+        .await
+        .expect(201)
+        .json();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wire = Wire::default();
+    let client =
+        PeerbridgeClient::open_with_options(&app.base, dir.path(), &[7; 32], options(&wire))
+            .expect("open");
+    let s = client
+        .enroll(invite["code"].as_str().expect("code"), "Phone")
+        .await
+        .expect("enroll");
+    client.ensure_key_packages().await.expect("key packages");
+    Device {
+        client: Arc::new(client),
+        wire,
+        user_id: s.user_id,
+        _dir: dir,
+    }
+}
+
+async fn staff_sdk(app: &TestApp, staff: &Staff) -> Device {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wire = Wire::default();
+    let client =
+        PeerbridgeClient::open_with_options(&app.base, dir.path(), &[8; 32], options(&wire))
+            .expect("open");
+    let s = client
+        .staff_login(
+            &staff.login,
+            &staff.password,
+            &app.fresh_totp(&staff.totp_secret),
+            "Workstation",
+        )
+        .await
+        .expect("staff login");
+    client.ensure_key_packages().await.expect("key packages");
+    Device {
+        client: Arc::new(client),
+        wire,
+        user_id: s.user_id,
+        _dir: dir,
+    }
+}
+
+fn profile(languages: &[&str], topics: &[&str], remote: bool) -> PeerProfileUpdate {
+    PeerProfileUpdate {
+        languages: languages.iter().map(|s| s.to_string()).collect(),
+        gender: Some(Gender::Woman),
+        age_band: Some(AgeBand::From40To49),
+        region: Some("Rogaland".into()),
+        years_since_diagnosis: Some(15),
+        topics: topics.iter().map(|s| s.to_string()).collect(),
+        remote_support: remote,
+        capacity: Some(3),
+        availability: Some("evenings".into()),
+    }
+}
+
+async fn approved(hp: &Device, clinic: Uuid, peer: &Device, p: PeerProfileUpdate) {
+    hp.client
+        .set_peer_profile(clinic, peer.user_id, &p)
+        .await
+        .expect("profile");
+    let today = chrono::Utc::now().date_naive();
+    let a = hp
+        .client
+        .approve_peer(clinic, peer.user_id, today)
+        .await
+        .expect("approve");
+    assert!(a.approved);
+}
+
+fn proposal(su: Uuid, peer: Uuid) -> IntroductionCreate {
+    IntroductionCreate {
+        client_id: Uuid::new_v4(),
+        service_user_id: su,
+        peer_id: peer,
+        blurb_for_service_user: "Has lived with HIV for fifteen years; good listener.".into(),
+        blurb_for_peer: "Recently diagnosed, wants to talk about disclosure.".into(),
+        expires_in_hours: None,
+    }
+}
+
+/// Both accept; returns the introduction's conversation once both devices are in it.
+async fn both_accept(a: &Device, b: &Device, intro: Uuid) -> Uuid {
+    a.client
+        .accept_introduction(intro)
+        .await
+        .expect("a accepts");
+    let v = b
+        .client
+        .accept_introduction(intro)
+        .await
+        .expect("b accepts");
+    assert_eq!(v.state, IntroductionState::Active);
+    let conv = v.conversation_id.expect("opened");
+    for d in [a, b] {
+        record(d, d.client.sync_all().await.expect("sync"));
+    }
+    conv
+}
+
+/// Keeps decrypted content in the device's record too.
+fn record(d: &Device, events: Vec<Event>) -> Vec<Event> {
+    for e in &events {
+        d.wire.push(format!("{e:?}"));
+    }
+    events
+}
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Text { body, .. } => Some(body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cards(events: &[Event]) -> Vec<(Option<String>, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IdentityCard {
+                first_name, phone, ..
+            } => Some((first_name.clone(), phone.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assert_absent(who: &str, seen: &[String], secrets: &[(&str, String)]) {
+    for (what, secret) in secrets {
+        assert!(!secret.is_empty());
+        if let Some(hit) = seen.iter().find(|s| s.contains(secret.as_str())) {
+            panic!("{who} received the counterpart's {what} before the reveal: {hit}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_introduction_from_suggestion_to_reveal_and_the_hp_invited_by_both() {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let op = app.bootstrap_operator().await;
+        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
+        let (away, hp_away) = clinic(&app, &op, "Stavanger", "vest").await;
+        let hp = staff_sdk(&app, &hp_home).await;
+        let hp_b = staff_sdk(&app, &hp_away).await;
+        hp.client
+            .set_topics(
+                home,
+                vec![
+                    Topic {
+                        key: "disclosure".into(),
+                        label: "Disclosure".into(),
+                    },
+                    Topic {
+                        key: "newly_diagnosed".into(),
+                        label: "Newly diagnosed".into(),
+                    },
+                ],
+            )
+            .await
+            .expect("topics");
+
+        let su = enroll(
+            &app,
+            &hp_home,
+            home,
+            "service_user",
+            "Solveig Brukersen",
+            "+47 911 11 111",
+        )
+        .await;
+        let other_su = enroll(
+            &app,
+            &hp_home,
+            home,
+            "service_user",
+            "Ola Annensen",
+            "+47 933 33 333",
+        )
+        .await;
+        let peer = enroll(
+            &app,
+            &hp_away,
+            away,
+            "peer",
+            "Per Likemann",
+            "+47 922 22 222",
+        )
+        .await;
+        let local_peer = enroll(&app, &hp_home, home, "peer", "Lise Lokal", "+47 944 44 444").await;
+        let first_peer = enroll(
+            &app,
+            &hp_home,
+            home,
+            "peer",
+            "Frida Først",
+            "+47 955 55 555",
+        )
+        .await;
+
+        // The peer's clinic approves them for remote support; two local peers too.
+        approved(
+            &hp_b,
+            away,
+            &peer,
+            profile(&["nb", "en"], &["disclosure"], true),
+        )
+        .await;
+        approved(&hp, home, &local_peer, profile(&["so"], &[], false)).await;
+        approved(
+            &hp,
+            home,
+            &first_peer,
+            profile(&["nb"], &["disclosure"], false),
+        )
+        .await;
+
+        // Each party already has another introduction, to show nothing links them.
+        let earlier = hp
+            .client
+            .propose_introduction(home, &proposal(su.user_id, first_peer.user_id))
+            .await
+            .expect("propose");
+        let earlier_conv = both_accept(&su, &first_peer, earlier.id).await;
+        su.client
+            .send_text(earlier_conv, "hei fra før")
+            .await
+            .expect("send");
+        let other = hp
+            .client
+            .propose_introduction(home, &proposal(other_su.user_id, peer.user_id))
+            .await
+            .expect("propose");
+        let other_conv = both_accept(&other_su, &peer, other.id).await;
+        peer.client
+            .send_text(other_conv, "hei, Ola")
+            .await
+            .expect("send");
+        record(
+            &other_su,
+            other_su.client.sync(other_conv).await.expect("sync"),
+        );
+
+        // Needs, suggestions (the remote peer first, explained), proposal.
+        hp.client
+            .set_needs(
+                home,
+                su.user_id,
+                &Needs {
+                    languages: vec!["nb".into()],
+                    preferred_gender: Some(Gender::Woman),
+                    preferred_age_bands: vec![],
+                    region: None,
+                    topics: vec!["disclosure".into()],
+                    accepts_remote: true,
+                },
+            )
+            .await
+            .expect("needs");
+        let s = hp
+            .client
+            .suggestions(home, su.user_id)
+            .await
+            .expect("suggestions");
+        assert_eq!(s[0].peer_id, peer.user_id, "{s:#?}");
+        assert!(s[0].remote);
+        assert!(
+            s[0].parts
+                .iter()
+                .any(|p| p.explanation.contains("speaks nb"))
+        );
+        assert!(s.iter().any(|x| x.peer_id == local_peer.user_id));
+        assert!(
+            !s.iter().any(|x| x.peer_id == first_peer.user_id),
+            "already introduced"
+        );
+        let intro = hp
+            .client
+            .propose_introduction(home, &proposal(su.user_id, peer.user_id))
+            .await
+            .expect("propose")
+            .id;
+
+        // Both see an alias and a blurb; both accept; they chat.
+        let su_view = su.client.introduction(intro).await.expect("view");
+        let peer_view = peer.client.introduction(intro).await.expect("view");
+        assert_eq!(su_view.counterpart_alias, peer_view.my_alias);
+        let conv = both_accept(&su, &peer, intro).await;
+        su.client
+            .send_text(conv, "Hei, takk for at du ville snakke med meg")
+            .await
+            .expect("send");
+        let got = record(&peer, peer.client.sync(conv).await.expect("sync"));
+        assert_eq!(
+            texts(&got),
+            vec!["Hei, takk for at du ville snakke med meg"]
+        );
+        peer.client
+            .send_text(conv, "Så fint å høre fra deg")
+            .await
+            .expect("send");
+        let got = record(&su, su.client.sync(conv).await.expect("sync"));
+        assert_eq!(texts(&got), vec!["Så fint å høre fra deg"]);
+        assert_eq!(
+            su.client.safety_code(conv).expect("code"),
+            peer.client.safety_code(conv).expect("code")
+        );
+
+        su.client
+            .set_identity_card(&IdentityCard {
+                first_name: Some("Solveig".into()),
+                phone: Some("+47 911 11 111".into()),
+                photo: None,
+            })
+            .expect("card");
+        peer.client
+            .set_identity_card(&IdentityCard {
+                first_name: Some("Per".into()),
+                phone: Some("+47 922 22 222".into()),
+                photo: Some(vec![0xFF, 0xD8]),
+            })
+            .expect("card");
+
+        // A withdrawn consent prevents the reveal.
+        peer.client
+            .consent(intro, ConsentScope::Reveal)
+            .await
+            .expect("consent");
+        peer.client
+            .withdraw_consent(intro, ConsentScope::Reveal)
+            .await
+            .expect("withdraw");
+        // The server forges the peer's grant: a record not signed by the peer's leaf.
+        forge_grant(&app, intro).await;
+        let state = su
+            .client
+            .consent(intro, ConsentScope::Reveal)
+            .await
+            .expect("consent");
+        assert!(state.my_reveal && !state.their_reveal, "{state:?}");
+        assert!(state.rejected >= 1, "the forged record was rejected");
+        assert!(
+            !state.card_sent,
+            "no card without the counterpart's valid consent"
+        );
+        let got = record(&peer, peer.client.sync(conv).await.expect("sync"));
+        assert!(cards(&got).is_empty());
+        let events = record(&su, su.client.sync(conv).await.expect("sync"));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::ConsentRejected { .. })),
+            "{events:?}"
+        );
+
+        // Everything both received before the reveal: no identity of the counterpart, nothing
+        // of their other introductions.
+        let leaf_of = |d: &Device, c: Uuid| {
+            d.client
+                .members(c)
+                .expect("members")
+                .into_iter()
+                .find(|m| m.is_me)
+                .expect("me")
+                .device_key
+        };
+        let peer_in_other = leaf_of(&peer, other_conv);
+        let su_in_earlier = leaf_of(&su, earlier_conv);
+        assert_absent(
+            "the service user",
+            &su.wire.snapshot(),
+            &[
+                ("user id", peer.user_id.to_string()),
+                ("name", "Per Likemann".into()),
+                ("first name", "Per\"".into()),
+                ("phone", "922 22 222".into()),
+                ("clinic", away.to_string()),
+                ("other introduction", other.id.to_string()),
+                ("other conversation", other_conv.to_string()),
+                ("alias in the other introduction", other.peer_alias.clone()),
+                ("leaf key in the other introduction", peer_in_other.clone()),
+                ("device key", peer.client.device_public_key()),
+            ],
+        );
+        assert_absent(
+            "the peer",
+            &peer.wire.snapshot(),
+            &[
+                ("user id", su.user_id.to_string()),
+                ("name", "Solveig".into()),
+                ("phone", "911 11 111".into()),
+                ("clinic", home.to_string()),
+                ("introducing HP", hp.user_id.to_string()),
+                ("other introduction", earlier.id.to_string()),
+                ("other conversation", earlier_conv.to_string()),
+                (
+                    "alias in the other introduction",
+                    earlier.service_user_alias.clone(),
+                ),
+                ("leaf key in the other introduction", su_in_earlier.clone()),
+                ("device key", su.client.device_public_key()),
+            ],
+        );
+
+        // Both consent: each sends its card once, inside the group, and gets the other's.
+        let p = peer
+            .client
+            .consent(intro, ConsentScope::Reveal)
+            .await
+            .expect("consent");
+        assert!(p.my_reveal && p.their_reveal && p.card_sent, "{p:?}");
+        let s2 = su.client.consent_state(intro).await.expect("state");
+        assert!(s2.card_sent, "{s2:?}");
+        let got = su.client.sync(conv).await.expect("sync");
+        assert_eq!(
+            cards(&got),
+            vec![(Some("Per".into()), Some("+47 922 22 222".into()))]
+        );
+        let got = peer.client.sync(conv).await.expect("sync");
+        assert_eq!(
+            cards(&got),
+            vec![(Some("Solveig".into()), Some("+47 911 11 111".into()))]
+        );
+        let card = su
+            .client
+            .counterpart_card(intro)
+            .expect("state")
+            .expect("kept");
+        assert_eq!(card.photo.as_deref(), Some([0xFF, 0xD8].as_slice()));
+        assert!(matches!(
+            peer.client
+                .withdraw_consent(intro, ConsentScope::Reveal)
+                .await,
+            Err(SdkError::Conflict(_))
+        ));
+
+        // The HP cannot join with one invite_hp consent, and joins with both.
+        su.client
+            .consent(intro, ConsentScope::InviteHp)
+            .await
+            .expect("consent");
+        let refused = hp.client.join_introduction(conv, intro).await;
+        assert!(
+            matches!(refused, Err(SdkError::NotFound(_) | SdkError::Forbidden(_))),
+            "{refused:?}"
+        );
+        peer.client
+            .consent(intro, ConsentScope::InviteHp)
+            .await
+            .expect("consent");
+        let joined = hp
+            .client
+            .join_introduction(conv, intro)
+            .await
+            .expect("the HP joins");
+        assert!(joined.iter().any(|e| matches!(e, Event::Joined { .. })));
+        for d in [&su, &peer] {
+            let events = d.client.sync(conv).await.expect("sync");
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, Event::MembershipChangeRefused { .. })),
+                "the parties' clients admit the invited HP: {events:?}"
+            );
+        }
+        su.client
+            .send_text(conv, "Velkommen, Hanne!")
+            .await
+            .expect("send");
+        let got = hp.client.sync(conv).await.expect("sync");
+        assert_eq!(texts(&got), vec!["Velkommen, Hanne!"]);
+        let members = peer.client.members(conv).expect("members");
+        assert_eq!(members.len(), 3);
+    }
+}
+
+/// Inserts a grant of the peer's `reveal` that the peer never signed (as a compromised
+/// server could), newer than anything the peer said.
+async fn forge_grant(app: &TestApp, intro: Uuid) {
+    use peerbridge_server::introductions::entities::consent;
+    use sea_orm::{ActiveModelTrait, Set};
+    let fake_key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    consent::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        introduction_id: Set(intro),
+        party: Set("peer".into()),
+        device_id: Set(Uuid::new_v4()),
+        scope: Set("reveal".into()),
+        action: Set("grant".into()),
+        issued_at: Set(chrono::Utc::now().timestamp() + 60),
+        signature_key: Set(fake_key.verifying_key().to_bytes().to_vec()),
+        signature: Set(vec![1; 64]),
+        recorded_at: Set(chrono::Utc::now()),
+    }
+    .insert(&app.state.db)
+    .await
+    .expect("forged row");
+}
