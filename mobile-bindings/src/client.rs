@@ -1578,3 +1578,97 @@ fn decode_claimed(claimed: &[ClaimedKeyPackage]) -> Result<Vec<Vec<u8>>> {
         .map(|c| unb64("key_package", &c.key_package))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use peerbridge_mls::{AddCandidate, AddKind, AddPolicy, MemberInfo};
+
+    use super::{ConvPolicy, IntroPolicy};
+
+    fn member(pseudonymous: bool, identity: &[u8]) -> MemberInfo {
+        MemberInfo {
+            leaf_index: 3,
+            identity: identity.to_vec(),
+            signature_key: vec![9; 32],
+            verified: true,
+            pseudonymous,
+        }
+    }
+
+    fn allows(p: &ConvPolicy, m: &MemberInfo, kind: AddKind) -> bool {
+        p.allows(&AddCandidate {
+            group_id: b"g",
+            member: m,
+            kind,
+            added_by: None,
+        })
+    }
+
+    #[test]
+    fn introduction_groups_admit_the_parties_and_only_a_consented_hp() {
+        let hp_key = vec![7u8; 32];
+        let open = ConvPolicy {
+            intro: Some(IntroPolicy {
+                admitted: Vec::new(),
+                pseudonymous_members: 1,
+            }),
+        };
+        // The counterpart at creation, a party's rejoin: yes.
+        assert!(allows(
+            &open,
+            &member(true, &[1; 16]),
+            AddKind::AddedByCommit
+        ));
+        assert!(allows(
+            &open,
+            &member(true, &[1; 16]),
+            AddKind::ExternalJoin
+        ));
+        // A clinician's device without both consents: refused, whoever adds it.
+        for kind in [
+            AddKind::AddedByCommit,
+            AddKind::ExternalJoin,
+            AddKind::ExistingMember,
+        ] {
+            assert!(!allows(&open, &member(false, &hp_key), kind));
+        }
+        let full = ConvPolicy {
+            intro: Some(IntroPolicy {
+                admitted: vec![hp_key.clone()],
+                pseudonymous_members: 2,
+            }),
+        };
+        // A third pseudonymous party is refused; the admitted HP device joins; another
+        // device does not.
+        assert!(!allows(
+            &full,
+            &member(true, &[2; 16]),
+            AddKind::AddedByCommit
+        ));
+        assert!(allows(
+            &full,
+            &member(false, &hp_key),
+            AddKind::ExternalJoin
+        ));
+        assert!(!allows(
+            &full,
+            &member(false, &[8; 32]),
+            AddKind::ExternalJoin
+        ));
+        // Outside introductions pseudonyms are refused; unverified members always.
+        let plain = ConvPolicy::default();
+        assert!(!allows(
+            &plain,
+            &member(true, &[1; 16]),
+            AddKind::AddedByCommit
+        ));
+        assert!(allows(
+            &plain,
+            &member(false, &hp_key),
+            AddKind::AddedByCommit
+        ));
+        let mut unverified = member(false, &hp_key);
+        unverified.verified = false;
+        assert!(!allows(&full, &unverified, AddKind::ExternalJoin));
+    }
+}

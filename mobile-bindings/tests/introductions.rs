@@ -592,3 +592,97 @@ async fn forge_grant(app: &TestApp, intro: Uuid) {
     .await
     .expect("forged row");
 }
+
+#[tokio::test]
+async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let op = app.bootstrap_operator().await;
+        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
+        let hp = staff_sdk(&app, &hp_home).await;
+        let su = enroll(
+            &app,
+            &hp_home,
+            home,
+            "service_user",
+            "Solveig Brukersen",
+            "+47 911 11 111",
+        )
+        .await;
+        let peer = enroll(
+            &app,
+            &hp_home,
+            home,
+            "peer",
+            "Per Likemann",
+            "+47 922 22 222",
+        )
+        .await;
+        approved(&hp, home, &peer, profile(&["nb"], &[], false)).await;
+        let intro = hp
+            .client
+            .propose_introduction(home, &proposal(su.user_id, peer.user_id))
+            .await
+            .expect("propose")
+            .id;
+        let conv = both_accept(&su, &peer, intro).await;
+        su.client.send_text(conv, "hei").await.expect("send");
+
+        // Paused by the service user: nothing flows until they resume; the peer cannot.
+        let v = su.client.pause_introduction(intro).await.expect("pause");
+        assert_eq!(v.state, IntroductionState::Paused);
+        let r = peer.client.send_text(conv, "er du der?").await;
+        assert!(matches!(r, Err(SdkError::Conflict(_))), "{r:?}");
+        assert!(matches!(
+            peer.client.resume_introduction(intro).await,
+            Err(SdkError::Forbidden(_))
+        ));
+        su.client.resume_introduction(intro).await.expect("resume");
+        peer.client
+            .send_text(conv, "er du der?")
+            .await
+            .expect("send after resume");
+        let got = su.client.sync(conv).await.expect("sync");
+        assert_eq!(texts(&got), vec!["er du der?"]);
+
+        // A boundary report reaches the clinic's HP with its note.
+        su.client
+            .report_boundary(
+                intro,
+                peerbridge_mobile::api::introductions::BoundaryCategory::DatingRequest,
+                Some("asked me out".into()),
+            )
+            .await
+            .expect("report");
+        let reports = hp
+            .client
+            .boundary_reports(home, intro)
+            .await
+            .expect("reports");
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].note.as_deref(), Some("asked me out"));
+
+        // Blocked by the peer: no further messages either way; the HP sees why.
+        let b = peer.client.block_counterpart(intro).await.expect("block");
+        assert!(b.blocked_by_me);
+        for d in [&su, &peer] {
+            let r = d.client.send_text(conv, "hallo?").await;
+            assert!(matches!(r, Err(SdkError::Forbidden(_))), "{r:?}");
+        }
+        let d = hp
+            .client
+            .clinic_introduction(home, intro)
+            .await
+            .expect("detail");
+        assert_eq!(
+            d.outcome,
+            Some(peerbridge_mobile::api::introductions::Outcome::BlockedByPeer)
+        );
+        assert_eq!(
+            su.client.introduction(intro).await.expect("view").state,
+            IntroductionState::Ended
+        );
+        let got = su.client.sync(conv).await.expect("sync");
+        assert!(texts(&got).is_empty());
+    }
+}

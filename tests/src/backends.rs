@@ -173,6 +173,18 @@ pub fn test_raw_config(db: &TestDb) -> RawConfig {
     }
 }
 
+/// PostgreSQL runs as in production: with Redis fan-out (when reachable; always in CI), on
+/// a channel prefix of its own database so replicas of one test share the bus and tests do
+/// not hear each other.
+async fn with_redis(raw: &mut RawConfig, db: &TestDb) {
+    if db.backend == Backend::Postgres && redis_available().await {
+        use sha2::Digest;
+        raw.redis_url = Some(redis_url());
+        let h = sha2::Sha256::digest(db.url.as_bytes());
+        raw.redis_channel_prefix = format!("pbt{}", hex::encode(&h[..8]));
+    }
+}
+
 /// A running application on a fresh database.
 pub struct TestApp {
     pub base: String,
@@ -193,6 +205,7 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
         let db = TestDb::new(backend).await;
         let mut raw = test_raw_config(&db);
+        with_redis(&mut raw, &db).await;
         tweak(&mut raw);
         // Starts at the real time (MLS key package lifetimes are checked against it too),
         // on a whole minute so TOTP steps and token times are predictable; then it only
@@ -205,6 +218,7 @@ impl TestApp {
     /// Another replica on the same database and clock (e.g. after a key rotation).
     pub async fn spawn_sibling(&self, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
         let mut raw = test_raw_config(&self.db);
+        with_redis(&mut raw, &self.db).await;
         tweak(&mut raw);
         Self::spawn_on(self.db.clone(), raw, self.clock.clone()).await
     }
