@@ -256,6 +256,19 @@ pub enum IgnoredReason {
     StandaloneProposal,
 }
 
+/// A franked message's opening: the exact envelope bytes, the one-time key and the
+/// commitment the server stamped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Franked {
+    pub plaintext: Vec<u8>,
+    pub key: [u8; 32],
+    pub commitment: [u8; 32],
+}
+
+/// Application plaintexts carry `"PBK1" || franking key (32) || envelope`; the commitment
+/// `HMAC-SHA256(key, envelope)` travels in the authenticated data as `"PBF1" || commitment`.
+const FRANKED_PREFIX: &[u8] = b"PBK1";
+
 /// What processing a message (or an own commit's acceptance) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -266,6 +279,9 @@ pub enum Event {
         epoch: Epoch,
         sender: MemberInfo,
         envelope: Envelope,
+        /// The sender's franking opening, when the message was franked: keep it (with the
+        /// server's stamp) to quote the message verifiably in an escalation excerpt.
+        franking: Option<Franked>,
     },
     /// Application content that decrypted but whose envelope this client cannot read (e.g. a
     /// newer kind). The MLS state advanced; the app can show "update to read this".
@@ -941,7 +957,11 @@ impl Client {
 
     /// Encrypts an envelope as an MLS `PrivateMessage` (TLS `MLSMessage` bytes).
     pub fn encrypt(&mut self, group_id: &GroupId, envelope: &Envelope) -> Result<Vec<u8>> {
-        let plaintext = envelope.encode()?;
+        let encoded = envelope.encode()?;
+        // Franking: a fresh key per message; the commitment goes to the server in the clear
+        // (authenticated data), the key only inside the ciphertext.
+        let franking = crate::excerpt::frank(&encoded);
+        let plaintext = [FRANKED_PREFIX, franking.key.as_slice(), &encoded].concat();
         self.transact(|c| {
             if c.get_pending(group_id)?
                 .is_some_and(|r| r.commit.kind == CommitKind::ExternalRejoin)
@@ -950,11 +970,14 @@ impl Client {
             }
             let mut group = c.load_member_group(group_id)?;
             let signer = c.signer_for(&group)?;
-            group
+            group.set_aad(crate::excerpt::franking_aad(&franking.commitment));
+            let out = group
                 .create_message(&c.provider(), &signer, &plaintext)
                 .map_err(|e| c.mls_err(e))?
                 .to_bytes()
-                .map_err(|e| c.mls_err(e))
+                .map_err(|e| c.mls_err(e));
+            group.set_aad(Vec::new());
+            out
         })
     }
 
@@ -1032,15 +1055,22 @@ impl Client {
             processed.sender(),
             openmls::prelude::Sender::NewMemberCommit
         );
+        let aad = processed.aad().to_vec();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let sender = sender.ok_or_else(|| Error::Mls("no sender".into()))?;
-                events.push(match Envelope::decode(&app.into_bytes()) {
+                let (bytes, franking) = unfrank(app.into_bytes(), &aad);
+                let (decoded, franking) = match franking {
+                    Err(e) => (Err(e), None),
+                    Ok(f) => (Envelope::decode(&bytes), f),
+                };
+                events.push(match decoded {
                     Ok(envelope) => Event::Message {
                         group_id: group_id.clone(),
                         epoch: msg_epoch,
                         sender,
                         envelope,
+                        franking,
                     },
                     Err(error) => Event::UnreadableMessage {
                         group_id: group_id.clone(),
@@ -1629,6 +1659,47 @@ impl Client {
         }
         Ok(self.store.delete(&record_key(group_id, b"buffer"))?)
     }
+}
+
+/// Splits a franked plaintext and checks its commitment against the authenticated data. A
+/// plaintext without the franking prefix is an unfranked envelope; a franked one whose
+/// commitment does not match is refused (the sender committed to something else).
+fn unfrank(
+    plaintext: Vec<u8>,
+    aad: &[u8],
+) -> (Vec<u8>, std::result::Result<Option<Franked>, EnvelopeError>) {
+    let Some(rest) = plaintext.strip_prefix(FRANKED_PREFIX) else {
+        return (plaintext, Ok(None));
+    };
+    let (Some(key), Some(claimed)) = (
+        rest.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()),
+        aad.strip_prefix(crate::excerpt::FRANKING_AAD_PREFIX)
+            .and_then(|c| <[u8; 32]>::try_from(c).ok()),
+    ) else {
+        return (
+            Vec::new(),
+            Err(EnvelopeError::Malformed(
+                crate::codec::CodecError::Truncated,
+            )),
+        );
+    };
+    let envelope = rest[32..].to_vec();
+    if crate::excerpt::commitment(&key, &envelope) != claimed {
+        return (
+            Vec::new(),
+            Err(EnvelopeError::Malformed(crate::codec::CodecError::BadTag(
+                0xF1,
+            ))),
+        );
+    }
+    (
+        envelope.clone(),
+        Ok(Some(Franked {
+            plaintext: envelope,
+            key,
+            commitment: claimed,
+        })),
+    )
 }
 
 fn capabilities() -> Capabilities {

@@ -245,3 +245,33 @@ fn a_rejoin_keeps_the_leaf_pseudonymous_and_bound() {
         &binding
     ));
 }
+
+#[test]
+fn every_message_is_franked_and_its_opening_matches_the_commitment() {
+    let mut su = Device::new();
+    let mut peer = Device::new();
+    let (g, _) = introduce(&mut su, &mut peer);
+    let ct = su.send(&g, "jeg vil ikke leve mer");
+    let events = peer.recv_with(&ct, &allow_pseudonyms);
+    let Some(peerbridge_mls::Event::Message {
+        franking: Some(f),
+        envelope,
+        ..
+    }) = events.first()
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(
+        peerbridge_mls::excerpt::commitment(&f.key, &f.plaintext),
+        f.commitment
+    );
+    assert_eq!(
+        &peerbridge_mls::Envelope::decode(&f.plaintext).expect("decodes"),
+        envelope
+    );
+    // The commitment is readable by the delivery service (authenticated data); the key and
+    // the text are not in the clear.
+    assert!(contains(&ct, &f.commitment));
+    assert!(!contains(&ct, &f.key));
+    assert!(!contains(&ct, "ikke leve".as_bytes()));
+}

@@ -345,6 +345,11 @@ impl PeerbridgeClient {
             .map_err(|_| SdkError::Storage("the MLS client lock was poisoned".into()))
     }
 
+    /// Signs with this device's key (e.g. its escalation key publication).
+    pub(crate) fn device_sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.mls()?.identity().sign(message).to_vec())
+    }
+
     pub(crate) fn account_role(&self) -> Result<Option<Role>> {
         Ok(self.account()?.map(|a| a.role))
     }
@@ -1521,6 +1526,12 @@ impl PeerbridgeClient {
                     } = &other
                     {
                         st.remember(Uuid::from_bytes(*id.as_bytes()));
+                    }
+                    if let peerbridge_mls::Event::Message {
+                        franking: Some(f), ..
+                    } = &other
+                    {
+                        self.keep_franked(conv, entry, f)?;
                     }
                     if let Some(ev) = map_mls_event(other, conv, entry.seq, &self.device_key) {
                         events.push(ev);

@@ -81,6 +81,11 @@ pub enum Event {
         introduction: Uuid,
         reason: String,
     },
+    /// A flag in this clinician's queue was raised, escalated to them or changed: re-read
+    /// the queue (`flags()`), open it (`open_flag()`).
+    FlagChanged {
+        flag: Uuid,
+    },
     /// This device sent its identity card: both parties' signed consents to reveal held.
     IdentityCardSent {
         conversation: Uuid,
@@ -163,7 +168,9 @@ impl Event {
     /// The conversation the event belongs to (`None` for introduction-level events).
     pub fn conversation(&self) -> Option<Uuid> {
         Some(match self {
-            Event::IntroductionChanged { .. } | Event::ConsentRejected { .. } => return None,
+            Event::IntroductionChanged { .. }
+            | Event::ConsentRejected { .. }
+            | Event::FlagChanged { .. } => return None,
             Event::IdentityCardSent { conversation } => *conversation,
             Event::Text { conversation, .. }
             | Event::Receipt { conversation, .. }

@@ -15,6 +15,7 @@
 
 mod client;
 mod error;
+mod escalation;
 mod events;
 mod http;
 mod introductions;
@@ -23,6 +24,7 @@ mod stream;
 
 pub use client::{ConversationInfo, PeerbridgeClient, SdkOptions, SessionInfo};
 pub use error::{Result, SdkError};
+pub use escalation::{ExcerptLine, OpenedFlag};
 pub use events::{Event, Member};
 pub use http::WireTap;
 pub use introductions::{ConsentState, IdentityCard};

@@ -50,6 +50,7 @@ struct Notice {
     conversation_id: Option<Uuid>,
     seq: Option<u64>,
     introduction_id: Option<Uuid>,
+    flag_id: Option<Uuid>,
 }
 
 /// Errors the receive loop cannot work around; everything else means "try again later".
@@ -247,6 +248,10 @@ impl PeerbridgeClient {
         match (n.kind.as_str(), n.conversation_id) {
             ("hello" | "resync", _) => self.tolerant(self.sync_all().await),
             ("welcome", _) => self.tolerant(self.accept_welcomes().await),
+            ("flag", _) => Ok(n
+                .flag_id
+                .map(|flag| vec![Event::FlagChanged { flag }])
+                .unwrap_or_default()),
             ("introduction", _) => match n.introduction_id {
                 Some(id) => self.tolerant(self.on_introduction_changed(id).await),
                 None => Ok(Vec::new()),

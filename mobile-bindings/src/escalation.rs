@@ -1,0 +1,337 @@
+//! Escalation in the SDK: a peer flags a conversation (a service user asks for help now)
+//! with an excerpt of franked messages sealed to every responder device; HP devices keep an
+//! escalation key, open excerpts and verify each message's commitment and server stamp; the
+//! queue, acknowledgement and resolution; crisis resources.
+//!
+//! Every received franked message is kept with its opening and the server's stamp (sealed
+//! state), so it can be quoted verifiably later. The in-conversation notice that a clinician
+//! was asked to check in is always sent after a flag, in the clinic's wording.
+
+use std::collections::BTreeMap;
+
+use peerbridge_mls::excerpt::{self, EscalationKey, Excerpt, ExcerptMessage, Stamp};
+use peerbridge_mls::{Envelope, Franked, NoticeKind};
+use peerbridge_openapi::delivery::{FrankingKeys, LogEntry};
+use peerbridge_openapi::escalation::{
+    CrisisResourceList, EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail,
+    FlagKind, FlagReceipt, FlagResolve, Locale, Outcome, RiskCategory, SealedExcerpt, Severity,
+    escalation_key_message,
+};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::client::PeerbridgeClient;
+use crate::error::{Result, SdkError};
+use crate::http::{b64, unb64};
+
+const ESCALATION_KEY: &str = "escalation-key";
+
+fn franked_key(conv: Uuid, seq: u64) -> String {
+    format!("franked/{conv}/{seq}")
+}
+
+/// A received message kept for excerpts: its exact bytes, opening and the server's stamp.
+#[derive(Serialize, Deserialize)]
+struct KeptMessage {
+    plaintext: Vec<u8>,
+    key: [u8; 32],
+    commitment: [u8; 32],
+    stamp: Option<Stamp>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEscalationKey {
+    secret: Vec<u8>,
+    public: Vec<u8>,
+}
+
+/// One verified line of an opened excerpt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcerptLine {
+    pub seq: u64,
+    /// The sender as the conversation knows them (an alias in introductions).
+    pub sender: String,
+    pub received_at: i64,
+    pub text: String,
+}
+
+/// A flag as its responder opened and verified it.
+#[derive(Debug, Clone)]
+pub struct OpenedFlag {
+    pub flag: Flag,
+    pub note: String,
+    pub lines: Vec<ExcerptLine>,
+}
+
+impl PeerbridgeClient {
+    /// Keeps a franked message's opening with the server's stamp (called by the sync).
+    pub(crate) fn keep_franked(&self, conv: Uuid, entry: &LogEntry, f: &Franked) -> Result<()> {
+        let stamp = match &entry.franking {
+            Some(s) => Some(Stamp {
+                sender: s.sender.clone(),
+                seq: s.seq,
+                received_at: s.received_at,
+                kid: s.kid.clone(),
+                signature: unb64("signature", &s.signature)?,
+            }),
+            None => None,
+        };
+        self.state_put(
+            &franked_key(conv, entry.seq),
+            &KeptMessage {
+                plaintext: f.plaintext.clone(),
+                key: f.key,
+                commitment: f.commitment,
+                stamp,
+            },
+        )
+    }
+
+    // ------------------------------------------------------------------ raising
+
+    /// A peer supporter flags the conversation: the messages at `seqs` (as received here)
+    /// and the note are sealed to every responder device; then the conversation is told
+    /// that a clinician was asked to check in.
+    pub async fn raise_flag(
+        &self,
+        conversation: Uuid,
+        category: RiskCategory,
+        severity: Severity,
+        note: &str,
+        seqs: &[u64],
+    ) -> Result<FlagReceipt> {
+        self.raise(
+            conversation,
+            FlagKind::Flag,
+            Some(category),
+            Some(severity),
+            note,
+            seqs,
+        )
+        .await
+    }
+
+    /// A service user's "I need help now" (category and severity preset by the server).
+    pub async fn help_now(
+        &self,
+        conversation: Uuid,
+        note: &str,
+        seqs: &[u64],
+    ) -> Result<FlagReceipt> {
+        self.raise(conversation, FlagKind::HelpNow, None, None, note, seqs)
+            .await
+    }
+
+    async fn raise(
+        &self,
+        conv: Uuid,
+        kind: FlagKind,
+        category: Option<RiskCategory>,
+        severity: Option<Severity>,
+        note: &str,
+        seqs: &[u64],
+    ) -> Result<FlagReceipt> {
+        let st = self.joined_state(conv)?;
+        let gid = self.group_of(&st)?;
+        let mut messages = Vec::new();
+        for seq in seqs {
+            let kept: KeptMessage = self
+                .state_get(&franked_key(conv, *seq))?
+                .ok_or_else(|| SdkError::NotFound(format!("no received message {seq} to quote")))?;
+            let stamp = kept.stamp.ok_or_else(|| {
+                SdkError::InvalidInput(format!("message {seq} carries no server stamp"))
+            })?;
+            messages.push(ExcerptMessage {
+                plaintext: kept.plaintext,
+                franking_key: kept.key,
+                commitment: kept.commitment,
+                stamp,
+            });
+        }
+        let ex = Excerpt {
+            version: 1,
+            group_id: gid.as_bytes().to_vec(),
+            note: note.to_owned(),
+            messages,
+        };
+        let recipients: Vec<EscalationRecipient> = self
+            .get(&format!("/v1/conversations/{conv}/escalation-recipients"))
+            .await?;
+        let mut excerpts = Vec::new();
+        for r in &recipients {
+            let (Ok(device), Ok(pk), Ok(sig)) = (
+                unb64("device_key", &r.device_key),
+                unb64("public_key", &r.public_key),
+                unb64("signature", &r.signature),
+            ) else {
+                continue;
+            };
+            // Only keys their device signed: the server cannot slip in a key of its own.
+            if !peerbridge_mls::verify_signature(&device, &escalation_key_message(&pk), &sig) {
+                tracing::warn!("an escalation key is not signed by its device; skipped");
+                continue;
+            }
+            let (enc, ct) = excerpt::seal(&ex, &pk).map_err(|e| SdkError::Mls(e.to_string()))?;
+            excerpts.push(SealedExcerpt {
+                public_key: r.public_key.clone(),
+                enc: b64(&enc),
+                ciphertext: b64(&ct),
+            });
+        }
+        let receipt: FlagReceipt = self
+            .authed(
+                Method::POST,
+                &format!("/v1/conversations/{conv}/flags"),
+                Some(&FlagCreate {
+                    client_id: Uuid::new_v4(),
+                    kind,
+                    category,
+                    severity,
+                    excerpts,
+                    locale: None,
+                }),
+            )
+            .await?
+            .json()?;
+        // The notice is part of raising a flag: the wording is the clinic's, the notice is not
+        // optional.
+        if let Err(e) = self
+            .send_envelope(
+                conv,
+                &Envelope::SystemNotice {
+                    kind: NoticeKind::Info,
+                    text: receipt.notice.clone(),
+                },
+            )
+            .await
+        {
+            tracing::warn!(code = e.code(), "the check-in notice could not be sent yet");
+        }
+        Ok(receipt)
+    }
+
+    // ------------------------------------------------------------------ responders
+
+    /// Creates (once) and publishes this HP device's escalation key, signed by the device.
+    pub async fn ensure_escalation_key(&self) -> Result<()> {
+        let key = match self.state_get::<StoredEscalationKey>(ESCALATION_KEY)? {
+            Some(k) => k,
+            None => {
+                let k = EscalationKey::generate().map_err(|e| SdkError::Mls(e.to_string()))?;
+                let stored = StoredEscalationKey {
+                    secret: k.secret.to_vec(),
+                    public: k.public.clone(),
+                };
+                self.state_put(ESCALATION_KEY, &stored)?;
+                stored
+            }
+        };
+        let signature = self.device_sign(&escalation_key_message(&key.public))?;
+        self.authed(
+            Method::PUT,
+            "/v1/me/escalation-key",
+            Some(&EscalationKeyUpload {
+                public_key: b64(&key.public),
+                signature: b64(&signature),
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The caller's queue (most severe first, then oldest).
+    pub async fn flags(&self) -> Result<Vec<Flag>> {
+        self.get("/v1/flags").await
+    }
+
+    /// Opens a flag's excerpt sealed to this device (without verifying it).
+    pub async fn opened_excerpt(&self, id: Uuid) -> Result<(Flag, Excerpt)> {
+        let d: FlagDetail = self.get(&format!("/v1/flags/{id}")).await?;
+        let sealed = d
+            .excerpt
+            .ok_or_else(|| SdkError::NotFound("no excerpt was sealed to this device".into()))?;
+        let key: StoredEscalationKey = self
+            .state_get(ESCALATION_KEY)?
+            .ok_or_else(|| SdkError::NotFound("this device has no escalation key".into()))?;
+        let group = unb64("group_id", &d.flag.group_id)?;
+        let ex = excerpt::open(
+            &key.secret,
+            &unb64("enc", &sealed.enc)?,
+            &unb64("ciphertext", &sealed.ciphertext)?,
+            &group,
+        )
+        .map_err(|e| SdkError::Mls(e.to_string()))?;
+        Ok((d.flag, ex))
+    }
+
+    /// Verifies an excerpt against the flag's conversation and the server's franking keys:
+    /// changed, reordered or foreign messages fail.
+    pub async fn verify_excerpt(&self, flag: &Flag, ex: &Excerpt) -> Result<Vec<ExcerptLine>> {
+        let keys: FrankingKeys = self.get("/v1/franking-keys").await?;
+        let keys: BTreeMap<String, [u8; 32]> = keys
+            .keys
+            .iter()
+            .filter_map(|(kid, k)| {
+                let k = unb64("franking key", k).ok()?;
+                Some((kid.clone(), <[u8; 32]>::try_from(k.as_slice()).ok()?))
+            })
+            .collect();
+        let group = unb64("group_id", &flag.group_id)?;
+        let verified =
+            excerpt::verify(ex, &group, &keys).map_err(|e| SdkError::Mls(e.to_string()))?;
+        Ok(verified
+            .into_iter()
+            .map(|m| ExcerptLine {
+                seq: m.seq,
+                sender: m.sender,
+                received_at: m.received_at,
+                text: match m.envelope {
+                    Envelope::Text { body, .. } => body,
+                    other => format!("{other:?}"),
+                },
+            })
+            .collect())
+    }
+
+    /// Opens and verifies a flag's excerpt.
+    pub async fn open_flag(&self, id: Uuid) -> Result<OpenedFlag> {
+        let (flag, ex) = self.opened_excerpt(id).await?;
+        let lines = self.verify_excerpt(&flag, &ex).await?;
+        Ok(OpenedFlag {
+            flag,
+            note: ex.note,
+            lines,
+        })
+    }
+
+    pub async fn acknowledge_flag(&self, id: Uuid) -> Result<FlagDetail> {
+        self.authed::<()>(Method::POST, &format!("/v1/flags/{id}/acknowledge"), None)
+            .await?
+            .json()
+    }
+
+    pub async fn resolve_flag(
+        &self,
+        id: Uuid,
+        outcome: Outcome,
+        note: Option<String>,
+    ) -> Result<FlagDetail> {
+        self.authed(
+            Method::POST,
+            &format!("/v1/flags/{id}/resolve"),
+            Some(&FlagResolve { outcome, note }),
+        )
+        .await?
+        .json()
+    }
+
+    pub async fn crisis_resources(&self, locale: Locale) -> Result<CrisisResourceList> {
+        let l = match locale {
+            Locale::Nb => "nb",
+            Locale::Nn => "nn",
+            Locale::En => "en",
+        };
+        self.get(&format!("/v1/crisis-resources?locale={l}")).await
+    }
+}

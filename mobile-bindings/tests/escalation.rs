@@ -1,0 +1,242 @@
+//! A flag end to end through the SDK: a peer flags an imminent suicide risk quoting two of
+//! the service user's messages; the on-duty HP's device is woken over its stream, opens the
+//! sealed excerpt and verifies both messages' franking stamps; changed, reordered and
+//! foreign messages fail verification; the server's database holds none of the excerpt's
+//! text; the service user is told in the conversation that a clinician will check in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerbridge_mobile::api::escalation::{RiskCategory, Severity};
+use peerbridge_mobile::{Event, PeerbridgeClient, SdkError};
+use peerbridge_tests::{TestApp, backends};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+mod common;
+
+use common::*;
+
+fn listen(client: &Arc<PeerbridgeClient>) -> mpsc::UnboundedReceiver<Vec<Event>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let c = client.clone();
+    tokio::spawn(async move {
+        loop {
+            match c.next_events().await {
+                Ok(events) => {
+                    if tx.send(events).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => panic!("receive loop failed: {e}"),
+            }
+        }
+    });
+    rx
+}
+
+fn seqs_of(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Text { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let op = app.bootstrap_operator().await;
+        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
+        let admin = app
+            .create_staff(&op, home, "clinic_admin", "Arne Admin")
+            .await;
+        let hp = staff_sdk(&app, &hp_home).await;
+        hp.client
+            .ensure_escalation_key()
+            .await
+            .expect("escalation key");
+        app.client()
+            .put(
+                &format!("/v1/clinics/{home}/escalation-settings"),
+                Some(admin.token()),
+                json!({ "on_duty": [hp.user_id], "next_responders": [], "imminent_minutes": 5,
+                        "urgent_minutes": 15, "concerning_minutes": 240, "routine_hour": 10,
+                        "notice_nb": "En sykepleier fra klinikken tar kontakt med deg.",
+                        "notice_nn": "Ein sjukepleiar tek kontakt.", "notice_en": "A nurse will contact you." }),
+            )
+            .await
+            .expect(200);
+        let su = enroll(
+            &app,
+            &hp_home,
+            home,
+            "service_user",
+            "Solveig Brukersen",
+            "+47 911 11 111",
+        )
+        .await;
+        let su2 = enroll(
+            &app,
+            &hp_home,
+            home,
+            "service_user",
+            "Ola Annensen",
+            "+47 933 33 333",
+        )
+        .await;
+        let peer = enroll(
+            &app,
+            &hp_home,
+            home,
+            "peer",
+            "Per Likemann",
+            "+47 922 22 222",
+        )
+        .await;
+        approved(&hp, home, &peer, profile(&["nb"], &[], false)).await;
+        let intro = hp
+            .client
+            .propose_introduction(home, &proposal(su.user_id, peer.user_id))
+            .await
+            .expect("propose")
+            .id;
+        let conv = both_accept(&su, &peer, intro).await;
+        let intro2 = hp
+            .client
+            .propose_introduction(home, &proposal(su2.user_id, peer.user_id))
+            .await
+            .expect("propose")
+            .id;
+        let conv2 = both_accept(&su2, &peer, intro2).await;
+
+        let said = [
+            "Jeg har bestemt meg for å ta livet mitt i kveld",
+            "Pillene ligger klare på badet",
+        ];
+        su.client.send_text(conv, "Hei igjen").await.expect("send");
+        for s in said {
+            su.client.send_text(conv, s).await.expect("send");
+        }
+        su2.client
+            .send_text(conv2, "Jeg har det bra i dag")
+            .await
+            .expect("send");
+        let got = peer.client.sync(conv).await.expect("sync");
+        let seqs = seqs_of(&got);
+        assert_eq!(seqs.len(), 3);
+        let other = seqs_of(&peer.client.sync(conv2).await.expect("sync"));
+
+        // The HP's device listens on its stream.
+        let mut hp_events = listen(&hp.client);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let receipt = peer
+            .client
+            .raise_flag(
+                conv,
+                RiskCategory::SuicideRisk,
+                Severity::Imminent,
+                "Sounded calm and decided.",
+                &seqs[1..],
+            )
+            .await
+            .expect("flag stored");
+        assert_eq!(
+            receipt.notice,
+            "En sykepleier fra klinikken tar kontakt med deg."
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let batch = tokio::time::timeout_at(deadline, hp_events.recv())
+                .await
+                .expect("woken within 20 s")
+                .expect("loop");
+            if batch
+                .iter()
+                .any(|e| matches!(e, Event::FlagChanged { flag } if *flag == receipt.id))
+            {
+                break;
+            }
+        }
+        let queue = hp.client.flags().await.expect("queue");
+        assert_eq!(queue[0].id, receipt.id);
+        let opened = hp
+            .client
+            .open_flag(receipt.id)
+            .await
+            .expect("opens and verifies");
+        assert_eq!(opened.note, "Sounded calm and decided.");
+        assert_eq!(
+            opened
+                .lines
+                .iter()
+                .map(|l| l.text.as_str())
+                .collect::<Vec<_>>(),
+            said.to_vec()
+        );
+        let su_alias = su.client.introduction(intro).await.expect("view").my_alias;
+        assert!(opened.lines.iter().all(|l| l.sender == su_alias));
+
+        // Tampering fails: a changed text, a reordering, a message from another conversation.
+        let (flag, ex) = hp.client.opened_excerpt(receipt.id).await.expect("open");
+        let mut changed = ex.clone();
+        let mut envelope =
+            peerbridge_mls::Envelope::decode(&changed.messages[1].plaintext).expect("envelope");
+        if let peerbridge_mls::Envelope::Text { body, .. } = &mut envelope {
+            *body = "Jeg har det fint".into();
+        }
+        changed.messages[1].plaintext = envelope.encode().expect("encode");
+        let mut reordered = ex.clone();
+        reordered.messages.swap(0, 1);
+        let second = peer
+            .client
+            .raise_flag(conv2, RiskCategory::Other, Severity::Routine, "", &other)
+            .await
+            .expect("flag");
+        let (_, foreign_ex) = hp.client.opened_excerpt(second.id).await.expect("open");
+        let mut foreign = ex.clone();
+        foreign.messages[1] = foreign_ex.messages[0].clone();
+        for bad in [changed, reordered, foreign] {
+            assert!(matches!(
+                hp.client.verify_excerpt(&flag, &bad).await,
+                Err(SdkError::Mls(_))
+            ));
+        }
+
+        // The service user is told in the conversation.
+        let got = su.client.sync(conv).await.expect("sync");
+        assert!(got.iter().any(|e| matches!(e, Event::Notice { text, .. } if text == "En sykepleier fra klinikken tar kontakt med deg.")), "{got:?}");
+
+        // The server holds no plaintext of what was said.
+        use peerbridge_server::delivery::entities::log_entry;
+        use peerbridge_server::escalation::entities::excerpt;
+        use sea_orm::EntityTrait;
+        let mut stored: Vec<Vec<u8>> = excerpt::Entity::find()
+            .all(&app.state.db)
+            .await
+            .expect("rows")
+            .into_iter()
+            .map(|e| e.ciphertext)
+            .collect();
+        stored.extend(
+            log_entry::Entity::find()
+                .all(&app.state.db)
+                .await
+                .expect("rows")
+                .into_iter()
+                .filter_map(|e| e.payload),
+        );
+        assert!(stored.len() > 4);
+        for s in said {
+            let needle = s.as_bytes();
+            assert!(
+                !stored
+                    .iter()
+                    .any(|b| b.windows(needle.len()).any(|w| w == needle))
+            );
+        }
+    }
+}
