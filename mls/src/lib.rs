@@ -8,6 +8,7 @@
 
 mod client;
 mod codec;
+pub mod detector;
 pub mod envelope;
 mod error;
 pub mod excerpt;

@@ -1534,7 +1534,29 @@ impl PeerbridgeClient {
                         self.keep_franked(conv, entry, f)?;
                     }
                     if let Some(ev) = map_mls_event(other, conv, entry.seq, &self.device_key) {
+                        let suggestion = match &ev {
+                            Event::Text { body, .. } => peerbridge_mls::detector::assess(body),
+                            _ => None,
+                        };
                         events.push(ev);
+                        if let Some(s) = suggestion {
+                            use peerbridge_mls::detector::{RiskCategory, SeverityHint};
+                            events.push(Event::RiskSuggested {
+                                conversation: conv,
+                                seq: entry.seq,
+                                category: match s.category {
+                                    RiskCategory::SuicideRisk => "suicide_risk",
+                                    RiskCategory::SelfHarm => "self_harm",
+                                }
+                                .into(),
+                                severity: match s.severity_hint {
+                                    SeverityHint::Imminent => "imminent",
+                                    SeverityHint::Urgent => "urgent",
+                                    SeverityHint::Concerning => "concerning",
+                                }
+                                .into(),
+                            });
+                        }
                     }
                 }
             }

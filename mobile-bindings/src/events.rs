@@ -81,6 +81,16 @@ pub enum Event {
         introduction: Uuid,
         reason: String,
     },
+    /// The on-device detector read risk in a received message (`seq`): suggest a flag and
+    /// show the clinic's crisis resources. Only a suggestion; a person decides.
+    RiskSuggested {
+        conversation: Uuid,
+        seq: u64,
+        /// `suicide_risk` or `self_harm`.
+        category: String,
+        /// `imminent`, `urgent` or `concerning`.
+        severity: String,
+    },
     /// A flag in this clinician's queue was raised, escalated to them or changed: re-read
     /// the queue (`flags()`), open it (`open_flag()`).
     FlagChanged {
@@ -175,6 +185,7 @@ impl Event {
             Event::Text { conversation, .. }
             | Event::Receipt { conversation, .. }
             | Event::Notice { conversation, .. }
+            | Event::RiskSuggested { conversation, .. }
             | Event::IdentityCard { conversation, .. }
             | Event::UnreadableMessage { conversation, .. }
             | Event::Undecryptable { conversation, .. }

@@ -127,6 +127,18 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
             .expect("send");
         let got = peer.client.sync(conv).await.expect("sync");
         let seqs = seqs_of(&got);
+        // The peer's device suggests a flag for the risk messages (and only for them).
+        let suggested: Vec<u64> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::RiskSuggested { seq, severity, .. } => {
+                    assert_eq!(severity, "imminent");
+                    Some(*seq)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(suggested, seqs[1..].to_vec());
         assert_eq!(seqs.len(), 3);
         let other = seqs_of(&peer.client.sync(conv2).await.expect("sync"));
 
