@@ -13,9 +13,9 @@ use peerbridge_mls::excerpt::{self, EscalationKey, Excerpt, ExcerptMessage, Stam
 use peerbridge_mls::{Envelope, Franked, NoticeKind};
 use peerbridge_openapi::delivery::{FrankingKeys, LogEntry};
 use peerbridge_openapi::escalation::{
-    CrisisResourceList, EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail,
-    FlagKind, FlagReceipt, FlagResolve, Locale, Outcome, RiskCategory, SealedExcerpt, Severity,
-    escalation_key_message,
+    Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
+    EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagReceipt,
+    FlagResolve, Locale, Outcome, RiskCategory, SealedExcerpt, Severity, escalation_key_message,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -333,5 +333,70 @@ impl PeerbridgeClient {
             Locale::En => "en",
         };
         self.get(&format!("/v1/crisis-resources?locale={l}")).await
+    }
+
+    // ------------------------------------------------------------------ supervision
+
+    /// A peer supporter asks their supervisors for a debrief (no content travels).
+    pub async fn request_debrief(
+        &self,
+        introduction: Option<Uuid>,
+        urgent: bool,
+    ) -> Result<Debrief> {
+        self.authed(
+            Method::POST,
+            "/v1/me/debriefs",
+            Some(&DebriefCreate {
+                client_id: Uuid::new_v4(),
+                introduction_id: introduction,
+                severity: Some(if urgent {
+                    Severity::Urgent
+                } else {
+                    Severity::Routine
+                }),
+            }),
+        )
+        .await?
+        .json()
+    }
+
+    /// Debrief requests of the peers this HP supervises.
+    pub async fn debrief_queue(&self) -> Result<Vec<Debrief>> {
+        self.get("/v1/debriefs").await
+    }
+
+    pub async fn acknowledge_debrief(&self, id: Uuid) -> Result<Debrief> {
+        self.authed::<()>(
+            Method::POST,
+            &format!("/v1/debriefs/{id}/acknowledge"),
+            None,
+        )
+        .await?
+        .json()
+    }
+
+    /// Logs a consultation for the compensation report: date, minutes, kind — never content.
+    pub async fn log_consultation(
+        &self,
+        date: chrono::NaiveDate,
+        duration_minutes: u32,
+        kind: ConsultationKind,
+    ) -> Result<Consultation> {
+        self.authed(
+            Method::POST,
+            "/v1/me/consultations",
+            Some(&ConsultationCreate {
+                client_id: Uuid::new_v4(),
+                date,
+                duration_minutes,
+                kind,
+            }),
+        )
+        .await?
+        .json()
+    }
+
+    pub async fn my_consultations(&self) -> Result<Vec<Consultation>> {
+        self.get("/v1/me/consultations").await
     }
 }

@@ -222,6 +222,34 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
         let got = su.client.sync(conv).await.expect("sync");
         assert!(got.iter().any(|e| matches!(e, Event::Notice { text, .. } if text == "En sykepleier fra klinikken tar kontakt med deg.")), "{got:?}");
 
+        // After the session the peer asks for a debrief and logs the consultation.
+        let d = peer
+            .client
+            .request_debrief(Some(intro), true)
+            .await
+            .expect("debrief");
+        let supervisor_view = app
+            .client()
+            .get("/v1/debriefs", Some(hp_home.token()))
+            .await
+            .expect(200)
+            .json();
+        assert!(
+            supervisor_view.as_array().is_some_and(|a| a.is_empty()),
+            "not this peer's supervisor"
+        );
+        assert_eq!(d.severity, Severity::Urgent);
+        let today = chrono::Utc::now().date_naive();
+        peer.client
+            .log_consultation(
+                today,
+                45,
+                peerbridge_mobile::api::escalation::ConsultationKind::Chat,
+            )
+            .await
+            .expect("consultation");
+        assert_eq!(peer.client.my_consultations().await.expect("log").len(), 1);
+
         // The server holds no plaintext of what was said.
         use peerbridge_server::delivery::entities::log_entry;
         use peerbridge_server::escalation::entities::excerpt;
