@@ -72,11 +72,12 @@ pub fn verify_leaf_credential(credential: &[u8], leaf_signature_key: &[u8]) -> O
         return None;
     }
     let device: [u8; 32] = credential[..32].try_into().ok()?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&device).ok()?;
-    let sig = ed25519_dalek::Signature::from_slice(&credential[32..]).ok()?;
-    key.verify_strict(&leaf_binding_message(leaf_signature_key), &sig)
-        .ok()
-        .map(|()| device)
+    verify_signature(
+        &device,
+        &leaf_binding_message(leaf_signature_key),
+        &credential[32..],
+    )
+    .then_some(device)
 }
 
 /// The prefix of a pseudonymous credential: `"PBP1" || 16 random bytes`.

@@ -217,15 +217,9 @@ pub fn verify(
             m.stamp.seq,
             m.stamp.received_at,
         );
-        let stamped = server_keys.get(&m.stamp.kid).is_some_and(|k| {
-            let (Ok(key), Ok(sig)) = (
-                ed25519_dalek::VerifyingKey::from_bytes(k),
-                ed25519_dalek::Signature::from_slice(&m.stamp.signature),
-            ) else {
-                return false;
-            };
-            key.verify_strict(&statement, &sig).is_ok()
-        });
+        let stamped = server_keys
+            .get(&m.stamp.kid)
+            .is_some_and(|k| crate::verify_signature(k, &statement, &m.stamp.signature));
         if !stamped {
             return Err(ExcerptError::BadStamp { index });
         }

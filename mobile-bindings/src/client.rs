@@ -82,7 +82,7 @@ impl Default for SdkOptions {
 }
 
 /// Who this device is signed in as (no tokens).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SessionInfo {
     pub user_id: Uuid,
     pub device_id: Uuid,
@@ -94,7 +94,7 @@ pub struct SessionInfo {
 }
 
 /// A conversation as the app lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ConversationInfo {
     pub id: Uuid,
     pub kind: ConversationKind,
@@ -177,9 +177,34 @@ pub(crate) struct ConvState {
     /// This device's leaf here is pseudonymous (a party of an introduction).
     #[serde(default)]
     pub(crate) pseudonymous: bool,
+    /// The conversation's history (what the app shows) lives in rows `hist/<conv>/<n>` for
+    /// `n < history_len`, oldest first.
+    #[serde(default)]
+    history_len: u64,
 }
 
 impl ConvState {
+    /// The history row for this device's own message, stored at `seq`.
+    fn record_own(
+        &mut self,
+        conv: Uuid,
+        record: Option<Event>,
+        stored_at: u64,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        let Some(mut e) = record else {
+            return Ok(Vec::new());
+        };
+        if let Event::Text { seq, .. } = &mut e {
+            *seq = stored_at;
+        }
+        let row = (
+            hist_key(conv, self.history_len),
+            Some(StateStore::encode(&e)?),
+        );
+        self.history_len += 1;
+        Ok(vec![row])
+    }
+
     pub(crate) fn group_id_known(&self) -> bool {
         self.group_id.is_some()
     }
@@ -202,6 +227,9 @@ impl ConvState {
 struct Outgoing {
     client_id: Uuid,
     ciphertext: String,
+    /// This device's own message as its history shows it once stored (`seq` filled in then).
+    #[serde(default)]
+    record: Option<Event>,
 }
 
 /// The membership policy this SDK applies to every member a commit, join or welcome would
@@ -248,6 +276,26 @@ fn inbox_key(id: Uuid, n: u64) -> String {
     format!("inbox/{id}/{n}")
 }
 
+fn hist_key(id: Uuid, n: u64) -> String {
+    format!("hist/{id}/{n}")
+}
+
+/// What a conversation's history keeps: what the app shows as lines.
+fn shown(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::Text { .. } | Event::Notice { .. } | Event::IdentityCard { .. }
+    )
+}
+
+/// A page of a conversation's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HistoryPage {
+    pub events: Vec<Event>,
+    /// Pass as `before` for the next (older) page; `None` at the beginning.
+    pub before: Option<u64>,
+}
+
 /// Marks a client id this device sent, until its echo in the log is skipped.
 fn own_key(id: Uuid, client_id: Uuid) -> String {
     format!("own/{id}/{client_id}")
@@ -267,8 +315,8 @@ pub struct PeerbridgeClient {
     refresh_lock: tokio::sync::Mutex<()>,
     conv_locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) receiver: tokio::sync::Mutex<Receiver>,
-    /// Introduction policies per conversation, refreshed before each sync.
-    pub(crate) intro_policies: Mutex<HashMap<Uuid, IntroPolicy>>,
+    /// Per introduction conversation: the HP device keys admitted by verified consents.
+    pub(crate) admitted_hp: Mutex<HashMap<Uuid, Vec<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for PeerbridgeClient {
@@ -328,7 +376,7 @@ impl PeerbridgeClient {
             refresh_lock: tokio::sync::Mutex::new(()),
             conv_locks: Mutex::new(HashMap::new()),
             receiver: tokio::sync::Mutex::new(Receiver::default()),
-            intro_policies: Mutex::new(HashMap::new()),
+            admitted_hp: Mutex::new(HashMap::new()),
         })
     }
 
@@ -394,16 +442,17 @@ impl PeerbridgeClient {
         mut batch: Vec<(String, Option<Vec<u8>>)>,
     ) -> Result<()> {
         for e in events {
-            batch.push((inbox_key(id, st.inbox_next), Some(StateStore::encode(&e)?)));
+            let row = StateStore::encode(&e)?;
+            if shown(&e) {
+                batch.push((hist_key(id, st.history_len), Some(row.clone())));
+                st.history_len += 1;
+            }
+            batch.push((inbox_key(id, st.inbox_next), Some(row)));
             st.inbox_next += 1;
         }
         batch.push((conv_key(id), Some(StateStore::encode(st)?)));
         self.state.write(batch)?;
         Ok(())
-    }
-
-    pub(crate) fn known_conversation_ids(&self) -> Result<Vec<Uuid>> {
-        self.known_conversations()
     }
 
     pub(crate) fn state_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
@@ -423,7 +472,7 @@ impl PeerbridgeClient {
         self.save_conv(conv, &mut st, events)
     }
 
-    fn known_conversations(&self) -> Result<Vec<Uuid>> {
+    pub(crate) fn known_conversations(&self) -> Result<Vec<Uuid>> {
         Ok(self.state.get(CONVS_KEY)?.unwrap_or_default())
     }
 
@@ -511,8 +560,27 @@ impl PeerbridgeClient {
             .call(Method::POST, "/v1/invites/redeem", None, Some(&body))
             .await?
             .json()?;
+        self.start_session(s)
+    }
+
+    /// Stores a new session's account and tokens.
+    pub(crate) fn start_session(&self, s: Session) -> Result<SessionInfo> {
         self.save_account(Account::from_session(s))?;
         self.session_info()
+    }
+
+    /// A new phone joins an account: another signed-in device registered this device's
+    /// public key ([`Self::device_public_key`]) with `add_device` and passed on the device
+    /// id (e.g. by QR code); this device then proves its key and the session starts.
+    pub async fn link_device(&self, device_id: Uuid) -> Result<SessionInfo> {
+        if self.account()?.is_some() {
+            return Err(SdkError::InvalidInput(
+                "this device is already enrolled".into(),
+            ));
+        }
+        let _g = self.refresh_lock.lock().await;
+        let s = self.device_session(device_id).await?;
+        self.start_session(s)
     }
 
     /// Staff sign-in with password and authenticator code; registers this device's key with
@@ -599,15 +667,21 @@ impl PeerbridgeClient {
         let a = self
             .account()?
             .ok_or_else(|| SdkError::Unauthenticated("this device is not enrolled".into()))?;
+        let s = self.device_session(a.device_id).await?;
+        let token = s.access_token.clone();
+        self.save_account(Account::from_session(s))?;
+        Ok(token)
+    }
+
+    /// Challenge–response with the device key for `device_id`.
+    async fn device_session(&self, device_id: Uuid) -> Result<Session> {
         let ch: Challenge = self
             .api
             .call(
                 Method::POST,
                 "/v1/auth/challenge",
                 None,
-                Some(&ChallengeRequest {
-                    device_id: a.device_id,
-                }),
+                Some(&ChallengeRequest { device_id }),
             )
             .await?
             .json()?;
@@ -623,15 +697,13 @@ impl PeerbridgeClient {
                 None,
                 Some(&DeviceLogin {
                     challenge_id: ch.challenge_id,
-                    device_id: a.device_id,
+                    device_id,
                     signature,
                 }),
             )
             .await?
             .json()?;
-        let token = s.access_token.clone();
-        self.save_account(Account::from_session(s))?;
-        Ok(token)
+        Ok(s)
     }
 
     /// A current access token, refreshed first if it is about to expire.
@@ -1157,7 +1229,10 @@ impl PeerbridgeClient {
                 peerbridge_mls::CredentialKind::Device
             };
             let pol = ConvPolicy {
-                intro: st0.introduction.map(|_| self.cached_intro_policy(conv)),
+                intro: st0.introduction.map(|_| IntroPolicy {
+                    admitted: self.admitted_hp_keys(conv),
+                    pseudonymous_members: 0,
+                }),
             };
             let pc = {
                 let mut mls = self.mls()?;
@@ -1217,6 +1292,54 @@ impl PeerbridgeClient {
         Ok(self.mls()?.safety_code(&gid)?)
     }
 
+    /// The conversation as this device saw it, newest page first: received and sent texts,
+    /// notices and identity cards, oldest first within the page. Kept sealed on the device
+    /// (the server deletes what every device acknowledged).
+    pub fn history(
+        &self,
+        conversation: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<HistoryPage> {
+        let Some(st) = self.conv_state(conversation)? else {
+            return Err(SdkError::NotFound(
+                "no such conversation on this device".into(),
+            ));
+        };
+        let end = before.unwrap_or(st.history_len).min(st.history_len);
+        let start = end.saturating_sub(u64::from(limit.clamp(1, 500)));
+        let mut events = Vec::new();
+        for n in start..end {
+            match self.state.get::<Event>(&hist_key(conversation, n)) {
+                Ok(Some(e)) => events.push(e),
+                Ok(None) | Err(StateError::Corrupt(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(HistoryPage {
+            events,
+            before: (start > 0).then_some(start),
+        })
+    }
+
+    /// Tells the other members this device has read these messages (their ids as in
+    /// [`Event::Text`]).
+    pub async fn send_read_receipt(&self, conversation: Uuid, ids: Vec<Uuid>) -> Result<()> {
+        if ids.is_empty() || ids.len() > 500 {
+            return Err(SdkError::InvalidInput(
+                "a receipt names 1 to 500 messages".into(),
+            ));
+        }
+        let envelope = Envelope::Receipt {
+            ids: ids
+                .into_iter()
+                .map(|id| MessageId::from_bytes(id.into_bytes()))
+                .collect(),
+        };
+        self.send_envelope(conversation, &envelope).await?;
+        Ok(())
+    }
+
     // ------------------------------------------------------------------ sending
 
     /// Encrypts and sends a text message; returns its id once the server has stored it.
@@ -1254,9 +1377,27 @@ impl PeerbridgeClient {
         let mut st = self.joined_state(conversation)?;
         let gid = self.group_of(&st)?;
         let ct = self.mls()?.encrypt(&gid, envelope)?;
+        let record = match envelope {
+            Envelope::Text { body, sent_at, .. } => {
+                let own = self.mls()?.own_leaf_index(&gid)?;
+                self.members_of(&gid)?
+                    .into_iter()
+                    .find(|m| m.leaf_index == own)
+                    .map(|sender| Event::Text {
+                        conversation,
+                        seq: 0,
+                        id: client_id,
+                        sender,
+                        body: body.clone(),
+                        sent_at: *sent_at,
+                    })
+            }
+            _ => None,
+        };
         let out = Outgoing {
             client_id,
             ciphertext: b64(&ct),
+            record,
         };
         // Queued and marked as ours first: a crash after this still sends it, and the echo
         // of our own message in the log is skipped (this device cannot decrypt it).
@@ -1278,10 +1419,11 @@ impl PeerbridgeClient {
             }
         };
         match result {
-            Ok(_) => {
+            Ok(accepted) => {
                 let mut st = self.joined_state(conversation)?;
                 st.outbox.retain(|o| o.client_id != client_id);
-                self.save_conv(conversation, &mut st, Vec::new())?;
+                let rows = st.record_own(conversation, out.record, accepted.seq)?;
+                self.save_conv_with(conversation, &mut st, Vec::new(), rows)?;
                 Ok(client_id)
             }
             Err(e) if e.is_transient() => Err(e),
@@ -1334,7 +1476,11 @@ impl PeerbridgeClient {
             };
             let mut st = self.joined_state(conv)?;
             st.outbox.retain(|o| o.client_id != out.client_id);
-            self.save_conv(conv, &mut st, vec![event])?;
+            let rows = match &event {
+                Event::Sent { seq, .. } => st.record_own(conv, out.record, *seq)?,
+                _ => Vec::new(),
+            };
+            self.save_conv_with(conv, &mut st, vec![event], rows)?;
         }
         Ok(())
     }
@@ -1378,15 +1524,7 @@ impl PeerbridgeClient {
         }
         let mut st = self.joined_state(conv)?;
         let gid = self.group_of(&st)?;
-        // A party re-verifies the consents first, so an admitted HP's join is accepted.
-        if let (Some(intro), true) = (st.introduction, st.pseudonymous)
-            && let Err(e) = self.verify_consents(intro, conv).await
-        {
-            tracing::debug!(
-                code = e.code(),
-                "consents could not be checked before the sync"
-            );
-        }
+        let mut consents_checked = false;
         loop {
             let page: LogPage = self
                 .get(&format!(
@@ -1394,6 +1532,26 @@ impl PeerbridgeClient {
                     st.cursor
                 ))
                 .await?;
+            // Only a commit can add a member: before processing one, a party re-verifies
+            // the consents so an admitted HP's join is accepted (not on every message).
+            let commit_ahead = page
+                .items
+                .iter()
+                .any(|e| e.kind == EntryKind::Commit && e.seq > st.cursor);
+            if let (Some(intro), true, true, false) = (
+                st.introduction,
+                st.pseudonymous,
+                commit_ahead,
+                consents_checked,
+            ) {
+                consents_checked = true;
+                if let Err(e) = self.verify_consents(intro, conv).await {
+                    tracing::debug!(
+                        code = e.code(),
+                        "consents could not be checked before a commit"
+                    );
+                }
+            }
             for entry in &page.items {
                 if entry.seq <= st.cursor {
                     continue;

@@ -14,8 +14,9 @@ use peerbridge_mls::{Envelope, Franked, NoticeKind};
 use peerbridge_openapi::delivery::{FrankingKeys, LogEntry};
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
-    EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagReceipt,
-    FlagResolve, Locale, Outcome, RiskCategory, SealedExcerpt, Severity, escalation_key_message,
+    EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagNote,
+    FlagOutcome, FlagReassign, FlagReceipt, FlagResolve, Locale, RiskCategory, SealedExcerpt,
+    Severity, SubjectIdentity, escalation_key_message,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,7 @@ struct StoredEscalationKey {
 }
 
 /// One verified line of an opened excerpt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ExcerptLine {
     pub seq: u64,
     /// The sender as the conversation knows them (an alias in introductions).
@@ -57,7 +58,7 @@ pub struct ExcerptLine {
 }
 
 /// A flag as its responder opened and verified it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct OpenedFlag {
     pub flag: Flag,
     pub note: String,
@@ -305,6 +306,38 @@ impl PeerbridgeClient {
         })
     }
 
+    /// A flag with its history (audited on the server).
+    pub async fn flag(&self, id: Uuid) -> Result<FlagDetail> {
+        self.get(&format!("/v1/flags/{id}")).await
+    }
+
+    /// Adds a note to a flag (sealed at rest on the server).
+    pub async fn add_flag_note(&self, id: Uuid, note: String) -> Result<FlagDetail> {
+        self.authed(
+            Method::POST,
+            &format!("/v1/flags/{id}/notes"),
+            Some(&FlagNote { note }),
+        )
+        .await?
+        .json()
+    }
+
+    /// Hands a flag to another HP of the clinic.
+    pub async fn reassign_flag(&self, id: Uuid, hp: Uuid) -> Result<FlagDetail> {
+        self.authed(
+            Method::POST,
+            &format!("/v1/flags/{id}/reassign"),
+            Some(&FlagReassign { hp_id: hp }),
+        )
+        .await?
+        .json()
+    }
+
+    /// Who the flagged person is, to reach them (every read is audited).
+    pub async fn flag_subject(&self, id: Uuid) -> Result<SubjectIdentity> {
+        self.get(&format!("/v1/flags/{id}/subject")).await
+    }
+
     pub async fn acknowledge_flag(&self, id: Uuid) -> Result<FlagDetail> {
         self.authed::<()>(Method::POST, &format!("/v1/flags/{id}/acknowledge"), None)
             .await?
@@ -314,7 +347,7 @@ impl PeerbridgeClient {
     pub async fn resolve_flag(
         &self,
         id: Uuid,
-        outcome: Outcome,
+        outcome: FlagOutcome,
         note: Option<String>,
     ) -> Result<FlagDetail> {
         self.authed(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::http::b64;
 
 /// A group member (one device of one user).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
 pub struct Member {
     /// The device's Ed25519 public key (unpadded base64url) as proven by its leaf credential;
     /// for a pseudonymous member (an introduction's party) its per-conversation pseudonym.
@@ -39,7 +39,7 @@ impl Member {
 
 /// Something that happened in a conversation, in delivery order. `seq` is the position in
 /// the conversation's log on the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
@@ -171,16 +171,32 @@ pub enum Event {
         id: Uuid,
         reason: String,
     },
+    /// The receive loop's connection changed (never stored; only the live loop reports it).
+    ConnectionChanged {
+        state: ConnectionState,
+    },
+}
+
+/// How the device is receiving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// The WebSocket is up: events arrive as they happen.
+    Connected,
+    /// The WebSocket is down: the SDK polls and reconnects with backoff.
+    Reconnecting,
+    /// The app suspended the client (background): nothing is received until `resume`.
+    Suspended,
 }
 
 impl Event {
-    /// The conversation the event belongs to.
     /// The conversation the event belongs to (`None` for introduction-level events).
     pub fn conversation(&self) -> Option<Uuid> {
         Some(match self {
             Event::IntroductionChanged { .. }
             | Event::ConsentRejected { .. }
-            | Event::FlagChanged { .. } => return None,
+            | Event::FlagChanged { .. }
+            | Event::ConnectionChanged { .. } => return None,
             Event::IdentityCardSent { conversation } => *conversation,
             Event::Text { conversation, .. }
             | Event::Receipt { conversation, .. }

@@ -37,7 +37,7 @@ use crate::events::Event;
 use crate::http::{b64, unb64};
 
 /// What the user chose to show when both consent to reveal. Every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
 pub struct IdentityCard {
     pub first_name: Option<String>,
     pub phone: Option<String>,
@@ -46,7 +46,7 @@ pub struct IdentityCard {
 }
 
 /// The consents this client has verified for an introduction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Record)]
 pub struct ConsentState {
     pub my_reveal: bool,
     pub their_reveal: bool,
@@ -423,7 +423,7 @@ impl PeerbridgeClient {
     }
 
     fn has_group_for(&self, intro: Uuid) -> Result<bool> {
-        for conv in self.known_conversation_ids()? {
+        for conv in self.known_conversations()? {
             if self
                 .conv_state(conv)?
                 .is_some_and(|s| s.introduction == Some(intro) && s.group_id_known())
@@ -601,7 +601,7 @@ impl PeerbridgeClient {
         } else {
             Vec::new()
         };
-        self.set_intro_policy(conv, admitted);
+        self.set_admitted_hp(conv, admitted);
         state.card_sent = self.state_get::<bool>(&card_sent_key(id))?.is_some();
         Ok((state, events))
     }
@@ -649,22 +649,16 @@ impl PeerbridgeClient {
 
     // ------------------------------------------------------------------ policy
 
-    fn set_intro_policy(&self, conv: Uuid, admitted: Vec<Vec<u8>>) {
-        let mut p = self
-            .intro_policies
+    fn set_admitted_hp(&self, conv: Uuid, admitted: Vec<Vec<u8>>) {
+        self.admitted_hp
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        p.insert(
-            conv,
-            IntroPolicy {
-                admitted,
-                pseudonymous_members: 0,
-            },
-        );
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(conv, admitted);
     }
 
-    pub(crate) fn cached_intro_policy(&self, conv: Uuid) -> IntroPolicy {
-        self.intro_policies
+    /// The introducing HP's device keys this client admitted (both consents verified).
+    pub(crate) fn admitted_hp_keys(&self, conv: Uuid) -> Vec<Vec<u8>> {
+        self.admitted_hp
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&conv)
@@ -680,13 +674,17 @@ impl PeerbridgeClient {
         if st.introduction.is_none() {
             return Ok(ConvPolicy::default());
         }
-        let mut p = self.cached_intro_policy(conv);
-        p.pseudonymous_members = self
+        let pseudonymous_members = self
             .mls()?
             .members(gid)
             .map(|m| m.iter().filter(|m| m.pseudonymous).count())
             .unwrap_or(0);
-        Ok(ConvPolicy { intro: Some(p) })
+        Ok(ConvPolicy {
+            intro: Some(IntroPolicy {
+                admitted: self.admitted_hp_keys(conv),
+                pseudonymous_members,
+            }),
+        })
     }
 
     /// Before joining from a Welcome: learn whether it is an introduction's group (whose
@@ -711,7 +709,7 @@ impl PeerbridgeClient {
         }
         ConvPolicy {
             intro: Some(IntroPolicy {
-                admitted: self.cached_intro_policy(conv).admitted,
+                admitted: self.admitted_hp_keys(conv),
                 pseudonymous_members: 0,
             }),
         }

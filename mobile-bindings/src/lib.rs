@@ -13,19 +13,27 @@
 //! and ciphertext; an own commit is merged only after the server accepted it; a refresh is
 //! never run twice in parallel; no server input can make the SDK panic.
 
+mod account;
 mod client;
 mod error;
 mod escalation;
 mod events;
+mod ffi;
 mod http;
 mod introductions;
 mod state;
 mod stream;
 
-pub use client::{ConversationInfo, PeerbridgeClient, SdkOptions, SessionInfo};
+uniffi::setup_scaffolding!("peerbridge");
+
+pub use client::{ConversationInfo, HistoryPage, PeerbridgeClient, SdkOptions, SessionInfo};
 pub use error::{Result, SdkError};
 pub use escalation::{ExcerptLine, OpenedFlag};
-pub use events::{Event, Member};
+pub use events::{ConnectionState, Event, Member};
+pub use ffi::{
+    HpIntroductionAction, Peerbridge, PeerbridgeError, PeerbridgeListener, RiskSuggestion,
+    detect_risk, error_code,
+};
 pub use http::WireTap;
 pub use introductions::{ConsentState, IdentityCard};
 pub use peerbridge_mls::DeviceIdentity;

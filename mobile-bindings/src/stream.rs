@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::client::PeerbridgeClient;
 use crate::error::{Result, SdkError};
-use crate::events::Event;
+use crate::events::{ConnectionState, Event};
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -40,6 +40,18 @@ pub(crate) struct Receiver {
     failures: u32,
     next_connect: Option<Instant>,
     last_poll: Option<Instant>,
+    /// The connection state the app was last told.
+    reported: Option<ConnectionState>,
+}
+
+impl Receiver {
+    /// A [`Event::ConnectionChanged`] if `now` differs from what the app was last told.
+    fn report(&mut self, now: ConnectionState) -> Option<Event> {
+        (self.reported != Some(now)).then(|| {
+            self.reported = Some(now);
+            Event::ConnectionChanged { state: now }
+        })
+    }
 }
 
 /// A server notice: `{"type": "hello"|"message"|"commit"|"welcome"|"resync", ...}`.
@@ -166,12 +178,18 @@ impl PeerbridgeClient {
                         rx.ws = Some(ws);
                         rx.failures = 0;
                         rx.next_connect = None;
+                        if let Some(e) = rx.report(ConnectionState::Connected) {
+                            return Ok(vec![e]);
+                        }
                     }
                     Err(e) if fatal(&e) => return Err(e),
                     Err(e) => {
                         tracing::debug!(code = e.code(), "stream unavailable; polling");
                         rx.failures += 1;
                         rx.next_connect = now.checked_add(self.reconnect_delay(rx.failures));
+                        if let Some(e) = rx.report(ConnectionState::Reconnecting) {
+                            return Ok(vec![e]);
+                        }
                     }
                 }
             }
@@ -187,7 +205,9 @@ impl PeerbridgeClient {
                             rx.failures += 1;
                             rx.next_connect =
                                 Instant::now().checked_add(self.reconnect_delay(rx.failures));
-                            self.poll(&mut rx).await?
+                            let mut events = self.poll(&mut rx).await?;
+                            events.extend(rx.report(ConnectionState::Reconnecting));
+                            events
                         }
                         Ok(Some(Ok(_))) => Vec::new(),
                     }
@@ -209,6 +229,18 @@ impl PeerbridgeClient {
                 return Ok(events);
             }
         }
+    }
+
+    /// Closes the stream (the app goes to the background); the next [`Self::next_events`]
+    /// reconnects. Waits for a running receive call to be cancelled first.
+    pub async fn close_stream(&self) {
+        let mut rx = self.receiver.lock().await;
+        if let Some(mut ws) = rx.ws.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+        }
+        rx.reported = None;
+        rx.failures = 0;
+        rx.next_connect = None;
     }
 
     /// Calls `listener` with every batch of new events until an error needs the app.

@@ -4,36 +4,16 @@
 //! foreign messages fail verification; the server's database holds none of the excerpt's
 //! text; the service user is told in the conversation that a clinician will check in.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use peerbridge_mobile::api::escalation::{RiskCategory, Severity};
-use peerbridge_mobile::{Event, PeerbridgeClient, SdkError};
+use peerbridge_mobile::{Event, SdkError};
 use peerbridge_tests::{TestApp, backends};
 use serde_json::json;
-use tokio::sync::mpsc;
 
 mod common;
 
 use common::*;
-
-fn listen(client: &Arc<PeerbridgeClient>) -> mpsc::UnboundedReceiver<Vec<Event>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let c = client.clone();
-    tokio::spawn(async move {
-        loop {
-            match c.next_events().await {
-                Ok(events) => {
-                    if tx.send(events).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => panic!("receive loop failed: {e}"),
-            }
-        }
-    });
-    rx
-}
 
 fn seqs_of(events: &[Event]) -> Vec<u64> {
     events
@@ -98,20 +78,8 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
         )
         .await;
         approved(&hp, home, &peer, profile(&["nb"], &[], false)).await;
-        let intro = hp
-            .client
-            .propose_introduction(home, &proposal(su.user_id, peer.user_id))
-            .await
-            .expect("propose")
-            .id;
-        let conv = both_accept(&su, &peer, intro).await;
-        let intro2 = hp
-            .client
-            .propose_introduction(home, &proposal(su2.user_id, peer.user_id))
-            .await
-            .expect("propose")
-            .id;
-        let conv2 = both_accept(&su2, &peer, intro2).await;
+        let (intro, conv) = introduced(&hp, home, &su, &peer).await;
+        let (_, conv2) = introduced(&hp, home, &su2, &peer).await;
 
         let said = [
             "Jeg har bestemt meg for å ta livet mitt i kveld",

@@ -406,13 +406,7 @@ async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
         )
         .await;
         approved(&hp, home, &peer, profile(&["nb"], &[], false)).await;
-        let intro = hp
-            .client
-            .propose_introduction(home, &proposal(su.user_id, peer.user_id))
-            .await
-            .expect("propose")
-            .id;
-        let conv = both_accept(&su, &peer, intro).await;
+        let (intro, conv) = introduced(&hp, home, &su, &peer).await;
         su.client.send_text(conv, "hei").await.expect("send");
 
         // Paused by the service user: nothing flows until they resume; the peer cannot.
@@ -463,7 +457,7 @@ async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
             .expect("detail");
         assert_eq!(
             d.outcome,
-            Some(peerbridge_mobile::api::introductions::Outcome::BlockedByPeer)
+            Some(peerbridge_mobile::api::introductions::IntroductionOutcome::BlockedByPeer)
         );
         assert_eq!(
             su.client.introduction(intro).await.expect("view").state,

@@ -12,6 +12,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+mod common;
+
+use common::{listen, texts};
+
 const PEER_KEY: [u8; 32] = [11; 32];
 const HP_KEY: [u8; 32] = [22; 32];
 
@@ -106,35 +110,6 @@ async fn staff_device(app: &TestApp, staff: &Staff, dir: &std::path::Path) -> Pe
     .expect("staff login");
     c.ensure_key_packages().await.expect("staff key packages");
     c
-}
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Text { body, .. } => Some(body.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Runs a device's receive loop in the background, forwarding every batch.
-fn listen(client: &Arc<PeerbridgeClient>) -> mpsc::UnboundedReceiver<Vec<Event>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let c = client.clone();
-    tokio::spawn(async move {
-        loop {
-            match c.next_events().await {
-                Ok(events) => {
-                    if tx.send(events).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => panic!("receive loop failed: {e}"),
-            }
-        }
-    });
-    rx
 }
 
 /// Waits (bounded) until the stream has delivered an event matching `want`.

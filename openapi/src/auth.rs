@@ -18,6 +18,7 @@ pub fn login_challenge_message(challenge_id: Uuid, nonce_b64: &str) -> Vec<u8> {
 /// A device's Ed25519 public key being registered, with a label the user recognises.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct DeviceRegistration {
     /// Ed25519 public key, 32 bytes, unpadded base64url. It must decode to a curve point
     /// (`validation_failed` otherwise, which a pattern cannot express).
@@ -34,6 +35,7 @@ pub struct DeviceRegistration {
 
 /// Tokens for one device session.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Session {
     pub user_id: Uuid,
     pub device_id: Uuid,
@@ -54,6 +56,7 @@ pub struct Session {
 /// Redeem an invite on a new device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct InviteRedeem {
     /// The code as typed (case, dashes and spaces do not matter) or from the QR payload.
     #[schema(min_length = 16, max_length = 40, pattern = r"^[0-9A-Za-z -]+$")]
@@ -64,6 +67,7 @@ pub struct InviteRedeem {
 /// First step of staff setup: choose a password, receive the TOTP secret to enrol.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct StaffSetupBegin {
     #[schema(min_length = 16, max_length = 40, pattern = r"^[0-9A-Za-z -]+$")]
     pub setup_code: String,
@@ -74,6 +78,7 @@ pub struct StaffSetupBegin {
 
 /// TOTP provisioning for an authenticator app (SHA-1, 6 digits, 30 s).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct TotpProvisioning {
     /// Base32 secret, for manual entry.
     pub totp_secret: String,
@@ -84,6 +89,7 @@ pub struct TotpProvisioning {
 /// Second step of staff setup: prove the authenticator works and register the first device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct StaffSetupComplete {
     #[schema(min_length = 16, max_length = 40, pattern = r"^[0-9A-Za-z -]+$")]
     pub setup_code: String,
@@ -95,6 +101,7 @@ pub struct StaffSetupComplete {
 /// Staff login with password and TOTP, from a registered or a new device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PasswordLogin {
     #[schema(pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{3,254}$")]
     pub login: String,
@@ -109,12 +116,14 @@ pub struct PasswordLogin {
 /// Ask for a login challenge for a registered device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ChallengeRequest {
     pub device_id: Uuid,
 }
 
 /// A one-time nonce to sign with the device key, valid for a short time.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Challenge {
     pub challenge_id: Uuid,
     /// 32 random bytes, unpadded base64url.
@@ -125,6 +134,7 @@ pub struct Challenge {
 /// Answer a challenge: an Ed25519 signature over [`login_challenge_message`].
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct DeviceLogin {
     pub challenge_id: Uuid,
     pub device_id: Uuid,
@@ -136,6 +146,7 @@ pub struct DeviceLogin {
 /// Exchange a refresh token for a new session (the presented token is spent).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RefreshRequest {
     #[schema(min_length = 1, max_length = 200)]
     pub refresh_token: String,
@@ -144,6 +155,7 @@ pub struct RefreshRequest {
 /// End the session a refresh token belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct LogoutRequest {
     #[schema(min_length = 1, max_length = 200)]
     pub refresh_token: String,

@@ -10,6 +10,7 @@ use crate::{EnrolleeRole, StaffRole};
 /// Create a clinic.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ClinicCreate {
     /// 1–200 characters, e.g. "Oslo universitetssykehus, Ullevål — infeksjonspoliklinikk".
     #[schema(
@@ -29,6 +30,7 @@ pub struct ClinicCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Clinic {
     pub id: Uuid,
     pub name: String,
@@ -40,6 +42,7 @@ pub struct Clinic {
 /// themselves with the returned one-time setup code.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct StaffCreate {
     pub role: StaffRole,
     /// Login name (e.g. work e-mail), 3–254 characters, case-insensitive.
@@ -60,6 +63,7 @@ pub struct StaffCreate {
 
 /// A created account with its one-time setup code. The code is shown once.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct StaffCreated {
     pub user_id: Uuid,
     pub setup_code: String,
@@ -69,6 +73,7 @@ pub struct StaffCreated {
 /// An HP invites a service user or peer of their own clinic.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct InviteCreate {
     pub role: EnrolleeRole,
     /// The person's name as the clinic knows it (optional). Stored encrypted.
@@ -91,6 +96,7 @@ pub struct InviteCreate {
 
 /// A created invite. `code` and `qr_payload` are shown once; the server keeps only a hash.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct InviteCreated {
     pub id: Uuid,
     pub clinic_id: Uuid,
@@ -104,6 +110,7 @@ pub struct InviteCreated {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum InviteStatus {
     Pending,
     Redeemed,
@@ -113,6 +120,7 @@ pub enum InviteStatus {
 
 /// An invite as listed to the clinic's staff (never the code).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Invite {
     pub id: Uuid,
     pub clinic_id: Uuid,

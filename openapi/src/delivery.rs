@@ -25,6 +25,7 @@ pub fn leaf_binding_message(signature_key: &[u8]) -> Vec<u8> {
 /// introductions: their binding to the device travels beside them, never inside the group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct KeyPackageUpload {
     #[serde(default)]
     #[schema(max_items = 100)]
@@ -37,6 +38,7 @@ pub struct KeyPackageUpload {
 /// A one-time key package whose credential is a pseudonym (`"PBP1"` + 16 random bytes).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PseudonymousKeyPackage {
     pub key_package: String,
     /// The device's Ed25519 signature over [`leaf_binding_message`] of the package's leaf
@@ -46,6 +48,7 @@ pub struct PseudonymousKeyPackage {
 
 /// How many one-time key packages the device has left; replenish below `replenish_below`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct KeyPackageStatus {
     pub remaining: u32,
     pub has_last_resort: bool,
@@ -60,6 +63,7 @@ pub struct KeyPackageStatus {
 /// never learn each other's user ids.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct KeyPackageClaim {
     pub user_id: Option<Uuid>,
     pub member: Option<ClaimTarget>,
@@ -67,12 +71,14 @@ pub struct KeyPackageClaim {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ClaimTarget {
     Counterpart,
     IntroducingHp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ClaimedKeyPackage {
     /// Hex of the KeyPackageRef; the Welcome for it is routed to its device.
     pub key_package_ref: String,
@@ -82,6 +88,7 @@ pub struct ClaimedKeyPackage {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConversationKind {
     /// A peer supporter and the HPs assigned to supervise them.
     Supervision,
@@ -94,6 +101,7 @@ pub enum ConversationKind {
 /// claims key packages, creates the group with that id and opens it with its first commit.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConversationCreate {
     pub kind: ConversationKind,
     /// For `supervision`: the peer supporter.
@@ -104,6 +112,7 @@ pub struct ConversationCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Conversation {
     pub id: Uuid,
     pub kind: ConversationKind,
@@ -129,6 +138,7 @@ pub struct Conversation {
 /// the added devices only if the commit is accepted.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CommitUpload {
     /// The epoch the commit was created in (must equal the conversation's current epoch).
     pub epoch: u64,
@@ -150,6 +160,7 @@ pub struct CommitUpload {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CommitAccepted {
     pub epoch: u64,
     pub seq: u64,
@@ -158,6 +169,7 @@ pub struct CommitAccepted {
 /// An application message (an MLS PrivateMessage) with the client's id for idempotency.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct MessageSend {
     pub client_id: Uuid,
     /// TLS-serialized MLS PrivateMessage, at most 64 KiB decoded.
@@ -166,6 +178,7 @@ pub struct MessageSend {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct MessageAccepted {
     pub seq: u64,
     /// False when this `client_id` was already stored (a retry): nothing was stored twice.
@@ -174,6 +187,7 @@ pub struct MessageAccepted {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum EntryKind {
     Application,
     Commit,
@@ -181,6 +195,7 @@ pub enum EntryKind {
 
 /// One entry of a conversation's log, in sequence order.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct LogEntry {
     pub seq: u64,
     pub kind: EntryKind,
@@ -197,6 +212,7 @@ pub struct LogEntry {
 /// `peerbridge_openapi::escalation::franking_stamp_message(commitment, group_id, sender, seq,
 /// received_at)` with the Ed25519 key `kid` (see `GET /v1/franking-keys`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FrankingStamp {
     /// The sender's commitment (32 bytes), base64url.
     pub commitment: String,
@@ -217,6 +233,7 @@ pub struct FrankingKeys {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct LogPage {
     pub items: Vec<LogEntry>,
     /// Pass as `after` to read on; equals the last item's seq (or the `after` given).
@@ -227,11 +244,13 @@ pub struct LogPage {
 /// Acknowledge everything up to and including `seq`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Ack {
     pub seq: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Welcome {
     pub id: Uuid,
     pub conversation_id: Uuid,
@@ -243,6 +262,7 @@ pub struct Welcome {
 
 /// Latest GroupInfo, for a device that fell out of sync and rejoins by external commit.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct GroupInfoOut {
     pub epoch: u64,
     pub group_info: String,
@@ -251,6 +271,7 @@ pub struct GroupInfoOut {
 /// A UnifiedPush-style endpoint on an operator-allowed push gateway.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PushEndpoint {
     #[schema(min_length = 1, max_length = 2048)]
     pub url: String,

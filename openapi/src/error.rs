@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 /// Stable error codes. Adding one is a contract change; renaming one breaks clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ErrorCode {
     /// The body is not valid JSON, has a wrong type, a missing or an unknown field.
     MalformedBody,
@@ -150,6 +151,7 @@ impl ErrorCode {
 /// An RFC 9457 problem document, sent with `Content-Type: application/problem+json`. The
 /// `x-request-id` response header finds the request in the server log.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Problem {
     /// `urn:peerbridge:problem:<code>`.
     #[serde(rename = "type")]

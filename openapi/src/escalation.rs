@@ -45,6 +45,7 @@ pub fn franking_stamp_message(
 /// Publish this HP device's escalation key (replaces the previous one).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EscalationKeyUpload {
     /// X25519 public key (32 bytes), base64url.
     pub public_key: String,
@@ -54,6 +55,7 @@ pub struct EscalationKeyUpload {
 
 /// A device an excerpt must be sealed to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EscalationRecipient {
     /// The HP device's Ed25519 public key, base64url (verifies `signature`).
     pub device_key: String,
@@ -64,6 +66,7 @@ pub struct EscalationRecipient {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum RiskCategory {
     SelfHarm,
     SuicideRisk,
@@ -79,6 +82,7 @@ pub enum RiskCategory {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Severity {
     Imminent,
     Urgent,
@@ -88,6 +92,7 @@ pub enum Severity {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum FlagKind {
     /// A peer supporter's flag with a category and severity of their choosing.
     Flag,
@@ -98,6 +103,7 @@ pub enum FlagKind {
 /// One sealed copy of the excerpt, for one recipient device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SealedExcerpt {
     /// The recipient's HPKE public key, base64url (must be a current escalation key).
     pub public_key: String,
@@ -110,6 +116,7 @@ pub struct SealedExcerpt {
 /// Raise a flag on a conversation (its members only).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagCreate {
     /// Client-generated: raising twice with one id stores one flag.
     pub client_id: Uuid,
@@ -125,6 +132,7 @@ pub struct FlagCreate {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum FlagStatus {
     Open,
     Acknowledged,
@@ -133,7 +141,8 @@ pub enum FlagStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum FlagOutcome {
     ContactedThePerson,
     ReferredToEmergencyServices,
     FollowUpBooked,
@@ -143,6 +152,7 @@ pub enum Outcome {
 
 /// What the raiser learns: the flag is stored, and what to tell the conversation.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagReceipt {
     pub id: Uuid,
     pub status: FlagStatus,
@@ -154,6 +164,7 @@ pub struct FlagReceipt {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum EventKind {
     Raised,
     Escalated,
@@ -164,6 +175,7 @@ pub enum EventKind {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagEvent {
     pub at: DateTime<Utc>,
     pub kind: EventKind,
@@ -173,11 +185,12 @@ pub struct FlagEvent {
     pub level: Option<u8>,
     pub note: Option<String>,
     pub assigned_to: Option<Uuid>,
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<FlagOutcome>,
 }
 
 /// A flag in an HP's queue.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Flag {
     pub id: Uuid,
     pub clinic_id: Uuid,
@@ -199,7 +212,7 @@ pub struct Flag {
     pub assigned_to: Option<Uuid>,
     pub acknowledged_by: Option<Uuid>,
     pub acknowledged_at: Option<DateTime<Utc>>,
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<FlagOutcome>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// Whether the caller is one of the flag's responders now.
@@ -208,6 +221,7 @@ pub struct Flag {
 
 /// A flag with its history and the caller device's sealed excerpt.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagDetail {
     #[serde(flatten)]
     pub flag: Flag,
@@ -218,6 +232,7 @@ pub struct FlagDetail {
 
 /// The person at risk, for the clinician who must reach them (audited).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SubjectIdentity {
     pub user_id: Uuid,
     pub clinic_id: Option<Uuid>,
@@ -227,6 +242,7 @@ pub struct SubjectIdentity {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagNote {
     /// At most 2000 characters; encrypted at rest.
     pub note: String,
@@ -234,6 +250,7 @@ pub struct FlagNote {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagReassign {
     /// An HP of the flag's clinic.
     pub hp_id: Uuid,
@@ -241,14 +258,16 @@ pub struct FlagReassign {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagResolve {
-    pub outcome: Outcome,
+    pub outcome: FlagOutcome,
     pub note: Option<String>,
 }
 
 /// The clinic's escalation roster and deadlines.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EscalationSettings {
     /// HPs on duty: the first responders with the peer's supervisors.
     pub on_duty: Vec<Uuid>,
@@ -269,6 +288,7 @@ pub struct EscalationSettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Locale {
     Nb,
     Nn,
@@ -277,6 +297,7 @@ pub enum Locale {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CrisisResource {
     /// e.g. "Nødnummer (ambulanse)".
     pub label: String,
@@ -287,6 +308,7 @@ pub struct CrisisResource {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CrisisResourceList {
     pub locale: Locale,
     pub resources: Vec<CrisisResource>,
@@ -295,6 +317,7 @@ pub struct CrisisResourceList {
 /// A peer supporter asks their supervisors for a debrief (no content).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct DebriefCreate {
     pub client_id: Uuid,
     /// The introduction the session belonged to, if any.
@@ -304,6 +327,7 @@ pub struct DebriefCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Debrief {
     pub id: Uuid,
     pub clinic_id: Uuid,
@@ -319,6 +343,7 @@ pub struct Debrief {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConsultationKind {
     Chat,
     Call,
@@ -329,6 +354,7 @@ pub enum ConsultationKind {
 /// One consultation for the compensation report: date, duration, kind — never content.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConsultationCreate {
     pub client_id: Uuid,
     pub date: NaiveDate,
@@ -338,6 +364,7 @@ pub struct ConsultationCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Consultation {
     pub id: Uuid,
     pub peer_id: Uuid,
@@ -349,6 +376,7 @@ pub struct Consultation {
 
 /// One peer's consultations in a period.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConsultationReportRow {
     pub peer_id: Uuid,
     pub consultations: u32,
@@ -360,6 +388,7 @@ pub struct ConsultationReportRow {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConsultationReport {
     pub clinic_id: Uuid,
     pub from: NaiveDate,

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 /// `/readyz` body. Ready means the database is reachable and its schema current; the bus is
 /// reported but does not gate readiness (a degraded bus only delays fan-out).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Readiness {
     /// `ready` or `unready`.
     pub status: String,
@@ -19,6 +20,7 @@ pub struct Readiness {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct BusHealth {
     /// `in_process` or `redis`.
     pub kind: String,
@@ -28,6 +30,7 @@ pub struct BusHealth {
 
 /// `/livez` body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Liveness {
     pub status: String,
 }

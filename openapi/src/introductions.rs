@@ -56,6 +56,7 @@ pub fn consent_statement(
 /// network; `label` is what HPs read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Topic {
     /// 1–40 of `a-z`, `0-9`, `_`.
     #[schema(pattern = "^[a-z0-9_]{1,40}$", example = "newly_diagnosed")]
@@ -67,12 +68,14 @@ pub struct Topic {
 /// Replace the clinic's topic list (1–100 topics, keys unique).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct TopicList {
     pub topics: Vec<Topic>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Gender {
     Woman,
     Man,
@@ -81,6 +84,7 @@ pub enum Gender {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum AgeBand {
     #[serde(rename = "18-29")]
     From18To29,
@@ -101,6 +105,7 @@ pub enum AgeBand {
 /// defaults (no languages, no topics, capacity 3, not remote).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PeerProfileUpdate {
     /// ISO 639-1 codes, e.g. `nb`, `nn`, `en`, `so`, `ti` (at most 10).
     #[serde(default)]
@@ -127,6 +132,7 @@ pub struct PeerProfileUpdate {
 /// What a peer supporter may change about themselves.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct OwnPeerProfileUpdate {
     #[schema(maximum = 50)]
     pub capacity: Option<u16>,
@@ -138,12 +144,14 @@ pub struct OwnPeerProfileUpdate {
 /// Approve a peer supporter after training.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PeerApproval {
     /// The day the training was completed.
     pub trained_on: NaiveDate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PeerProfile {
     pub peer_id: Uuid,
     pub clinic_id: Uuid,
@@ -172,6 +180,7 @@ pub struct PeerProfile {
 /// A service user's needs and preferences, in the peer profiles' vocabulary.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Needs {
     /// Languages the user is comfortable in (ISO 639-1, at most 10).
     #[serde(default)]
@@ -193,6 +202,7 @@ fn yes() -> bool {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct NeedsRecord {
     pub user_id: Uuid,
     #[serde(flatten)]
@@ -203,6 +213,7 @@ pub struct NeedsRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Criterion {
     Language,
     Preference,
@@ -214,6 +225,7 @@ pub enum Criterion {
 
 /// One criterion's share of a suggestion's score.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ScorePart {
     pub criterion: Criterion,
     pub points: u32,
@@ -225,6 +237,7 @@ pub struct ScorePart {
 /// A ranked peer for a service user. Peers at capacity, paused, not approved, in an open
 /// introduction with the user, or declined or blocked by the user are never suggested.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Suggestion {
     pub rank: u32,
     pub peer_id: Uuid,
@@ -244,6 +257,7 @@ pub struct Suggestion {
 /// responsibility; the server rejects digits runs that look like phone numbers).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct IntroductionCreate {
     /// Client-generated id: proposing twice with one id creates one introduction.
     pub client_id: Uuid,
@@ -260,6 +274,7 @@ pub struct IntroductionCreate {
 /// Close this introduction and propose the service user to another peer, without blame.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Rematch {
     pub client_id: Uuid,
     pub peer_id: Uuid,
@@ -270,6 +285,7 @@ pub struct Rematch {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum IntroductionState {
     /// Waiting for both parties.
     Proposed,
@@ -283,6 +299,7 @@ pub enum IntroductionState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Response {
     Pending,
     Accepted,
@@ -291,6 +308,7 @@ pub enum Response {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Party {
     ServiceUser,
     Peer,
@@ -299,7 +317,8 @@ pub enum Party {
 /// How an introduction ended (HP side only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum IntroductionOutcome {
     DeclinedByServiceUser,
     DeclinedByPeer,
     Expired,
@@ -313,6 +332,7 @@ pub enum Outcome {
 
 /// Who has granted what, as recorded by the server (the clients verify the signatures).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConsentSummary {
     pub service_user_reveal: bool,
     pub peer_reveal: bool,
@@ -322,6 +342,7 @@ pub struct ConsentSummary {
 
 /// An introduction as the clinic's HPs see it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct IntroductionDetail {
     pub id: Uuid,
     pub clinic_id: Uuid,
@@ -332,7 +353,7 @@ pub struct IntroductionDetail {
     pub state: IntroductionState,
     pub service_user_response: Response,
     pub peer_response: Response,
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<IntroductionOutcome>,
     pub paused_by: Option<Party>,
     pub service_user_alias: String,
     pub peer_alias: String,
@@ -354,6 +375,7 @@ pub struct IntroductionDetail {
 
 /// An introduction as one of its two parties sees it: aliases and the blurb only.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PartyIntroduction {
     pub id: Uuid,
     pub role: Party,
@@ -379,6 +401,7 @@ pub struct PartyIntroduction {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConsentScope {
     /// Reveal identity cards to each other.
     Reveal,
@@ -388,6 +411,7 @@ pub enum ConsentScope {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConsentAction {
     Grant,
     Withdraw,
@@ -397,6 +421,7 @@ pub enum ConsentAction {
 /// introduction's group (see [`consent_statement`]).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConsentUpload {
     pub scope: ConsentScope,
     pub action: ConsentAction,
@@ -409,6 +434,7 @@ pub struct ConsentUpload {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConsentRecord {
     pub id: Uuid,
     /// `true` for statements by the caller's side.
@@ -423,6 +449,7 @@ pub struct ConsentRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum BoundaryCategory {
     DatingRequest,
     FriendshipBeyondRole,
@@ -436,6 +463,7 @@ pub enum BoundaryCategory {
 /// encrypted at rest and shown only to the clinic's HPs.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct BoundaryReportCreate {
     pub client_id: Uuid,
     pub category: BoundaryCategory,
@@ -444,6 +472,7 @@ pub struct BoundaryReportCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct BoundaryReport {
     pub id: Uuid,
     pub introduction_id: Uuid,

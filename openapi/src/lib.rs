@@ -19,6 +19,7 @@ pub use error::{ErrorCode, Problem};
     Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Role {
     /// Runs the deployment; creates clinics and their first staff accounts.
     Operator,
@@ -67,6 +68,7 @@ impl Role {
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum StaffRole {
     ClinicAdmin,
     Hp,
@@ -86,6 +88,7 @@ impl From<StaffRole> for Role {
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum EnrolleeRole {
     Peer,
     ServiceUser,
@@ -98,4 +101,33 @@ impl From<EnrolleeRole> for Role {
             EnrolleeRole::ServiceUser => Role::ServiceUser,
         }
     }
+}
+
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("peerbridge_api");
+
+/// How the contract's foreign types cross the UniFFI boundary: ids as their canonical
+/// string, instants as the platform's timestamp (`java.time.Instant`, `Date`), calendar
+/// dates as `YYYY-MM-DD`. Other crates re-use these with `uniffi::use_remote_type!`.
+#[cfg(feature = "uniffi")]
+pub mod ffi_types {
+    pub use uuid::Uuid;
+    pub type DateTime = chrono::DateTime<chrono::Utc>;
+    pub type NaiveDate = chrono::NaiveDate;
+
+    uniffi::custom_type!(Uuid, String, {
+        remote,
+        try_lift: |s| Ok(Uuid::parse_str(&s)?),
+        lower: |u| u.to_string(),
+    });
+    uniffi::custom_type!(DateTime, std::time::SystemTime, {
+        remote,
+        try_lift: |t| Ok(DateTime::from(t)),
+        lower: |d| d.into(),
+    });
+    uniffi::custom_type!(NaiveDate, String, {
+        remote,
+        try_lift: |s| Ok(s.parse::<NaiveDate>()?),
+        lower: |d| d.to_string(),
+    });
 }

@@ -9,11 +9,13 @@ use uuid::Uuid;
 /// Assign an HP of the peer's clinic as one of the peer's supervisors.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SupervisorAssign {
     pub hp_id: Uuid,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SupervisorAssignment {
     pub clinic_id: Uuid,
     pub peer_id: Uuid,

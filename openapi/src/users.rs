@@ -9,6 +9,7 @@ use crate::{Role, StaffRole};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum UserStatus {
     Active,
     /// Left the programme: devices revoked, sessions ended, identifying fields erased.
@@ -17,6 +18,7 @@ pub enum UserStatus {
 
 /// Who the caller is.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Me {
     pub user_id: Uuid,
     pub device_id: Uuid,
@@ -25,6 +27,7 @@ pub struct Me {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Device {
     pub id: Uuid,
     pub label: String,
@@ -37,6 +40,7 @@ pub struct Device {
 
 /// A user in a clinic listing: no identifying fields.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct UserSummary {
     pub id: Uuid,
     pub clinic_id: Option<Uuid>,
@@ -47,6 +51,7 @@ pub struct UserSummary {
 
 /// A user with identifying fields, for the clinic's staff. Every read is audited.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct UserDetail {
     pub id: Uuid,
     pub clinic_id: Option<Uuid>,
@@ -62,6 +67,7 @@ pub struct UserDetail {
 /// Change a staff member's role (clinic admins only; staff roles only).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RoleChange {
     pub role: StaffRole,
 }

@@ -257,6 +257,26 @@ impl crate::TestApp {
         (clinic, hp, peer)
     }
 
+    /// The peer's supervision conversation, opened by the peer's device alone (a member
+    /// that can raise flags); returns its id.
+    pub async fn supervision_opened_alone(&self, peer: &crate::api::Enrolled) -> Uuid {
+        let c = self.client();
+        let conv: peerbridge_openapi::delivery::Conversation = c
+            .post(
+                "/v1/conversations",
+                Some(peer.token()),
+                json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
+            )
+            .await
+            .expect(201)
+            .parse();
+        let mut dev = MlsDevice::new(c, peer.token(), peer.session.device_id, &peer.device);
+        dev.open_group(conv.id, &conv.group_id, &[])
+            .await
+            .expect(201);
+        conv.id
+    }
+
     pub async fn supervision_pair(&self) -> SupervisionPair {
         let c = self.client();
         let (clinic, hp, peer) = self.peer_with_supervisor().await;

@@ -13,7 +13,7 @@ use peerbridge_openapi::escalation::{
     FlagStatus, escalation_key_message,
 };
 use peerbridge_tests::api::{Enrolled, Staff};
-use peerbridge_tests::mls_device::{MlsDevice, b64};
+use peerbridge_tests::mls_device::b64;
 use peerbridge_tests::{Backend, TestApp, backends};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -78,28 +78,7 @@ async fn ward(app: TestApp) -> Ward {
     .await
     .expect(200);
     // The peer's supervision conversation, opened by the peer alone.
-    let conv: Value = c
-        .post(
-            "/v1/conversations",
-            Some(peer.token()),
-            json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
-        )
-        .await
-        .expect(201)
-        .json();
-    let conv_id: Uuid = conv["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("id");
-    let mut dev = MlsDevice::new(
-        c.clone(),
-        peer.token(),
-        peer.session.device_id,
-        &peer.device,
-    );
-    dev.open_group(conv_id, conv["group_id"].as_str().expect("gid"), &[])
-        .await
-        .expect(201);
+    let conv_id = app.supervision_opened_alone(&peer).await;
     Ward {
         app,
         clinic,
@@ -322,7 +301,27 @@ async fn an_unacknowledged_imminent_flag_climbs_the_ladder_until_acknowledged() 
             .parse();
         assert_eq!(acked.flag.status, FlagStatus::Acknowledged);
         w.app.clock.advance(Duration::hours(1));
-        tokio::time::sleep(StdDuration::from_millis(400)).await;
+        // Wait until a ladder pass has run after the jump (a replica renewed its lease past
+        // the new time); it must not have climbed.
+        let after_jump = w.app.state.now();
+        let lease = || async {
+            use peerbridge_server::escalation::entities::lease;
+            use sea_orm::EntityTrait;
+            lease::Entity::find_by_id("escalation-ladder".to_string())
+                .one(&w.app.state.db)
+                .await
+                .expect("lease row")
+                .is_some_and(|l| l.expires_at > after_jump)
+        };
+        let mut ran = false;
+        for _ in 0..100 {
+            if lease().await {
+                ran = true;
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+        assert!(ran, "a ladder pass ran after the clock moved");
         w.relogin().await;
         let d: FlagDetail = c
             .get(&format!("/v1/flags/{id}"), Some(w.other.token()))

@@ -10,7 +10,6 @@ use peerbridge_openapi::escalation::{Flag, FlagReceipt};
 use peerbridge_tests::api::device_login_at;
 use peerbridge_tests::backends::{postgres_available, redis_available};
 use peerbridge_tests::deployment::Deployment;
-use peerbridge_tests::mls_device::MlsDevice;
 use peerbridge_tests::{Backend, Client, TestApp, redis_url};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -23,30 +22,8 @@ async fn setup(
     peerbridge_tests::api::Enrolled,
     peerbridge_tests::Staff,
 ) {
-    let c = app.client();
     let (_, hp, peer) = app.peer_with_supervisor().await;
-    let conv: Value = c
-        .post(
-            "/v1/conversations",
-            Some(peer.token()),
-            json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
-        )
-        .await
-        .expect(201)
-        .json();
-    let id: Uuid = conv["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("id");
-    let mut d = MlsDevice::new(
-        c.clone(),
-        peer.token(),
-        peer.session.device_id,
-        &peer.device,
-    );
-    d.open_group(id, conv["group_id"].as_str().expect("gid"), &[])
-        .await
-        .expect(201);
+    let id = app.supervision_opened_alone(&peer).await;
     (id, peer, hp)
 }
 

@@ -6,8 +6,8 @@
 use chrono::Duration;
 use peerbridge_openapi::auth::Session;
 use peerbridge_openapi::introductions::{
-    BoundaryReport, IntroductionDetail, IntroductionState, Outcome, PartyIntroduction, PeerProfile,
-    Response as Answer, Suggestion,
+    BoundaryReport, IntroductionDetail, IntroductionOutcome, IntroductionState, PartyIntroduction,
+    PeerProfile, Response as Answer, Suggestion,
 };
 use peerbridge_tests::api::{Enrolled, Staff};
 use peerbridge_tests::{TestApp, backends};
@@ -475,7 +475,7 @@ async fn a_decline_looks_like_an_expiry_to_the_other_side() {
         w.act(&w.peer, declined.id, "decline").await.expect(200);
         // The peer proposes again later; this one just expires.
         let hp_side = w.hp_view(declined.id).await;
-        assert_eq!(hp_side.outcome, Some(Outcome::DeclinedByPeer));
+        assert_eq!(hp_side.outcome, Some(IntroductionOutcome::DeclinedByPeer));
         assert_eq!(hp_side.peer_response, Answer::Declined);
         w.act(&w.su, declined.id, "accept").await.expect(200);
 
@@ -537,7 +537,10 @@ async fn a_decline_looks_like_an_expiry_to_the_other_side() {
         };
         assert_eq!(a.state, IntroductionState::Ended);
         assert_eq!(strip(&a), strip(&b));
-        assert_eq!(w.hp_view(expiring.id).await.outcome, Some(Outcome::Expired));
+        assert_eq!(
+            w.hp_view(expiring.id).await.outcome,
+            Some(IntroductionOutcome::Expired)
+        );
         // An expired proposal cannot be accepted any more.
         w.act(&peer2, expiring.id, "accept")
             .await
@@ -673,7 +676,7 @@ async fn pause_close_block_report_and_rematch_with_their_authorization() {
         assert_eq!(b.state, IntroductionState::Ended);
         assert!(!w.party(&w.peer, intro.id).await.blocked_by_me);
         let d = w.hp_view(intro.id).await;
-        assert_eq!(d.outcome, Some(Outcome::BlockedByServiceUser));
+        assert_eq!(d.outcome, Some(IntroductionOutcome::BlockedByServiceUser));
         let s = suggest(&w.app, &w.hp, w.clinic, w.su.session.user_id).await;
         assert!(!ids(&s).contains(&w.peer.session.user_id));
         // Nothing more happens to an ended introduction.
@@ -698,7 +701,7 @@ async fn pause_close_block_report_and_rematch_with_their_authorization() {
         w.act(&peer2, second.id, "close").await.expect(200);
         assert_eq!(
             w.hp_view(second.id).await.outcome,
-            Some(Outcome::ClosedByPeer)
+            Some(IntroductionOutcome::ClosedByPeer)
         );
         let (peer3, _) = approved_peer(&w.app, &w.hp, w.clinic, profile(&["nb"], &[], false)).await;
         let body = json!({
@@ -750,7 +753,10 @@ async fn pause_close_block_report_and_rematch_with_their_authorization() {
         )
         .await
         .expect(200);
-        assert_eq!(w.hp_view(new.id).await.outcome, Some(Outcome::ClosedByHp));
+        assert_eq!(
+            w.hp_view(new.id).await.outcome,
+            Some(IntroductionOutcome::ClosedByHp)
+        );
         // An HP of another clinic cannot reach this clinic's introductions by its own path.
         let other_clinic = w.other_clinic_hp.session.clinic_id.expect("clinic");
         c.get(

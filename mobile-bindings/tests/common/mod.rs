@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 use peerbridge_mobile::api::introductions::{
     AgeBand, Gender, IntroductionCreate, IntroductionState, PeerProfileUpdate,
@@ -224,4 +226,34 @@ pub fn assert_absent(who: &str, seen: &[String], secrets: &[(&str, String)]) {
             panic!("{who} received the counterpart's {what} before the reveal: {hit}");
         }
     }
+}
+
+/// Runs a device's receive loop in the background, forwarding every batch.
+pub fn listen(client: &Arc<PeerbridgeClient>) -> mpsc::UnboundedReceiver<Vec<Event>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let c = client.clone();
+    tokio::spawn(async move {
+        loop {
+            match c.next_events().await {
+                Ok(events) => {
+                    if tx.send(events).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => panic!("receive loop failed: {e}"),
+            }
+        }
+    });
+    rx
+}
+
+/// The HP proposes `su` ↔ `peer` and both accept: the introduction and its conversation.
+pub async fn introduced(hp: &Device, clinic: Uuid, su: &Device, peer: &Device) -> (Uuid, Uuid) {
+    let intro = hp
+        .client
+        .propose_introduction(clinic, &proposal(su.user_id, peer.user_id))
+        .await
+        .expect("propose")
+        .id;
+    (intro, both_accept(su, peer, intro).await)
 }

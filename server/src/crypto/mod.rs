@@ -37,6 +37,35 @@ pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Whether `signature` is a valid (strict) Ed25519 signature by `public_key` over
+/// `message`; false for any malformed key or signature.
+pub fn ed25519_verifies(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let Ok(key) = <[u8; 32]>::try_from(public_key) else {
+        return false;
+    };
+    let (Ok(key), Ok(sig)) = (
+        VerifyingKey::from_bytes(&key),
+        Signature::from_slice(signature),
+    ) else {
+        return false;
+    };
+    key.verify_strict(message, &sig).is_ok()
+}
+
+/// A serde unit enum's wire name (`"suicide_risk"`), as stored in text columns.
+pub fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The enum a stored wire name names, if any.
+pub fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
 /// Random bytes from the OS.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     use rand::RngCore;

@@ -42,17 +42,9 @@ fn message(bytes: &[u8]) -> Result<MlsMessageBodyIn, MlsError> {
 /// The device key a leaf credential binds to, if the device's signature over the leaf
 /// signature key verifies (see `peerbridge_openapi::delivery::leaf_binding_message`).
 pub fn credential_device(credential: &[u8], leaf_signature_key: &[u8]) -> Option<[u8; 32]> {
-    use ed25519_dalek::{Signature, VerifyingKey};
     let (device, sig) = credential.split_at_checked(32)?;
     let device: [u8; 32] = device.try_into().ok()?;
-    let key = VerifyingKey::from_bytes(&device).ok()?;
-    let sig = Signature::from_slice(sig).ok()?;
-    key.verify_strict(
-        &peerbridge_openapi::delivery::leaf_binding_message(leaf_signature_key),
-        &sig,
-    )
-    .ok()
-    .map(|()| device)
+    binding_verifies(&device, leaf_signature_key, sig).then_some(device)
 }
 
 /// The prefix of a pseudonymous credential: `"PBP1" || 16 random bytes`. It names nobody;
@@ -83,21 +75,11 @@ pub fn leaf_credential(credential: &[u8], leaf_signature_key: &[u8]) -> LeafCred
 /// Whether `binding` is `device_key`'s signature over the leaf binding message of
 /// `leaf_signature_key`.
 pub fn binding_verifies(device_key: &[u8], leaf_signature_key: &[u8], binding: &[u8]) -> bool {
-    use ed25519_dalek::{Signature, VerifyingKey};
-    let Ok(device): Result<[u8; 32], _> = device_key.try_into() else {
-        return false;
-    };
-    let (Ok(key), Ok(sig)) = (
-        VerifyingKey::from_bytes(&device),
-        Signature::from_slice(binding),
-    ) else {
-        return false;
-    };
-    key.verify_strict(
+    crate::crypto::ed25519_verifies(
+        device_key,
         &peerbridge_openapi::delivery::leaf_binding_message(leaf_signature_key),
-        &sig,
+        binding,
     )
-    .is_ok()
 }
 
 /// What the server keeps of a validated key package.

@@ -17,12 +17,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::entities::{consultation, crisis_resource, debrief, roster, settings};
-use super::service::{deadline, enum_parse, enum_str, settings_of};
+use super::service::{deadline, settings_of};
 use crate::accounts::entities::user;
 use crate::accounts::service::ACTIVE;
 use crate::accounts::validate;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
+use crate::crypto::{enum_parse, enum_str};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::supervision;

@@ -12,10 +12,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, Transactio
 use serde_json::json;
 
 use super::entities::{flag, lease};
-use super::service::{
-    TOP_LEVEL, add_event, deadline, enum_parse, flag_responders, notify, settings_of,
-};
+use super::service::{TOP_LEVEL, add_event, deadline, flag_responders, notify, settings_of};
 use crate::audit::{self, AuditEvent};
+use crate::crypto::enum_parse;
 use crate::error::ApiResult;
 use crate::state::AppState;
 

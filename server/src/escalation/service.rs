@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
 use peerbridge_openapi::escalation::{
     EscalationKeyUpload, EscalationRecipient, EventKind, Flag, FlagCreate, FlagDetail, FlagEvent,
-    FlagKind, FlagReceipt, FlagResolve, FlagStatus, Locale, Outcome, RiskCategory, SealedExcerpt,
-    Severity, SubjectIdentity, escalation_key_message,
+    FlagKind, FlagOutcome, FlagReceipt, FlagResolve, FlagStatus, Locale, RiskCategory,
+    SealedExcerpt, Severity, SubjectIdentity, escalation_key_message,
 };
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::{
@@ -23,7 +23,7 @@ use crate::accounts::entities::{device, user};
 use crate::accounts::service::ACTIVE;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
-use crate::crypto::{b64, b64_decode};
+use crate::crypto::{b64, b64_decode, ed25519_verifies, enum_parse, enum_str};
 use crate::error::{ApiError, ApiResult};
 use crate::introductions::service as introductions;
 use crate::state::AppState;
@@ -41,17 +41,6 @@ pub const DEFAULT_NOTICE_EN: &str =
 
 // ---------------------------------------------------------------------------------------
 // Stored values
-
-pub fn enum_str<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-pub fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-}
 
 pub fn severity_rank(s: Severity) -> i32 {
     match s {
@@ -261,14 +250,7 @@ pub async fn set_escalation_key(
         .one(&state.db)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
-    let verifies = {
-        use ed25519_dalek::{Signature, VerifyingKey};
-        let d: [u8; 32] = dev.public_key.as_slice().try_into().unwrap_or([0; 32]);
-        match (VerifyingKey::from_bytes(&d), Signature::from_slice(&sig)) {
-            (Ok(vk), Ok(s)) => vk.verify_strict(&escalation_key_message(&key), &s).is_ok(),
-            _ => false,
-        }
-    };
+    let verifies = ed25519_verifies(&dev.public_key, &escalation_key_message(&key), &sig);
     if !verifies {
         return Err(ApiError::invalid(
             "signature",
@@ -546,7 +528,7 @@ pub async fn add_event(
     level: Option<i32>,
     note_enc: Option<Vec<u8>>,
     assigned_to: Option<Uuid>,
-    outcome: Option<Outcome>,
+    outcome: Option<FlagOutcome>,
 ) -> ApiResult<()> {
     event::ActiveModel {
         id: Set(Uuid::new_v4()),

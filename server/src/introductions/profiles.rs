@@ -25,6 +25,7 @@ use crate::accounts::validate;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
 use crate::clinics::entity as clinic;
+use crate::crypto::{enum_parse, enum_str};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::supervision::member_with_role;
@@ -56,17 +57,6 @@ fn to_json(v: &[String]) -> String {
 
 fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Vec<T> {
     serde_json::from_str(s).unwrap_or_default()
-}
-
-fn enum_str<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
 fn languages(field: &str, v: &[String]) -> ApiResult<Vec<String>> {

@@ -6,7 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use peerbridge_openapi::introductions::{
     BoundaryCategory, BoundaryReport, BoundaryReportCreate, ConsentAction, ConsentRecord,
     ConsentScope, ConsentSummary, ConsentUpload, IntroductionCreate, IntroductionDetail,
-    IntroductionState, Outcome, Party, PartyIntroduction, Rematch, Response, consent_statement,
+    IntroductionOutcome, IntroductionState, Party, PartyIntroduction, Rematch, Response,
+    consent_statement,
 };
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::{
@@ -23,7 +24,7 @@ use crate::accounts::service::ACTIVE;
 use crate::accounts::validate;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
-use crate::crypto::{b64, b64_decode};
+use crate::crypto::{b64, b64_decode, enum_parse, enum_str};
 use crate::delivery::entities::{conversation, leaf_binding};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -81,35 +82,24 @@ fn action_str(a: ConsentAction) -> &'static str {
     }
 }
 
-fn outcome_str(o: Outcome) -> String {
-    serde_json::to_value(o)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn parse_outcome(s: &str) -> Option<Outcome> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-}
-
-fn closed_by(p: Party) -> Outcome {
+fn closed_by(p: Party) -> IntroductionOutcome {
     match p {
-        Party::ServiceUser => Outcome::ClosedByServiceUser,
-        Party::Peer => Outcome::ClosedByPeer,
+        Party::ServiceUser => IntroductionOutcome::ClosedByServiceUser,
+        Party::Peer => IntroductionOutcome::ClosedByPeer,
     }
 }
 
-fn declined_by(p: Party) -> Outcome {
+fn declined_by(p: Party) -> IntroductionOutcome {
     match p {
-        Party::ServiceUser => Outcome::DeclinedByServiceUser,
-        Party::Peer => Outcome::DeclinedByPeer,
+        Party::ServiceUser => IntroductionOutcome::DeclinedByServiceUser,
+        Party::Peer => IntroductionOutcome::DeclinedByPeer,
     }
 }
 
-fn blocked_by(p: Party) -> Outcome {
+fn blocked_by(p: Party) -> IntroductionOutcome {
     match p {
-        Party::ServiceUser => Outcome::BlockedByServiceUser,
-        Party::Peer => Outcome::BlockedByPeer,
+        Party::ServiceUser => IntroductionOutcome::BlockedByServiceUser,
+        Party::Peer => IntroductionOutcome::BlockedByPeer,
     }
 }
 
@@ -118,7 +108,7 @@ fn blocked_by(p: Party) -> Outcome {
 fn effective(mut i: introduction::Model, now: DateTime<Utc>) -> introduction::Model {
     if i.state == "proposed" && i.expires_at <= now {
         i.state = "ended".into();
-        i.outcome = Some(outcome_str(Outcome::Expired));
+        i.outcome = Some(enum_str(&IntroductionOutcome::Expired));
         i.ended_at = Some(i.expires_at);
     }
     i
@@ -231,7 +221,10 @@ async fn detail(
         state: state_of(&i.state),
         service_user_response: response(&i.service_user_response),
         peer_response: response(&i.peer_response),
-        outcome: i.outcome.as_deref().and_then(parse_outcome),
+        outcome: i
+            .outcome
+            .as_deref()
+            .and_then(enum_parse::<IntroductionOutcome>),
         paused_by: i.paused_by.as_deref().and_then(parse_party),
         service_user_alias: i.service_user_alias,
         peer_alias: i.peer_alias,
@@ -273,7 +266,10 @@ async fn party_view(
             &i.service_user_response,
         ),
     };
-    let outcome = i.outcome.as_deref().and_then(parse_outcome);
+    let outcome = i
+        .outcome
+        .as_deref()
+        .and_then(enum_parse::<IntroductionOutcome>);
     let hidden_decline = outcome == Some(declined_by(them)) && now < i.expires_at;
     let state = if hidden_decline {
         IntroductionState::Proposed
@@ -567,7 +563,9 @@ pub async fn list(
         let needs_attention = d.open_reports > 0
             || matches!(
                 d.outcome,
-                Some(Outcome::BlockedByPeer | Outcome::BlockedByServiceUser)
+                Some(
+                    IntroductionOutcome::BlockedByPeer | IntroductionOutcome::BlockedByServiceUser
+                )
             );
         if filter.attention && !needs_attention {
             continue;
@@ -617,9 +615,9 @@ fn apply(
     now: DateTime<Utc>,
 ) -> ApiResult<introduction::Model> {
     let was_expired = i.state == "proposed" && i.expires_at <= now;
-    let end = |i: &mut introduction::Model, outcome: Outcome| {
+    let end = |i: &mut introduction::Model, outcome: IntroductionOutcome| {
         i.state = "ended".into();
-        i.outcome = Some(outcome_str(outcome));
+        i.outcome = Some(enum_str(&outcome));
         i.ended_at = Some(now);
         i.paused_by = None;
     };
@@ -627,7 +625,7 @@ fn apply(
         (Action::Accept | Action::Decline, Some(me)) => {
             let accept = action == Action::Accept;
             let hidden_decline = i.state == "ended"
-                && i.outcome.as_deref() == Some(outcome_str(declined_by(other(me))).as_str())
+                && i.outcome.as_deref() == Some(enum_str(&declined_by(other(me))).as_str())
                 && now < i.expires_at;
             let mine = match me {
                 Party::ServiceUser => &mut i.service_user_response,
@@ -687,7 +685,11 @@ fn apply(
             if i.state == "ended" || was_expired {
                 return Err(conflict("this introduction has already ended"));
             }
-            end(&mut i, who.map(closed_by).unwrap_or(Outcome::ClosedByHp));
+            end(
+                &mut i,
+                who.map(closed_by)
+                    .unwrap_or(IntroductionOutcome::ClosedByHp),
+            );
         }
         (Action::Block, Some(me)) => {
             if i.blocked_by.is_some() {
@@ -698,7 +700,7 @@ fn apply(
                 end(&mut i, blocked_by(me));
             } else if was_expired {
                 i.state = "ended".into();
-                i.outcome = Some(outcome_str(Outcome::Expired));
+                i.outcome = Some(enum_str(&IntroductionOutcome::Expired));
                 i.ended_at = Some(i.expires_at);
             }
         }
@@ -824,7 +826,7 @@ pub async fn rematch(
         rematched_to: Set(Some(new.id)),
         state: Set("ended".into()),
         outcome: Set(if still_open {
-            Some(outcome_str(Outcome::Rematched))
+            Some(enum_str(&IntroductionOutcome::Rematched))
         } else {
             old.outcome.clone()
         }),
@@ -896,13 +898,6 @@ pub async fn party_act(
 // ---------------------------------------------------------------------------------------
 // Boundary reports
 
-fn category_str(c: BoundaryCategory) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 fn report_dto(state: &AppState, r: report::Model) -> ApiResult<BoundaryReport> {
     let note = r
         .note_enc
@@ -919,8 +914,7 @@ fn report_dto(state: &AppState, r: report::Model) -> ApiResult<BoundaryReport> {
         id: r.id,
         introduction_id: r.introduction_id,
         reported_by: parse_party(&r.reported_by).unwrap_or(Party::ServiceUser),
-        category: serde_json::from_value(serde_json::Value::String(r.category))
-            .unwrap_or(BoundaryCategory::Other),
+        category: enum_parse(&r.category).unwrap_or(BoundaryCategory::Other),
         note,
         created_at: r.created_at,
         handled_at: r.handled_at,
@@ -959,7 +953,7 @@ pub async fn report_boundary(
         introduction_id: Set(i.id),
         client_id: Set(req.client_id),
         reported_by: Set(party_str(me).into()),
-        category: Set(category_str(req.category)),
+        category: Set(enum_str(&req.category)),
         note_enc: Set(note.map(|n| {
             state
                 .keys
@@ -979,7 +973,7 @@ pub async fn report_boundary(
             .clinic(Some(i.clinic_id))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(i.id)
-            .detail(json!({ "report_id": rid, "category": category_str(req.category) })),
+            .detail(json!({ "report_id": rid, "category": enum_str(&req.category) })),
     )
     .await?;
     txn.commit().await?;
@@ -1135,14 +1129,7 @@ pub async fn record_consent(
             .detail("sign with your own device's current leaf key in this conversation"));
     }
     let statement = consent_statement(i.id, &conv.group_id, req.scope, req.action, req.issued_at);
-    let verifies = {
-        use ed25519_dalek::{Signature, VerifyingKey};
-        let k: [u8; 32] = key.as_slice().try_into().unwrap_or([0; 32]);
-        match (VerifyingKey::from_bytes(&k), Signature::from_slice(&sig)) {
-            (Ok(vk), Ok(s)) => vk.verify_strict(&statement, &s).is_ok(),
-            _ => false,
-        }
-    };
+    let verifies = crate::crypto::ed25519_verifies(&key, &statement, &sig);
     if !verifies {
         return Err(ApiError::invalid(
             "signature",

@@ -8,9 +8,9 @@
 use std::time::Instant;
 
 use peerbridge_openapi::escalation::escalation_key_message;
-use peerbridge_tests::mls_device::{MlsDevice, Stream, b64};
+use peerbridge_tests::mls_device::{Stream, b64};
 use peerbridge_tests::{Backend, TestApp, backends};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -34,28 +34,7 @@ async fn run(backend: Backend, flags: usize) -> (f64, f64, f64) {
     )
     .await
     .expect(204);
-    let conv: Value = c
-        .post(
-            "/v1/conversations",
-            Some(peer.token()),
-            json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
-        )
-        .await
-        .expect(201)
-        .json();
-    let conv_id: Uuid = conv["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("id");
-    let mut dev = MlsDevice::new(
-        c.clone(),
-        peer.token(),
-        peer.session.device_id,
-        &peer.device,
-    );
-    dev.open_group(conv_id, conv["group_id"].as_str().expect("gid"), &[])
-        .await
-        .expect(201);
+    let conv_id = app.supervision_opened_alone(&peer).await;
     let mut ws = Stream::connect(&app.base, hp.token()).await;
     ws.until("hello").await;
     let excerpt = json!([{ "public_key": b64(&hpke), "enc": b64(&[9u8; 32]), "ciphertext": b64(&[1u8; 2048]) }]);
