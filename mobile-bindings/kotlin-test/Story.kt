@@ -109,7 +109,7 @@ fun main() = runBlocking {
     hp.ensureEscalationKey()
     check(hp.devices().size == 1, "one device listed")
 
-    step("errors: a spent or unknown invite is not_found; an HP-only call from a user is forbidden")
+    step("errors: an unknown invite is not_found, a short storage key is invalid_input")
     val stranger = Peerbridge(url, File(work, "stranger").path, key(9))
     expectError<PeerbridgeException.NotFound>("not_found") {
         runBlocking { stranger.enroll("0000-0000-0000-0000", "Phone") }
@@ -128,6 +128,7 @@ fun main() = runBlocking {
     val peerId = peer.enroll(peerInvite.code, "Per's phone").userId
     su.ensureKeyPackages()
     peer.ensureKeyPackages()
+    // A spent invite (404), an HP-only call by a user or peer (403).
     expectError<PeerbridgeException.NotFound>("not_found") {
         runBlocking { stranger.enroll(suInvite.code, "Phone") }
     }
@@ -156,6 +157,9 @@ fun main() = runBlocking {
     val approved = hp.approvePeer(clinic, peerId, LocalDate.now().toString())
     check(approved.approved, "peer approved")
     hp.assignSupervisor(clinic, peerId, hpSession.userId)
+    expectError<PeerbridgeException.Conflict>("conflict") {
+        runBlocking { hp.assignSupervisor(clinic, peerId, hpSession.userId) }
+    }
     hp.setNeeds(clinic, suId, Needs(
         languages = listOf("nb"), preferredGender = null, preferredAgeBands = listOf(),
         region = "Oslo", topics = listOf(), acceptsRemote = false))

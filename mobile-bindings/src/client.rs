@@ -455,6 +455,10 @@ impl PeerbridgeClient {
         Ok(())
     }
 
+    pub(crate) fn checkpoint_state(&self) -> Result<()> {
+        Ok(self.state.checkpoint()?)
+    }
+
     pub(crate) fn state_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         Ok(self.state.get(key)?)
     }

@@ -798,3 +798,57 @@ impl Peerbridge {
         guard(self.sdk.my_consultations()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sdk_error_keeps_its_code_across_the_boundary() {
+        let all = [
+            SdkError::Network("x".into()),
+            SdkError::Unauthenticated("x".into()),
+            SdkError::Forbidden("x".into()),
+            SdkError::NotFound("x".into()),
+            SdkError::Conflict("x".into()),
+            SdkError::StaleEpoch("x".into()),
+            SdkError::RateLimited {
+                retry_after_seconds: 7,
+            },
+            SdkError::InvalidInput("x".into()),
+            SdkError::Storage("x".into()),
+            SdkError::WrongStorageKey,
+            SdkError::Mls("x".into()),
+            SdkError::Server("x".into()),
+        ];
+        for e in all {
+            let code = e.code();
+            let p = PeerbridgeError::from(e);
+            assert_eq!(p.code(), code);
+            assert_eq!(error_code(&p), code);
+        }
+        assert_eq!(
+            PeerbridgeError::from(SdkError::RateLimited {
+                retry_after_seconds: 7
+            }),
+            PeerbridgeError::RateLimited {
+                retry_after_seconds: 7
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_call_is_an_internal_error() {
+        let r: Res<()> = guard(async { panic!("boom") }).await;
+        assert_eq!(r.map_err(|e| e.code()), Err("internal"));
+        let r: Res<()> = guard_sync(|| panic!("boom"));
+        assert_eq!(r.map_err(|e| e.code()), Err("internal"));
+    }
+
+    #[test]
+    fn the_detector_is_reachable_and_only_suggests() {
+        let s = detect_risk("I am going to kill myself tonight".into()).expect("risk");
+        assert_eq!(s.category, RiskCategory::SuicideRisk);
+        assert_eq!(detect_risk("We had a lovely walk today".into()), None);
+    }
+}

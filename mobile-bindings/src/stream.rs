@@ -231,8 +231,9 @@ impl PeerbridgeClient {
         }
     }
 
-    /// Closes the stream (the app goes to the background); the next [`Self::next_events`]
-    /// reconnects. Waits for a running receive call to be cancelled first.
+    /// Closes the stream (the app goes to the background) and checkpoints the state file;
+    /// the next [`Self::next_events`] reconnects. Waits for a running receive call to be
+    /// cancelled first.
     pub async fn close_stream(&self) {
         let mut rx = self.receiver.lock().await;
         if let Some(mut ws) = rx.ws.take() {
@@ -241,6 +242,9 @@ impl PeerbridgeClient {
         rx.reported = None;
         rx.failures = 0;
         rx.next_connect = None;
+        if let Err(e) = self.checkpoint_state() {
+            tracing::debug!(error = %e, "state checkpoint failed; every write is durable anyway");
+        }
     }
 
     /// Calls `listener` with every batch of new events until an error needs the app.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use peerbridge_mobile::api::escalation::{RiskCategory, Severity};
-use peerbridge_mobile::{Event, SdkError};
+use peerbridge_mobile::{ConnectionState, Event, SdkError};
 use peerbridge_tests::{TestApp, backends};
 use serde_json::json;
 
@@ -110,9 +110,19 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
         assert_eq!(seqs.len(), 3);
         let other = seqs_of(&peer.client.sync(conv2).await.expect("sync"));
 
-        // The HP's device listens on its stream.
+        // The HP's device listens on its stream; the flag is raised once it is connected
+        // (a flag wakes the devices whose stream is open at that moment).
         let mut hp_events = listen(&hp.client);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let connected = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(batch) = hp_events.recv().await {
+                if batch.contains(&Event::ConnectionChanged {
+                    state: ConnectionState::Connected,
+                }) {
+                    return;
+                }
+            }
+        });
+        connected.await.expect("the HP's stream connects");
         let receipt = peer
             .client
             .raise_flag(

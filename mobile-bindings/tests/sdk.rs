@@ -462,3 +462,131 @@ async fn after_a_server_restart_the_stream_reconnects_and_a_queued_send_goes_out
     };
     assert_eq!(body, "mens serveren var nede");
 }
+
+/// A user's second phone: the first device registers its key, the new phone links to the
+/// account, both are listed; revoking the old phone ends its session for good. A push
+/// endpoint outside the allowed gateways is refused, an allowed one is kept and cleared.
+#[tokio::test]
+async fn a_second_phone_is_linked_listed_and_the_lost_one_revoked() {
+    for backend in backends().await {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.push_allowed_hosts = Some("push.example.org".into());
+        })
+        .await;
+        let operator = app.bootstrap_operator().await;
+        let (clinic, hp) = app.clinic_with_hp(&operator, "Oslo OPC").await;
+        let invite = app.create_invite(&hp, clinic, "service_user").await;
+        let old_dir = tempfile::tempdir().expect("tempdir");
+        let old = open(&app, old_dir.path(), &PEER_KEY).expect("open");
+        let me = old.enroll(&invite.code, "Old phone").await.expect("enroll");
+
+        let new_dir = tempfile::tempdir().expect("tempdir");
+        let new = open(&app, new_dir.path(), &HP_KEY).expect("open");
+        let added = old
+            .add_device(&new.device_public_key(), "New phone")
+            .await
+            .expect("register the new phone");
+        let linked = new.link_device(added.id).await.expect("link");
+        assert_eq!(linked.user_id, me.user_id);
+        assert_eq!(linked.device_id, added.id);
+        let listed = new.devices().await.expect("devices");
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|d| d.revoked_at.is_none()));
+        // Linking again, or to someone else's device id, is refused.
+        assert!(matches!(
+            new.link_device(me.device_id).await,
+            Err(SdkError::InvalidInput(_))
+        ));
+
+        new.revoke_device(me.device_id)
+            .await
+            .expect("revoke the lost phone");
+        let listed = new.devices().await.expect("devices");
+        assert!(
+            listed
+                .iter()
+                .any(|d| d.id == me.device_id && d.revoked_at.is_some())
+        );
+        let e = old.devices().await.expect_err("the revoked phone is out");
+        assert_eq!(e.code(), "unauthenticated");
+        assert_eq!(
+            old.session().expect("session").map(|s| s.signed_in),
+            Some(false)
+        );
+
+        let e = new
+            .register_push_endpoint("https://push.evil.example/x")
+            .await
+            .expect_err("not an allowed gateway");
+        assert_eq!(e.code(), "invalid_input");
+        new.register_push_endpoint("https://push.example.org/up/abc")
+            .await
+            .expect("allowed gateway");
+        new.clear_push_endpoint().await.expect("cleared");
+    }
+}
+
+/// The device's history: own and received lines in order, paged from the newest; read
+/// receipts reach the sender; an empty receipt is refused before anything is sent.
+#[tokio::test]
+async fn history_pages_from_the_newest_and_receipts_reach_the_sender() {
+    for backend in backends().await {
+        let c = Clinic::new(backend).await;
+        let conv = c.conversation().await;
+        c.sdk_hp.accept_welcomes().await.expect("welcome");
+        let mut sent = Vec::new();
+        for i in 0..5 {
+            sent.push(
+                c.peer
+                    .send_text(conv, &format!("line {i}"))
+                    .await
+                    .expect("send"),
+            );
+        }
+        let got = c.sdk_hp.sync(conv).await.expect("sync");
+        assert_eq!(texts(&got).len(), 5);
+        c.sdk_hp
+            .send_read_receipt(conv, sent[..2].to_vec())
+            .await
+            .expect("receipt");
+        c.sdk_hp.send_text(conv, "answer").await.expect("answer");
+        let back = c.peer.sync(conv).await.expect("sync");
+        assert!(
+            back.iter()
+                .any(|e| matches!(e, Event::Receipt { ids, .. } if ids.as_slice() == &sent[..2]))
+        );
+        assert_eq!(texts(&back), ["answer"]);
+
+        let newest = c.peer.history(conv, None, 4).expect("history");
+        assert_eq!(
+            texts(&newest.events),
+            ["line 2", "line 3", "line 4", "answer"]
+        );
+        let before = newest.before.expect("older lines exist");
+        let older = c.peer.history(conv, Some(before), 4).expect("history");
+        assert_eq!(texts(&older.events), ["line 0", "line 1"]);
+        assert_eq!(older.before, None);
+        // Own lines are marked as ours and carry their log position.
+        match &older.events[0] {
+            Event::Text { sender, seq, .. } => assert!(sender.is_me && *seq > 0),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            texts(&c.sdk_hp.history(conv, None, 100).expect("history").events),
+            ["line 0", "line 1", "line 2", "line 3", "line 4", "answer"]
+        );
+        let e = c
+            .sdk_hp
+            .send_read_receipt(conv, Vec::new())
+            .await
+            .expect_err("empty");
+        assert_eq!(e.code(), "invalid_input");
+        assert_eq!(
+            c.peer
+                .history(Uuid::new_v4(), None, 10)
+                .expect_err("unknown")
+                .code(),
+            "not_found"
+        );
+    }
+}
