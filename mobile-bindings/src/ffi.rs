@@ -161,6 +161,12 @@ fn guard_sync<T>(f: impl FnOnce() -> crate::Result<T>) -> Res<T> {
     }
 }
 
+fn call_listener(f: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+        tracing::warn!("the app's event listener threw; the receive loop goes on");
+    }
+}
+
 /// What the app implements to receive events. Called from an SDK thread: hand the work to
 /// the app's own dispatcher and return quickly.
 #[uniffi::export(with_foreign)]
@@ -292,9 +298,11 @@ impl Peerbridge {
         self.sdk.close_stream().await;
         let listener = self.events.lock().ok().and_then(|ev| ev.listener.clone());
         if let Some(l) = listener {
-            l.on_events(vec![Event::ConnectionChanged {
-                state: ConnectionState::Suspended,
-            }]);
+            call_listener(|| {
+                l.on_events(vec![Event::ConnectionChanged {
+                    state: ConnectionState::Suspended,
+                }])
+            });
         }
     }
 
@@ -314,9 +322,11 @@ impl Peerbridge {
         ev.task = Some(tokio::spawn(async move {
             loop {
                 match guard(sdk.next_events()).await {
-                    Ok(events) => listener.on_events(events),
+                    // An exception thrown by the app's listener must not end the loop (the
+                    // events were handed over; the app owns what it does with them).
+                    Ok(events) => call_listener(|| listener.on_events(events)),
                     Err(e) => {
-                        listener.on_stopped(e);
+                        call_listener(|| listener.on_stopped(e));
                         return;
                     }
                 }
