@@ -257,11 +257,12 @@ impl crate::TestApp {
         (clinic, hp, peer)
     }
 
-    /// The peer's supervision conversation, opened by the peer's device alone (a member
-    /// that can raise flags); returns its id.
-    pub async fn supervision_opened_alone(&self, peer: &crate::api::Enrolled) -> Uuid {
-        let c = self.client();
-        let conv: peerbridge_openapi::delivery::Conversation = c
+    /// Creates the peer's supervision conversation on the server (no MLS group yet).
+    pub async fn supervision_conversation(
+        &self,
+        peer: &crate::api::Enrolled,
+    ) -> peerbridge_openapi::delivery::Conversation {
+        self.client()
             .post(
                 "/v1/conversations",
                 Some(peer.token()),
@@ -269,7 +270,14 @@ impl crate::TestApp {
             )
             .await
             .expect(201)
-            .parse();
+            .parse()
+    }
+
+    /// The peer's supervision conversation, opened by the peer's device alone (a member
+    /// that can raise flags); returns its id.
+    pub async fn supervision_opened_alone(&self, peer: &crate::api::Enrolled) -> Uuid {
+        let c = self.client();
+        let conv = self.supervision_conversation(peer).await;
         let mut dev = MlsDevice::new(c, peer.token(), peer.session.device_id, &peer.device);
         dev.open_group(conv.id, &conv.group_id, &[])
             .await
@@ -289,15 +297,7 @@ impl crate::TestApp {
         let mut h = MlsDevice::new(c.clone(), hp.token(), hp.session.device_id, &hp.device);
         h.upload_key_packages(3).await.expect(200);
         p.upload_key_packages(3).await.expect(200);
-        let conv: peerbridge_openapi::delivery::Conversation = c
-            .post(
-                "/v1/conversations",
-                Some(peer.token()),
-                json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
-            )
-            .await
-            .expect(201)
-            .parse();
+        let conv = self.supervision_conversation(&peer).await;
         let claimed: Vec<ClaimedKeyPackage> = p
             .claim(conv.id, hp.session.user_id)
             .await

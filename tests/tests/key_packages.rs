@@ -2,7 +2,7 @@
 //! back to the last-resort package; forged, foreign and expired packages are refused.
 
 use futures_util::future::join_all;
-use peerbridge_openapi::delivery::{ClaimedKeyPackage, Conversation, KeyPackageStatus};
+use peerbridge_openapi::delivery::{ClaimedKeyPackage, KeyPackageStatus};
 use peerbridge_tests::mls_device::{MlsDevice, b64};
 use peerbridge_tests::{TestApp, backends};
 use serde_json::json;
@@ -17,15 +17,7 @@ async fn fifty_concurrent_claims_get_ten_distinct_packages_then_the_last_resort_
         let mut h = MlsDevice::new(c.clone(), hp.token(), hp.session.device_id, &hp.device);
         let status: KeyPackageStatus = h.upload_key_packages(10).await.expect(200).parse();
         assert_eq!((status.remaining, status.has_last_resort), (10, true));
-        let conv: Conversation = c
-            .post(
-                "/v1/conversations",
-                Some(peer.token()),
-                json!({ "kind": "supervision", "peer_id": peer.session.user_id }),
-            )
-            .await
-            .expect(201)
-            .parse();
+        let conv = app.supervision_conversation(&peer).await;
 
         let url = format!("/v1/conversations/{}/key-packages/claim", conv.id);
         let body = json!({ "user_id": hp.session.user_id });
