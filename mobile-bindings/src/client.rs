@@ -1382,20 +1382,18 @@ impl PeerbridgeClient {
         let gid = self.group_of(&st)?;
         let ct = self.mls()?.encrypt(&gid, envelope)?;
         let record = match envelope {
-            Envelope::Text { body, sent_at, .. } => {
-                let own = self.mls()?.own_leaf_index(&gid)?;
-                self.members_of(&gid)?
-                    .into_iter()
-                    .find(|m| m.leaf_index == own)
-                    .map(|sender| Event::Text {
-                        conversation,
-                        seq: 0,
-                        id: client_id,
-                        sender,
-                        body: body.clone(),
-                        sent_at: *sent_at,
-                    })
-            }
+            Envelope::Text { body, sent_at, .. } => self
+                .members_of(&gid)?
+                .into_iter()
+                .find(|m| m.is_me)
+                .map(|sender| Event::Text {
+                    conversation,
+                    seq: 0,
+                    id: client_id,
+                    sender,
+                    body: body.clone(),
+                    sent_at: *sent_at,
+                }),
             _ => None,
         };
         let out = Outgoing {
@@ -1542,12 +1540,11 @@ impl PeerbridgeClient {
                 .items
                 .iter()
                 .any(|e| e.kind == EntryKind::Commit && e.seq > st.cursor);
-            if let (Some(intro), true, true, false) = (
-                st.introduction,
-                st.pseudonymous,
-                commit_ahead,
-                consents_checked,
-            ) {
+            if !consents_checked
+                && commit_ahead
+                && st.pseudonymous
+                && let Some(intro) = st.introduction
+            {
                 consents_checked = true;
                 if let Err(e) = self.verify_consents(intro, conv).await {
                     tracing::debug!(

@@ -4,9 +4,11 @@
 //! core (`peerbridge-mls`), which does the cryptography and knows no network.
 //!
 //! Layout: `client` (the [`PeerbridgeClient`] object: sessions, key packages, conversations,
-//! sending, syncing), `stream` (WebSocket receive loop), `http` (HTTP transport), `state`
-//! (the SDK's sealed on-device state), `events` and `error` (what apps see). The UniFFI
-//! export (a later issue) converts these types and adds nothing else.
+//! sending, syncing, history), `account` (staff setup, devices, push, invites, supervisors),
+//! `introductions`, `escalation`, `stream` (WebSocket receive loop), `http` (HTTP
+//! transport), `state` (the SDK's sealed on-device state), `events` and `error` (what apps
+//! see), and `ffi`: the UniFFI export ([`Peerbridge`]), which converts types and runs the
+//! app's event loop, and adds nothing else.
 //!
 //! Invariants: nothing secret is stored in plaintext (the MLS store and the SDK state are
 //! both sealed with the app's storage key); a send is retried only with the same client id
@@ -40,4 +42,3 @@ pub use peerbridge_mls::DeviceIdentity;
 pub use peerbridge_openapi as api;
 pub use peerbridge_openapi::Role;
 pub use peerbridge_openapi::delivery::{ConversationKind, KeyPackageStatus};
-pub use stream::EventListener;

@@ -27,11 +27,6 @@ type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 const MAX_NOTICE_BYTES: usize = 64 * 1024;
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// Receives event batches from [`PeerbridgeClient::run_stream`].
-pub trait EventListener: Send + Sync {
-    fn on_events(&self, events: Vec<Event>);
-}
-
 /// The receive loop's connection state (held only by the one running receive call).
 #[derive(Default)]
 pub(crate) struct Receiver {
@@ -232,8 +227,8 @@ impl PeerbridgeClient {
     }
 
     /// Closes the stream (the app goes to the background) and checkpoints the state file;
-    /// the next [`Self::next_events`] reconnects. Waits for a running receive call to be
-    /// cancelled first.
+    /// the next [`Self::next_events`] reconnects. Cancel a running `next_events` first: this
+    /// waits for the receive state it holds.
     pub async fn close_stream(&self) {
         let mut rx = self.receiver.lock().await;
         if let Some(mut ws) = rx.ws.take() {
@@ -244,15 +239,6 @@ impl PeerbridgeClient {
         rx.next_connect = None;
         if let Err(e) = self.checkpoint_state() {
             tracing::debug!(error = %e, "state checkpoint failed; every write is durable anyway");
-        }
-    }
-
-    /// Calls `listener` with every batch of new events until an error needs the app.
-    /// Drop the future to stop.
-    pub async fn run_stream(&self, listener: Arc<dyn EventListener>) -> Result<()> {
-        loop {
-            let events = self.next_events().await?;
-            listener.on_events(events);
         }
     }
 

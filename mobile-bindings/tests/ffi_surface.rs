@@ -13,7 +13,6 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
         "open_with_options",
         "the Peerbridge constructor (phone defaults)",
     ),
-    ("run_stream", "start(listener)"),
     ("close_stream", "suspend()"),
     ("opened_excerpt", "open_flag (opens and verifies)"),
     ("verify_excerpt", "open_flag (opens and verifies)"),
