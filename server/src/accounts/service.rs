@@ -11,7 +11,7 @@ use peerbridge_openapi::{EnrolleeRole, ErrorCode, Role};
 use sea_orm::prelude::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -141,7 +141,7 @@ pub async fn create_staff(
         .transpose()?;
     let now = state.now();
     let login_index = state.keys.blind_index("login", &login);
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     if let Some(c) = clinic_id {
         require_clinic_exists(&txn, c).await?;
     }
@@ -235,7 +235,7 @@ pub async fn create_invite(
     let row = id.to_string();
     let code = codes::generate();
     let f = &state.keys.fields;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     require_clinic_exists(&txn, clinic_id).await?;
     invite::ActiveModel {
         id: Set(id),
@@ -336,7 +336,7 @@ pub async fn revoke_invite(
     invite_id: Uuid,
 ) -> ApiResult<Invite> {
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let inv = invite::Entity::find_by_id(invite_id)
         .one(&txn)
         .await?
@@ -380,7 +380,7 @@ pub async fn redeem_invite(
     };
     let now = state.now();
     let hash = secret_hash(&code);
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let found = invite::Entity::find()
         .filter(invite::Column::CodeHash.eq(hash))
         .one(&txn)
@@ -493,7 +493,7 @@ pub async fn user_detail(
     user_id: Uuid,
 ) -> ApiResult<UserDetail> {
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let u = user_in_clinic(&txn, clinic_id, user_id).await?;
     let devices = device::Entity::find()
         .filter(device::Column::UserId.eq(user_id))
@@ -573,7 +573,7 @@ pub async fn revoke_device(
     device_id: Uuid,
 ) -> ApiResult<Device> {
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let d = device::Entity::find_by_id(device_id)
         .one(&txn)
         .await?
@@ -639,7 +639,7 @@ pub async fn deactivate(
         ));
     }
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let devices = device::Entity::find()
         .filter(device::Column::UserId.eq(user_id))
         .all(&txn)
@@ -712,7 +712,7 @@ pub async fn change_role(
     let new_role = Role::from(req.role);
     let old = u.role.clone();
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let mut am: user::ActiveModel = u.into();
     am.role = Set(new_role.as_str().into());
     let u = am.update(&txn).await?;
@@ -753,7 +753,7 @@ pub async fn add_device(
     actor: &Principal,
     reg: &DeviceRegistration,
 ) -> ApiResult<Device> {
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let vk = validate::public_key("public_key", &reg.public_key)?;
     if device::Entity::find()
         .filter(device::Column::PublicKey.eq(vk.as_bytes().to_vec()))
@@ -785,7 +785,7 @@ pub async fn reencrypt_fields(state: &AppState) -> ApiResult<u64> {
         }
     };
     let mut moved = 0u64;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     for u in user::Entity::find().all(&txn).await? {
         let fields = [
             &u.login_enc,

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, EntityTrait, QuerySelect, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, QuerySelect, Set};
 
 use super::entities::auth_failure;
 use crate::error::{ApiError, ApiResult};
@@ -85,7 +85,7 @@ pub async fn record_failure(state: &AppState, keys: &[LimitKey]) -> ApiResult<()
 
 async fn bump(state: &AppState, key: &str, now: DateTime<Utc>) -> ApiResult<()> {
     let window = state.config.auth_failure_window;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     auth_failure::Entity::insert(auth_failure::ActiveModel {
         key: Set(key.to_owned()),
         window_start: Set(now),

@@ -10,10 +10,7 @@ use peerbridge_openapi::auth::{
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::prelude::Expr;
 use sea_orm::sea_query::ExprTrait;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -109,7 +106,7 @@ pub async fn setup_begin(
     let addr_key = limits::per_address(state, "setup", &addr.0);
     limits::ensure_allowed(state, std::slice::from_ref(&addr_key)).await?;
     secrets::check_password_policy(&req.password).map_err(|m| ApiError::invalid("password", m))?;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let sc = match find_setup_code(state, &txn, &req.setup_code).await {
         Ok(sc) => sc,
         Err(e) => {
@@ -166,7 +163,7 @@ pub async fn setup_complete(
     limits::ensure_allowed(state, std::slice::from_ref(&addr_key)).await?;
     validate::public_key("device.public_key", &req.device.public_key)?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let sc = match find_setup_code(state, &txn, &req.setup_code).await {
         Ok(sc) => sc,
         Err(e) => {
@@ -288,7 +285,7 @@ pub async fn password_login(
     let (Some(u), Some(step)) = (found, totp_step) else {
         limits::record_failure(state, &limit_keys).await?;
         state.metrics.auth_failures.inc();
-        let txn = state.db.begin().await?;
+        let txn = crate::storage::begin(&state.db).await?;
         audit::append(
             &txn,
             now,
@@ -305,7 +302,7 @@ pub async fn password_login(
     if !role.is_staff() {
         return Err(ApiError::new(ErrorCode::InvalidCredentials));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     // Compare-and-set on the TOTP step: a code is accepted once even under concurrency.
     let cas = user::Entity::update_many()
         .col_expr(user::Column::TotpLastStep, Expr::value(step))
@@ -387,7 +384,7 @@ pub async fn device_login(
     let sig = Signature::from_slice(&sig_bytes)
         .map_err(|_| ApiError::invalid("signature", "an Ed25519 signature is 64 bytes"))?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let ch = login_challenge::Entity::find_by_id(req.challenge_id)
         .one(&txn)
         .await?
@@ -453,7 +450,7 @@ pub async fn refresh(
     limits::ensure_allowed(state, std::slice::from_ref(&addr_key)).await?;
     let now = state.now();
     let invalid = || ApiError::new(ErrorCode::RefreshTokenInvalid);
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let Some(tok) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(secret_hash(req.refresh_token.trim())))
         .one(&txn)

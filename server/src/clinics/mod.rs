@@ -4,7 +4,7 @@ pub mod entity;
 pub mod routes;
 
 use peerbridge_openapi::clinics::{Clinic, ClinicCreate};
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -36,7 +36,7 @@ pub async fn create(
         .map(|n| validate::text("network", n, 200))
         .transpose()?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let c = entity::ActiveModel {
         id: Set(Uuid::new_v4()),
         name: Set(name),

@@ -14,7 +14,7 @@ use sea_orm::prelude::Expr;
 use sea_orm::sea_query::{LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -114,7 +114,7 @@ pub async fn upload_key_packages(
         }
         parsed.push((bytes, kp, true));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let remaining =
         unclaimed(&txn, dev.id, now, false).await? + unclaimed(&txn, dev.id, now, true).await?;
     let new_one_time = parsed.iter().filter(|(_, k, _)| !k.last_resort).count() as u64;
@@ -296,7 +296,7 @@ pub async fn claim_key_packages(
             .detail("this user may not be a member of this conversation"));
     }
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let devices = live_devices(&txn, &[target]).await?;
     // Devices already in the group need no key package (adding one twice is refused).
     let members: HashSet<Uuid> = member_device::Entity::find()
@@ -479,7 +479,7 @@ pub async fn create_conversation(
         })
         .ok_or_else(|| ApiError::not_found().detail("no active peer with this id"))?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let conv = conversation::Model {
         id: Uuid::new_v4(),
         clinic_id: clinic,
@@ -674,7 +674,7 @@ pub async fn commit(
         .as_deref()
         .map(|b| decode("leaf_binding", b, 64))
         .transpose()?;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let conv = conversation::Entity::find_by_id(conversation_id)
         .lock_exclusive()
         .one(&txn)
@@ -991,7 +991,7 @@ pub async fn send_message(
         },
         None => format!("user:{}", p.user_id),
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let locked = conversation::Entity::find_by_id(conv.id)
         .lock_exclusive()
         .one(&txn)
@@ -1160,7 +1160,7 @@ pub async fn ack(
     let conv = visible_conversation(state, p, conversation_id).await?;
     let me = member(&state.db, conv.id, p.device_id).await?;
     let upto = (seq.min(i64::MAX as u64) as i64).min(conv.last_seq);
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     if upto > me.acked_seq {
         member_device::Entity::update_many()
             .col_expr(member_device::Column::AckedSeq, Expr::value(upto))

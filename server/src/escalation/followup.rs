@@ -10,9 +10,7 @@ use peerbridge_openapi::escalation::{
     CrisisResource, CrisisResourceList, Debrief, DebriefCreate, EscalationSettings, FlagStatus,
     Locale, Severity,
 };
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -87,7 +85,7 @@ pub async fn put_settings(
         ));
     }
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let hps: Vec<Uuid> = user::Entity::find()
         .filter(user::Column::ClinicId.eq(clinic))
         .filter(user::Column::Role.eq(Role::Hp.as_str()))
@@ -287,7 +285,7 @@ pub async fn put_crisis_resources(
         clean.push((label, phone, description));
     }
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     crisis_resource::Entity::delete_many()
         .filter(crisis_resource::Column::ClinicId.eq(clinic))
         .filter(crisis_resource::Column::Locale.eq(locale_str(req.locale)))
@@ -382,7 +380,7 @@ pub async fn request_debrief(
     }
     let now = state.now();
     let policy = settings_of(&state.db, clinic, now).await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let row = debrief::ActiveModel {
         id: Set(Uuid::new_v4()),
         clinic_id: Set(clinic),
@@ -461,7 +459,7 @@ pub async fn acknowledge_debrief(state: &AppState, p: &Principal, id: Uuid) -> A
         return Ok(debrief_dto(d));
     }
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let mut am: debrief::ActiveModel = d.clone().into();
     am.status = Set("acknowledged".into());
     am.acknowledged_by = Set(Some(p.user_id));
@@ -525,7 +523,7 @@ pub async fn log_consultation(
         }
         return Ok((consultation_dto(existing), false));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let row = consultation::ActiveModel {
         id: Set(Uuid::new_v4()),
         clinic_id: Set(clinic),
@@ -601,7 +599,7 @@ pub async fn consultation_report(
             ConsultationKind::Meeting => r.meeting += 1,
         }
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     audit::append(
         &txn,
         state.now(),

@@ -8,7 +8,7 @@ use chrono::Duration;
 use peerbridge_openapi::escalation::{EventKind, Severity};
 use sea_orm::prelude::Expr;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
 
 use super::entities::{flag, lease};
@@ -73,7 +73,7 @@ pub async fn tick(state: &AppState, holder: &str) -> ApiResult<u32> {
         let policy = settings_of(&state.db, f.clinic_id, now).await?;
         let next_level = f.level + 1;
         let next_deadline = deadline(&policy, severity, now);
-        let txn = state.db.begin().await?;
+        let txn = crate::storage::begin(&state.db).await?;
         let moved = flag::Entity::update_many()
             .col_expr(flag::Column::Level, Expr::value(next_level))
             .col_expr(flag::Column::DeadlineAt, Expr::value(next_deadline))

@@ -13,7 +13,6 @@ use peerbridge_openapi::escalation::{
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -258,7 +257,7 @@ pub async fn set_escalation_key(
         ));
     }
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     escalation_key::Entity::delete_by_id(p.device_id)
         .exec(&txn)
         .await?;
@@ -433,7 +432,7 @@ pub async fn raise(
         level += 1;
     }
     let id = Uuid::new_v4();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let row = flag::ActiveModel {
         id: Set(id),
         clinic_id: Set(s.clinic),
@@ -644,7 +643,7 @@ pub async fn queue(
         out.push(d);
     }
     if !out.is_empty() {
-        let txn = state.db.begin().await?;
+        let txn = crate::storage::begin(&state.db).await?;
         audit::append(
             &txn,
             state.now(),
@@ -712,7 +711,7 @@ pub async fn detail(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Flag
             enc: b64(&e.enc),
             ciphertext: b64(&e.ciphertext),
         });
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     audit::append(
         &txn,
         state.now(),
@@ -756,7 +755,7 @@ pub async fn subject(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Sub
         display_name: open("users.display_name", &u.display_name_enc)?,
         phone: open("users.phone", &u.phone_enc)?,
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     audit::append(
         &txn,
         state.now(),
@@ -788,7 +787,7 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
             .fields
             .seal("flag_events.note", &event_id.to_string(), text)
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let f = flag::Entity::find_by_id(id)
         .lock_exclusive()
         .one(&txn)

@@ -12,7 +12,6 @@ use peerbridge_openapi::introductions::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -182,7 +181,7 @@ pub async fn set_topics(
         clean.push((t.key.clone(), label));
     }
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     topic::Entity::delete_many()
         .filter(topic::Column::ClinicId.eq(clinic))
         .exec(&txn)
@@ -347,7 +346,7 @@ pub async fn put_profile(
     }
     let cap = req.capacity.map(capacity).transpose()?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, peer, Role::Peer).await?;
     let topics = topic_keys(&txn, clinic, "topics", &req.topics).await?;
     let existing = stored_profile(&txn, peer).await?;
@@ -405,7 +404,7 @@ pub async fn set_approval(
     {
         return Err(ApiError::invalid("trained_on", "must not be in the future"));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, peer, Role::Peer).await?;
     let existing = stored_profile(&txn, peer).await?;
     let is_new = existing.is_none();
@@ -454,7 +453,7 @@ pub async fn patch_own_profile(
     let cap = req.capacity.map(capacity).transpose()?;
     let availability = optional_text("availability", &req.availability, 200)?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let existing = stored_profile(&txn, p.user_id).await?;
     let is_new = existing.is_none();
     let mut am: peer_profile::ActiveModel = existing
@@ -535,7 +534,7 @@ pub async fn put_needs(
     }
     let bands: Vec<String> = req.preferred_age_bands.iter().map(enum_str).collect();
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, user, Role::ServiceUser).await?;
     let topics = topic_keys(&txn, clinic, "topics", &req.topics).await?;
     let row = needs::ActiveModel {

@@ -12,7 +12,7 @@ use peerbridge_openapi::introductions::{
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -507,7 +507,7 @@ pub async fn propose(
         }
         return Ok((detail(&state.db, existing, now).await?, false));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let row = insert_proposal(
         &txn,
         p,
@@ -719,7 +719,7 @@ async fn act(
     who: Option<Party>,
 ) -> ApiResult<introduction::Model> {
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let before = locked(&txn, id).await?;
     let after = apply(before.clone(), action, who, now)?;
     if after != before {
@@ -800,7 +800,7 @@ pub async fn rematch(
         return Ok((detail(&state.db, existing, now).await?, false));
     }
     in_clinic(&state.db, clinic, id).await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let old = effective(locked(&txn, id).await?, now);
     if old.rematched_to.is_some() {
         return Err(conflict("this introduction was already re-matched"));
@@ -947,7 +947,7 @@ pub async fn report_boundary(
     }
     let now = state.now();
     let rid = Uuid::new_v4();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let row = report::ActiveModel {
         id: Set(rid),
         introduction_id: Set(i.id),
@@ -995,7 +995,7 @@ pub async fn reports(
         .order_by_asc(report::Column::CreatedAt)
         .all(&state.db)
         .await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     audit::append(
         &txn,
         state.now(),
@@ -1018,7 +1018,7 @@ pub async fn handle_report(
 ) -> ApiResult<BoundaryReport> {
     let i = in_clinic(&state.db, clinic, id).await?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let r = report::Entity::find_by_id(report_id)
         .one(&txn)
         .await?
@@ -1136,7 +1136,7 @@ pub async fn record_consent(
             "does not verify over the consent statement",
         ));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     locked(&txn, i.id).await?;
     let existing = consents_of(&txn, i.id).await?;
     if req.action == ConsentAction::Withdraw
@@ -1234,7 +1234,7 @@ pub async fn open_conversation(
 ) -> ApiResult<(conversation::Model, bool)> {
     let (i, _) = as_party(&state.db, p, id).await?;
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let i = effective(locked(&txn, i.id).await?, now);
     if let Some(c) = i.conversation_id {
         let conv = conversation::Entity::find_by_id(c)

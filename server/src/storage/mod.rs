@@ -9,7 +9,7 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    TransactionTrait,
+    DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use secrecy::ExposeSecret;
@@ -81,6 +81,19 @@ pub async fn connect_url(
     Database::connect(opts)
         .await
         .map_err(|source| StorageError::Connect { kind, source })
+}
+
+/// Starts a transaction for a change. On SQLite it takes the write lock at `BEGIN`
+/// (`IMMEDIATE`): another process on the same file (the admin CLI beside a running server)
+/// then waits up to the busy timeout, where a deferred transaction that read first would fail
+/// at once with "database is locked" when it upgrades to a write. On PostgreSQL a plain
+/// transaction.
+pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
 }
 
 /// Applies pending migrations. On PostgreSQL this runs in one transaction under an advisory

@@ -9,7 +9,6 @@ use peerbridge_openapi::Role;
 use peerbridge_openapi::supervision::SupervisorAssignment;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -56,7 +55,7 @@ pub async fn assign(
     hp: Uuid,
 ) -> ApiResult<SupervisorAssignment> {
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, peer, Role::Peer).await?;
     member_with_role(&txn, clinic, hp, Role::Hp).await?;
     if entity::Entity::find_by_id((peer, hp))
@@ -99,7 +98,7 @@ pub async fn unassign(
     hp: Uuid,
 ) -> ApiResult<()> {
     let now = state.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin(&state.db).await?;
     let a = entity::Entity::find_by_id((peer, hp))
         .one(&txn)
         .await?
