@@ -284,7 +284,10 @@ fn hist_key(id: Uuid, n: u64) -> String {
 fn shown(e: &Event) -> bool {
     matches!(
         e,
-        Event::Text { .. } | Event::Notice { .. } | Event::IdentityCard { .. }
+        Event::Text { .. }
+            | Event::Notice { .. }
+            | Event::IdentityCard { .. }
+            | Event::MessagesPurged { .. }
     )
 }
 
@@ -1528,6 +1531,7 @@ impl PeerbridgeClient {
         let gid = self.group_of(&st)?;
         let mut consents_checked = false;
         loop {
+            let page_start = st.cursor;
             let page: LogPage = self
                 .get(&format!(
                     "/v1/conversations/{conv}/messages?after={}&limit={PAGE}",
@@ -1583,11 +1587,27 @@ impl PeerbridgeClient {
                 }
                 self.save_conv_with(conv, &mut st, events, extra)?;
             }
-            if page.cursor > st.cursor {
-                st.cursor = page.cursor;
-                self.save_conv(conv, &mut st, Vec::new())?;
+            if page.cursor > st.cursor || page.purged.is_some() {
+                st.cursor = st.cursor.max(page.cursor);
+                let mut events = Vec::new();
+                if let Some(p) = page.purged.filter(|p| p.to_seq > page_start) {
+                    events.push(Event::MessagesPurged {
+                        conversation: conv,
+                        from_seq: p.from_seq.max(page_start + 1),
+                        to_seq: p.to_seq,
+                        count: p.count,
+                        commits: p.commits,
+                    });
+                    if p.commits > 0 {
+                        // The group state missed an epoch change: only a rejoin recovers.
+                        st.needs_rejoin = true;
+                    }
+                }
+                self.save_conv(conv, &mut st, events)?;
             }
-            if !page.has_more || page.items.is_empty() {
+            // Stop at the end of the log, or if the server's cursor did not move (never
+            // loop on a page that makes no progress).
+            if !page.has_more || st.cursor <= page_start {
                 break;
             }
         }

@@ -155,6 +155,17 @@ pub enum Event {
         conversation: Uuid,
         reason: String,
     },
+    /// Log entries `from_seq..=to_seq` were deleted on the server before this device read
+    /// them (their retention ended while it was away): `count` messages or commits are
+    /// missing from this conversation here. When commits were among them the SDK rejoins
+    /// the conversation by itself (a `Joined` event follows).
+    MessagesPurged {
+        conversation: Uuid,
+        from_seq: u64,
+        to_seq: u64,
+        count: u64,
+        commits: u64,
+    },
     /// This device was removed from the conversation.
     Removed {
         conversation: Uuid,
@@ -212,6 +223,7 @@ impl Event {
             | Event::Joined { conversation, .. }
             | Event::JoinFailed { conversation, .. }
             | Event::Removed { conversation }
+            | Event::MessagesPurged { conversation, .. }
             | Event::Sent { conversation, .. }
             | Event::SendFailed { conversation, .. } => *conversation,
         })

@@ -590,3 +590,75 @@ async fn history_pages_from_the_newest_and_receipts_reach_the_sender() {
         );
     }
 }
+
+/// D1 through the SDK: a phone away past the retention period in a busy conversation
+/// receives everything still stored and is told (an event, kept in history) what was purged.
+#[tokio::test]
+async fn a_device_back_after_retention_receives_what_is_left_and_is_told_what_was_purged() {
+    use peerbridge_server::delivery::entities::log_entry;
+    use sea_orm::sea_query::Expr;
+
+    for backend in backends().await {
+        let c = Clinic::new(backend).await;
+        let conv = c.conversation().await;
+        let joined = c.sdk_hp.sync_all().await.expect("hp joins");
+        assert!(
+            joined
+                .iter()
+                .any(|e| matches!(e, Event::Joined { conversation, .. } if *conversation == conv))
+        );
+        let purge = 210u64; // more than the SDK's page of 200
+        for i in 0..purge {
+            c.peer
+                .send_text(conv, &format!("gammel {i}"))
+                .await
+                .expect("sent");
+        }
+        let past = c.app.state.now() - chrono::Duration::seconds(1);
+        log_entry::Entity::update_many()
+            .col_expr(log_entry::Column::ExpiresAt, Expr::value(past))
+            .filter(log_entry::Column::ConversationId.eq(conv))
+            .exec(&c.app.state.db)
+            .await
+            .expect("expire");
+        let deleted = peerbridge_server::delivery::service::purge_expired(&c.app.state)
+            .await
+            .expect("purge");
+        assert_eq!(deleted, purge);
+        for i in 0..3 {
+            c.peer
+                .send_text(conv, &format!("ny {i}"))
+                .await
+                .expect("sent");
+        }
+
+        let got = c.sdk_hp.sync(conv).await.expect("hp sync");
+        assert_eq!(texts(&got), vec!["ny 0", "ny 1", "ny 2"], "{got:?}");
+        let gaps: Vec<u64> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::MessagesPurged {
+                    conversation,
+                    count,
+                    commits,
+                    ..
+                } if *conversation == conv => {
+                    assert_eq!(*commits, 0);
+                    Some(*count)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(gaps.iter().sum::<u64>(), purge, "{gaps:?}");
+        // The gap is part of the history the app shows.
+        let page = c.sdk_hp.history(conv, None, 50).expect("history");
+        assert!(
+            page.events
+                .iter()
+                .any(|e| matches!(e, Event::MessagesPurged { .. })),
+            "{page:?}"
+        );
+        // Nothing more to read, and the cursor stays put.
+        assert!(c.sdk_hp.sync(conv).await.expect("sync").is_empty());
+    }
+}

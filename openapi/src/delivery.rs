@@ -236,9 +236,30 @@ pub struct FrankingKeys {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct LogPage {
     pub items: Vec<LogEntry>,
-    /// Pass as `after` to read on; equals the last item's seq (or the `after` given).
+    /// Pass as `after` to read on: the last sequence number this page scanned, including
+    /// entries whose ciphertext was deleted (or the `after` given when nothing was scanned).
+    /// It always advances while `has_more` is true.
     pub cursor: u64,
     pub has_more: bool,
+    /// Entries in this page's range whose ciphertext was deleted (every device acknowledged
+    /// it, or its retention ended) and which are therefore missing from `items`. When
+    /// `commits` is non-zero the reader's group state is behind: rejoin the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged: Option<PurgedRange>,
+}
+
+/// A run of log entries a page skipped because their ciphertext no longer exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct PurgedRange {
+    /// Sequence number of the first skipped entry.
+    pub from_seq: u64,
+    /// Sequence number of the last skipped entry.
+    pub to_seq: u64,
+    /// How many entries were skipped (application messages and commits).
+    pub count: u64,
+    /// How many of them were commits.
+    pub commits: u64,
 }
 
 /// Acknowledge everything up to and including `seq`.

@@ -477,3 +477,87 @@ async fn a_device_that_lost_its_group_state_rejoins_from_the_stored_group_info()
         let _ = pc;
     }
 }
+
+/// D1: a device away longer than the retention period, in a busy conversation, reads on.
+/// More than a page of entries after its cursor have been purged; every page still moves
+/// the cursor, reports what was purged, and the entries still stored arrive.
+#[tokio::test]
+async fn a_cursor_moves_over_more_than_a_page_of_purged_entries_and_the_reader_learns_of_them() {
+    use peerbridge_openapi::delivery::LogPage;
+    use peerbridge_server::delivery::entities::log_entry;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let c = app.client();
+        let mut s = app.supervision_pair().await;
+        let (purge, keep) = (250u64, 3u64);
+        let mut last = 0;
+        for i in 0..purge + keep {
+            let sent: MessageAccepted =
+                s.p.send_text(
+                    s.conv.id,
+                    &s.conv.group_id,
+                    &format!("m{i}"),
+                    Uuid::new_v4(),
+                )
+                .await
+                .expect(201)
+                .parse();
+            last = sent.seq;
+        }
+        let first_kept = last - keep + 1;
+        // The older entries' retention ends (as if the HP's phone was away for weeks).
+        let past = app.state.now() - chrono::Duration::seconds(1);
+        log_entry::Entity::update_many()
+            .col_expr(log_entry::Column::ExpiresAt, Expr::value(past))
+            .filter(log_entry::Column::ConversationId.eq(s.conv.id))
+            .filter(log_entry::Column::Seq.lt(first_kept as i64))
+            .exec(&app.state.db)
+            .await
+            .expect("expire");
+        let deleted = peerbridge_server::delivery::service::purge_expired(&app.state)
+            .await
+            .expect("purge");
+        assert_eq!(deleted, purge);
+
+        // Page through with the HP's device from where its welcome put it.
+        let (mut cursor, mut pages, mut purged, mut items) = (s.h_start, 0, 0u64, Vec::new());
+        loop {
+            pages += 1;
+            assert!(pages <= 10, "the cursor stalled at {cursor}");
+            let page: LogPage = c
+                .get(
+                    &format!(
+                        "/v1/conversations/{}/messages?after={cursor}&limit=100",
+                        s.conv.id
+                    ),
+                    Some(s.hp.token()),
+                )
+                .await
+                .expect(200)
+                .parse();
+            assert!(
+                page.cursor > cursor || !page.has_more,
+                "no progress: {page:?}"
+            );
+            if let Some(p) = page.purged {
+                assert!(p.from_seq > cursor && p.to_seq <= page.cursor, "{p:?}");
+                assert_eq!(p.commits, 0);
+                purged += p.count;
+            }
+            items.extend(page.items);
+            cursor = page.cursor;
+            if !page.has_more {
+                break;
+            }
+        }
+        assert_eq!(purged, purge, "the reader is told of every purged entry");
+        assert_eq!(cursor, last);
+        let seqs: Vec<u64> = items.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (first_kept..=last).collect::<Vec<_>>());
+        // The stored ones still decrypt (the ratchet skips over the purged generations).
+        let (texts, _) = s.h.read(s.conv.id, first_kept - 1).await;
+        assert_eq!(texts, vec!["m250", "m251", "m252"]);
+    }
+}

@@ -4563,20 +4563,36 @@ public func FfiConverterTypeLogEntry_lower(_ value: LogEntry) -> RustBuffer {
 public struct LogPage: Equatable, Hashable {
     public var items: [LogEntry]
     /**
-     * Pass as `after` to read on; equals the last item's seq (or the `after` given).
+     * Pass as `after` to read on: the last sequence number this page scanned, including
+     * entries whose ciphertext was deleted (or the `after` given when nothing was scanned).
+     * It always advances while `has_more` is true.
      */
     public var cursor: UInt64
     public var hasMore: Bool
+    /**
+     * Entries in this page's range whose ciphertext was deleted (every device acknowledged
+     * it, or its retention ended) and which are therefore missing from `items`. When
+     * `commits` is non-zero the reader's group state is behind: rejoin the conversation.
+     */
+    public var purged: PurgedRange?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(items: [LogEntry], 
         /**
-         * Pass as `after` to read on; equals the last item's seq (or the `after` given).
-         */cursor: UInt64, hasMore: Bool) {
+         * Pass as `after` to read on: the last sequence number this page scanned, including
+         * entries whose ciphertext was deleted (or the `after` given when nothing was scanned).
+         * It always advances while `has_more` is true.
+         */cursor: UInt64, hasMore: Bool, 
+        /**
+         * Entries in this page's range whose ciphertext was deleted (every device acknowledged
+         * it, or its retention ended) and which are therefore missing from `items`. When
+         * `commits` is non-zero the reader's group state is behind: rejoin the conversation.
+         */purged: PurgedRange?) {
         self.items = items
         self.cursor = cursor
         self.hasMore = hasMore
+        self.purged = purged
     }
 
     
@@ -4597,7 +4613,8 @@ public struct FfiConverterTypeLogPage: FfiConverterRustBuffer {
             try LogPage(
                 items: FfiConverterSequenceTypeLogEntry.read(from: &buf), 
                 cursor: FfiConverterUInt64.read(from: &buf), 
-                hasMore: FfiConverterBool.read(from: &buf)
+                hasMore: FfiConverterBool.read(from: &buf), 
+                purged: FfiConverterOptionTypePurgedRange.read(from: &buf)
         )
     }
 
@@ -4605,6 +4622,7 @@ public struct FfiConverterTypeLogPage: FfiConverterRustBuffer {
         FfiConverterSequenceTypeLogEntry.write(value.items, into: &buf)
         FfiConverterUInt64.write(value.cursor, into: &buf)
         FfiConverterBool.write(value.hasMore, into: &buf)
+        FfiConverterOptionTypePurgedRange.write(value.purged, into: &buf)
     }
 }
 
@@ -5772,6 +5790,95 @@ public func FfiConverterTypePseudonymousKeyPackage_lift(_ buf: RustBuffer) throw
 #endif
 public func FfiConverterTypePseudonymousKeyPackage_lower(_ value: PseudonymousKeyPackage) -> RustBuffer {
     return FfiConverterTypePseudonymousKeyPackage.lower(value)
+}
+
+
+/**
+ * A run of log entries a page skipped because their ciphertext no longer exists.
+ */
+public struct PurgedRange: Equatable, Hashable {
+    /**
+     * Sequence number of the first skipped entry.
+     */
+    public var fromSeq: UInt64
+    /**
+     * Sequence number of the last skipped entry.
+     */
+    public var toSeq: UInt64
+    /**
+     * How many entries were skipped (application messages and commits).
+     */
+    public var count: UInt64
+    /**
+     * How many of them were commits.
+     */
+    public var commits: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Sequence number of the first skipped entry.
+         */fromSeq: UInt64, 
+        /**
+         * Sequence number of the last skipped entry.
+         */toSeq: UInt64, 
+        /**
+         * How many entries were skipped (application messages and commits).
+         */count: UInt64, 
+        /**
+         * How many of them were commits.
+         */commits: UInt64) {
+        self.fromSeq = fromSeq
+        self.toSeq = toSeq
+        self.count = count
+        self.commits = commits
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PurgedRange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePurgedRange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PurgedRange {
+        return
+            try PurgedRange(
+                fromSeq: FfiConverterUInt64.read(from: &buf), 
+                toSeq: FfiConverterUInt64.read(from: &buf), 
+                count: FfiConverterUInt64.read(from: &buf), 
+                commits: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PurgedRange, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.fromSeq, into: &buf)
+        FfiConverterUInt64.write(value.toSeq, into: &buf)
+        FfiConverterUInt64.write(value.count, into: &buf)
+        FfiConverterUInt64.write(value.commits, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePurgedRange_lift(_ buf: RustBuffer) throws -> PurgedRange {
+    return try FfiConverterTypePurgedRange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePurgedRange_lower(_ value: PurgedRange) -> RustBuffer {
+    return FfiConverterTypePurgedRange.lower(value)
 }
 
 
@@ -9868,6 +9975,30 @@ fileprivate struct FfiConverterOptionTypeFrankingStamp: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeFrankingStamp.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePurgedRange: FfiConverterRustBuffer {
+    typealias SwiftType = PurgedRange?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePurgedRange.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePurgedRange.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

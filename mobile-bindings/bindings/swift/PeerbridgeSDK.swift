@@ -3632,6 +3632,14 @@ public enum Event: Equatable, Hashable {
     case joinFailed(conversation: Uuid, reason: String
     )
     /**
+     * Log entries `from_seq..=to_seq` were deleted on the server before this device read
+     * them (their retention ended while it was away): `count` messages or commits are
+     * missing from this conversation here. When commits were among them the SDK rejoins
+     * the conversation by itself (a `Joined` event follows).
+     */
+    case messagesPurged(conversation: Uuid, fromSeq: UInt64, toSeq: UInt64, count: UInt64, commits: UInt64
+    )
+    /**
      * This device was removed from the conversation.
      */
     case removed(conversation: Uuid
@@ -3723,16 +3731,19 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 17: return .joinFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 18: return .removed(conversation: try FfiConverterTypeUuid.read(from: &buf)
+        case 18: return .messagesPurged(conversation: try FfiConverterTypeUuid.read(from: &buf), fromSeq: try FfiConverterUInt64.read(from: &buf), toSeq: try FfiConverterUInt64.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf), commits: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 19: return .sent(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        case 19: return .removed(conversation: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 20: return .sendFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 20: return .sent(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 21: return .connectionChanged(state: try FfiConverterTypeConnectionState.read(from: &buf)
+        case 21: return .sendFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 22: return .connectionChanged(state: try FfiConverterTypeConnectionState.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3863,27 +3874,36 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .removed(conversation):
+        case let .messagesPurged(conversation,fromSeq,toSeq,count,commits):
             writeInt(&buf, Int32(18))
+            FfiConverterTypeUuid.write(conversation, into: &buf)
+            FfiConverterUInt64.write(fromSeq, into: &buf)
+            FfiConverterUInt64.write(toSeq, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
+            FfiConverterUInt64.write(commits, into: &buf)
+            
+        
+        case let .removed(conversation):
+            writeInt(&buf, Int32(19))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             
         
         case let .sent(conversation,id,seq):
-            writeInt(&buf, Int32(19))
+            writeInt(&buf, Int32(20))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeUuid.write(id, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             
         
         case let .sendFailed(conversation,id,reason):
-            writeInt(&buf, Int32(20))
+            writeInt(&buf, Int32(21))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeUuid.write(id, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .connectionChanged(state):
-            writeInt(&buf, Int32(21))
+            writeInt(&buf, Int32(22))
             FfiConverterTypeConnectionState.write(state, into: &buf)
             
         }

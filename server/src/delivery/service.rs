@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use peerbridge_openapi::delivery::{
     ClaimTarget, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
     ConversationKind, EntryKind, FrankingStamp, GroupInfoOut, KeyPackageClaim, KeyPackageStatus,
-    KeyPackageUpload, LogEntry, LogPage, MessageAccepted, MessageSend, Welcome,
+    KeyPackageUpload, LogEntry, LogPage, MessageAccepted, MessageSend, PurgedRange, Welcome,
 };
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::prelude::Expr;
@@ -1107,9 +1107,33 @@ pub async fn fetch(
         .all(&state.db)
         .await?;
     let has_more = rows.len() as u64 > limit;
+    let mut rows = rows;
+    rows.truncate(limit as usize);
+    // The cursor covers every scanned row, purged or not: a page whose rows were all purged
+    // still moves the reader on (it never stalls on an empty page with `has_more`).
+    let scanned_to = rows.last().map(|r| r.seq.max(0) as u64);
+    let mut purged: Option<PurgedRange> = None;
+    for r in rows.iter().filter(|r| r.payload.is_none()) {
+        let seq = r.seq.max(0) as u64;
+        let commit = u64::from(r.kind == "commit");
+        match purged.as_mut() {
+            Some(p) => {
+                p.to_seq = seq;
+                p.count += 1;
+                p.commits += commit;
+            }
+            None => {
+                purged = Some(PurgedRange {
+                    from_seq: seq,
+                    to_seq: seq,
+                    count: 1,
+                    commits: commit,
+                })
+            }
+        }
+    }
     let items: Vec<LogEntry> = rows
         .into_iter()
-        .take(limit as usize)
         .filter_map(|r| {
             let payload = r.payload?;
             Some(LogEntry {
@@ -1142,11 +1166,12 @@ pub async fn fetch(
             })
         })
         .collect();
-    let cursor = items.last().map(|i| i.seq).unwrap_or(from.max(0) as u64);
+    let cursor = scanned_to.unwrap_or(from.max(0) as u64);
     Ok(LogPage {
         items,
         cursor,
         has_more,
+        purged,
     })
 }
 

@@ -4150,11 +4150,20 @@ data class LogPage (
     var `items`: List<LogEntry>
     , 
     /**
-     * Pass as `after` to read on; equals the last item's seq (or the `after` given).
+     * Pass as `after` to read on: the last sequence number this page scanned, including
+     * entries whose ciphertext was deleted (or the `after` given when nothing was scanned).
+     * It always advances while `has_more` is true.
      */
     var `cursor`: kotlin.ULong
     , 
     var `hasMore`: kotlin.Boolean
+    , 
+    /**
+     * Entries in this page's range whose ciphertext was deleted (every device acknowledged
+     * it, or its retention ended) and which are therefore missing from `items`. When
+     * `commits` is non-zero the reader's group state is behind: rejoin the conversation.
+     */
+    var `purged`: PurgedRange?
     
 ){
     
@@ -4174,19 +4183,22 @@ public object FfiConverterTypeLogPage: FfiConverterRustBuffer<LogPage> {
             FfiConverterSequenceTypeLogEntry.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypePurgedRange.read(buf),
         )
     }
 
     override fun allocationSize(value: LogPage) = (
             FfiConverterSequenceTypeLogEntry.allocationSize(value.`items`) +
             FfiConverterULong.allocationSize(value.`cursor`) +
-            FfiConverterBoolean.allocationSize(value.`hasMore`)
+            FfiConverterBoolean.allocationSize(value.`hasMore`) +
+            FfiConverterOptionalTypePurgedRange.allocationSize(value.`purged`)
     )
 
     override fun write(value: LogPage, buf: ByteBuffer) {
             FfiConverterSequenceTypeLogEntry.write(value.`items`, buf)
             FfiConverterULong.write(value.`cursor`, buf)
             FfiConverterBoolean.write(value.`hasMore`, buf)
+            FfiConverterOptionalTypePurgedRange.write(value.`purged`, buf)
     }
 }
 
@@ -5084,6 +5096,69 @@ public object FfiConverterTypePseudonymousKeyPackage: FfiConverterRustBuffer<Pse
     override fun write(value: PseudonymousKeyPackage, buf: ByteBuffer) {
             FfiConverterString.write(value.`keyPackage`, buf)
             FfiConverterString.write(value.`leafBinding`, buf)
+    }
+}
+
+
+
+/**
+ * A run of log entries a page skipped because their ciphertext no longer exists.
+ */
+data class PurgedRange (
+    /**
+     * Sequence number of the first skipped entry.
+     */
+    var `fromSeq`: kotlin.ULong
+    , 
+    /**
+     * Sequence number of the last skipped entry.
+     */
+    var `toSeq`: kotlin.ULong
+    , 
+    /**
+     * How many entries were skipped (application messages and commits).
+     */
+    var `count`: kotlin.ULong
+    , 
+    /**
+     * How many of them were commits.
+     */
+    var `commits`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePurgedRange: FfiConverterRustBuffer<PurgedRange> {
+    override fun read(buf: ByteBuffer): PurgedRange {
+        return PurgedRange(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PurgedRange) = (
+            FfiConverterULong.allocationSize(value.`fromSeq`) +
+            FfiConverterULong.allocationSize(value.`toSeq`) +
+            FfiConverterULong.allocationSize(value.`count`) +
+            FfiConverterULong.allocationSize(value.`commits`)
+    )
+
+    override fun write(value: PurgedRange, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`fromSeq`, buf)
+            FfiConverterULong.write(value.`toSeq`, buf)
+            FfiConverterULong.write(value.`count`, buf)
+            FfiConverterULong.write(value.`commits`, buf)
     }
 }
 
@@ -7591,6 +7666,38 @@ public object FfiConverterOptionalTypeFrankingStamp: FfiConverterRustBuffer<Fran
         } else {
             buf.put(1)
             FfiConverterTypeFrankingStamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePurgedRange: FfiConverterRustBuffer<PurgedRange?> {
+    override fun read(buf: ByteBuffer): PurgedRange? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePurgedRange.read(buf)
+    }
+
+    override fun allocationSize(value: PurgedRange?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePurgedRange.allocationSize(value)
+        }
+    }
+
+    override fun write(value: PurgedRange?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePurgedRange.write(value, buf)
         }
     }
 }

@@ -5771,6 +5771,25 @@ sealed class Event {
     }
     
     /**
+     * Log entries `from_seq..=to_seq` were deleted on the server before this device read
+     * them (their retention ended while it was away): `count` messages or commits are
+     * missing from this conversation here. When commits were among them the SDK rejoins
+     * the conversation by itself (a `Joined` event follows).
+     */
+    data class MessagesPurged(
+        val `conversation`: no.peerbridge.api.Uuid, 
+        val `fromSeq`: kotlin.ULong, 
+        val `toSeq`: kotlin.ULong, 
+        val `count`: kotlin.ULong, 
+        val `commits`: kotlin.ULong) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * This device was removed from the conversation.
      */
     data class Removed(
@@ -5924,20 +5943,27 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterString.read(buf),
                 )
-            18 -> Event.Removed(
+            18 -> Event.MessagesPurged(
+                FfiConverterTypeUuid.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            19 -> Event.Removed(
                 FfiConverterTypeUuid.read(buf),
                 )
-            19 -> Event.Sent(
+            20 -> Event.Sent(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            20 -> Event.SendFailed(
+            21 -> Event.SendFailed(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterString.read(buf),
                 )
-            21 -> Event.ConnectionChanged(
+            22 -> Event.ConnectionChanged(
                 FfiConverterTypeConnectionState.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -6099,6 +6125,17 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`reason`)
             )
         }
+        is Event.MessagesPurged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeUuid.allocationSize(value.`conversation`)
+                + FfiConverterULong.allocationSize(value.`fromSeq`)
+                + FfiConverterULong.allocationSize(value.`toSeq`)
+                + FfiConverterULong.allocationSize(value.`count`)
+                + FfiConverterULong.allocationSize(value.`commits`)
+            )
+        }
         is Event.Removed -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -6255,27 +6292,36 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is Event.Removed -> {
+            is Event.MessagesPurged -> {
                 buf.putInt(18)
+                FfiConverterTypeUuid.write(value.`conversation`, buf)
+                FfiConverterULong.write(value.`fromSeq`, buf)
+                FfiConverterULong.write(value.`toSeq`, buf)
+                FfiConverterULong.write(value.`count`, buf)
+                FfiConverterULong.write(value.`commits`, buf)
+                Unit
+            }
+            is Event.Removed -> {
+                buf.putInt(19)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 Unit
             }
             is Event.Sent -> {
-                buf.putInt(19)
+                buf.putInt(20)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeUuid.write(value.`id`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
             is Event.SendFailed -> {
-                buf.putInt(20)
+                buf.putInt(21)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeUuid.write(value.`id`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is Event.ConnectionChanged -> {
-                buf.putInt(21)
+                buf.putInt(22)
                 FfiConverterTypeConnectionState.write(value.`state`, buf)
                 Unit
             }
