@@ -664,3 +664,41 @@ async fn crisis_resources_debriefs_and_the_consultation_report() {
         }
     }
 }
+
+/// Fifty concurrent retries of one flag (a phone retrying after lost answers) store one
+/// flag and each gets a 2xx naming it — never a 500 from the unique client id.
+#[tokio::test]
+async fn fifty_concurrent_retries_of_one_flag_store_it_once_and_all_succeed() {
+    use peerbridge_server::escalation::entities::flag;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    for backend in backends().await {
+        let w = ward(TestApp::spawn(backend).await).await;
+        for s in [&w.on_duty, &w.supervisor] {
+            publish_key(&w.app, s).await;
+        }
+        let client_id = Uuid::new_v4();
+        let answers =
+            futures_util::future::join_all((0..50).map(|_| w.raise(client_id, "urgent"))).await;
+        let mut ids = std::collections::HashSet::new();
+        let mut created = 0;
+        for r in &answers {
+            assert!(
+                r.status == 201 || r.status == 200,
+                "{}: {}",
+                r.status,
+                r.text
+            );
+            created += usize::from(r.status == 201);
+            ids.insert(r.parse::<FlagReceipt>().id);
+        }
+        assert_eq!(created, 1, "exactly one answer created the flag");
+        assert_eq!(ids.len(), 1, "every answer names the same flag");
+        let stored = flag::Entity::find()
+            .filter(flag::Column::ClientId.eq(client_id))
+            .count(&w.app.state.db)
+            .await
+            .expect("count");
+        assert_eq!(stored, 1);
+    }
+}

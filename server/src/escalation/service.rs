@@ -13,6 +13,7 @@ use peerbridge_openapi::escalation::{
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    SqlErr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -376,16 +377,8 @@ pub async fn raise(
     };
     let now = state.now();
     let policy = settings_of(&state.db, s.clinic, now).await?;
-    if let Some(existing) = flag::Entity::find()
-        .filter(flag::Column::ClientId.eq(req.client_id))
-        .one(&state.db)
-        .await?
-    {
-        if existing.raised_by != p.user_id || existing.conversation_id != conv.id {
-            return Err(ApiError::new(ErrorCode::Conflict)
-                .detail("this client_id was used for another flag"));
-        }
-        return Ok((receipt(&existing, &policy, req.locale), false));
+    if let Some(done) = already_raised(state, p, conv.id, req, &policy).await? {
+        return Ok(done);
     }
     if req.excerpts.len() > MAX_EXCERPTS {
         return Err(ApiError::invalid("excerpts", "at most 200 sealed copies"));
@@ -459,7 +452,18 @@ pub async fn raise(
         created_at: Set(now),
     }
     .insert(&txn)
-    .await?;
+    .await;
+    let row = match row {
+        Ok(row) => row,
+        // A concurrent retry of the same flag committed first: answer as a retry does.
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            drop(txn);
+            return already_raised(state, p, conv.id, req, &policy)
+                .await?
+                .ok_or_else(|| e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     for (device_id, pk, enc, ct) in copies {
         excerpt::ActiveModel {
             flag_id: Set(id),
@@ -506,6 +510,30 @@ pub async fn raise(
     )
     .await;
     Ok((receipt(&row, &policy, req.locale), true))
+}
+
+/// The stored flag with this client id, when this is a retry of it (a 2xx, nothing new);
+/// 409 when the id belongs to somebody else's flag or another conversation.
+async fn already_raised(
+    state: &AppState,
+    p: &Principal,
+    conversation: Uuid,
+    req: &FlagCreate,
+    policy: &settings::Model,
+) -> ApiResult<Option<(FlagReceipt, bool)>> {
+    let Some(existing) = flag::Entity::find()
+        .filter(flag::Column::ClientId.eq(req.client_id))
+        .one(&state.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if existing.raised_by != p.user_id || existing.conversation_id != conversation {
+        return Err(
+            ApiError::new(ErrorCode::Conflict).detail("this client_id was used for another flag")
+        );
+    }
+    Ok(Some((receipt(&existing, policy, req.locale), false)))
 }
 
 fn receipt(f: &flag::Model, s: &settings::Model, locale: Option<Locale>) -> FlagReceipt {
