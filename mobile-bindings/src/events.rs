@@ -96,6 +96,11 @@ pub enum Event {
     FlagChanged {
         flag: Uuid,
     },
+    /// A debrief was requested by a peer this clinician supervises, or (for the peer) a
+    /// supervisor acknowledged one: re-read `debrief_queue()`.
+    DebriefChanged {
+        debrief: Uuid,
+    },
     /// This device sent its identity card: both parties' signed consents to reveal held.
     IdentityCardSent {
         conversation: Uuid,
@@ -207,6 +212,7 @@ impl Event {
             Event::IntroductionChanged { .. }
             | Event::ConsentRejected { .. }
             | Event::FlagChanged { .. }
+            | Event::DebriefChanged { .. }
             | Event::ConnectionChanged { .. } => return None,
             Event::IdentityCardSent { conversation } => *conversation,
             Event::Text { conversation, .. }

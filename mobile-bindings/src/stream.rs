@@ -58,6 +58,7 @@ struct Notice {
     seq: Option<u64>,
     introduction_id: Option<Uuid>,
     flag_id: Option<Uuid>,
+    debrief_id: Option<Uuid>,
 }
 
 /// Errors the receive loop cannot work around; everything else means "try again later".
@@ -273,6 +274,10 @@ impl PeerbridgeClient {
             ("flag", _) => Ok(n
                 .flag_id
                 .map(|flag| vec![Event::FlagChanged { flag }])
+                .unwrap_or_default()),
+            ("debrief", _) => Ok(n
+                .debrief_id
+                .map(|debrief| vec![Event::DebriefChanged { debrief }])
                 .unwrap_or_default()),
             ("introduction", _) => match n.introduction_id {
                 Some(id) => self.tolerant(self.on_introduction_changed(id).await),

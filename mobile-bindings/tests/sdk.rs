@@ -662,3 +662,37 @@ async fn a_device_back_after_retention_receives_what_is_left_and_is_told_what_wa
         assert!(c.sdk_hp.sync(conv).await.expect("sync").is_empty());
     }
 }
+
+/// D3: a debrief request reaches the supervising HP's SDK as an event through the stream
+/// (polling never reports debriefs), and the acknowledgement reaches the peer the same way.
+#[tokio::test]
+async fn a_debrief_request_and_its_acknowledgement_arrive_as_events_without_polling() {
+    use peerbridge_mobile::ConnectionState;
+    for backend in backends().await {
+        let c = Clinic::new(backend).await;
+        let mut hp_events = listen(&c.sdk_hp);
+        let mut peer_events = listen(&c.peer);
+        for rx in [&mut hp_events, &mut peer_events] {
+            until(rx, |e| {
+                *e == Event::ConnectionChanged {
+                    state: ConnectionState::Connected,
+                }
+            })
+            .await;
+        }
+        let d = c.peer.request_debrief(None, true).await.expect("debrief");
+        let got = until(&mut hp_events, |e| {
+            matches!(e, Event::DebriefChanged { .. })
+        })
+        .await;
+        assert_eq!(got, Event::DebriefChanged { debrief: d.id });
+        assert_eq!(c.sdk_hp.debrief_queue().await.expect("queue")[0].id, d.id);
+
+        c.sdk_hp.acknowledge_debrief(d.id).await.expect("ack");
+        let got = until(&mut peer_events, |e| {
+            matches!(e, Event::DebriefChanged { .. })
+        })
+        .await;
+        assert_eq!(got, Event::DebriefChanged { debrief: d.id });
+    }
+}

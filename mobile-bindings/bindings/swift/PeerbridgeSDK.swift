@@ -3586,6 +3586,12 @@ public enum Event: Equatable, Hashable {
     case flagChanged(flag: Uuid
     )
     /**
+     * A debrief was requested by a peer this clinician supervises, or (for the peer) a
+     * supervisor acknowledged one: re-read `debrief_queue()`.
+     */
+    case debriefChanged(debrief: Uuid
+    )
+    /**
      * This device sent its identity card: both parties' signed consents to reveal held.
      */
     case identityCardSent(conversation: Uuid
@@ -3701,49 +3707,52 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 7: return .flagChanged(flag: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 8: return .identityCardSent(conversation: try FfiConverterTypeUuid.read(from: &buf)
+        case 8: return .debriefChanged(debrief: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 9: return .identityCard(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), firstName: try FfiConverterOptionString.read(from: &buf), phone: try FfiConverterOptionString.read(from: &buf), photo: try FfiConverterOptionString.read(from: &buf)
+        case 9: return .identityCardSent(conversation: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 10: return .unreadableMessage(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 10: return .identityCard(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), firstName: try FfiConverterOptionString.read(from: &buf), phone: try FfiConverterOptionString.read(from: &buf), photo: try FfiConverterOptionString.read(from: &buf)
         )
         
-        case 11: return .undecryptable(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 11: return .unreadableMessage(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .memberAdded(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf), addedBy: try FfiConverterOptionTypeMember.read(from: &buf)
+        case 12: return .undecryptable(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .memberRemoved(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf)
+        case 13: return .memberAdded(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf), addedBy: try FfiConverterOptionTypeMember.read(from: &buf)
         )
         
-        case 14: return .membershipChangeRefused(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), refused: try FfiConverterSequenceTypeMember.read(from: &buf)
+        case 14: return .memberRemoved(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf)
         )
         
-        case 15: return .epochChanged(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf)
+        case 15: return .membershipChangeRefused(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), refused: try FfiConverterSequenceTypeMember.read(from: &buf)
         )
         
-        case 16: return .joined(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), members: try FfiConverterSequenceTypeMember.read(from: &buf)
+        case 16: return .epochChanged(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 17: return .joinFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 17: return .joined(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), members: try FfiConverterSequenceTypeMember.read(from: &buf)
         )
         
-        case 18: return .messagesPurged(conversation: try FfiConverterTypeUuid.read(from: &buf), fromSeq: try FfiConverterUInt64.read(from: &buf), toSeq: try FfiConverterUInt64.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf), commits: try FfiConverterUInt64.read(from: &buf)
+        case 18: return .joinFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 19: return .removed(conversation: try FfiConverterTypeUuid.read(from: &buf)
+        case 19: return .messagesPurged(conversation: try FfiConverterTypeUuid.read(from: &buf), fromSeq: try FfiConverterUInt64.read(from: &buf), toSeq: try FfiConverterUInt64.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf), commits: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 20: return .sent(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        case 20: return .removed(conversation: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 21: return .sendFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 21: return .sent(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 22: return .connectionChanged(state: try FfiConverterTypeConnectionState.read(from: &buf)
+        case 22: return .sendFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 23: return .connectionChanged(state: try FfiConverterTypeConnectionState.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3805,13 +3814,18 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterTypeUuid.write(flag, into: &buf)
             
         
-        case let .identityCardSent(conversation):
+        case let .debriefChanged(debrief):
             writeInt(&buf, Int32(8))
+            FfiConverterTypeUuid.write(debrief, into: &buf)
+            
+        
+        case let .identityCardSent(conversation):
+            writeInt(&buf, Int32(9))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             
         
         case let .identityCard(conversation,seq,sender,firstName,phone,photo):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             FfiConverterTypeMember.write(sender, into: &buf)
@@ -3821,7 +3835,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .unreadableMessage(conversation,seq,sender,reason):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             FfiConverterTypeMember.write(sender, into: &buf)
@@ -3829,53 +3843,53 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .undecryptable(conversation,seq,reason):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .memberAdded(conversation,member,addedBy):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeMember.write(member, into: &buf)
             FfiConverterOptionTypeMember.write(addedBy, into: &buf)
             
         
         case let .memberRemoved(conversation,member):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(14))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeMember.write(member, into: &buf)
             
         
         case let .membershipChangeRefused(conversation,epoch,refused):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(15))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(epoch, into: &buf)
             FfiConverterSequenceTypeMember.write(refused, into: &buf)
             
         
         case let .epochChanged(conversation,epoch):
-            writeInt(&buf, Int32(15))
+            writeInt(&buf, Int32(16))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(epoch, into: &buf)
             
         
         case let .joined(conversation,epoch,members):
-            writeInt(&buf, Int32(16))
+            writeInt(&buf, Int32(17))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(epoch, into: &buf)
             FfiConverterSequenceTypeMember.write(members, into: &buf)
             
         
         case let .joinFailed(conversation,reason):
-            writeInt(&buf, Int32(17))
+            writeInt(&buf, Int32(18))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .messagesPurged(conversation,fromSeq,toSeq,count,commits):
-            writeInt(&buf, Int32(18))
+            writeInt(&buf, Int32(19))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(fromSeq, into: &buf)
             FfiConverterUInt64.write(toSeq, into: &buf)
@@ -3884,26 +3898,26 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .removed(conversation):
-            writeInt(&buf, Int32(19))
+            writeInt(&buf, Int32(20))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             
         
         case let .sent(conversation,id,seq):
-            writeInt(&buf, Int32(20))
+            writeInt(&buf, Int32(21))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeUuid.write(id, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             
         
         case let .sendFailed(conversation,id,reason):
-            writeInt(&buf, Int32(21))
+            writeInt(&buf, Int32(22))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeUuid.write(id, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .connectionChanged(state):
-            writeInt(&buf, Int32(22))
+            writeInt(&buf, Int32(23))
             FfiConverterTypeConnectionState.write(state, into: &buf)
             
         }

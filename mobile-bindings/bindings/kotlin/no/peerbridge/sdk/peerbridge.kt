@@ -5636,6 +5636,19 @@ sealed class Event {
     }
     
     /**
+     * A debrief was requested by a peer this clinician supervises, or (for the peer) a
+     * supervisor acknowledged one: re-read `debrief_queue()`.
+     */
+    data class DebriefChanged(
+        val `debrief`: no.peerbridge.api.Uuid) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * This device sent its identity card: both parties' signed consents to reveal held.
      */
     data class IdentityCardSent(
@@ -5894,10 +5907,13 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             7 -> Event.FlagChanged(
                 FfiConverterTypeUuid.read(buf),
                 )
-            8 -> Event.IdentityCardSent(
+            8 -> Event.DebriefChanged(
                 FfiConverterTypeUuid.read(buf),
                 )
-            9 -> Event.IdentityCard(
+            9 -> Event.IdentityCardSent(
+                FfiConverterTypeUuid.read(buf),
+                )
+            10 -> Event.IdentityCard(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterTypeMember.read(buf),
@@ -5905,65 +5921,65 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterOptionalString.read(buf),
                 FfiConverterOptionalString.read(buf),
                 )
-            10 -> Event.UnreadableMessage(
+            11 -> Event.UnreadableMessage(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterTypeMember.read(buf),
                 FfiConverterString.read(buf),
                 )
-            11 -> Event.Undecryptable(
+            12 -> Event.Undecryptable(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterString.read(buf),
                 )
-            12 -> Event.MemberAdded(
+            13 -> Event.MemberAdded(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeMember.read(buf),
                 FfiConverterOptionalTypeMember.read(buf),
                 )
-            13 -> Event.MemberRemoved(
+            14 -> Event.MemberRemoved(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeMember.read(buf),
                 )
-            14 -> Event.MembershipChangeRefused(
+            15 -> Event.MembershipChangeRefused(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterSequenceTypeMember.read(buf),
                 )
-            15 -> Event.EpochChanged(
+            16 -> Event.EpochChanged(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            16 -> Event.Joined(
+            17 -> Event.Joined(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterSequenceTypeMember.read(buf),
                 )
-            17 -> Event.JoinFailed(
+            18 -> Event.JoinFailed(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterString.read(buf),
                 )
-            18 -> Event.MessagesPurged(
+            19 -> Event.MessagesPurged(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            19 -> Event.Removed(
+            20 -> Event.Removed(
                 FfiConverterTypeUuid.read(buf),
                 )
-            20 -> Event.Sent(
+            21 -> Event.Sent(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            21 -> Event.SendFailed(
+            22 -> Event.SendFailed(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterString.read(buf),
                 )
-            22 -> Event.ConnectionChanged(
+            23 -> Event.ConnectionChanged(
                 FfiConverterTypeConnectionState.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -6034,6 +6050,13 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             (
                 4UL
                 + FfiConverterTypeUuid.allocationSize(value.`flag`)
+            )
+        }
+        is Event.DebriefChanged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeUuid.allocationSize(value.`debrief`)
             )
         }
         is Event.IdentityCardSent -> {
@@ -6223,13 +6246,18 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterTypeUuid.write(value.`flag`, buf)
                 Unit
             }
-            is Event.IdentityCardSent -> {
+            is Event.DebriefChanged -> {
                 buf.putInt(8)
+                FfiConverterTypeUuid.write(value.`debrief`, buf)
+                Unit
+            }
+            is Event.IdentityCardSent -> {
+                buf.putInt(9)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 Unit
             }
             is Event.IdentityCard -> {
-                buf.putInt(9)
+                buf.putInt(10)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 FfiConverterTypeMember.write(value.`sender`, buf)
@@ -6239,7 +6267,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.UnreadableMessage -> {
-                buf.putInt(10)
+                buf.putInt(11)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 FfiConverterTypeMember.write(value.`sender`, buf)
@@ -6247,53 +6275,53 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.Undecryptable -> {
-                buf.putInt(11)
+                buf.putInt(12)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is Event.MemberAdded -> {
-                buf.putInt(12)
+                buf.putInt(13)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeMember.write(value.`member`, buf)
                 FfiConverterOptionalTypeMember.write(value.`addedBy`, buf)
                 Unit
             }
             is Event.MemberRemoved -> {
-                buf.putInt(13)
+                buf.putInt(14)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeMember.write(value.`member`, buf)
                 Unit
             }
             is Event.MembershipChangeRefused -> {
-                buf.putInt(14)
+                buf.putInt(15)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`epoch`, buf)
                 FfiConverterSequenceTypeMember.write(value.`refused`, buf)
                 Unit
             }
             is Event.EpochChanged -> {
-                buf.putInt(15)
+                buf.putInt(16)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`epoch`, buf)
                 Unit
             }
             is Event.Joined -> {
-                buf.putInt(16)
+                buf.putInt(17)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`epoch`, buf)
                 FfiConverterSequenceTypeMember.write(value.`members`, buf)
                 Unit
             }
             is Event.JoinFailed -> {
-                buf.putInt(17)
+                buf.putInt(18)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is Event.MessagesPurged -> {
-                buf.putInt(18)
+                buf.putInt(19)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`fromSeq`, buf)
                 FfiConverterULong.write(value.`toSeq`, buf)
@@ -6302,26 +6330,26 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.Removed -> {
-                buf.putInt(19)
+                buf.putInt(20)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 Unit
             }
             is Event.Sent -> {
-                buf.putInt(20)
+                buf.putInt(21)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeUuid.write(value.`id`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
             is Event.SendFailed -> {
-                buf.putInt(21)
+                buf.putInt(22)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeUuid.write(value.`id`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is Event.ConnectionChanged -> {
-                buf.putInt(22)
+                buf.putInt(23)
                 FfiConverterTypeConnectionState.write(value.`state`, buf)
                 Unit
             }
