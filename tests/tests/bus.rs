@@ -32,7 +32,7 @@ async fn a_message_published_on_one_replica_reaches_subscribers_on_another() {
     until_healthy(&b).await;
     let mut on_b = b.subscribe();
     let mut on_a = a.subscribe();
-    a.publish("device.revoked", b"device-42").await;
+    a.publish("device.revoked", b"device-42");
     for rx in [&mut on_b, &mut on_a] {
         let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
@@ -45,7 +45,7 @@ async fn a_message_published_on_one_replica_reaches_subscribers_on_another() {
     let other = Bus::redis(&url, &format!("{prefix}x")).expect("bus other");
     until_healthy(&other).await;
     let mut on_other = other.subscribe();
-    a.publish("device.revoked", b"device-43").await;
+    a.publish("device.revoked", b"device-43");
     assert!(
         tokio::time::timeout(Duration::from_millis(300), on_other.recv())
             .await
@@ -72,7 +72,7 @@ async fn with_redis_unreachable_the_replica_stays_ready_and_reports_a_degraded_b
     assert!(m.text.contains("peerbridge_bus_degraded 1"), "{}", m.text);
     // Local subscribers still hear this replica's publishes.
     let mut rx = app.state.bus.subscribe();
-    app.state.bus.publish("device.revoked", b"x").await;
+    app.state.bus.publish("device.revoked", b"x");
     let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("in time")
@@ -113,4 +113,115 @@ async fn with_a_metrics_listener_metrics_leave_the_public_port() {
         .await;
     metrics.expect(200);
     assert!(metrics.text.contains("peerbridge_database_up"));
+}
+
+/// A TCP relay to the real Redis that a test can cut (every connection dropped, new ones
+/// refused) and restore: a Redis outage without stopping the Redis other suites share.
+struct Relay {
+    url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start() -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let target = redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped at once: like a refused connection
+                }
+                let target = target.clone();
+                let mut cut_rx = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Relay {
+            url: format!("redis://127.0.0.1:{port}/"),
+            up,
+            cut,
+        }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            self.cut.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// Issue 12: during a Redis outage a publish neither waits nor fails (it is not even
+/// async) and still reaches this replica's subscribers; when Redis returns, the bus tells
+/// its subscribers to resync and a connected device is sent a `resync` notice with no later
+/// message needed, so what other replicas accepted meanwhile is read at once.
+#[tokio::test]
+async fn after_a_redis_outage_connected_devices_are_told_to_resync() {
+    use peerbridge_server::bus::topics::BUS_RESUMED;
+    if !redis_available().await {
+        return;
+    }
+    let relay = Relay::start().await;
+    let prefix = format!("pbtest{}", uuid::Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.redis_url = Some(relay.url.clone());
+        c.redis_channel_prefix = prefix.clone();
+    })
+    .await;
+    until_healthy(&app.state.bus).await;
+    let s = app.supervision_pair().await;
+    let mut stream = peerbridge_tests::mls_device::Stream::connect(&app.base, s.hp.token()).await;
+    stream.until("hello").await;
+    let mut local = app.state.bus.subscribe();
+
+    relay.set_up(false);
+    for _ in 0..400 {
+        if !app.state.bus.is_healthy() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!app.state.bus.is_healthy(), "the outage is seen");
+    // Degraded: a publish still reaches this replica's subscribers.
+    app.state.bus.publish("device.revoked", b"during-outage");
+    let got = tokio::time::timeout(Duration::from_secs(5), local.recv())
+        .await
+        .expect("local delivery while degraded")
+        .expect("message");
+    assert_eq!(got.payload, b"during-outage");
+
+    relay.set_up(true);
+    let resumed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match local.recv().await {
+                Ok(m) if m.topic == BUS_RESUMED => return,
+                Ok(_) => {}
+                Err(e) => panic!("bus closed: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(resumed.is_ok(), "the bus announces its return");
+    let n = stream.until("resync").await;
+    assert_eq!(n["type"], "resync");
+    assert!(app.state.bus.is_healthy());
 }

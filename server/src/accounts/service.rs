@@ -600,13 +600,10 @@ pub async fn revoke_device(
         d
     };
     txn.commit().await?;
-    state
-        .bus
-        .publish(
-            crate::bus::topics::DEVICE_REVOKED,
-            device_id.to_string().as_bytes(),
-        )
-        .await;
+    state.bus.publish(
+        crate::bus::topics::DEVICE_REVOKED,
+        device_id.to_string().as_bytes(),
+    );
     Ok(device_dto(&d))
 }
 
@@ -680,13 +677,10 @@ pub async fn deactivate(
     .await?;
     txn.commit().await?;
     for d in &devices {
-        state
-            .bus
-            .publish(
-                crate::bus::topics::DEVICE_REVOKED,
-                d.id.to_string().as_bytes(),
-            )
-            .await;
+        state.bus.publish(
+            crate::bus::topics::DEVICE_REVOKED,
+            d.id.to_string().as_bytes(),
+        );
     }
     Ok(UserSummary {
         id: u.id,

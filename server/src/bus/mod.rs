@@ -2,16 +2,19 @@
 //! anything (the database is the source of truth, so a lost bus message delays nothing
 //! beyond the next poll). Embedded default: an in-process broadcast channel. With
 //! `REDIS_URL`: Redis pub/sub, so a publish on any replica reaches subscribers on all of
-//! them. When Redis is down, publishes still reach this replica's subscribers, the bus
-//! reports itself degraded, and the subscriber reconnects by itself.
+//! them. A publish never waits for Redis: it is queued (bounded) for a background publisher
+//! and the caller's answer goes out at once. When Redis is down, publishes still reach this
+//! replica's subscribers, the bus reports itself degraded, the subscriber reconnects by
+//! itself, and on every (re)subscription it tells this replica's subscribers to resync
+//! ([`topics::BUS_RESUMED`]) so what other replicas published meanwhile is read at once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{broadcast, mpsc};
 
 /// Topic names. Payloads are ids, never content.
 pub mod topics {
@@ -20,7 +23,14 @@ pub mod topics {
     /// Prefix of a device's own topic (`device.<id>`): new-message, commit and welcome
     /// notices for that device. Payload: JSON `{type, conversation_id, seq}`.
     pub const DEVICE_PREFIX: &str = "device.";
+    /// Local only: the Redis subscription was (re)established; notices published on other
+    /// replicas while it was down were missed, so every connected device should resync.
+    pub const BUS_RESUMED: &str = "bus.resumed";
 }
+
+/// Publishes waiting for the background Redis publisher; past this a publish is delivered
+/// locally only (and counted), never queued without bound.
+const PUBLISH_QUEUE: usize = 8192;
 
 /// Local fan-out capacity per subscriber; a subscriber that lags further is told
 /// (`RecvError::Lagged`) and resynchronises from the database.
@@ -38,12 +48,13 @@ pub struct Bus {
 }
 
 struct RedisBus {
-    client: redis::Client,
-    prefix: String,
-    publisher: Mutex<Option<redis::aio::ConnectionManager>>,
+    queue: mpsc::Sender<BusMessage>,
+    /// Publishes that went to this replica only (queue full); see [`Bus::local_only`].
+    local_only: Arc<AtomicU64>,
     /// True while the subscriber is connected to Redis.
     subscribed: Arc<AtomicBool>,
     subscriber: tokio::task::AbortHandle,
+    publisher: tokio::task::AbortHandle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,14 +81,22 @@ impl Bus {
             subscribed.clone(),
         ))
         .abort_handle();
+        let (queue, rx) = mpsc::channel(PUBLISH_QUEUE);
+        let publisher = tokio::spawn(publisher_loop(
+            client,
+            format!("{prefix}:"),
+            rx,
+            local.clone(),
+        ))
+        .abort_handle();
         Ok(Bus {
             local,
             redis: Some(RedisBus {
-                client,
-                prefix: prefix.to_owned(),
-                publisher: Mutex::new(None),
+                queue,
+                local_only: Arc::new(AtomicU64::new(0)),
                 subscribed,
                 subscriber,
+                publisher,
             }),
         })
     }
@@ -104,9 +123,10 @@ impl Bus {
         self.local.subscribe()
     }
 
-    /// Publishes to every replica. Never fails the caller: the database already holds the
-    /// truth, so at worst subscribers learn of it at their next poll.
-    pub async fn publish(&self, topic: &str, payload: &[u8]) {
+    /// Publishes to every replica. Never fails and never waits (it is not `async`): the
+    /// database already holds the truth, so at worst subscribers learn of it at their next
+    /// poll or at the resync that follows Redis' return.
+    pub fn publish(&self, topic: &str, payload: &[u8]) {
         let msg = BusMessage {
             topic: topic.to_owned(),
             payload: payload.to_vec(),
@@ -115,50 +135,71 @@ impl Bus {
             let _ = self.local.send(msg);
             return;
         };
-        let channel = format!("{}:{topic}", r.prefix);
-        let ok = r.publish(&channel, payload).await;
-        if !ok || !r.subscribed.load(Ordering::SeqCst) {
-            // Redis will not echo it back to us: deliver to this replica directly.
+        if !r.subscribed.load(Ordering::SeqCst) {
+            // Degraded: Redis would not echo it back to us; deliver to this replica directly
+            // (other replicas' devices resync when the bus returns).
+            let _ = self.local.send(msg);
+            return;
+        }
+        if let Err(e) = r.queue.try_send(msg) {
+            let msg = match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            };
+            r.local_only.fetch_add(1, Ordering::Relaxed);
             let _ = self.local.send(msg);
         }
+    }
+
+    /// How many publishes reached only this replica because the publish queue was full.
+    pub fn local_only(&self) -> u64 {
+        self.redis
+            .as_ref()
+            .map_or(0, |r| r.local_only.load(Ordering::Relaxed))
     }
 
     /// Stops the background subscriber.
     pub fn shutdown(&self) {
         if let Some(r) = &self.redis {
             r.subscriber.abort();
+            r.publisher.abort();
             r.subscribed.store(false, Ordering::SeqCst);
         }
     }
 }
 
-impl RedisBus {
-    async fn publish(&self, channel: &str, payload: &[u8]) -> bool {
-        let mut guard = self.publisher.lock().await;
-        if guard.is_none() {
-            let connect = self.client.get_connection_manager();
-            match tokio::time::timeout(Duration::from_secs(2), connect).await {
-                Ok(Ok(c)) => *guard = Some(c),
-                _ => return false,
+/// Sends queued publishes to Redis, one connection, reconnecting on failure. A publish
+/// Redis did not take is delivered to this replica directly (Redis will not echo it).
+async fn publisher_loop(
+    client: redis::Client,
+    prefix: String,
+    mut rx: mpsc::Receiver<BusMessage>,
+    local: broadcast::Sender<BusMessage>,
+) {
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    while let Some(msg) = rx.recv().await {
+        if conn.is_none() {
+            let connect = client.get_multiplexed_async_connection();
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                conn = Some(c);
             }
         }
-        let Some(conn) = guard.as_mut() else {
-            return false;
-        };
-        let res: Result<Result<i64, _>, _> = tokio::time::timeout(
-            Duration::from_secs(2),
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async(conn),
-        )
-        .await;
-        match res {
-            Ok(Ok(_)) => true,
-            _ => {
-                *guard = None;
-                false
+        let ok = match conn.as_mut() {
+            None => false,
+            Some(c) => {
+                let res: Result<Result<i64, _>, _> = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    redis::cmd("PUBLISH")
+                        .arg(format!("{prefix}{}", msg.topic))
+                        .arg(&msg.payload)
+                        .query_async(c),
+                )
+                .await;
+                matches!(res, Ok(Ok(_)))
             }
+        };
+        if !ok {
+            conn = None;
+            let _ = local.send(msg);
         }
     }
 }
@@ -176,6 +217,11 @@ async fn subscriber_loop(
             pubsub.psubscribe(format!("{prefix}*")).await?;
             subscribed.store(true, Ordering::SeqCst);
             tracing::info!("bus: subscribed to Redis");
+            // Whatever other replicas published while we were not subscribed was missed here.
+            let _ = local.send(BusMessage {
+                topic: topics::BUS_RESUMED.to_owned(),
+                payload: Vec::new(),
+            });
             let mut stream = pubsub.on_message();
             while let Some(msg) = stream.next().await {
                 let topic = msg

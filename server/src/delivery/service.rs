@@ -896,13 +896,10 @@ pub async fn notify_users(state: &AppState, users: &[Uuid], payload: &str) {
     };
     let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
     for d in &ids {
-        state
-            .bus
-            .publish(
-                &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
-                payload.as_bytes(),
-            )
-            .await;
+        state.bus.publish(
+            &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
+            payload.as_bytes(),
+        );
     }
     state.push.wake(ids);
 }
@@ -911,13 +908,10 @@ pub async fn notify_users(state: &AppState, users: &[Uuid], payload: &str) {
 async fn notify(state: &AppState, devices: &[Uuid], conv: Uuid, seq: i64, kind: &str) {
     for d in devices {
         let payload = json!({ "type": kind, "conversation_id": conv, "seq": seq }).to_string();
-        state
-            .bus
-            .publish(
-                &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
-                payload.as_bytes(),
-            )
-            .await;
+        state.bus.publish(
+            &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
+            payload.as_bytes(),
+        );
     }
     // Offline devices get a content-free wake-up through their push endpoint.
     state.push.wake(devices.to_vec());

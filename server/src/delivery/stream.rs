@@ -76,6 +76,12 @@ pub async fn stream(
                         reason = Some(CloseReason { code: CloseCode::Policy, description: Some("device revoked".into()) });
                         break;
                     }
+                    // The bus came back: notices from other replicas may have been missed.
+                    Ok(m) if m.topic == topics::BUS_RESUMED => {
+                        if session.text(json!({ "type": "resync" }).to_string()).await.is_err() {
+                            break;
+                        }
+                    }
                     Ok(_) => {}
                     // Too far behind: tell the device to read from its cursor.
                     Err(RecvError::Lagged(_)) => {
