@@ -9,8 +9,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// Path of the `peerbridge` binary next to the test executable, built on demand.
+/// Path of the `peerbridge` binary next to the test executable, built (or brought up to
+/// date) once per test process: a binary left by an earlier build is never tested stale.
 pub fn peerbridge_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(build_bin).clone()
+}
+
+fn build_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>/peerbridge
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
@@ -18,7 +24,7 @@ pub fn peerbridge_bin() -> PathBuf {
         dir.pop();
     }
     let bin = dir.join("peerbridge");
-    if !bin.exists() {
+    {
         let mut args = vec!["build", "-p", "peerbridge-server", "--bin", "peerbridge"];
         if dir.file_name().is_some_and(|n| n == "release") {
             args.push("--release");

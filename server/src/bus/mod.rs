@@ -177,28 +177,32 @@ async fn publisher_loop(
 ) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(msg) = rx.recv().await {
-        if conn.is_none() {
-            let connect = client.get_multiplexed_async_connection();
-            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
-                conn = Some(c);
+        // A connection that died with an earlier outage fails once: try again on a fresh
+        // one before giving up on this message.
+        let mut ok = false;
+        for _ in 0..2 {
+            if conn.is_none() {
+                let connect = client.get_multiplexed_async_connection();
+                if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    conn = Some(c);
+                }
             }
-        }
-        let ok = match conn.as_mut() {
-            None => false,
-            Some(c) => {
-                let res: Result<Result<i64, _>, _> = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    redis::cmd("PUBLISH")
-                        .arg(format!("{prefix}{}", msg.topic))
-                        .arg(&msg.payload)
-                        .query_async(c),
-                )
-                .await;
-                matches!(res, Ok(Ok(_)))
+            let Some(c) = conn.as_mut() else { break };
+            let res: Result<Result<i64, _>, _> = tokio::time::timeout(
+                Duration::from_secs(2),
+                redis::cmd("PUBLISH")
+                    .arg(format!("{prefix}{}", msg.topic))
+                    .arg(&msg.payload)
+                    .query_async(c),
+            )
+            .await;
+            ok = matches!(res, Ok(Ok(_)));
+            if ok {
+                break;
             }
-        };
-        if !ok {
             conn = None;
+        }
+        if !ok {
             let _ = local.send(msg);
         }
     }
