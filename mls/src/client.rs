@@ -28,6 +28,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider;
 use openmls_traits::types::SignatureScheme;
+use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::envelope::{Envelope, EnvelopeError};
@@ -54,6 +55,8 @@ const MAXIMUM_FORWARD_DISTANCE: u32 = 1000;
 const MAX_RECORD_FIELD: usize = 64 * 1024 * 1024;
 
 const IDENTITY_KEY: &[u8] = b"pb/device-identity";
+/// Namespace of the app's own rows (apart from openmls' `mls/` and the client's `pb/`).
+const APP_NAMESPACE: &[u8] = b"app/";
 const GROUPS_KEY: &[u8] = b"pb/groups";
 
 /// The message a device signs to bind an MLS leaf signature key to itself:
@@ -434,6 +437,9 @@ pub struct Client {
     crypto: RustCrypto,
     identity: DeviceIdentity,
     options: ClientOptions,
+    /// Inside [`Client::atomically`]: operations stage their writes and undo only their own
+    /// on failure; the outermost scope commits everything at once.
+    scope_depth: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -491,6 +497,7 @@ impl Client {
             crypto: RustCrypto::default(),
             identity,
             options,
+            scope_depth: 0,
         })
     }
 
@@ -1403,6 +1410,73 @@ impl Client {
         })
     }
 
+    // ------------------------------------------------------- the app's rows, atomically
+
+    /// Runs `f` as one atomic step of the device store: every client operation inside it
+    /// (e.g. [`Client::process`]) and every [`Client::app_write`] lands in one SQLite
+    /// transaction when `f` succeeds, and nothing of it when `f` fails or the process dies
+    /// first. This is how the app makes a received message's ratchet step and its own
+    /// bookkeeping (cursor, inbox, history) one write: a message key is never consumed
+    /// without the message being kept. External rejoins (`rejoin*`) park their state and
+    /// must not run inside a scope.
+    pub fn atomically<T, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if self.scope_depth == 0 {
+            self.store.discard();
+        }
+        let savepoint = self.store.savepoint().map_err(Error::from)?;
+        self.scope_depth += 1;
+        let out = f(self);
+        self.scope_depth -= 1;
+        match out {
+            Ok(v) => {
+                if self.scope_depth == 0 {
+                    self.store.commit().map_err(Error::from)?;
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                if self.scope_depth == 0 {
+                    self.store.discard();
+                } else {
+                    self.store.rollback_to(savepoint).map_err(Error::from)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads one of the app's own rows (sealed in the same store as the MLS state; inside
+    /// [`Client::atomically`] it sees the step's writes).
+    pub fn app_get(&self, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        Ok(self.store.get(&app_key(key))?)
+    }
+
+    /// Writes (`Some`) and deletes (`None`) app rows in one transaction (or as part of the
+    /// enclosing [`Client::atomically`] step).
+    pub fn app_write(
+        &mut self,
+        batch: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        self.transact(|c| {
+            for (key, value) in batch {
+                match value {
+                    Some(v) => c.store.put(&app_key(&key), v)?,
+                    None => c.store.delete(&app_key(&key))?,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Folds the store's write-ahead log into its file (every commit is already durable;
+    /// this leaves one compact file when the app goes to the background).
+    pub fn checkpoint(&self) -> Result<()> {
+        Ok(self.store.checkpoint()?)
+    }
+
     // ---------------------------------------------------------------- plumbing
 
     fn provider(&self) -> Provider<'_> {
@@ -1412,8 +1486,17 @@ impl Client {
         }
     }
 
-    /// Runs `f` as one store transaction: commit on success, discard on failure.
+    /// Runs `f` as one store transaction: commit on success, discard on failure. Inside
+    /// [`Client::atomically`] it only stages, and a failure undoes just its own writes.
     fn transact<T>(&mut self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        if self.scope_depth > 0 {
+            let savepoint = self.store.savepoint()?;
+            let out = f(self);
+            if out.is_err() {
+                self.store.rollback_to(savepoint)?;
+            }
+            return out;
+        }
         self.store.discard();
         match f(self) {
             Ok(v) => {
@@ -1427,8 +1510,15 @@ impl Client {
         }
     }
 
-    /// Runs a read-only `f`; anything it might have staged is dropped.
+    /// Runs a read-only `f`; anything it might have staged is dropped (inside a scope, only
+    /// what `f` staged).
     fn read<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        if self.scope_depth > 0 {
+            let savepoint = self.store.savepoint()?;
+            let out = f(self);
+            self.store.rollback_to(savepoint)?;
+            return out;
+        }
         let out = f(self);
         self.store.discard();
         out
@@ -1764,6 +1854,11 @@ fn parse_protocol(bytes: &[u8]) -> Result<ProtocolMessage> {
 
 fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::StoreCorrupt(e.to_string())
+}
+
+/// `app/<key>`: a row of the app's own.
+fn app_key(key: &[u8]) -> Vec<u8> {
+    [APP_NAMESPACE, key].concat()
 }
 
 /// `pb/group/<len><group id>/<what>`: the client's own per-group records.

@@ -321,6 +321,12 @@ impl Store {
         Ok(())
     }
 
+    /// Folds the write-ahead log into the database file.
+    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
+        lock(&self.conn)?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub(crate) fn record_failure(&self, e: &StoreError) {
         if let Ok(mut failure) = self.failure.lock()
             && failure.is_none()

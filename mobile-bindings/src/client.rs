@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::error::{Result, SdkError};
 use crate::events::{Event, Member, map_mls_event};
 use crate::http::{Api, Reply, b64, unb64};
-use crate::state::{StateError, StateStore};
+use crate::state::{self, StateError};
 use crate::stream::Receiver;
 
 /// How many recent client ids each conversation remembers for deduplication.
@@ -64,6 +64,10 @@ pub struct SdkOptions {
     pub stream_silence_timeout: Duration,
     /// Tests only: sees every response body and stream frame received.
     pub wire_tap: Option<crate::http::WireTap>,
+    /// Tests only: panic after the MLS step of a received message, before the SDK's own
+    /// rows, as a process killed at that instant would stop.
+    #[doc(hidden)]
+    pub crash_after_mls_step: bool,
 }
 
 impl Default for SdkOptions {
@@ -77,6 +81,7 @@ impl Default for SdkOptions {
             max_reconnect_backoff: Duration::from_secs(60),
             stream_silence_timeout: Duration::from_secs(50),
             wire_tap: None,
+            crash_after_mls_step: false,
         }
     }
 }
@@ -197,10 +202,7 @@ impl ConvState {
         if let Event::Text { seq, .. } = &mut e {
             *seq = stored_at;
         }
-        let row = (
-            hist_key(conv, self.history_len),
-            Some(StateStore::encode(&e)?),
-        );
+        let row = (hist_key(conv, self.history_len), Some(state::encode(&e)?));
         self.history_len += 1;
         Ok(vec![row])
     }
@@ -268,7 +270,7 @@ impl peerbridge_mls::AddPolicy for ConvPolicy {
     }
 }
 
-fn conv_key(id: Uuid) -> String {
+pub(crate) fn conv_key(id: Uuid) -> String {
     format!("conv/{id}")
 }
 
@@ -312,7 +314,6 @@ pub struct PeerbridgeClient {
     pub(crate) api: Api,
     pub(crate) options: SdkOptions,
     mls: Mutex<MlsClient>,
-    state: StateStore,
     device_key: [u8; 32],
     account: Mutex<Option<Account>>,
     refresh_lock: tokio::sync::Mutex<()>,
@@ -366,14 +367,12 @@ impl PeerbridgeClient {
             &StoreKey::from_bytes(key),
             ClientOptions::default(),
         )?;
-        let state = StateStore::open(&dir.join("sdk.db"), &key)?;
-        let account = state.get::<Account>(ACCOUNT_KEY)?;
+        let account = state::get::<Account>(&mls, ACCOUNT_KEY)?;
         let device_key = mls.identity().public_key();
         Ok(PeerbridgeClient {
             api,
             options,
             mls: Mutex::new(mls),
-            state,
             device_key,
             account: Mutex::new(account),
             refresh_lock: tokio::sync::Mutex::new(()),
@@ -414,7 +413,7 @@ impl PeerbridgeClient {
     }
 
     fn save_account(&self, a: Account) -> Result<()> {
-        self.state.put(ACCOUNT_KEY, &a)?;
+        self.state_put(ACCOUNT_KEY, &a)?;
         *self
             .account
             .lock()
@@ -428,7 +427,7 @@ impl PeerbridgeClient {
     }
 
     pub(crate) fn conv_state(&self, id: Uuid) -> Result<Option<ConvState>> {
-        Ok(self.state.get(&conv_key(id))?)
+        self.state_get(&conv_key(id))
     }
 
     /// Persists a conversation's state together with new inbox events, in one transaction.
@@ -442,32 +441,21 @@ impl PeerbridgeClient {
         id: Uuid,
         st: &mut ConvState,
         events: Vec<Event>,
-        mut batch: Vec<(String, Option<Vec<u8>>)>,
+        batch: Vec<(String, Option<Vec<u8>>)>,
     ) -> Result<()> {
-        for e in events {
-            let row = StateStore::encode(&e)?;
-            if shown(&e) {
-                batch.push((hist_key(id, st.history_len), Some(row.clone())));
-                st.history_len += 1;
-            }
-            batch.push((inbox_key(id, st.inbox_next), Some(row)));
-            st.inbox_next += 1;
-        }
-        batch.push((conv_key(id), Some(StateStore::encode(st)?)));
-        self.state.write(batch)?;
-        Ok(())
+        save_conv_in(&mut *self.mls()?, id, st, events, batch)
     }
 
     pub(crate) fn checkpoint_state(&self) -> Result<()> {
-        Ok(self.state.checkpoint()?)
+        Ok(self.mls()?.checkpoint()?)
     }
 
     pub(crate) fn state_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        Ok(self.state.get(key)?)
+        Ok(state::get(&*self.mls()?, key)?)
     }
 
     pub(crate) fn state_put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        Ok(self.state.put(key, value)?)
+        Ok(state::put(&mut *self.mls()?, key, value)?)
     }
 
     /// Adds events to a conversation's inbox (under its lock).
@@ -480,16 +468,11 @@ impl PeerbridgeClient {
     }
 
     pub(crate) fn known_conversations(&self) -> Result<Vec<Uuid>> {
-        Ok(self.state.get(CONVS_KEY)?.unwrap_or_default())
+        Ok(self.state_get(CONVS_KEY)?.unwrap_or_default())
     }
 
     pub(crate) fn add_known(&self, id: Uuid) -> Result<()> {
-        let mut ids = self.known_conversations()?;
-        if !ids.contains(&id) {
-            ids.push(id);
-            self.state.put(CONVS_KEY, &ids)?;
-        }
-        Ok(())
+        add_known_in(&mut *self.mls()?, id)
     }
 
     /// Takes the undelivered events of one conversation (call with its lock held).
@@ -504,7 +487,7 @@ impl PeerbridgeClient {
         let mut batch = Vec::new();
         for n in st.inbox_head..st.inbox_next {
             let key = inbox_key(id, n);
-            match self.state.get::<Event>(&key) {
+            match state::get::<Event>(&*self.mls()?, &key) {
                 Ok(Some(e)) => out.push(e),
                 Ok(None) => {}
                 // An event that no longer decodes (older SDK format) is dropped, not fatal.
@@ -514,8 +497,8 @@ impl PeerbridgeClient {
             batch.push((key, None));
         }
         st.inbox_head = st.inbox_next;
-        batch.push((conv_key(id), Some(StateStore::encode(&st)?)));
-        self.state.write(batch)?;
+        batch.push((conv_key(id), Some(state::encode(&st)?)));
+        state::write(&mut *self.mls()?, batch)?;
         Ok(out)
     }
 
@@ -979,15 +962,24 @@ impl PeerbridgeClient {
         gid: &GroupId,
         before: &[Member],
     ) -> Result<Vec<Event>> {
-        let pol = self.policy_for(conv, gid)?;
-        let mut mls = self.mls()?;
+        self.accepted_in(&mut *self.mls()?, conv, gid, before)
+    }
+
+    /// [`Self::accepted`] inside a device-store step.
+    fn accepted_in(
+        &self,
+        mls: &mut MlsClient,
+        conv: Uuid,
+        gid: &GroupId,
+        before: &[Member],
+    ) -> Result<Vec<Event>> {
+        let pol = self.policy_in(mls, conv, gid)?;
         let mls_events = mls.commit_accepted(gid, &pol)?;
         let after: Vec<Member> = mls
             .members(gid)?
             .iter()
             .map(|m| Member::from_mls(m, &self.device_key))
             .collect();
-        drop(mls);
         let mut events = Vec::new();
         for m in after.iter().filter(|m| !before.contains(m)) {
             if !m.is_me {
@@ -1013,7 +1005,10 @@ impl PeerbridgeClient {
     }
 
     pub(crate) fn members_of(&self, gid: &GroupId) -> Result<Vec<Member>> {
-        let mls = self.mls()?;
+        self.members_in(&*self.mls()?, gid)
+    }
+
+    fn members_in(&self, mls: &MlsClient, gid: &GroupId) -> Result<Vec<Member>> {
         // A pseudonymous leaf names no device: this device's own is found by its index.
         let own = mls.own_leaf_index(gid).ok();
         Ok(mls
@@ -1158,31 +1153,38 @@ impl PeerbridgeClient {
             match unb64("welcome", &w.welcome) {
                 Ok(bytes) => {
                     let pol = self.welcome_policy(conv).await;
-                    self.mls()?.join_from_welcome(&bytes, &pol)
+                    // The group state and the SDK's record of it are one write.
+                    self.mls()?.atomically(|m| -> Result<_> {
+                        let j = match m.join_from_welcome(&bytes, &pol) {
+                            Ok(j) => j,
+                            Err(e) => return Ok(Err(e)),
+                        };
+                        // The welcome policy may have recorded the introduction just now.
+                        let mut st =
+                            state::get::<ConvState>(m, &conv_key(conv))?.unwrap_or_default();
+                        st.group_id = Some(b64(j.group_id.as_bytes()));
+                        st.cursor = w.start_seq;
+                        st.acked = w.start_seq;
+                        st.needs_rejoin = false;
+                        let joined = Event::Joined {
+                            conversation: conv,
+                            epoch: j.epoch.0,
+                            members: j
+                                .members
+                                .iter()
+                                .map(|m| Member::from_mls(m, &self.device_key))
+                                .collect(),
+                        };
+                        save_conv_in(m, conv, &mut st, vec![joined], Vec::new())?;
+                        add_known_in(m, conv)?;
+                        Ok(Ok(()))
+                    })?
                 }
                 Err(e) => Err(peerbridge_mls::Error::MalformedMessage(e.to_string())),
             }
         };
         match joined {
-            Ok(j) => {
-                // Re-read: the welcome policy may have recorded the introduction meanwhile.
-                let mut st = self.conv_state(conv)?.unwrap_or_default();
-                st.group_id = Some(b64(j.group_id.as_bytes()));
-                st.cursor = w.start_seq;
-                st.acked = w.start_seq;
-                st.needs_rejoin = false;
-                events.push(Event::Joined {
-                    conversation: conv,
-                    epoch: j.epoch.0,
-                    members: j
-                        .members
-                        .iter()
-                        .map(|m| Member::from_mls(m, &self.device_key))
-                        .collect(),
-                });
-                self.save_conv(conv, &mut st, events)?;
-                self.add_known(conv)?;
-            }
+            Ok(()) => {}
             Err(
                 e @ (peerbridge_mls::Error::StoreIo(_)
                 | peerbridge_mls::Error::StoreCorrupt(_)
@@ -1317,7 +1319,7 @@ impl PeerbridgeClient {
         let start = end.saturating_sub(u64::from(limit.clamp(1, 500)));
         let mut events = Vec::new();
         for n in start..end {
-            match self.state.get::<Event>(&hist_key(conversation, n)) {
+            match state::get::<Event>(&*self.mls()?, &hist_key(conversation, n)) {
                 Ok(Some(e)) => events.push(e),
                 Ok(None) | Err(StateError::Corrupt(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -1383,36 +1385,42 @@ impl PeerbridgeClient {
         let _g = lock.lock().await;
         let mut st = self.joined_state(conversation)?;
         let gid = self.group_of(&st)?;
-        let ct = self.mls()?.encrypt(&gid, envelope)?;
-        let record = match envelope {
-            Envelope::Text { body, sent_at, .. } => self
-                .members_of(&gid)?
-                .into_iter()
-                .find(|m| m.is_me)
-                .map(|sender| Event::Text {
-                    conversation,
-                    seq: 0,
-                    id: client_id,
-                    sender,
-                    body: body.clone(),
-                    sent_at: *sent_at,
-                }),
-            _ => None,
-        };
-        let out = Outgoing {
-            client_id,
-            ciphertext: b64(&ct),
-            record,
-        };
-        // Queued and marked as ours first: a crash after this still sends it, and the echo
-        // of our own message in the log is skipped (this device cannot decrypt it).
-        st.outbox.push(out.clone());
-        self.save_conv_with(
-            conversation,
-            &mut st,
-            Vec::new(),
-            vec![(own_key(conversation, client_id), Some(b"1".to_vec()))],
-        )?;
+        // The sender ratchet step and the queued message are one write: a crash leaves
+        // either neither or a message that will be sent.
+        let out = self.mls()?.atomically(|m| -> Result<Outgoing> {
+            let ct = m.encrypt(&gid, envelope)?;
+            let record = match envelope {
+                Envelope::Text { body, sent_at, .. } => self
+                    .members_in(m, &gid)?
+                    .into_iter()
+                    .find(|m| m.is_me)
+                    .map(|sender| Event::Text {
+                        conversation,
+                        seq: 0,
+                        id: client_id,
+                        sender,
+                        body: body.clone(),
+                        sent_at: *sent_at,
+                    }),
+                _ => None,
+            };
+            let out = Outgoing {
+                client_id,
+                ciphertext: b64(&ct),
+                record,
+            };
+            // Queued and marked as ours first: a crash after this still sends it, and the
+            // echo of our own message in the log is skipped (this device cannot decrypt it).
+            st.outbox.push(out.clone());
+            save_conv_in(
+                m,
+                conversation,
+                &mut st,
+                Vec::new(),
+                vec![(own_key(conversation, client_id), Some(b"1".to_vec()))],
+            )?;
+            Ok(out)
+        })?;
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
@@ -1561,31 +1569,8 @@ impl PeerbridgeClient {
                 if entry.seq <= st.cursor {
                     continue;
                 }
-                let mut events = Vec::new();
-                let mut extra = Vec::new();
-                let own = match entry.client_id {
-                    Some(id) => {
-                        let key = own_key(conv, id);
-                        let own = self.state.get::<serde_json::Value>(&key)?.is_some();
-                        if own {
-                            extra.push((key, None));
-                        }
-                        own
-                    }
-                    None => false,
-                };
-                let replay = entry.client_id.is_some_and(|id| st.recent.contains(&id));
-                if !own && !replay {
-                    self.process_entry(conv, &gid, entry, &mut st, &mut events)?;
-                    for e in &events {
-                        self.keep_card(&st, e)?;
-                    }
-                }
-                st.cursor = entry.seq;
-                if let Some(id) = entry.client_id {
-                    st.remember(id);
-                }
-                self.save_conv_with(conv, &mut st, events, extra)?;
+                let mut mls = self.mls()?;
+                st = mls.atomically(|m| self.receive_entry(m, conv, &gid, entry, st.clone()))?;
             }
             if page.cursor > st.cursor || page.purged.is_some() {
                 st.cursor = st.cursor.max(page.cursor);
@@ -1643,10 +1628,56 @@ impl PeerbridgeClient {
         Ok(())
     }
 
+    /// One received log entry as one atomic step of the device store (run inside
+    /// [`MlsClient::atomically`]): the MLS ratchet step, the receive hooks' rows, the
+    /// dedup ids, inbox and history events and the moved cursor are written together or
+    /// not at all, so a crash can never consume a message key without keeping the message.
+    fn receive_entry(
+        &self,
+        mls: &mut MlsClient,
+        conv: Uuid,
+        gid: &GroupId,
+        entry: &peerbridge_openapi::delivery::LogEntry,
+        mut st: ConvState,
+    ) -> Result<ConvState> {
+        let mut events = Vec::new();
+        let mut extra = Vec::new();
+        let own = match entry.client_id {
+            Some(id) => {
+                let key = own_key(conv, id);
+                let own = state::get::<serde_json::Value>(mls, &key)?.is_some();
+                if own {
+                    extra.push((key, None));
+                }
+                own
+            }
+            None => false,
+        };
+        let replay = entry.client_id.is_some_and(|id| st.recent.contains(&id));
+        if !own && !replay {
+            self.process_entry(mls, conv, gid, entry, &mut st, &mut events)?;
+            if self.options.crash_after_mls_step {
+                // Test hook: die between the ratchet step and the SDK's rows, as a killed
+                // process would. Nothing of this step may reach the store.
+                panic!("crash_after_mls_step (test hook)");
+            }
+            for e in &events {
+                self.keep_card(mls, &st, e)?;
+            }
+        }
+        st.cursor = entry.seq;
+        if let Some(id) = entry.client_id {
+            st.remember(id);
+        }
+        save_conv_in(mls, conv, &mut st, events, extra)?;
+        Ok(st)
+    }
+
     /// Processes one log entry with the client core; unreadable entries become events, a
     /// storage failure stops the sync before the cursor moves.
     fn process_entry(
         &self,
+        mls: &mut MlsClient,
         conv: Uuid,
         gid: &GroupId,
         entry: &peerbridge_openapi::delivery::LogEntry,
@@ -1664,8 +1695,8 @@ impl PeerbridgeClient {
                 return Ok(());
             }
         };
-        let pol = self.policy_for(conv, gid)?;
-        let processed = self.mls()?.process(&bytes, &pol);
+        let pol = self.policy_in(mls, conv, gid)?;
+        let processed = mls.process(&bytes, &pol);
         let mls_events = match processed {
             Ok(evs) => evs,
             Err(
@@ -1691,8 +1722,8 @@ impl PeerbridgeClient {
             match e {
                 peerbridge_mls::Event::OwnCommitEchoed { .. } => {
                     // Our in-doubt commit is in the log, so the server accepted it.
-                    let before = self.members_of(gid)?;
-                    events.extend(self.accepted(conv, gid, &before)?);
+                    let before = self.members_in(mls, gid)?;
+                    events.extend(self.accepted_in(mls, conv, gid, &before)?);
                 }
                 peerbridge_mls::Event::Message {
                     envelope: Envelope::Text { id, .. },
@@ -1710,7 +1741,7 @@ impl PeerbridgeClient {
                         franking: Some(f), ..
                     } = &other
                     {
-                        self.keep_franked(conv, entry, f)?;
+                        self.keep_franked(mls, conv, entry, f)?;
                     }
                     if let Some(ev) = map_mls_event(other, conv, entry.seq, &self.device_key) {
                         let suggestion = match &ev {
@@ -1742,17 +1773,38 @@ impl PeerbridgeClient {
         }
         Ok(())
     }
+}
 
-    /// Test hook: moves a conversation's cursor back as if the SDK had crashed before
-    /// persisting it, so a replay of the log can be observed.
-    #[doc(hidden)]
-    pub async fn debug_rewind_cursor(&self, conversation: Uuid, cursor: u64) -> Result<()> {
-        let lock = self.conv_lock(conversation);
-        let _g = lock.lock().await;
-        let mut st = self.joined_state(conversation)?;
-        st.cursor = cursor;
-        self.save_conv(conversation, &mut st, Vec::new())
+/// Adds a conversation to the known list (in the current transaction or step).
+fn add_known_in(mls: &mut MlsClient, id: Uuid) -> Result<()> {
+    let mut ids: Vec<Uuid> = state::get(mls, CONVS_KEY)?.unwrap_or_default();
+    if !ids.contains(&id) {
+        ids.push(id);
+        state::put(mls, CONVS_KEY, &ids)?;
     }
+    Ok(())
+}
+
+/// Stages a conversation's state with new inbox (and history) events and more rows, in the
+/// device store's current transaction or atomic step.
+pub(crate) fn save_conv_in(
+    mls: &mut MlsClient,
+    id: Uuid,
+    st: &mut ConvState,
+    events: Vec<Event>,
+    mut batch: Vec<(String, Option<Vec<u8>>)>,
+) -> Result<()> {
+    for e in events {
+        let row = state::encode(&e)?;
+        if shown(&e) {
+            batch.push((hist_key(id, st.history_len), Some(row.clone())));
+            st.history_len += 1;
+        }
+        batch.push((inbox_key(id, st.inbox_next), Some(row)));
+        st.inbox_next += 1;
+    }
+    batch.push((conv_key(id), Some(state::encode(st)?)));
+    Ok(state::write(mls, batch)?)
 }
 
 /// The access token's lifetime from its `iat` and `exp` claims (read, not verified: only

@@ -129,7 +129,7 @@ impl From<peerbridge_mls::Error> for SdkError {
 impl From<crate::state::StateError> for SdkError {
     fn from(e: crate::state::StateError) -> Self {
         match e {
-            crate::state::StateError::WrongKey => SdkError::WrongStorageKey,
+            crate::state::StateError::Store(e) => e.into(),
             other => SdkError::Storage(other.to_string()),
         }
     }

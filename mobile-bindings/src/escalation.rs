@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use peerbridge_mls::excerpt::{self, EscalationKey, Excerpt, ExcerptMessage, Stamp};
-use peerbridge_mls::{Envelope, Franked, NoticeKind};
+use peerbridge_mls::{Client as MlsClient, Envelope, Franked, NoticeKind};
 use peerbridge_openapi::delivery::{FrankingKeys, LogEntry};
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::client::PeerbridgeClient;
 use crate::error::{Result, SdkError};
 use crate::http::{b64, unb64};
+use crate::state;
 
 const ESCALATION_KEY: &str = "escalation-key";
 
@@ -67,7 +68,13 @@ pub struct OpenedFlag {
 
 impl PeerbridgeClient {
     /// Keeps a franked message's opening with the server's stamp (called by the sync).
-    pub(crate) fn keep_franked(&self, conv: Uuid, entry: &LogEntry, f: &Franked) -> Result<()> {
+    pub(crate) fn keep_franked(
+        &self,
+        mls: &mut MlsClient,
+        conv: Uuid,
+        entry: &LogEntry,
+        f: &Franked,
+    ) -> Result<()> {
         let stamp = match &entry.franking {
             Some(s) => Some(Stamp {
                 sender: s.sender.clone(),
@@ -78,7 +85,8 @@ impl PeerbridgeClient {
             }),
             None => None,
         };
-        self.state_put(
+        Ok(state::put(
+            mls,
             &franked_key(conv, entry.seq),
             &KeptMessage {
                 plaintext: f.plaintext.clone(),
@@ -86,7 +94,7 @@ impl PeerbridgeClient {
                 commitment: f.commitment,
                 stamp,
             },
-        )
+        )?)
     }
 
     // ------------------------------------------------------------------ raising

@@ -16,7 +16,7 @@
 //!   for the introducing HP; any other add is refused and shown.
 
 use chrono::Utc;
-use peerbridge_mls::{CredentialKind, Envelope, GroupId, MessageId};
+use peerbridge_mls::{Client as MlsClient, CredentialKind, Envelope, GroupId, MessageId};
 use peerbridge_openapi::Role;
 use peerbridge_openapi::delivery::{
     ClaimTarget, Conversation, ConversationCreate, ConversationKind, KeyPackageClaim,
@@ -31,10 +31,11 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::client::{ConvPolicy, ConvState, IntroPolicy, PeerbridgeClient};
+use crate::client::{ConvPolicy, ConvState, IntroPolicy, PeerbridgeClient, conv_key};
 use crate::error::{Result, SdkError};
 use crate::events::Event;
 use crate::http::{b64, unb64};
+use crate::state;
 
 /// What the user chose to show when both consent to reveal. Every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
@@ -624,7 +625,12 @@ impl PeerbridgeClient {
     }
 
     /// Keeps a received identity card (called by the sync for introduction conversations).
-    pub(crate) fn keep_card(&self, st: &ConvState, event: &Event) -> Result<()> {
+    pub(crate) fn keep_card(
+        &self,
+        mls: &mut MlsClient,
+        st: &ConvState,
+        event: &Event,
+    ) -> Result<()> {
         if let (
             Some(intro),
             Event::IdentityCard {
@@ -642,7 +648,7 @@ impl PeerbridgeClient {
                 phone: phone.clone(),
                 photo: photo.as_deref().and_then(|p| unb64("photo", p).ok()),
             };
-            self.state_put(&card_received_key(intro), &card)?;
+            state::put(mls, &card_received_key(intro), &card)?;
         }
         Ok(())
     }
@@ -666,16 +672,21 @@ impl PeerbridgeClient {
             .unwrap_or_default()
     }
 
-    /// The policy for processing changes to `conv`'s group now.
-    pub(crate) fn policy_for(&self, conv: Uuid, gid: &GroupId) -> Result<ConvPolicy> {
-        let Some(st) = self.conv_state(conv)? else {
+    /// The policy for processing changes to `conv`'s group now (read in the device-store step
+    /// that processes them).
+    pub(crate) fn policy_in(
+        &self,
+        mls: &MlsClient,
+        conv: Uuid,
+        gid: &GroupId,
+    ) -> Result<ConvPolicy> {
+        let Some(st) = state::get::<ConvState>(mls, &conv_key(conv))? else {
             return Ok(ConvPolicy::default());
         };
         if st.introduction.is_none() {
             return Ok(ConvPolicy::default());
         }
-        let pseudonymous_members = self
-            .mls()?
+        let pseudonymous_members = mls
             .members(gid)
             .map(|m| m.iter().filter(|m| m.pseudonymous).count())
             .unwrap_or(0);

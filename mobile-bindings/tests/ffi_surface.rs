@@ -16,7 +16,6 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     ("close_stream", "suspend()"),
     ("opened_excerpt", "open_flag (opens and verifies)"),
     ("verify_excerpt", "open_flag (opens and verifies)"),
-    ("debug_rewind_cursor", "not for apps: a test hook"),
 ];
 
 fn pub_fns(src: &str) -> BTreeSet<String> {

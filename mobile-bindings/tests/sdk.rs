@@ -282,20 +282,84 @@ async fn a_peer_and_their_supervising_hp_talk_through_the_stream_and_replays_are
         assert_eq!(seen, want);
         assert!(seq > 0);
 
-        // A replay of the whole log (as after a crash before the cursor was saved) yields
-        // nothing twice.
+        // A sync with nothing new yields nothing twice.
         drop(hp_events);
-        c.sdk_hp.debug_rewind_cursor(conv, 0).await.expect("rewind");
-        let replay = c.sdk_hp.sync(conv).await.expect("replayed sync");
-        assert!(texts(&replay).is_empty(), "replayed: {replay:?}");
-        assert!(
-            !replay
-                .iter()
-                .any(|e| matches!(e, Event::Undecryptable { .. })),
-            "{replay:?}"
-        );
+        let again = c.sdk_hp.sync(conv).await.expect("sync again");
+        assert!(texts(&again).is_empty(), "again: {again:?}");
         // Nothing new for the peer either (its own messages are not echoed back).
         assert!(texts(&c.peer.sync(conv).await.expect("sync")).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_device_killed_between_the_ratchet_step_and_its_own_rows_still_receives_the_message_once()
+{
+    for backend in backends().await {
+        let Clinic {
+            app,
+            peer,
+            peer_id,
+            sdk_hp,
+            _hp_dir: hp_dir,
+            ..
+        } = Clinic::new(backend).await;
+        let conv = peer
+            .create_supervision_conversation(peer_id)
+            .await
+            .expect("conversation")
+            .id;
+        sdk_hp.accept_welcomes().await.expect("HP joins");
+        peer.send_text(conv, "Er du der?").await.expect("first");
+        peer.send_text(conv, "Jeg trenger å snakke.")
+            .await
+            .expect("second");
+        drop(sdk_hp);
+
+        // The HP's app dies inside the first received message: after the client core's
+        // ratchet step, before the SDK's cursor, dedup ids, inbox and history.
+        let crashing = PeerbridgeClient::open_with_options(
+            &app.base,
+            hp_dir.path(),
+            &HP_KEY,
+            SdkOptions {
+                crash_after_mls_step: true,
+                ..options()
+            },
+        )
+        .expect("open");
+        let died = tokio::spawn(async move { crashing.sync(conv).await })
+            .await
+            .expect_err("the app died mid-receive");
+        assert!(died.is_panic());
+
+        // Restarted, the device reads the same entries again and both messages arrive,
+        // each once, none undecryptable.
+        let hp = open(&app, hp_dir.path(), &HP_KEY).expect("reopen");
+        let events = hp.sync(conv).await.expect("sync after the restart");
+        assert_eq!(
+            texts(&events),
+            vec![
+                "Er du der?".to_string(),
+                "Jeg trenger å snakke.".to_string()
+            ],
+            "{events:?}"
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::Undecryptable { .. })),
+            "{events:?}"
+        );
+        assert!(texts(&hp.sync(conv).await.expect("sync again")).is_empty());
+        let history = hp.history(conv, None, 10).expect("history");
+        assert_eq!(
+            texts(&history.events)
+                .iter()
+                .filter(|t| t.as_str() == "Er du der?")
+                .count(),
+            1,
+            "kept once: {history:?}"
+        );
     }
 }
 
