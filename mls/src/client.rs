@@ -40,10 +40,6 @@ use crate::store::{Staged, Store, StoreKey};
 /// The one ciphersuite Peerbridge uses (DESIGN.md §5).
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 const SIGNATURE_SCHEME: SignatureScheme = SignatureScheme::ED25519;
-/// Domain separation for the key-package attestation signed with the device key.
-const KP_ATTESTATION_PREFIX: &[u8] = b"peerbridge/kp/v1\n";
-/// Domain separation for the leaf-key binding inside every credential.
-const LEAF_BINDING_PREFIX: &[u8] = b"peerbridge/leaf/v1\n";
 /// The exporter label of the safety code.
 const SAFETY_CODE_LABEL: &str = "peerbridge safety code v1";
 /// Application messages are padded to a multiple of this many bytes (hides exact lengths).
@@ -59,14 +55,11 @@ const IDENTITY_KEY: &[u8] = b"pb/device-identity";
 const APP_NAMESPACE: &[u8] = b"app/";
 const GROUPS_KEY: &[u8] = b"pb/groups";
 
-/// The message a device signs to bind an MLS leaf signature key to itself:
-/// `"peerbridge/leaf/v1\n" || leaf_signature_key`. A leaf's basic credential is
-/// `device_public_key (32 bytes) || Ed25519 signature (64 bytes) over this message`, so any
-/// member (and the server) can check that a leaf belongs to the device it names; the server
-/// cannot mint a leaf for a device it does not hold the key of.
-pub fn leaf_binding_message(leaf_signature_key: &[u8]) -> Vec<u8> {
-    [LEAF_BINDING_PREFIX, leaf_signature_key].concat()
-}
+/// The signed formats live in the contract crate (`peerbridge_openapi::signed`), shared with
+/// the server; a leaf's basic credential is `device_public_key (32) || Ed25519 signature
+/// (64)` over [`leaf_binding_message`], so any member (and the server) can check that a
+/// leaf belongs to the device it names.
+pub use peerbridge_openapi::signed::{PSEUDONYM_PREFIX, leaf_binding_message};
 
 /// Parses and verifies a leaf credential (see [`leaf_binding_message`]); returns the device
 /// public key it proves.
@@ -82,9 +75,6 @@ pub fn verify_leaf_credential(credential: &[u8], leaf_signature_key: &[u8]) -> O
     )
     .then_some(device)
 }
-
-/// The prefix of a pseudonymous credential: `"PBP1" || 16 random bytes`.
-pub const PSEUDONYM_PREFIX: &[u8] = b"PBP1";
 
 /// The pseudonym a credential carries, if it is a well-formed pseudonymous credential.
 pub fn pseudonym_of(credential: &[u8]) -> Option<[u8; 16]> {
@@ -124,13 +114,6 @@ pub enum CredentialKind {
 pub struct MemberSignature {
     pub signature_key: Vec<u8>,
     pub signature: Vec<u8>,
-}
-
-/// The message a device signs to bind one of its key packages to itself:
-/// `"peerbridge/kp/v1\n" || hash_ref`. The server verifies the signature with the device's
-/// registered Ed25519 key before accepting the key package.
-pub fn kp_attestation_message(hash_ref: &[u8]) -> Vec<u8> {
-    [KP_ATTESTATION_PREFIX, hash_ref].concat()
 }
 
 /// An MLS group id as Peerbridge uses it: 1 to 255 opaque bytes chosen by the creator.
@@ -190,8 +173,6 @@ pub struct GeneratedKeyPackage {
     pub key_package: Vec<u8>,
     /// The key package's hash reference (RFC 9420 `KeyPackageRef`); Welcomes are routed by it.
     pub hash_ref: Vec<u8>,
-    /// Ed25519 signature by the device key over [`kp_attestation_message`]`(hash_ref)`.
-    pub attestation: Vec<u8>,
     /// Carries the last-resort extension (may be used more than once).
     pub last_resort: bool,
     /// The leaf's public signature key.
@@ -508,7 +489,7 @@ impl Client {
 
     // ---------------------------------------------------------------- key packages
 
-    /// `n` one-time key packages, each with its hash reference and device attestation. Their
+    /// `n` one-time key packages, each with its hash reference. Their
     /// private keys stay in the store until a Welcome using them is processed.
     pub fn generate_key_packages(&mut self, n: usize) -> Result<Vec<GeneratedKeyPackage>> {
         self.transact(|c| {
@@ -565,15 +546,10 @@ impl Client {
         let key_package = MlsMessageOut::from(kp.clone())
             .to_bytes()
             .map_err(|e| self.mls_err(e))?;
-        let attestation = self
-            .identity
-            .sign(&kp_attestation_message(&hash_ref))
-            .to_vec();
         let signature_key = signer.to_public_vec();
         Ok(GeneratedKeyPackage {
             key_package,
             hash_ref,
-            attestation,
             last_resort,
             leaf_binding: (kind == CredentialKind::Pseudonymous)
                 .then(|| self.leaf_binding(&signature_key)),

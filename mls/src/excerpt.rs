@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::envelope::Envelope;
 
 /// The prefix of a franking commitment in an application message's authenticated data.
-pub const FRANKING_AAD_PREFIX: &[u8] = b"PBF1";
+pub use peerbridge_openapi::signed::FRANKING_AAD_PREFIX;
 const HPKE_INFO: &[u8] = b"peerbridge/excerpt/v1";
 const HPKE: HpkeConfig = HpkeConfig(
     HpkeKemType::DhKem25519,
@@ -210,7 +210,7 @@ pub fn verify(
         if !commitment_matches(&m.franking_key, &m.plaintext, &m.commitment) {
             return Err(ExcerptError::Altered { index });
         }
-        let statement = peerbridge_openapi::escalation::franking_stamp_message(
+        let statement = peerbridge_openapi::signed::franking_stamp_message(
             &m.commitment,
             group_id,
             &m.stamp.sender,

@@ -21,8 +21,8 @@ mod store;
 pub use client::{
     BufferedMessage, CIPHERSUITE, Client, ClientOptions, Clock, CommitKind, CredentialKind, Epoch,
     Event, Franked, GeneratedKeyPackage, GroupId, IgnoredReason, Joined, MemberSignature,
-    PSEUDONYM_PREFIX, PendingCommit, SystemClock, kp_attestation_message, leaf_binding_message,
-    pseudonym_of, verify_leaf_credential, verify_signature,
+    PSEUDONYM_PREFIX, PendingCommit, SystemClock, leaf_binding_message, pseudonym_of,
+    verify_leaf_credential, verify_signature,
 };
 pub use codec::CodecError;
 pub use envelope::{Envelope, EnvelopeError, MessageId, NoticeKind};

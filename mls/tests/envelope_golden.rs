@@ -1,11 +1,11 @@
-//! Golden fixtures freezing the envelope wire format (and the key-package attestation
-//! message): a change to either fails here, so changing a format is a deliberate act. To
+//! Golden fixtures freezing the envelope wire format (the signed byte formats are frozen in
+//! `peerbridge_openapi::signed`): a change fails here, so changing a format is a deliberate act. To
 //! record new fixtures after an intended change, run with `PEERBRIDGE_BLESS=1` and commit
 //! the diff together with a version bump.
 
 use std::path::PathBuf;
 
-use peerbridge_mls::{Envelope, MessageId, NoticeKind, kp_attestation_message};
+use peerbridge_mls::{Envelope, MessageId, NoticeKind};
 
 fn fixtures() -> Vec<(&'static str, Vec<u8>, Option<Envelope>)> {
     let id1 =
@@ -54,16 +54,10 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Option<Envelope>)> {
             },
         ),
     ];
-    let mut out: Vec<(&'static str, Vec<u8>, Option<Envelope>)> = envelopes
+    envelopes
         .into_iter()
         .map(|(name, e)| (name, e.encode().expect("encodes"), Some(e)))
-        .collect();
-    out.push((
-        "kp-attestation-v1",
-        kp_attestation_message(&[0x5A; 32]),
-        None,
-    ));
-    out
+        .collect()
 }
 
 fn fixture_path(name: &str) -> PathBuf {

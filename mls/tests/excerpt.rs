@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ed25519_dalek::{Signer, SigningKey};
 use peerbridge_mls::excerpt::{self, EscalationKey, Excerpt, ExcerptError, ExcerptMessage, Stamp};
 use peerbridge_mls::{Envelope, MessageId};
-use peerbridge_openapi::escalation::franking_stamp_message;
+use peerbridge_openapi::signed::franking_stamp_message;
 
 struct Server {
     key: SigningKey,

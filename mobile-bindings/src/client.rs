@@ -21,13 +21,14 @@ use peerbridge_mls::{
 use peerbridge_openapi::Role;
 use peerbridge_openapi::auth::{
     Challenge, ChallengeRequest, DeviceLogin, DeviceRegistration, InviteRedeem, LogoutRequest,
-    PasswordLogin, RefreshRequest, Session, login_challenge_message,
+    PasswordLogin, RefreshRequest, Session,
 };
 use peerbridge_openapi::delivery::{
     Ack, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
     ConversationKind, EntryKind, GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload,
     LogPage, MessageAccepted, MessageSend, Welcome,
 };
+use peerbridge_openapi::signed::login_challenge_message;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -16,8 +16,9 @@ use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
     EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagNote,
     FlagOutcome, FlagReassign, FlagReceipt, FlagResolve, Locale, RiskCategory, SealedExcerpt,
-    Severity, SubjectIdentity, escalation_key_message,
+    Severity, SubjectIdentity,
 };
+use peerbridge_openapi::signed::escalation_key_message;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -25,8 +25,9 @@ use peerbridge_openapi::introductions::{
     BoundaryCategory, BoundaryReport, BoundaryReportCreate, ConsentAction, ConsentRecord,
     ConsentScope, ConsentUpload, IntroductionCreate, IntroductionDetail, IntroductionState, Needs,
     NeedsRecord, OwnPeerProfileUpdate, PartyIntroduction, PeerApproval, PeerProfile,
-    PeerProfileUpdate, Rematch, Suggestion, Topic, TopicList, consent_statement,
+    PeerProfileUpdate, Rematch, Suggestion, Topic, TopicList,
 };
+use peerbridge_openapi::signed::consent_statement;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

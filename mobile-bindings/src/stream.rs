@@ -8,14 +8,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use peerbridge_openapi::delivery::Notice;
 use rand::Rng;
-use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-use uuid::Uuid;
 
 use crate::client::PeerbridgeClient;
 use crate::error::{Result, SdkError};
@@ -47,18 +46,6 @@ impl Receiver {
             Event::ConnectionChanged { state: now }
         })
     }
-}
-
-/// A server notice: `{"type": "hello"|"message"|"commit"|"welcome"|"resync", ...}`.
-#[derive(Deserialize)]
-struct Notice {
-    #[serde(rename = "type")]
-    kind: String,
-    conversation_id: Option<Uuid>,
-    seq: Option<u64>,
-    introduction_id: Option<Uuid>,
-    flag_id: Option<Uuid>,
-    debrief_id: Option<Uuid>,
 }
 
 /// Errors the receive loop cannot work around; everything else means "try again later".
@@ -265,29 +252,32 @@ impl PeerbridgeClient {
             (tap.0)(text);
         }
         let Ok(n) = serde_json::from_str::<Notice>(text) else {
+            // A newer server's notice type, or garbage: nothing to act on.
             tracing::debug!("ignoring a notice that does not parse");
             return Ok(Vec::new());
         };
-        match (n.kind.as_str(), n.conversation_id) {
-            ("hello" | "resync", _) => self.tolerant(self.sync_all().await),
-            ("welcome", _) => self.tolerant(self.accept_welcomes().await),
-            ("flag", _) => Ok(n
-                .flag_id
-                .map(|flag| vec![Event::FlagChanged { flag }])
-                .unwrap_or_default()),
-            ("debrief", _) => Ok(n
-                .debrief_id
-                .map(|debrief| vec![Event::DebriefChanged { debrief }])
-                .unwrap_or_default()),
-            ("introduction", _) => match n.introduction_id {
-                Some(id) => self.tolerant(self.on_introduction_changed(id).await),
-                None => Ok(Vec::new()),
-            },
-            ("message" | "commit", Some(conv)) => {
+        match n {
+            Notice::Hello { .. } | Notice::Resync => self.tolerant(self.sync_all().await),
+            Notice::Welcome { .. } => self.tolerant(self.accept_welcomes().await),
+            Notice::Flag { flag_id, .. } => Ok(vec![Event::FlagChanged { flag: flag_id }]),
+            Notice::Debrief { debrief_id } => Ok(vec![Event::DebriefChanged {
+                debrief: debrief_id,
+            }]),
+            Notice::Introduction { introduction_id } => {
+                self.tolerant(self.on_introduction_changed(introduction_id).await)
+            }
+            Notice::Message {
+                conversation_id: conv,
+                seq,
+            }
+            | Notice::Commit {
+                conversation_id: conv,
+                seq,
+            } => {
                 let st = self.conv_state(conv)?;
                 match st {
                     Some(st) if st.group_id_known() => {
-                        if n.seq.is_some_and(|s| s <= st.cursor) {
+                        if seq <= st.cursor {
                             return Ok(Vec::new());
                         }
                         self.tolerant(self.sync(conv).await)
@@ -297,7 +287,6 @@ impl PeerbridgeClient {
                     _ => self.tolerant(self.accept_welcomes().await),
                 }
             }
-            _ => Ok(Vec::new()),
         }
     }
 }

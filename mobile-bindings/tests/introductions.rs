@@ -252,6 +252,7 @@ async fn an_introduction_from_suggestion_to_reveal_and_the_hp_invited_by_both() 
         assert_absent(
             "the service user",
             &su.wire.snapshot(),
+            &[("introduction", intro.to_string())],
             &[
                 ("user id", peer.user_id.to_string()),
                 ("name", "Per Likemann".into()),
@@ -268,6 +269,7 @@ async fn an_introduction_from_suggestion_to_reveal_and_the_hp_invited_by_both() 
         assert_absent(
             "the peer",
             &peer.wire.snapshot(),
+            &[("introduction", intro.to_string())],
             &[
                 ("user id", su.user_id.to_string()),
                 ("name", "Solveig".into()),

@@ -9,12 +9,6 @@ use uuid::Uuid;
 
 use crate::Role;
 
-/// The domain-separated bytes a device signs to answer a login challenge.
-/// Clients and server must build exactly these bytes.
-pub fn login_challenge_message(challenge_id: Uuid, nonce_b64: &str) -> Vec<u8> {
-    format!("peerbridge/login/v1\n{challenge_id}\n{nonce_b64}").into_bytes()
-}
-
 /// A device's Ed25519 public key being registered, with a label the user recognises.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -131,7 +125,7 @@ pub struct Challenge {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Answer a challenge: an Ed25519 signature over [`login_challenge_message`].
+/// Answer a challenge: an Ed25519 signature over [`login_challenge_message`](crate::signed::login_challenge_message).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]

@@ -8,16 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The domain-separated bytes a device signs to bind an MLS leaf signature key to itself.
-/// A leaf's BasicCredential identity is `device_public_key (32) || signature (64)` over these
-/// bytes; server and members verify it, so nobody can put a leaf in a group on behalf of a
-/// device that did not sign it.
-pub fn leaf_binding_message(signature_key: &[u8]) -> Vec<u8> {
-    let mut m = b"peerbridge/leaf/v1\n".to_vec();
-    m.extend_from_slice(signature_key);
-    m
-}
-
 /// A batch of 1–100 key packages in all (TLS-serialized MLS messages carrying a
 /// KeyPackage). `key_packages` have a device credential (used where members are known to
 /// each other, e.g. supervision); a last-resort package replaces the device's previous one.
@@ -41,7 +31,7 @@ pub struct KeyPackageUpload {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PseudonymousKeyPackage {
     pub key_package: String,
-    /// The device's Ed25519 signature over [`leaf_binding_message`] of the package's leaf
+    /// The device's Ed25519 signature over [`leaf_binding_message`](crate::signed::leaf_binding_message) of the package's leaf
     /// signature key, base64url.
     pub leaf_binding: String,
 }
@@ -153,7 +143,7 @@ pub struct CommitUpload {
     /// (kept for rejoins; the first commit of a group opens it from this).
     #[schema(min_length = 1, max_length = 262144)]
     pub group_info: String,
-    /// For pseudonymous groups: the device's signature over [`leaf_binding_message`] of its
+    /// For pseudonymous groups: the device's signature over [`leaf_binding_message`](crate::signed::leaf_binding_message) of its
     /// own (new) leaf signature key, base64url — how the server knows whose leaf it is.
     #[serde(default)]
     pub leaf_binding: Option<String>,
@@ -209,7 +199,7 @@ pub struct LogEntry {
 }
 
 /// The server's signature over
-/// `peerbridge_openapi::escalation::franking_stamp_message(commitment, group_id, sender, seq,
+/// `peerbridge_openapi::signed::franking_stamp_message(commitment, group_id, sender, seq,
 /// received_at)` with the Ed25519 key `kid` (see `GET /v1/franking-keys`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -296,4 +286,73 @@ pub struct GroupInfoOut {
 pub struct PushEndpoint {
     #[schema(min_length = 1, max_length = 2048)]
     pub url: String,
+}
+
+/// A content-free notice on a device's stream (`GET /v1/stream`, one JSON text frame each)
+/// and on the server's bus. It says what to read, never what happened: no content, no
+/// sender, no name. A client matches every variant; a type it does not know (from a newer
+/// server) is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Notice {
+    /// First frame after connecting: the stream is this device's.
+    Hello { device_id: Uuid },
+    /// The conversation's log has entries up to `seq` (read from the device's cursor).
+    Message { conversation_id: Uuid, seq: u64 },
+    /// The conversation's group changed (a commit at `seq`): read from the cursor.
+    Commit { conversation_id: Uuid, seq: u64 },
+    /// A Welcome into the conversation waits for this device; its log starts after `seq`.
+    Welcome { conversation_id: Uuid, seq: u64 },
+    /// An introduction the device's user is part of changed (proposal, consent, state).
+    Introduction { introduction_id: Uuid },
+    /// A flag changed; `event` is what happened (e.g. `raised`, `acknowledged`).
+    Flag { flag_id: Uuid, event: String },
+    /// A debrief was requested or acknowledged.
+    Debrief { debrief_id: Uuid },
+    /// Notices may have been missed (the server's bus was interrupted): read everything.
+    Resync,
+}
+
+impl Notice {
+    /// The JSON text frame.
+    pub fn to_json(&self) -> String {
+        // A map of strings and ids always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+
+    #[test]
+    fn notices_have_a_fixed_wire_form() {
+        let id = Uuid::from_u128(1);
+        let cases = [
+            (
+                Notice::Message {
+                    conversation_id: id,
+                    seq: 7,
+                },
+                r#"{"type":"message","conversation_id":"00000000-0000-0000-0000-000000000001","seq":7}"#,
+            ),
+            (Notice::Resync, r#"{"type":"resync"}"#),
+            (
+                Notice::Flag {
+                    flag_id: id,
+                    event: "raised".into(),
+                },
+                r#"{"type":"flag","flag_id":"00000000-0000-0000-0000-000000000001","event":"raised"}"#,
+            ),
+            (
+                Notice::Debrief { debrief_id: id },
+                r#"{"type":"debrief","debrief_id":"00000000-0000-0000-0000-000000000001"}"#,
+            ),
+        ];
+        for (n, json) in cases {
+            assert_eq!(n.to_json(), json);
+            assert_eq!(serde_json::from_str::<Notice>(json).expect("parses"), n);
+        }
+        assert!(serde_json::from_str::<Notice>(r#"{"type":"party"}"#).is_err());
+    }
 }

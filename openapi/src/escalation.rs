@@ -4,43 +4,12 @@
 //!
 //! The server stores and routes a flag but never holds a key that opens its excerpt: each
 //! sealed copy is addressed to one HP device's escalation key, which that device publishes
-//! signed with its device key ([`escalation_key_message`]).
+//! signed with its device key ([`escalation_key_message`](crate::signed::escalation_key_message)).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// The bytes an HP device signs (Ed25519, device key) to publish its HPKE X25519 public
-/// key: `"peerbridge/escalation-key/v1\n" || public_key (32)`.
-pub fn escalation_key_message(hpke_public_key: &[u8]) -> Vec<u8> {
-    let mut m = b"peerbridge/escalation-key/v1\n".to_vec();
-    m.extend_from_slice(hpke_public_key);
-    m
-}
-
-/// The bytes the server signs (Ed25519, its franking key) to stamp an application message:
-/// `"peerbridge/frank/v1\n" || commitment (32) || group_id_len (u16 BE) || group_id ||
-/// sender_len (u16 BE) || sender (UTF-8 handle) || seq (u64 BE) || received_at (i64 BE,
-/// unix seconds)`.
-pub fn franking_stamp_message(
-    commitment: &[u8],
-    group_id: &[u8],
-    sender: &str,
-    seq: u64,
-    received_at_unix: i64,
-) -> Vec<u8> {
-    let mut m = b"peerbridge/frank/v1\n".to_vec();
-    m.extend_from_slice(commitment);
-    for part in [group_id, sender.as_bytes()] {
-        let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
-        m.extend_from_slice(&len.to_be_bytes());
-        m.extend_from_slice(&part[..usize::from(len).min(part.len())]);
-    }
-    m.extend_from_slice(&seq.to_be_bytes());
-    m.extend_from_slice(&received_at_unix.to_be_bytes());
-    m
-}
 
 /// Publish this HP device's escalation key (replaces the previous one).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -49,7 +18,7 @@ pub fn franking_stamp_message(
 pub struct EscalationKeyUpload {
     /// X25519 public key (32 bytes), base64url.
     pub public_key: String,
-    /// The device's Ed25519 signature over [`escalation_key_message`], base64url.
+    /// The device's Ed25519 signature over [`escalation_key_message`](crate::signed::escalation_key_message), base64url.
     pub signature: String,
 }
 

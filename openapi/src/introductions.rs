@@ -14,41 +14,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The bytes a party's device signs (with its leaf signature key in the introduction's MLS
-/// group) to state a consent or its withdrawal:
-///
-/// ```text
-/// "peerbridge/consent/v1\n" || introduction_id (16) || group_id_len (u16 BE) || group_id
-///   || scope (u8: 1 reveal, 2 invite_hp) || action (u8: 1 grant, 2 withdraw)
-///   || issued_at (i64 BE, unix seconds)
-/// ```
-///
-/// Server and counterpart rebuild these bytes from the record's fields, so neither the
-/// scope, the action nor the time can be changed without breaking the signature.
-pub fn consent_statement(
-    introduction_id: Uuid,
-    group_id: &[u8],
-    scope: ConsentScope,
-    action: ConsentAction,
-    issued_at_unix: i64,
-) -> Vec<u8> {
-    let mut m = b"peerbridge/consent/v1\n".to_vec();
-    m.extend_from_slice(introduction_id.as_bytes());
-    let len = u16::try_from(group_id.len()).unwrap_or(u16::MAX);
-    m.extend_from_slice(&len.to_be_bytes());
-    m.extend_from_slice(&group_id[..usize::from(len).min(group_id.len())]);
-    m.push(match scope {
-        ConsentScope::Reveal => 1,
-        ConsentScope::InviteHp => 2,
-    });
-    m.push(match action {
-        ConsentAction::Grant => 1,
-        ConsentAction::Withdraw => 2,
-    });
-    m.extend_from_slice(&issued_at_unix.to_be_bytes());
-    m
-}
-
 // ---------------------------------------------------------------------------------------
 // Vocabulary
 
@@ -418,7 +383,7 @@ pub enum ConsentAction {
 }
 
 /// A consent statement signed by the party's device with its leaf signature key in the
-/// introduction's group (see [`consent_statement`]).
+/// introduction's group (see [`consent_statement`](crate::signed::consent_statement)).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -429,7 +394,7 @@ pub struct ConsentUpload {
     pub issued_at: i64,
     /// The signing leaf's public signature key, base64url.
     pub signature_key: String,
-    /// Ed25519 signature over [`consent_statement`], base64url.
+    /// Ed25519 signature over [`consent_statement`](crate::signed::consent_statement), base64url.
     pub signature: String,
 }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod escalation;
 pub mod health;
 pub mod introductions;
+pub mod signed;
 pub mod supervision;
 pub mod users;
 

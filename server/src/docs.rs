@@ -19,7 +19,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
                        application/problem+json with a stable `code`.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only")
     ),
-    components(schemas(peerbridge_openapi::ErrorCode, peerbridge_openapi::Problem)),
+    components(schemas(
+        peerbridge_openapi::ErrorCode,
+        peerbridge_openapi::Problem,
+        peerbridge_openapi::delivery::Notice
+    )),
     modifiers(&BearerAuth)
 )]
 struct BaseDoc;
@@ -197,4 +201,26 @@ pub fn openapi_json() -> String {
     let mut s = openapi().to_pretty_json().unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// Anything no route matched: 405 with `Allow` when the path exists under other methods,
+/// 404 otherwise.
+pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError as _;
+    use actix_web::http::header::{self, HeaderValue};
+    let allowed = allowed_methods(req.path());
+    // A documented method that still fell through is not served here (e.g. `/metrics` moved
+    // to its own listener): that is a 404, not a 405.
+    if allowed.is_empty() || allowed.contains(&req.method().as_str()) {
+        return crate::error::ApiError::not_found()
+            .detail("no such endpoint")
+            .error_response();
+    }
+    let mut resp = crate::error::ApiError::new(peerbridge_openapi::ErrorCode::MethodNotAllowed)
+        .detail(format!("this path allows {}", allowed.join(", ")))
+        .error_response();
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
 }

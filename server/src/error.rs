@@ -198,23 +198,3 @@ pub fn query_error(
         .detail("a query parameter is malformed")
         .into()
 }
-
-/// Anything no route matched: 405 with `Allow` when the path exists under other methods,
-/// 404 otherwise.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    let allowed = crate::docs::allowed_methods(req.path());
-    // A documented method that still fell through is not served here (e.g. `/metrics` moved
-    // to its own listener): that is a 404, not a 405.
-    if allowed.is_empty() || allowed.contains(&req.method().as_str()) {
-        return ApiError::not_found()
-            .detail("no such endpoint")
-            .error_response();
-    }
-    let mut resp = ApiError::new(ErrorCode::MethodNotAllowed)
-        .detail(format!("this path allows {}", allowed.join(", ")))
-        .error_response();
-    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-        resp.headers_mut().insert(header::ALLOW, v);
-    }
-    resp
-}

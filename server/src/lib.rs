@@ -18,6 +18,7 @@ pub mod error;
 pub mod escalation;
 pub mod health;
 pub mod introductions;
+pub mod notify;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -56,7 +56,7 @@ impl AppState {
             config.access_token_ttl,
             config.refresh_token_ttl,
         );
-        let push = std::sync::Arc::new(crate::delivery::push::Pusher::new(
+        let push = std::sync::Arc::new(crate::notify::push::Pusher::new(
             db.clone(),
             clock.clone(),
             config.push_allowed_hosts.clone(),
@@ -155,7 +155,7 @@ impl Application {
                 .split_for_parts();
             let app = app
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-                .default_service(web::to(error::not_found));
+                .default_service(web::to(crate::docs::not_found));
             let app = if separate_metrics {
                 app
             } else {

@@ -23,7 +23,7 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     /// Flipped to `true` when sockets must close (code 1001) during shutdown.
     pub shutdown_signal: tokio::sync::watch::Sender<bool>,
-    pub push: std::sync::Arc<crate::delivery::push::Pusher>,
+    pub push: std::sync::Arc<crate::notify::push::Pusher>,
 }
 
 impl AppState {

@@ -1,8 +1,9 @@
 //! HTTP plumbing and scenario steps, so tests read as the story they check.
 
 use peerbridge_mls::DeviceIdentity;
-use peerbridge_openapi::auth::{Session, TotpProvisioning, login_challenge_message};
+use peerbridge_openapi::auth::{Session, TotpProvisioning};
 use peerbridge_openapi::clinics::{InviteCreated, StaffCreate, StaffCreated};
+use peerbridge_openapi::signed::login_challenge_message;
 use peerbridge_openapi::{Role, StaffRole};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};

@@ -133,6 +133,24 @@ impl ServerProcess {
         panic!("never became ready");
     }
 
+    /// Shuts the server down (SIGTERM), waits for it to exit and returns its whole log, read
+    /// to the end of both pipes: nothing it wrote can still be in flight.
+    pub async fn shut_down_and_read_log(&mut self) -> Vec<String> {
+        self.terminate();
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits within 30 s of SIGTERM")
+            .expect("wait");
+        // Both readers end at EOF and drop their senders; then `recv` returns `None`.
+        while let Some(l) = tokio::time::timeout(Duration::from_secs(30), self.lines.recv())
+            .await
+            .expect("the log pipes close after exit")
+        {
+            self.log.push(l);
+        }
+        self.log.clone()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {

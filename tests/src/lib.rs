@@ -11,6 +11,7 @@ pub mod backends;
 pub mod binary;
 pub mod deployment;
 pub mod mls_device;
+pub mod relay;
 
 pub use api::{Client, Response, Staff};
 pub use backends::{Backend, TestApp, TestDb, backends, redis_url};

@@ -115,61 +115,6 @@ async fn with_a_metrics_listener_metrics_leave_the_public_port() {
     assert!(metrics.text.contains("peerbridge_database_up"));
 }
 
-/// A TCP relay to the real Redis that a test can cut (every connection dropped, new ones
-/// refused) and restore: a Redis outage without stopping the Redis other suites share.
-struct Relay {
-    url: String,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Relay {
-    async fn start() -> Relay {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let target = redis_url()
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .to_owned();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (up2, cut2) = (up.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped at once: like a refused connection
-                }
-                let target = target.clone();
-                let mut cut_rx = cut2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Relay {
-            url: format!("redis://127.0.0.1:{port}/"),
-            up,
-            cut,
-        }
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
-        if !up {
-            self.cut.send_modify(|n| *n += 1);
-        }
-    }
-}
-
 /// Issue 12: during a Redis outage a publish neither waits nor fails (it is not even
 /// async) and still reaches this replica's subscribers; when Redis returns, the bus tells
 /// its subscribers to resync and a connected device is sent a `resync` notice with no later
@@ -180,7 +125,7 @@ async fn after_a_redis_outage_connected_devices_are_told_to_resync() {
     if !redis_available().await {
         return;
     }
-    let relay = Relay::start().await;
+    let relay = peerbridge_tests::relay::Relay::start().await;
     let prefix = format!("pbtest{}", uuid::Uuid::new_v4().simple());
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.redis_url = Some(relay.url.clone());

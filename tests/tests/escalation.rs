@@ -10,8 +10,9 @@ use peerbridge_mls::DeviceIdentity;
 use peerbridge_openapi::auth::Session;
 use peerbridge_openapi::escalation::{
     ConsultationReport, CrisisResourceList, Debrief, EventKind, Flag, FlagDetail, FlagReceipt,
-    FlagStatus, escalation_key_message,
+    FlagStatus,
 };
+use peerbridge_openapi::signed::escalation_key_message;
 use peerbridge_tests::api::{Enrolled, Staff};
 use peerbridge_tests::mls_device::b64;
 use peerbridge_tests::{Backend, TestApp, backends};

@@ -113,7 +113,7 @@ async fn an_offline_device_is_woken_without_content_and_only_allowed_gateways_ar
     }
     let (path, body) = wake.expect("a wake-up reached the gateway");
     assert_eq!(path, "/up/hp-device");
-    assert_eq!(body, peerbridge_server::delivery::push::WAKE_BODY);
+    assert_eq!(body, peerbridge_server::notify::push::WAKE_BODY);
     for leak in [
         s.conv.id.to_string(),
         s.conv.group_id.clone(),

@@ -219,7 +219,25 @@ pub fn cards(events: &[Event]) -> Vec<(Option<String>, Option<String>)> {
         .collect()
 }
 
-pub fn assert_absent(who: &str, seen: &[String], secrets: &[(&str, String)]) {
+/// Asserts that nothing `who` received over the wire contains any of `secrets`. Positive
+/// control first: everything in `present` (things `who` must have received) has to be
+/// seen, so a broken wire tap cannot make every absence check pass.
+pub fn assert_absent(
+    who: &str,
+    seen: &[String],
+    present: &[(&str, String)],
+    secrets: &[(&str, String)],
+) {
+    assert!(
+        !present.is_empty(),
+        "an absence check needs a positive control"
+    );
+    for (what, expected) in present {
+        assert!(
+            seen.iter().any(|s| s.contains(expected.as_str())),
+            "the wire tap never showed {who} their {what}: the absence checks would prove nothing"
+        );
+    }
     for (what, secret) in secrets {
         assert!(!secret.is_empty());
         if let Some(hit) = seen.iter().find(|s| s.contains(secret.as_str())) {

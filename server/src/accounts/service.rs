@@ -20,7 +20,8 @@ use super::entities::{device, invite, setup_code, user};
 use super::validate;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::{ClientAddr, Principal};
-use crate::auth::{limits, service as auth_service};
+use crate::auth::limits;
+use crate::auth::session::issue_session;
 use crate::clinics::entity as clinic;
 use crate::crypto::{b64, codes, secret_hash};
 use crate::error::{ApiError, ApiResult};
@@ -461,7 +462,7 @@ pub async fn redeem_invite(
     )
     .await?;
     let dev = register_device(&txn, state, user_id, &req.device).await?;
-    let session = auth_service::issue_session(&txn, state, user_id, &dev, None).await?;
+    let session = issue_session(&txn, state, user_id, &dev, None).await?;
     txn.commit().await?;
     Ok(session)
 }

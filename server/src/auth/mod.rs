@@ -6,4 +6,5 @@ pub mod limits;
 pub mod routes;
 pub mod secrets;
 pub mod service;
+pub mod session;
 pub mod tokens;

@@ -5,8 +5,9 @@ use chrono::Duration;
 use ed25519_dalek::{Signature, VerifyingKey};
 use peerbridge_openapi::auth::{
     Challenge, DeviceLogin, PasswordLogin, RefreshRequest, Session, StaffSetupBegin,
-    StaffSetupComplete, TotpProvisioning, login_challenge_message,
+    StaffSetupComplete, TotpProvisioning,
 };
+use peerbridge_openapi::signed::login_challenge_message;
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::prelude::Expr;
 use sea_orm::sea_query::ExprTrait;
@@ -18,7 +19,6 @@ use super::entities::{login_challenge, refresh_token};
 use super::extract::ClientAddr;
 use super::limits;
 use super::secrets;
-use super::tokens::new_refresh_token;
 use crate::accounts::entities::{device, setup_code, user};
 use crate::accounts::service::{ACTIVE, register_device};
 use crate::accounts::validate;
@@ -29,57 +29,7 @@ use crate::state::AppState;
 
 const CHALLENGE_TTL_SECS: i64 = 120;
 
-/// Issues an access token and a new refresh token (in `family`, or a new family).
-pub async fn issue_session(
-    txn: &DatabaseTransaction,
-    state: &AppState,
-    user_id: Uuid,
-    dev: &device::Model,
-    family: Option<Uuid>,
-) -> ApiResult<Session> {
-    let now = state.now();
-    let u = user::Entity::find_by_id(user_id)
-        .one(txn)
-        .await?
-        .ok_or_else(ApiError::unauthenticated)?;
-    let role = Role::parse(&u.role)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("invalid stored role")))?;
-    let (access, access_exp) = state
-        .tokens
-        .issue_access(now, user_id, dev.id)
-        .map_err(ApiError::internal)?;
-    let refresh = new_refresh_token();
-    let refresh_exp = now + state.tokens.refresh_ttl;
-    refresh_token::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        family_id: Set(family.unwrap_or_else(Uuid::new_v4)),
-        device_id: Set(dev.id),
-        user_id: Set(user_id),
-        token_hash: Set(secret_hash(&refresh)),
-        created_at: Set(now),
-        expires_at: Set(refresh_exp),
-        rotated_at: Set(None),
-        revoked_at: Set(None),
-    }
-    .insert(txn)
-    .await?;
-    device::Entity::update_many()
-        .col_expr(device::Column::LastSeenAt, Expr::value(now))
-        .filter(device::Column::Id.eq(dev.id))
-        .exec(txn)
-        .await?;
-    Ok(Session {
-        user_id,
-        device_id: dev.id,
-        clinic_id: u.clinic_id,
-        role,
-        token_type: "Bearer".into(),
-        access_token: access,
-        access_token_expires_at: access_exp,
-        refresh_token: refresh,
-        refresh_token_expires_at: refresh_exp,
-    })
-}
+use super::session::issue_session;
 
 async fn find_setup_code(
     state: &AppState,

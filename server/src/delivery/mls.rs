@@ -40,16 +40,16 @@ fn message(bytes: &[u8]) -> Result<MlsMessageBodyIn, MlsError> {
 }
 
 /// The device key a leaf credential binds to, if the device's signature over the leaf
-/// signature key verifies (see `peerbridge_openapi::delivery::leaf_binding_message`).
+/// signature key verifies (see `peerbridge_openapi::signed::leaf_binding_message`).
 pub fn credential_device(credential: &[u8], leaf_signature_key: &[u8]) -> Option<[u8; 32]> {
     let (device, sig) = credential.split_at_checked(32)?;
     let device: [u8; 32] = device.try_into().ok()?;
     binding_verifies(&device, leaf_signature_key, sig).then_some(device)
 }
 
-/// The prefix of a pseudonymous credential: `"PBP1" || 16 random bytes`. It names nobody;
-/// the leaf's owner is known to the server only through a separate leaf binding.
-pub const PSEUDONYM_PREFIX: &[u8] = b"PBP1";
+/// A pseudonymous credential (`"PBP1" || 16 random bytes`) names nobody; the leaf's owner is
+/// known to the server only through a separate leaf binding.
+use peerbridge_openapi::signed::PSEUDONYM_PREFIX;
 
 /// What a leaf's credential says about its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn leaf_credential(credential: &[u8], leaf_signature_key: &[u8]) -> LeafCred
 pub fn binding_verifies(device_key: &[u8], leaf_signature_key: &[u8], binding: &[u8]) -> bool {
     crate::crypto::ed25519_verifies(
         device_key,
-        &peerbridge_openapi::delivery::leaf_binding_message(leaf_signature_key),
+        &peerbridge_openapi::signed::leaf_binding_message(leaf_signature_key),
         binding,
     )
 }
@@ -331,9 +331,9 @@ pub fn leaves_of_state(state: &[u8], group_id: &[u8]) -> Result<Vec<Leaf>, MlsEr
     Ok(leaves_of(&group))
 }
 
-/// The prefix of a franking commitment in an application message's authenticated data:
+/// A franking commitment in an application message's authenticated data:
 /// `"PBF1" || HMAC-SHA256(franking key, plaintext)`.
-pub const FRANKING_PREFIX: &[u8] = b"PBF1";
+use peerbridge_openapi::signed::FRANKING_AAD_PREFIX as FRANKING_PREFIX;
 
 /// What the server reads of an application message: group id, epoch, and the franking
 /// commitment if the sender made one.

@@ -3,7 +3,6 @@
 
 pub mod entities;
 pub mod mls;
-pub mod push;
 pub mod routes;
 pub mod service;
 pub mod stream;

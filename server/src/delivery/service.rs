@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use peerbridge_openapi::delivery::{
     ClaimTarget, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
     ConversationKind, EntryKind, FrankingStamp, GroupInfoOut, KeyPackageClaim, KeyPackageStatus,
-    KeyPackageUpload, LogEntry, LogPage, MessageAccepted, MessageSend, PurgedRange, Welcome,
+    KeyPackageUpload, LogEntry, LogPage, MessageAccepted, MessageSend, Notice, PurgedRange,
+    Welcome,
 };
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::prelude::Expr;
@@ -297,7 +298,7 @@ pub async fn claim_key_packages(
     }
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
-    let devices = live_devices(&txn, &[target]).await?;
+    let devices = crate::notify::live_devices(&txn, &[target]).await?;
     // Devices already in the group need no key package (adding one twice is refused).
     let members: HashSet<Uuid> = member_device::Entity::find()
         .filter(member_device::Column::ConversationId.eq(conv.id))
@@ -357,15 +358,6 @@ pub async fn allowed_users(
         .map(|u| u.id)
         .collect();
     Ok(ids.into_iter().filter(|i| active.contains(i)).collect())
-}
-
-async fn live_devices(db: &impl ConnectionTrait, users: &[Uuid]) -> ApiResult<Vec<device::Model>> {
-    Ok(device::Entity::find()
-        .filter(device::Column::UserId.is_in(users.to_vec()))
-        .filter(device::Column::RevokedAt.is_null())
-        .order_by_asc(device::Column::CreatedAt)
-        .all(db)
-        .await?)
 }
 
 /// The conversation if the caller may see it (an allowed user of its clinic), else 404.
@@ -578,7 +570,7 @@ async fn devices_for_leaves(
 ) -> ApiResult<Vec<(u32, device::Model)>> {
     let allowed = allowed_users(db, conv).await?;
     let intro = introductions::of_conversation(db, conv).await?;
-    let devices = live_devices(db, &allowed).await?;
+    let devices = crate::notify::live_devices(db, &allowed).await?;
     let by_key: HashMap<&[u8], &device::Model> = devices
         .iter()
         .map(|d| (d.public_key.as_slice(), d))
@@ -874,47 +866,26 @@ pub async fn commit(
         }
     }
     txn.commit().await?;
-    notify(
+    crate::notify::devices(
         state,
         &in_tree.iter().copied().collect::<Vec<_>>(),
-        conv.id,
-        seq,
-        "commit",
-    )
-    .await;
-    notify(state, &woken, conv.id, seq, "welcome").await;
+        &Notice::Commit {
+            conversation_id: conv.id,
+            seq: seq.max(0) as u64,
+        },
+    );
+    crate::notify::devices(
+        state,
+        &woken,
+        &Notice::Welcome {
+            conversation_id: conv.id,
+            seq: seq.max(0) as u64,
+        },
+    );
     Ok(CommitAccepted {
         epoch: next.epoch,
         seq: seq.max(0) as u64,
     })
-}
-
-/// Wakes every live device of `users` with a content-free `payload` (bus + push).
-pub async fn notify_users(state: &AppState, users: &[Uuid], payload: &str) {
-    let Ok(devices) = live_devices(&state.db, users).await else {
-        return; // the database holds the truth; clients catch up on their next poll
-    };
-    let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
-    for d in &ids {
-        state.bus.publish(
-            &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
-            payload.as_bytes(),
-        );
-    }
-    state.push.wake(ids);
-}
-
-/// Wakes devices through the bus (the database already holds the truth).
-async fn notify(state: &AppState, devices: &[Uuid], conv: Uuid, seq: i64, kind: &str) {
-    for d in devices {
-        let payload = json!({ "type": kind, "conversation_id": conv, "seq": seq }).to_string();
-        state.bus.publish(
-            &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
-            payload.as_bytes(),
-        );
-    }
-    // Offline devices get a content-free wake-up through their push endpoint.
-    state.push.wake(devices.to_vec());
 }
 
 /// Registers (or with `None` clears) the calling device's push endpoint.
@@ -994,7 +965,7 @@ pub async fn send_message(
     let seq = locked.last_seq + 1;
     let stamp = commitment.map(|c| {
         use ed25519_dalek::Signer;
-        let m = peerbridge_openapi::escalation::franking_stamp_message(
+        let m = peerbridge_openapi::signed::franking_stamp_message(
             &c,
             &conv.group_id,
             &sender,
@@ -1047,7 +1018,14 @@ pub async fn send_message(
         .map(|m| m.device_id)
         .filter(|d| *d != p.device_id)
         .collect();
-    notify(state, &members, conv.id, seq, "message").await;
+    crate::notify::devices(
+        state,
+        &members,
+        &Notice::Message {
+            conversation_id: conv.id,
+            seq: seq.max(0) as u64,
+        },
+    );
     Ok((
         MessageAccepted {
             seq: seq as u64,

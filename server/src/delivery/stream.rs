@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::StreamExt;
+use peerbridge_openapi::delivery::Notice;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -25,7 +25,10 @@ const HEARTBEAT: Duration = Duration::from_secs(20);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
 
-/// Open the device's notification stream (WebSocket).
+/// Open the device's notification stream (WebSocket). Every text frame the server sends is
+/// one `Notice` (see the schema): content-free, it says what to read. The first is `hello`,
+/// then the backlog (a `message` per conversation with unacknowledged entries, a `welcome`
+/// per pending Welcome), then live notices; `resync` means notices may have been missed.
 #[utoipa::path(
     tag = "delivery",
     security(("bearer" = [])),
@@ -78,14 +81,14 @@ pub async fn stream(
                     }
                     // The bus came back: notices from other replicas may have been missed.
                     Ok(m) if m.topic == topics::BUS_RESUMED => {
-                        if session.text(json!({ "type": "resync" }).to_string()).await.is_err() {
+                        if session.text(Notice::Resync.to_json()).await.is_err() {
                             break;
                         }
                     }
                     Ok(_) => {}
                     // Too far behind: tell the device to read from its cursor.
                     Err(RecvError::Lagged(_)) => {
-                        if session.text(json!({ "type": "resync" }).to_string()).await.is_err() {
+                        if session.text(Notice::Resync.to_json()).await.is_err() {
                             break;
                         }
                     }
@@ -132,7 +135,7 @@ pub async fn stream(
 
 /// Notices for what the device has not acknowledged yet: a reconnect resumes from there.
 async fn backlog(state: &AppState, device: Uuid) -> ApiResult<Vec<String>> {
-    let mut out = vec![json!({ "type": "hello", "device_id": device }).to_string()];
+    let mut out = vec![Notice::Hello { device_id: device }.to_json()];
     let memberships = member_device::Entity::find()
         .filter(member_device::Column::DeviceId.eq(device))
         .filter(member_device::Column::RemovedAt.is_null())
@@ -145,8 +148,11 @@ async fn backlog(state: &AppState, device: Uuid) -> ApiResult<Vec<String>> {
             && c.last_seq > m.acked_seq
         {
             out.push(
-                json!({ "type": "message", "conversation_id": c.id, "seq": c.last_seq })
-                    .to_string(),
+                Notice::Message {
+                    conversation_id: c.id,
+                    seq: c.last_seq.max(0) as u64,
+                }
+                .to_json(),
             );
         }
     }
@@ -157,8 +163,11 @@ async fn backlog(state: &AppState, device: Uuid) -> ApiResult<Vec<String>> {
         .await?
     {
         out.push(
-            json!({ "type": "welcome", "conversation_id": w.conversation_id, "seq": w.start_seq })
-                .to_string(),
+            Notice::Welcome {
+                conversation_id: w.conversation_id,
+                seq: w.start_seq.max(0) as u64,
+            }
+            .to_json(),
         );
     }
     Ok(out)

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use peerbridge_openapi::Role;
+use peerbridge_openapi::delivery::Notice;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, ConsultationReport, ConsultationReportRow,
     CrisisResource, CrisisResourceList, Debrief, DebriefCreate, EscalationSettings, FlagStatus,
@@ -406,9 +407,9 @@ pub async fn request_debrief(
     )
     .await?;
     txn.commit().await?;
-    let payload = json!({ "type": "debrief", "debrief_id": row.id }).to_string();
+    let notice = Notice::Debrief { debrief_id: row.id };
     let sups = supervisors_of(state, clinic, p.user_id).await?;
-    crate::delivery::service::notify_users(state, &sups, &payload).await;
+    crate::notify::users(state, &sups, &notice).await;
     Ok((debrief_dto(row), true))
 }
 
@@ -475,8 +476,8 @@ pub async fn acknowledge_debrief(state: &AppState, p: &Principal, id: Uuid) -> A
     )
     .await?;
     txn.commit().await?;
-    let payload = json!({ "type": "debrief", "debrief_id": d.id }).to_string();
-    crate::delivery::service::notify_users(state, &[d.peer_id], &payload).await;
+    let notice = Notice::Debrief { debrief_id: d.id };
+    crate::notify::users(state, &[d.peer_id], &notice).await;
     Ok(debrief_dto(d))
 }
 

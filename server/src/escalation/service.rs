@@ -8,8 +8,9 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
 use peerbridge_openapi::escalation::{
     EscalationKeyUpload, EscalationRecipient, EventKind, Flag, FlagCreate, FlagDetail, FlagEvent,
     FlagKind, FlagOutcome, FlagReceipt, FlagResolve, FlagStatus, Locale, RiskCategory,
-    SealedExcerpt, Severity, SubjectIdentity, escalation_key_message,
+    SealedExcerpt, Severity, SubjectIdentity,
 };
+use peerbridge_openapi::signed::escalation_key_message;
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -344,9 +345,12 @@ fn notice(s: &settings::Model, locale: Option<Locale>) -> String {
 
 /// Wakes every live device of `users` about a flag (content-free).
 pub async fn notify(state: &AppState, users: &HashSet<Uuid>, flag: Uuid, what: &str) {
-    let payload = json!({ "type": "flag", "flag_id": flag, "event": what }).to_string();
     let users: Vec<Uuid> = users.iter().copied().collect();
-    crate::delivery::service::notify_users(state, &users, &payload).await;
+    let notice = peerbridge_openapi::delivery::Notice::Flag {
+        flag_id: flag,
+        event: what.to_owned(),
+    };
+    crate::notify::users(state, &users, &notice).await;
 }
 
 pub async fn raise(

@@ -7,8 +7,8 @@ use peerbridge_openapi::introductions::{
     BoundaryCategory, BoundaryReport, BoundaryReportCreate, ConsentAction, ConsentRecord,
     ConsentScope, ConsentSummary, ConsentUpload, IntroductionCreate, IntroductionDetail,
     IntroductionOutcome, IntroductionState, Party, PartyIntroduction, Rematch, Response,
-    consent_statement,
 };
+use peerbridge_openapi::signed::consent_statement;
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
@@ -351,8 +351,14 @@ async fn locked(txn: &DatabaseTransaction, id: Uuid) -> ApiResult<introduction::
 // Notifications: content-free wake-ups, like messages
 
 async fn notify(state: &AppState, users: &[Uuid], intro: Uuid) {
-    let payload = json!({ "type": "introduction", "introduction_id": intro }).to_string();
-    crate::delivery::service::notify_users(state, users, &payload).await;
+    crate::notify::users(
+        state,
+        users,
+        &peerbridge_openapi::delivery::Notice::Introduction {
+            introduction_id: intro,
+        },
+    )
+    .await;
 }
 
 /// The clinic's HPs (informed of blocks and boundary reports).

@@ -33,6 +33,8 @@ struct Figures {
     rss_mib: f64,
     raw_inserts_per_s: f64,
     payload: usize,
+    /// Send latency (p50, p99 ms) in a closed loop with Redis up, then with it cut.
+    outage: Option<[(f64, f64); 2]>,
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -84,8 +86,14 @@ async fn run(backend: Backend, pairs: usize, burst: usize, rate: u32) -> Figures
         .env("PEERBRIDGE_INDEX_KEY", &index)
         .env("PEERBRIDGE_REDIS_CHANNEL_PREFIX", &prefix)
         .env("PEERBRIDGE_LOG_LEVEL", "info");
-    if let Some(r) = &redis {
-        cmd.env("REDIS_URL", r);
+    // The server reaches Redis through a relay the bench can cut (an outage for this
+    // server only).
+    let relay = match &redis {
+        Some(_) => Some(peerbridge_tests::relay::Relay::start().await),
+        None => None,
+    };
+    if let Some(r) = &relay {
+        cmd.env("REDIS_URL", &r.url);
     }
     let server = ServerProcess::start(cmd).await;
     server.wait_ready().await;
@@ -262,6 +270,35 @@ async fn run(backend: Backend, pairs: usize, burst: usize, rate: u32) -> Figures
     let delivered_per_s = delivered as f64 / started.elapsed().as_secs_f64();
     let rss = server.child.id().map(rss_mib).unwrap_or(0.0);
 
+    // Phase 4 (with Redis): send latency in a closed loop, Redis up, then Redis cut. A
+    // publish never waits for Redis, so the two should be alike.
+    let outage = match &relay {
+        Some(relay) => {
+            let mut figures = [(0.0, 0.0); 2];
+            for (round, up) in [true, false].into_iter().enumerate() {
+                relay.set_up(up);
+                // Let the server's bus notice the change before measuring.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let mut lat = Vec::new();
+                for i in 0..OUTAGE_SENDS {
+                    let k = i % senders.len();
+                    let (conv, gid, _) = &convs[k];
+                    let t = Instant::now();
+                    senders[k]
+                        .send_text(*conv, gid, &format!("outage {round}:{i}"), Uuid::new_v4())
+                        .await
+                        .expect(201);
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+                figures[round] = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+            }
+            relay.set_up(true);
+            Some(figures)
+        }
+        None => None,
+    };
+
     // The database's own single-row insert rate, same payload size, one commit per row.
     let db = peerbridge_server::storage::connect_url(
         &app.db.url,
@@ -316,8 +353,12 @@ async fn run(backend: Backend, pairs: usize, burst: usize, rate: u32) -> Figures
         rss_mib: rss,
         raw_inserts_per_s,
         payload,
+        outage,
     }
 }
+
+/// Sends per round of the Redis outage phase.
+const OUTAGE_SENDS: usize = 400;
 
 #[tokio::main]
 async fn main() {
@@ -352,6 +393,15 @@ async fn main() {
             f.payload
         );
         let _ = f.offered;
+    }
+    for f in &all {
+        if let Some([(up50, up99), (down50, down99)]) = f.outage {
+            println!(
+                "{}: send latency in a closed loop of {OUTAGE_SENDS}: Redis up p50 {up50:.1} ms p99 {up99:.1} ms; Redis cut p50 {down50:.1} ms p99 {down99:.1} ms; p99 cut ÷ up {:.2}",
+                f.backend,
+                down99 / up99
+            );
+        }
     }
     println!("total run time {:.0} s", started.elapsed().as_secs_f64());
 }

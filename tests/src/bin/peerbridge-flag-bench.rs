@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use peerbridge_openapi::escalation::escalation_key_message;
+use peerbridge_openapi::signed::escalation_key_message;
 use peerbridge_tests::mls_device::{Stream, b64};
 use peerbridge_tests::{Backend, TestApp, backends};
 use serde_json::json;

@@ -1,0 +1,48 @@
+//! Waking devices. A content-free [`Notice`] goes to each live device through the bus (to
+//! whichever replica holds its stream), and devices without a live stream get a push
+//! wake-up (`push`). The database already holds the truth when anything here runs: a lost
+//! notice only delays a read, and the services that call this never wait for it.
+
+pub mod push;
+
+use peerbridge_openapi::delivery::Notice;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use crate::accounts::entities::device;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The devices of `users` that are not revoked, oldest first.
+pub async fn live_devices(
+    db: &impl ConnectionTrait,
+    users: &[Uuid],
+) -> ApiResult<Vec<device::Model>> {
+    Ok(device::Entity::find()
+        .filter(device::Column::UserId.is_in(users.to_vec()))
+        .filter(device::Column::RevokedAt.is_null())
+        .order_by_asc(device::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+/// Sends `notice` to these devices (bus) and wakes those that are offline (push).
+pub fn devices(state: &AppState, devices: &[Uuid], notice: &Notice) {
+    let payload = notice.to_json();
+    for d in devices {
+        state.bus.publish(
+            &format!("{}{d}", crate::bus::topics::DEVICE_PREFIX),
+            payload.as_bytes(),
+        );
+    }
+    state.push.wake(devices.to_vec());
+}
+
+/// Sends `notice` to every live device of `users`.
+pub async fn users(state: &AppState, users: &[Uuid], notice: &Notice) {
+    let Ok(live) = live_devices(&state.db, users).await else {
+        return; // the database holds the truth; clients catch up on their next poll
+    };
+    let ids: Vec<Uuid> = live.iter().map(|d| d.id).collect();
+    devices(state, &ids, notice);
+}
