@@ -72,6 +72,10 @@ pub async fn metrics(state: State) -> HttpResponse {
         .metrics
         .bus_degraded
         .set(i64::from(!state.bus.is_healthy()));
+    state
+        .metrics
+        .bus_local_only
+        .set(i64::try_from(state.bus.local_only()).unwrap_or(i64::MAX));
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())

@@ -56,6 +56,7 @@ pub struct Metrics {
     pub auth_failures: Counter,
     pub rate_limited: Counter,
     pub bus_degraded: Gauge,
+    pub bus_local_only: Gauge,
     pub database_up: Gauge,
     pub shutting_down: Gauge,
     pub ciphertext_deleted: Family<Labels, Counter>,
@@ -102,6 +103,13 @@ impl Metrics {
             "1 while the Redis bus is unreachable (fan-out falls back to polling)",
             bus_degraded.clone(),
         );
+        let bus_local_only = Gauge::default();
+        registry.register(
+            "bus_publishes_local_only",
+            "Publishes since start that reached only this replica (Redis down or the publish \
+             queue full); other replicas' devices resync when the bus returns",
+            bus_local_only.clone(),
+        );
         let database_up = Gauge::default();
         registry.register(
             "database_up",
@@ -128,6 +136,7 @@ impl Metrics {
             auth_failures,
             rate_limited,
             bus_degraded,
+            bus_local_only,
             database_up,
             shutting_down,
         }

@@ -78,6 +78,18 @@ async fn with_redis_unreachable_the_replica_stays_ready_and_reports_a_degraded_b
         .expect("in time")
         .expect("message");
     assert_eq!(msg.payload, b"x");
+    // Counted as reaching this replica only (none before the publish).
+    assert!(
+        m.text.contains("peerbridge_bus_publishes_local_only 0"),
+        "{}",
+        m.text
+    );
+    let m = c.get("/metrics", None).await;
+    assert!(
+        m.text.contains("peerbridge_bus_publishes_local_only 1"),
+        "{}",
+        m.text
+    );
     // And writes still commit.
     let op = app.bootstrap_operator().await;
     app.create_clinic(&op, "Bodø").await;

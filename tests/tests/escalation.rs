@@ -703,3 +703,48 @@ async fn fifty_concurrent_retries_of_one_flag_store_it_once_and_all_succeed() {
         assert_eq!(stored, 1);
     }
 }
+
+/// A stored flag whose status no variant names is a corrupt row: reading it is an internal
+/// error (problem+json, no value echoed), not a flag silently shown as open; the row is left
+/// as it was.
+#[tokio::test]
+async fn a_corrupt_stored_status_is_an_internal_error_not_a_guess() {
+    use peerbridge_server::escalation::entities::flag;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    for backend in backends().await {
+        let w = ward(TestApp::spawn(backend).await).await;
+        for s in [&w.on_duty, &w.supervisor] {
+            publish_key(&w.app, s).await;
+        }
+        let id = w
+            .raise(Uuid::new_v4(), "urgent")
+            .await
+            .expect(201)
+            .parse::<FlagReceipt>()
+            .id;
+        let path = format!("/v1/flags/{id}");
+        // Positive control: readable while the row is sound.
+        w.app
+            .client()
+            .get(&path, Some(w.on_duty.token()))
+            .await
+            .expect(200);
+        flag::Entity::update_many()
+            .col_expr(flag::Column::Status, Expr::value("misplaced"))
+            .filter(flag::Column::Id.eq(id))
+            .exec(&w.app.state.db)
+            .await
+            .expect("corrupt the row");
+        let r = w.app.client().get(&path, Some(w.on_duty.token())).await;
+        r.expect_problem(500, "internal");
+        assert!(!r.text.contains("misplaced"), "{}", r.text);
+        let row = flag::Entity::find_by_id(id)
+            .one(&w.app.state.db)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(row.status, "misplaced", "stored data left intact");
+    }
+}

@@ -248,7 +248,8 @@ pub async fn password_login(
     if u.status != ACTIVE {
         return Err(ApiError::new(ErrorCode::AccountInactive));
     }
-    let role = Role::parse(&u.role).unwrap_or(Role::ServiceUser);
+    let role = Role::parse(&u.role)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("corrupt row: users.role")))?;
     if !role.is_staff() {
         return Err(ApiError::new(ErrorCode::InvalidCredentials));
     }

@@ -49,7 +49,8 @@ pub struct Bus {
 
 struct RedisBus {
     queue: mpsc::Sender<BusMessage>,
-    /// Publishes that went to this replica only (queue full); see [`Bus::local_only`].
+    /// Publishes that went to this replica only (degraded or queue full); see
+    /// [`Bus::local_only`].
     local_only: Arc<AtomicU64>,
     /// True while the subscriber is connected to Redis.
     subscribed: Arc<AtomicBool>,
@@ -138,6 +139,7 @@ impl Bus {
         if !r.subscribed.load(Ordering::SeqCst) {
             // Degraded: Redis would not echo it back to us; deliver to this replica directly
             // (other replicas' devices resync when the bus returns).
+            r.local_only.fetch_add(1, Ordering::Relaxed);
             let _ = self.local.send(msg);
             return;
         }
@@ -150,7 +152,8 @@ impl Bus {
         }
     }
 
-    /// How many publishes reached only this replica because the publish queue was full.
+    /// How many publishes reached only this replica (Redis down, or the publish queue full)
+    /// since start; exported as `peerbridge_bus_publishes_local_only`.
     pub fn local_only(&self) -> u64 {
         self.redis
             .as_ref()

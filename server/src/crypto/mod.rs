@@ -66,6 +66,19 @@ pub fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
+/// The enum a stored column holds. A value no variant names is a corrupt row: an internal
+/// error naming the column (never the value), not a silent guess of a variant.
+pub fn stored<T: serde::de::DeserializeOwned>(
+    column: &'static str,
+    s: &str,
+) -> crate::error::ApiResult<T> {
+    enum_parse(s).ok_or_else(|| {
+        crate::error::ApiError::internal(anyhow::anyhow!(
+            "corrupt row: {column} holds a value no variant names"
+        ))
+    })
+}
+
 /// Random bytes from the OS.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     use rand::RngCore;

@@ -22,7 +22,7 @@ use crate::accounts::service::ACTIVE;
 use crate::accounts::validate;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
-use crate::crypto::{enum_parse, enum_str};
+use crate::crypto::{enum_str, stored};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::supervision;
@@ -321,19 +321,19 @@ pub async fn put_crisis_resources(
 // ---------------------------------------------------------------------------------------
 // Debriefs
 
-fn debrief_dto(d: debrief::Model) -> Debrief {
-    Debrief {
+fn debrief_dto(d: debrief::Model) -> ApiResult<Debrief> {
+    Ok(Debrief {
         id: d.id,
         clinic_id: d.clinic_id,
         peer_id: d.peer_id,
         introduction_id: d.introduction_id,
-        severity: enum_parse(&d.severity).unwrap_or(Severity::Routine),
-        status: enum_parse(&d.status).unwrap_or(FlagStatus::Open),
+        severity: stored("debriefs.severity", &d.severity)?,
+        status: stored("debriefs.status", &d.status)?,
         deadline_at: d.deadline_at,
         acknowledged_by: d.acknowledged_by,
         acknowledged_at: d.acknowledged_at,
         created_at: d.created_at,
-    }
+    })
 }
 
 async fn supervisors_of(state: &AppState, clinic: Uuid, peer: Uuid) -> ApiResult<Vec<Uuid>> {
@@ -368,7 +368,7 @@ pub async fn request_debrief(
             return Err(ApiError::new(ErrorCode::Conflict)
                 .detail("this client_id was used for another debrief"));
         }
-        return Ok((debrief_dto(existing), false));
+        return Ok((debrief_dto(existing)?, false));
     }
     if let Some(intro) = req.introduction_id {
         let mine = crate::introductions::entities::introduction::Entity::find_by_id(intro)
@@ -410,7 +410,7 @@ pub async fn request_debrief(
     let notice = Notice::Debrief { debrief_id: row.id };
     let sups = supervisors_of(state, clinic, p.user_id).await?;
     crate::notify::users(state, &sups, &notice).await;
-    Ok((debrief_dto(row), true))
+    Ok((debrief_dto(row)?, true))
 }
 
 /// Debriefs of the peers the caller supervises (open first, urgent first, oldest first).
@@ -429,20 +429,20 @@ pub async fn debrief_queue(state: &AppState, p: &Principal) -> ApiResult<Vec<Deb
         .await?
         .into_iter()
         .map(debrief_dto)
-        .collect();
+        .collect::<ApiResult<_>>()?;
     rows.sort_by_key(|d| (d.status != FlagStatus::Open, d.severity, d.created_at));
     Ok(rows)
 }
 
 pub async fn my_debriefs(state: &AppState, p: &Principal) -> ApiResult<Vec<Debrief>> {
-    Ok(debrief::Entity::find()
+    debrief::Entity::find()
         .filter(debrief::Column::PeerId.eq(p.user_id))
         .order_by_desc(debrief::Column::CreatedAt)
         .all(&state.db)
         .await?
         .into_iter()
         .map(debrief_dto)
-        .collect())
+        .collect()
 }
 
 pub async fn acknowledge_debrief(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Debrief> {
@@ -457,7 +457,7 @@ pub async fn acknowledge_debrief(state: &AppState, p: &Principal, id: Uuid) -> A
         return Err(ApiError::not_found());
     }
     if d.status != "open" {
-        return Ok(debrief_dto(d));
+        return debrief_dto(d);
     }
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
@@ -478,21 +478,21 @@ pub async fn acknowledge_debrief(state: &AppState, p: &Principal, id: Uuid) -> A
     txn.commit().await?;
     let notice = Notice::Debrief { debrief_id: d.id };
     crate::notify::users(state, &[d.peer_id], &notice).await;
-    Ok(debrief_dto(d))
+    debrief_dto(d)
 }
 
 // ---------------------------------------------------------------------------------------
 // Consultations
 
-fn consultation_dto(c: consultation::Model) -> Consultation {
-    Consultation {
+fn consultation_dto(c: consultation::Model) -> ApiResult<Consultation> {
+    Ok(Consultation {
         id: c.id,
         peer_id: c.peer_id,
         date: c.date,
         duration_minutes: c.duration_minutes.max(0) as u32,
-        kind: enum_parse(&c.kind).unwrap_or(ConsultationKind::Chat),
+        kind: stored("consultations.kind", &c.kind)?,
         created_at: c.created_at,
-    }
+    })
 }
 
 pub async fn log_consultation(
@@ -522,7 +522,7 @@ pub async fn log_consultation(
             return Err(ApiError::new(ErrorCode::Conflict)
                 .detail("this client_id was used for another consultation"));
         }
-        return Ok((consultation_dto(existing), false));
+        return Ok((consultation_dto(existing)?, false));
     }
     let txn = crate::storage::begin(&state.db).await?;
     let row = consultation::ActiveModel {
@@ -547,18 +547,18 @@ pub async fn log_consultation(
     )
     .await?;
     txn.commit().await?;
-    Ok((consultation_dto(row), true))
+    Ok((consultation_dto(row)?, true))
 }
 
 pub async fn my_consultations(state: &AppState, p: &Principal) -> ApiResult<Vec<Consultation>> {
-    Ok(consultation::Entity::find()
+    consultation::Entity::find()
         .filter(consultation::Column::PeerId.eq(p.user_id))
         .order_by_desc(consultation::Column::Date)
         .all(&state.db)
         .await?
         .into_iter()
         .map(consultation_dto)
-        .collect())
+        .collect()
 }
 
 pub async fn consultation_report(
@@ -593,7 +593,7 @@ pub async fn consultation_report(
         });
         r.consultations += 1;
         r.total_minutes += c.duration_minutes.max(0) as u32;
-        match enum_parse(&c.kind).unwrap_or(ConsultationKind::Chat) {
+        match stored("consultations.kind", &c.kind)? {
             ConsultationKind::Chat => r.chat += 1,
             ConsultationKind::Call => r.call += 1,
             ConsultationKind::Video => r.video += 1,

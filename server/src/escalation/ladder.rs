@@ -69,7 +69,12 @@ pub async fn tick(state: &AppState, holder: &str) -> ApiResult<u32> {
         .await?;
     let mut steps = 0;
     for f in due {
-        let severity: Severity = enum_parse(&f.severity).unwrap_or(Severity::Imminent);
+        // A severity no variant names is a corrupt row; the ladder must still move the flag
+        // on, so it is treated as the most urgent (and said loudly), never as a lesser one.
+        let severity: Severity = enum_parse(&f.severity).unwrap_or_else(|| {
+            tracing::error!(flag = %f.id, "corrupt row: flags.severity; escalating as imminent");
+            Severity::Imminent
+        });
         let policy = settings_of(&state.db, f.clinic_id, now).await?;
         let next_level = f.level + 1;
         let next_deadline = deadline(&policy, severity, now);

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
 use peerbridge_openapi::escalation::{
     EscalationKeyUpload, EscalationRecipient, EventKind, Flag, FlagCreate, FlagDetail, FlagEvent,
-    FlagKind, FlagOutcome, FlagReceipt, FlagResolve, FlagStatus, Locale, RiskCategory,
-    SealedExcerpt, Severity, SubjectIdentity,
+    FlagKind, FlagOutcome, FlagReceipt, FlagResolve, Locale, RiskCategory, SealedExcerpt, Severity,
+    SubjectIdentity,
 };
 use peerbridge_openapi::signed::escalation_key_message;
 use peerbridge_openapi::{ErrorCode, Role};
@@ -24,7 +24,7 @@ use crate::accounts::entities::{device, user};
 use crate::accounts::service::ACTIVE;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
-use crate::crypto::{b64, b64_decode, ed25519_verifies, enum_parse, enum_str};
+use crate::crypto::{b64, b64_decode, ed25519_verifies, enum_parse, enum_str, stored};
 use crate::error::{ApiError, ApiResult};
 use crate::introductions::service as introductions;
 use crate::state::AppState;
@@ -513,7 +513,7 @@ pub async fn raise(
         "raised",
     )
     .await;
-    Ok((receipt(&row, &policy, req.locale), true))
+    Ok((receipt(&row, &policy, req.locale)?, true))
 }
 
 /// The stored flag with this client id, when this is a retry of it (a 2xx, nothing new);
@@ -537,16 +537,16 @@ async fn already_raised(
             ApiError::new(ErrorCode::Conflict).detail("this client_id was used for another flag")
         );
     }
-    Ok(Some((receipt(&existing, policy, req.locale), false)))
+    Ok(Some((receipt(&existing, policy, req.locale)?, false)))
 }
 
-fn receipt(f: &flag::Model, s: &settings::Model, locale: Option<Locale>) -> FlagReceipt {
-    FlagReceipt {
+fn receipt(f: &flag::Model, s: &settings::Model, locale: Option<Locale>) -> ApiResult<FlagReceipt> {
+    Ok(FlagReceipt {
         id: f.id,
-        status: enum_parse(&f.status).unwrap_or(FlagStatus::Open),
+        status: stored("flags.status", &f.status)?,
         created_at: f.created_at,
         notice: notice(s, locale),
-    }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -593,10 +593,10 @@ async fn dto(db: &impl ConnectionTrait, f: &flag::Model, me: Uuid) -> ApiResult<
         conversation_id: f.conversation_id,
         group_id: group,
         introduction_id: f.introduction_id,
-        kind: enum_parse(&f.kind).unwrap_or(FlagKind::Flag),
-        category: enum_parse(&f.category).unwrap_or(RiskCategory::Other),
-        severity: enum_parse(&f.severity).unwrap_or(Severity::Imminent),
-        status: enum_parse(&f.status).unwrap_or(FlagStatus::Open),
+        kind: stored("flags.kind", &f.kind)?,
+        category: stored("flags.category", &f.category)?,
+        severity: stored("flags.severity", &f.severity)?,
+        status: stored("flags.status", &f.status)?,
         raised_by: f.raised_by,
         subject_id: f.subject_id,
         level: f.level.clamp(0, TOP_LEVEL) as u8,
@@ -716,7 +716,7 @@ fn event_dto(state: &AppState, e: event::Model) -> ApiResult<FlagEvent> {
         .transpose()?;
     Ok(FlagEvent {
         at: e.at,
-        kind: enum_parse(&e.kind).unwrap_or(EventKind::Note),
+        kind: stored("flag_events.kind", &e.kind)?,
         actor: e.actor,
         level: e.level.map(|l| l.clamp(0, TOP_LEVEL) as u8),
         note,

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use peerbridge_openapi::introductions::{
-    BoundaryCategory, BoundaryReport, BoundaryReportCreate, ConsentAction, ConsentRecord,
-    ConsentScope, ConsentSummary, ConsentUpload, IntroductionCreate, IntroductionDetail,
-    IntroductionOutcome, IntroductionState, Party, PartyIntroduction, Rematch, Response,
+    BoundaryReport, BoundaryReportCreate, ConsentAction, ConsentRecord, ConsentScope,
+    ConsentSummary, ConsentUpload, IntroductionCreate, IntroductionDetail, IntroductionOutcome,
+    IntroductionState, Party, PartyIntroduction, Rematch, Response,
 };
 use peerbridge_openapi::signed::consent_statement;
 use peerbridge_openapi::{ErrorCode, Role};
@@ -919,8 +919,12 @@ fn report_dto(state: &AppState, r: report::Model) -> ApiResult<BoundaryReport> {
     Ok(BoundaryReport {
         id: r.id,
         introduction_id: r.introduction_id,
-        reported_by: parse_party(&r.reported_by).unwrap_or(Party::ServiceUser),
-        category: enum_parse(&r.category).unwrap_or(BoundaryCategory::Other),
+        reported_by: parse_party(&r.reported_by).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "corrupt row: boundary_reports.reported_by holds a value no variant names"
+            ))
+        })?,
+        category: crate::crypto::stored("boundary_reports.category", &r.category)?,
         note,
         created_at: r.created_at,
         handled_at: r.handled_at,
