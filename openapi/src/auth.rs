@@ -125,7 +125,7 @@ pub struct Challenge {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Answer a challenge: an Ed25519 signature over [`login_challenge_message`](crate::signed::login_challenge_message).
+/// Answer a challenge: an Ed25519 signature over `signed::login_challenge_message`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]

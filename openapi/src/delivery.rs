@@ -31,7 +31,7 @@ pub struct KeyPackageUpload {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PseudonymousKeyPackage {
     pub key_package: String,
-    /// The device's Ed25519 signature over [`leaf_binding_message`](crate::signed::leaf_binding_message) of the package's leaf
+    /// The device's Ed25519 signature over `signed::leaf_binding_message` of the package's leaf
     /// signature key, base64url.
     pub leaf_binding: String,
 }
@@ -143,7 +143,7 @@ pub struct CommitUpload {
     /// (kept for rejoins; the first commit of a group opens it from this).
     #[schema(min_length = 1, max_length = 262144)]
     pub group_info: String,
-    /// For pseudonymous groups: the device's signature over [`leaf_binding_message`](crate::signed::leaf_binding_message) of its
+    /// For pseudonymous groups: the device's signature over `signed::leaf_binding_message` of its
     /// own (new) leaf signature key, base64url — how the server knows whose leaf it is.
     #[serde(default)]
     pub leaf_binding: Option<String>,

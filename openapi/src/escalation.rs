@@ -4,7 +4,7 @@
 //!
 //! The server stores and routes a flag but never holds a key that opens its excerpt: each
 //! sealed copy is addressed to one HP device's escalation key, which that device publishes
-//! signed with its device key ([`escalation_key_message`](crate::signed::escalation_key_message)).
+//! signed with its device key (`signed::escalation_key_message`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 pub struct EscalationKeyUpload {
     /// X25519 public key (32 bytes), base64url.
     pub public_key: String,
-    /// The device's Ed25519 signature over [`escalation_key_message`](crate::signed::escalation_key_message), base64url.
+    /// The device's Ed25519 signature over `signed::escalation_key_message`, base64url.
     pub signature: String,
 }
 

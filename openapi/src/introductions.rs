@@ -383,7 +383,7 @@ pub enum ConsentAction {
 }
 
 /// A consent statement signed by the party's device with its leaf signature key in the
-/// introduction's group (see [`consent_statement`](crate::signed::consent_statement)).
+/// introduction's group (see `signed::consent_statement`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -394,7 +394,7 @@ pub struct ConsentUpload {
     pub issued_at: i64,
     /// The signing leaf's public signature key, base64url.
     pub signature_key: String,
-    /// Ed25519 signature over [`consent_statement`](crate::signed::consent_statement), base64url.
+    /// Ed25519 signature over `signed::consent_statement`, base64url.
     pub signature: String,
 }
 

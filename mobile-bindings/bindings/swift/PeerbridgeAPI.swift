@@ -1313,7 +1313,7 @@ public struct CommitUpload: Equatable, Hashable {
      */
     public var groupInfo: String
     /**
-     * For pseudonymous groups: the device's signature over [`leaf_binding_message`] of its
+     * For pseudonymous groups: the device's signature over `signed::leaf_binding_message` of its
      * own (new) leaf signature key, base64url — how the server knows whose leaf it is.
      */
     public var leafBinding: String?
@@ -1335,7 +1335,7 @@ public struct CommitUpload: Equatable, Hashable {
          * (kept for rejoins; the first commit of a group opens it from this).
          */groupInfo: String, 
         /**
-         * For pseudonymous groups: the device's signature over [`leaf_binding_message`] of its
+         * For pseudonymous groups: the device's signature over `signed::leaf_binding_message` of its
          * own (new) leaf signature key, base64url — how the server knows whose leaf it is.
          */leafBinding: String?) {
         self.epoch = epoch
@@ -1545,7 +1545,7 @@ public func FfiConverterTypeConsentSummary_lower(_ value: ConsentSummary) -> Rus
 
 /**
  * A consent statement signed by the party's device with its leaf signature key in the
- * introduction's group (see [`consent_statement`]).
+ * introduction's group (see `signed::consent_statement`).
  */
 public struct ConsentUpload: Equatable, Hashable {
     public var scope: ConsentScope
@@ -1559,7 +1559,7 @@ public struct ConsentUpload: Equatable, Hashable {
      */
     public var signatureKey: String
     /**
-     * Ed25519 signature over [`consent_statement`], base64url.
+     * Ed25519 signature over `signed::consent_statement`, base64url.
      */
     public var signature: String
 
@@ -1573,7 +1573,7 @@ public struct ConsentUpload: Equatable, Hashable {
          * The signing leaf's public signature key, base64url.
          */signatureKey: String, 
         /**
-         * Ed25519 signature over [`consent_statement`], base64url.
+         * Ed25519 signature over `signed::consent_statement`, base64url.
          */signature: String) {
         self.scope = scope
         self.action = action
@@ -2473,7 +2473,7 @@ public func FfiConverterTypeDevice_lower(_ value: Device) -> RustBuffer {
 
 
 /**
- * Answer a challenge: an Ed25519 signature over [`login_challenge_message`].
+ * Answer a challenge: an Ed25519 signature over `signed::login_challenge_message`.
  */
 public struct DeviceLogin: Equatable, Hashable {
     public var challengeId: Uuid
@@ -2619,7 +2619,7 @@ public struct EscalationKeyUpload: Equatable, Hashable {
      */
     public var publicKey: String
     /**
-     * The device's Ed25519 signature over [`escalation_key_message`], base64url.
+     * The device's Ed25519 signature over `signed::escalation_key_message`, base64url.
      */
     public var signature: String
 
@@ -2630,7 +2630,7 @@ public struct EscalationKeyUpload: Equatable, Hashable {
          * X25519 public key (32 bytes), base64url.
          */publicKey: String, 
         /**
-         * The device's Ed25519 signature over [`escalation_key_message`], base64url.
+         * The device's Ed25519 signature over `signed::escalation_key_message`, base64url.
          */signature: String) {
         self.publicKey = publicKey
         self.signature = signature
@@ -3515,7 +3515,7 @@ public func FfiConverterTypeFlagResolve_lower(_ value: FlagResolve) -> RustBuffe
 
 /**
  * The server's signature over
- * `peerbridge_openapi::escalation::franking_stamp_message(commitment, group_id, sender, seq,
+ * `peerbridge_openapi::signed::franking_stamp_message(commitment, group_id, sender, seq,
  * received_at)` with the Ed25519 key `kid` (see `GET /v1/franking-keys`).
  */
 public struct FrankingStamp: Equatable, Hashable {
@@ -5734,7 +5734,7 @@ public func FfiConverterTypeProblem_lower(_ value: Problem) -> RustBuffer {
 public struct PseudonymousKeyPackage: Equatable, Hashable {
     public var keyPackage: String
     /**
-     * The device's Ed25519 signature over [`leaf_binding_message`] of the package's leaf
+     * The device's Ed25519 signature over `signed::leaf_binding_message` of the package's leaf
      * signature key, base64url.
      */
     public var leafBinding: String
@@ -5743,7 +5743,7 @@ public struct PseudonymousKeyPackage: Equatable, Hashable {
     // declare one manually.
     public init(keyPackage: String, 
         /**
-         * The device's Ed25519 signature over [`leaf_binding_message`] of the package's leaf
+         * The device's Ed25519 signature over `signed::leaf_binding_message` of the package's leaf
          * signature key, base64url.
          */leafBinding: String) {
         self.keyPackage = keyPackage

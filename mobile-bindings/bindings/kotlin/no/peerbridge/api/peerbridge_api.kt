@@ -1638,7 +1638,7 @@ data class CommitUpload (
     var `groupInfo`: kotlin.String
     , 
     /**
-     * For pseudonymous groups: the device's signature over [`leaf_binding_message`] of its
+     * For pseudonymous groups: the device's signature over `signed::leaf_binding_message` of its
      * own (new) leaf signature key, base64url — how the server knows whose leaf it is.
      */
     var `leafBinding`: kotlin.String?
@@ -1809,7 +1809,7 @@ public object FfiConverterTypeConsentSummary: FfiConverterRustBuffer<ConsentSumm
 
 /**
  * A consent statement signed by the party's device with its leaf signature key in the
- * introduction's group (see [`consent_statement`]).
+ * introduction's group (see `signed::consent_statement`).
  */
 data class ConsentUpload (
     var `scope`: ConsentScope
@@ -1827,7 +1827,7 @@ data class ConsentUpload (
     var `signatureKey`: kotlin.String
     , 
     /**
-     * Ed25519 signature over [`consent_statement`], base64url.
+     * Ed25519 signature over `signed::consent_statement`, base64url.
      */
     var `signature`: kotlin.String
     
@@ -2530,7 +2530,7 @@ public object FfiConverterTypeDevice: FfiConverterRustBuffer<Device> {
 
 
 /**
- * Answer a challenge: an Ed25519 signature over [`login_challenge_message`].
+ * Answer a challenge: an Ed25519 signature over `signed::login_challenge_message`.
  */
 data class DeviceLogin (
     var `challengeId`: Uuid
@@ -2636,7 +2636,7 @@ data class EscalationKeyUpload (
     var `publicKey`: kotlin.String
     , 
     /**
-     * The device's Ed25519 signature over [`escalation_key_message`], base64url.
+     * The device's Ed25519 signature over `signed::escalation_key_message`, base64url.
      */
     var `signature`: kotlin.String
     
@@ -3319,7 +3319,7 @@ public object FfiConverterTypeFlagResolve: FfiConverterRustBuffer<FlagResolve> {
 
 /**
  * The server's signature over
- * `peerbridge_openapi::escalation::franking_stamp_message(commitment, group_id, sender, seq,
+ * `peerbridge_openapi::signed::franking_stamp_message(commitment, group_id, sender, seq,
  * received_at)` with the Ed25519 key `kid` (see `GET /v1/franking-keys`).
  */
 data class FrankingStamp (
@@ -5063,7 +5063,7 @@ data class PseudonymousKeyPackage (
     var `keyPackage`: kotlin.String
     , 
     /**
-     * The device's Ed25519 signature over [`leaf_binding_message`] of the package's leaf
+     * The device's Ed25519 signature over `signed::leaf_binding_message` of the package's leaf
      * signature key, base64url.
      */
     var `leafBinding`: kotlin.String
