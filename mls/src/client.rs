@@ -1399,29 +1399,23 @@ impl Client {
         &mut self,
         f: impl FnOnce(&mut Client) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        if self.scope_depth == 0 {
+        // Outermost: start from an empty stage; nested: remember it to undo only this part.
+        let savepoint = if self.scope_depth == 0 {
             self.store.discard();
-        }
-        let savepoint = self.store.savepoint().map_err(Error::from)?;
+            None
+        } else {
+            Some(self.store.savepoint().map_err(Error::from)?)
+        };
         self.scope_depth += 1;
         let out = f(self);
         self.scope_depth -= 1;
-        match out {
-            Ok(v) => {
-                if self.scope_depth == 0 {
-                    self.store.commit().map_err(Error::from)?;
-                }
-                Ok(v)
-            }
-            Err(e) => {
-                if self.scope_depth == 0 {
-                    self.store.discard();
-                } else {
-                    self.store.rollback_to(savepoint).map_err(Error::from)?;
-                }
-                Err(e)
-            }
+        match (&out, savepoint) {
+            (Ok(_), None) => self.store.commit().map_err(Error::from)?,
+            (Err(_), None) => self.store.discard(),
+            (Err(_), Some(sp)) => self.store.rollback_to(sp).map_err(Error::from)?,
+            (Ok(_), Some(_)) => {}
         }
+        out
     }
 
     /// Reads one of the app's own rows (sealed in the same store as the MLS state; inside

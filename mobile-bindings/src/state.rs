@@ -39,12 +39,7 @@ pub(crate) fn write(
     mls: &mut MlsClient,
     batch: Vec<(String, Option<Vec<u8>>)>,
 ) -> Result<(), StateError> {
-    Ok(mls.app_write(
-        batch
-            .into_iter()
-            .map(|(k, v)| (k.into_bytes(), v))
-            .collect::<Vec<_>>(),
-    )?)
+    Ok(mls.app_write(batch.into_iter().map(|(k, v)| (k.into_bytes(), v)))?)
 }
 
 /// Writes one value.

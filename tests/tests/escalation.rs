@@ -95,6 +95,16 @@ async fn ward(app: TestApp) -> Ward {
     }
 }
 
+/// A ward whose level-0 responders (on duty, supervisor) have published escalation keys,
+/// so a flag can be raised at once.
+async fn keyed_ward(backend: peerbridge_tests::Backend) -> Ward {
+    let w = ward(TestApp::spawn(backend).await).await;
+    for s in [&w.on_duty, &w.supervisor] {
+        publish_key(&w.app, s).await;
+    }
+    w
+}
+
 fn excerpt_for(recipient: &Value) -> Value {
     // The server never opens excerpts: any sealed bytes addressed to a current key do here.
     json!({ "public_key": recipient["public_key"], "enc": b64(&[7u8; 32]), "ciphertext": b64(b"sealed excerpt bytes") })
@@ -674,10 +684,7 @@ async fn fifty_concurrent_retries_of_one_flag_store_it_once_and_all_succeed() {
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
     for backend in backends().await {
-        let w = ward(TestApp::spawn(backend).await).await;
-        for s in [&w.on_duty, &w.supervisor] {
-            publish_key(&w.app, s).await;
-        }
+        let w = keyed_ward(backend).await;
         let client_id = Uuid::new_v4();
         let answers =
             futures_util::future::join_all((0..50).map(|_| w.raise(client_id, "urgent"))).await;
@@ -714,10 +721,7 @@ async fn a_corrupt_stored_status_is_an_internal_error_not_a_guess() {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
     for backend in backends().await {
-        let w = ward(TestApp::spawn(backend).await).await;
-        for s in [&w.on_duty, &w.supervisor] {
-            publish_key(&w.app, s).await;
-        }
+        let w = keyed_ward(backend).await;
         let id = w
             .raise(Uuid::new_v4(), "urgent")
             .await

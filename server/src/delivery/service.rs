@@ -866,25 +866,27 @@ pub async fn commit(
         }
     }
     txn.commit().await?;
+    let seq = seq.max(0) as u64;
+    let (conversation_id, in_tree) = (conv.id, in_tree.iter().copied().collect::<Vec<_>>());
     crate::notify::devices(
         state,
-        &in_tree.iter().copied().collect::<Vec<_>>(),
+        &in_tree,
         &Notice::Commit {
-            conversation_id: conv.id,
-            seq: seq.max(0) as u64,
+            conversation_id,
+            seq,
         },
     );
     crate::notify::devices(
         state,
         &woken,
         &Notice::Welcome {
-            conversation_id: conv.id,
-            seq: seq.max(0) as u64,
+            conversation_id,
+            seq,
         },
     );
     Ok(CommitAccepted {
         epoch: next.epoch,
-        seq: seq.max(0) as u64,
+        seq,
     })
 }
 
