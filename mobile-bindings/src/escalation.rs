@@ -3,15 +3,14 @@
 //! escalation key, open excerpts and verify each message's commitment and server stamp; the
 //! queue, acknowledgement and resolution; crisis resources.
 //!
-//! Every received franked message is kept with its opening and the server's stamp (sealed
-//! state), so it can be quoted verifiably later. The in-conversation notice that a clinician
+//! Received franked messages are kept by the `hooks::franking` receive hook. The in-conversation notice that a clinician
 //! was asked to check in is always sent after a flag, in the clinic's wording.
 
 use std::collections::BTreeMap;
 
-use peerbridge_mls::excerpt::{self, EscalationKey, Excerpt, ExcerptMessage, Stamp};
-use peerbridge_mls::{Client as MlsClient, Envelope, Franked, NoticeKind};
-use peerbridge_openapi::delivery::{FrankingKeys, LogEntry};
+use peerbridge_mls::excerpt::{self, EscalationKey, Excerpt, ExcerptMessage};
+use peerbridge_mls::{Envelope, NoticeKind};
+use peerbridge_openapi::delivery::FrankingKeys;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
     EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagNote,
@@ -25,23 +24,10 @@ use uuid::Uuid;
 
 use crate::client::PeerbridgeClient;
 use crate::error::{Result, SdkError};
+use crate::hooks::franking::{KeptMessage, franked_key};
 use crate::http::{b64, unb64};
-use crate::state;
 
 const ESCALATION_KEY: &str = "escalation-key";
-
-fn franked_key(conv: Uuid, seq: u64) -> String {
-    format!("franked/{conv}/{seq}")
-}
-
-/// A received message kept for excerpts: its exact bytes, opening and the server's stamp.
-#[derive(Serialize, Deserialize)]
-struct KeptMessage {
-    plaintext: Vec<u8>,
-    key: [u8; 32],
-    commitment: [u8; 32],
-    stamp: Option<Stamp>,
-}
 
 #[derive(Serialize, Deserialize)]
 struct StoredEscalationKey {
@@ -68,36 +54,6 @@ pub struct OpenedFlag {
 }
 
 impl PeerbridgeClient {
-    /// Keeps a franked message's opening with the server's stamp (called by the sync).
-    pub(crate) fn keep_franked(
-        &self,
-        mls: &mut MlsClient,
-        conv: Uuid,
-        entry: &LogEntry,
-        f: &Franked,
-    ) -> Result<()> {
-        let stamp = match &entry.franking {
-            Some(s) => Some(Stamp {
-                sender: s.sender.clone(),
-                seq: s.seq,
-                received_at: s.received_at,
-                kid: s.kid.clone(),
-                signature: unb64("signature", &s.signature)?,
-            }),
-            None => None,
-        };
-        Ok(state::put(
-            mls,
-            &franked_key(conv, entry.seq),
-            &KeptMessage {
-                plaintext: f.plaintext.clone(),
-                key: f.key,
-                commitment: f.commitment,
-                stamp,
-            },
-        )?)
-    }
-
     // ------------------------------------------------------------------ raising
 
     /// A peer supporter flags the conversation: the messages at `seqs` (as received here)

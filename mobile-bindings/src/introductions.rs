@@ -29,23 +29,15 @@ use peerbridge_openapi::introductions::{
 };
 use peerbridge_openapi::signed::consent_statement;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::client::{ConvPolicy, ConvState, IntroPolicy, PeerbridgeClient, conv_key};
 use crate::error::{Result, SdkError};
 use crate::events::Event;
+pub use crate::hooks::cards::IdentityCard;
+use crate::hooks::cards::card_received_key;
 use crate::http::{b64, unb64};
 use crate::state;
-
-/// What the user chose to show when both consent to reveal. Every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
-pub struct IdentityCard {
-    pub first_name: Option<String>,
-    pub phone: Option<String>,
-    /// A small photo (at most 40 KiB).
-    pub photo: Option<Vec<u8>>,
-}
 
 /// The consents this client has verified for an introduction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Record)]
@@ -64,10 +56,6 @@ const CARD_KEY: &str = "identity-card";
 
 fn card_sent_key(intro: Uuid) -> String {
     format!("card-sent/{intro}")
-}
-
-fn card_received_key(intro: Uuid) -> String {
-    format!("card-received/{intro}")
 }
 
 impl PeerbridgeClient {
@@ -623,35 +611,6 @@ impl PeerbridgeClient {
     /// The counterpart's identity card, once received.
     pub fn counterpart_card(&self, id: Uuid) -> Result<Option<IdentityCard>> {
         self.state_get(&card_received_key(id))
-    }
-
-    /// Keeps a received identity card (called by the sync for introduction conversations).
-    pub(crate) fn keep_card(
-        &self,
-        mls: &mut MlsClient,
-        st: &ConvState,
-        event: &Event,
-    ) -> Result<()> {
-        if let (
-            Some(intro),
-            Event::IdentityCard {
-                first_name,
-                phone,
-                photo,
-                sender,
-                ..
-            },
-        ) = (st.introduction, event)
-            && !sender.is_me
-        {
-            let card = IdentityCard {
-                first_name: first_name.clone(),
-                phone: phone.clone(),
-                photo: photo.as_deref().and_then(|p| unb64("photo", p).ok()),
-            };
-            state::put(mls, &card_received_key(intro), &card)?;
-        }
-        Ok(())
     }
 
     // ------------------------------------------------------------------ policy

@@ -21,6 +21,7 @@ mod error;
 mod escalation;
 mod events;
 mod ffi;
+mod hooks;
 mod http;
 mod introductions;
 mod state;

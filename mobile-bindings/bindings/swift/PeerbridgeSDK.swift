@@ -5046,7 +5046,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_conversations() != 53580) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_counterpart_card() != 31113) {
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_counterpart_card() != 5923) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_create_invite() != 173) {
@@ -5199,7 +5199,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_session() != 41289) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() != 41437) {
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() != 50011) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_needs() != 226) {

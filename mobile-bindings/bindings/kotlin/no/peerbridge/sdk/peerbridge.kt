@@ -1405,7 +1405,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_conversations() and 0xFFFF) != 53580) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_counterpart_card() and 0xFFFF) != 31113) {
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_counterpart_card() and 0xFFFF) != 5923) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_create_invite() and 0xFFFF) != 173) {
@@ -1558,7 +1558,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_session() and 0xFFFF) != 41289) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() and 0xFFFF) != 41437) {
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() and 0xFFFF) != 50011) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_needs() and 0xFFFF) != 226) {
