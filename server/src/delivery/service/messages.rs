@@ -1,0 +1,314 @@
+//! Application messages: the gap-free per-conversation log, fetch with purge ranges, acknowledgements, retention.
+
+use super::conversations::{member, visible_conversation};
+use super::{MAX_MESSAGE_BYTES, decode, invalid_mls};
+use crate::auth::extract::Principal;
+use crate::crypto::b64;
+use crate::delivery::entities::{conversation, log_entry, member_device};
+use crate::delivery::mls::{self};
+use crate::error::{ApiError, ApiResult};
+use crate::introductions::service as introductions;
+use crate::state::AppState;
+use peerbridge_openapi::ErrorCode;
+use peerbridge_openapi::delivery::{
+    EntryKind, FrankingStamp, LogEntry, LogPage, MessageAccepted, MessageSend, Notice, PurgedRange,
+};
+use sea_orm::prelude::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub async fn send_message(
+    state: &AppState,
+    p: &Principal,
+    conversation_id: Uuid,
+    req: &MessageSend,
+) -> ApiResult<(MessageAccepted, bool)> {
+    let conv = visible_conversation(state, p, conversation_id).await?;
+    member(&state.db, conv.id, p.device_id).await?;
+    let bytes = decode("ciphertext", &req.ciphertext, MAX_MESSAGE_BYTES)?;
+    let (group, epoch, commitment) = mls::private_message_framing(&bytes).map_err(invalid_mls)?;
+    if group != conv.group_id {
+        return Err(ApiError::new(ErrorCode::InvalidMls).detail("the message is for another group"));
+    }
+    let hash = hex::encode(Sha256::digest(&bytes));
+    if let Some(done) = existing_send(&state.db, conv.id, req.client_id, &hash).await? {
+        return Ok((done, false));
+    }
+    let now = state.now();
+    let intro = introductions::of_conversation(&state.db, &conv).await?;
+    if let Some(i) = &intro {
+        introductions::gate_messages(i, now)?;
+    }
+    // Franking: the sender as the conversation knows them (never a user id to a party).
+    let sender = match &intro {
+        Some(i) => match introductions::party_of(i, p.user_id) {
+            Some(peerbridge_openapi::introductions::Party::ServiceUser) => {
+                i.service_user_alias.clone()
+            }
+            Some(peerbridge_openapi::introductions::Party::Peer) => i.peer_alias.clone(),
+            None => "clinician".to_owned(),
+        },
+        None => format!("user:{}", p.user_id),
+    };
+    let txn = crate::storage::begin(&state.db).await?;
+    let locked = conversation::Entity::find_by_id(conv.id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let seq = locked.last_seq + 1;
+    let stamp = commitment.map(|c| {
+        use ed25519_dalek::Signer;
+        let m = peerbridge_openapi::signed::franking_stamp_message(
+            &c,
+            &conv.group_id,
+            &sender,
+            seq.max(0) as u64,
+            now.timestamp(),
+        );
+        state.keys.signing.sign(&m).to_bytes().to_vec()
+    });
+    let insert = log_entry::ActiveModel {
+        conversation_id: Set(conv.id),
+        seq: Set(seq),
+        kind: Set("application".into()),
+        client_id: Set(Some(req.client_id)),
+        sender_device_id: Set(p.device_id),
+        epoch: Set(epoch as i64),
+        payload: Set(Some(bytes)),
+        payload_hash: Set(hash.clone()),
+        created_at: Set(now),
+        expires_at: Set(now + state.config.message_retention),
+        frank_commitment: Set(commitment.map(|c| c.to_vec())),
+        frank_sender: Set(commitment.map(|_| sender.clone())),
+        frank_stamp: Set(stamp),
+        frank_kid: Set(commitment.map(|_| state.keys.jwt_signing_kid.clone())),
+    }
+    .insert(&txn)
+    .await;
+    if let Err(e) = insert {
+        if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+            drop(txn);
+            // A concurrent retry of the same send won the race: answer as it did.
+            return existing_send(&state.db, conv.id, req.client_id, &hash)
+                .await?
+                .map(|a| (a, false))
+                .ok_or_else(|| ApiError::internal(e));
+        }
+        return Err(e.into());
+    }
+    conversation::Entity::update_many()
+        .col_expr(conversation::Column::LastSeq, Expr::value(seq))
+        .filter(conversation::Column::Id.eq(conv.id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    let members: Vec<Uuid> = member_device::Entity::find()
+        .filter(member_device::Column::ConversationId.eq(conv.id))
+        .filter(member_device::Column::RemovedAt.is_null())
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|m| m.device_id)
+        .filter(|d| *d != p.device_id)
+        .collect();
+    crate::notify::devices(
+        state,
+        &members,
+        &Notice::Message {
+            conversation_id: conv.id,
+            seq: seq.max(0) as u64,
+        },
+    );
+    Ok((
+        MessageAccepted {
+            seq: seq as u64,
+            created: true,
+        },
+        true,
+    ))
+}
+
+async fn existing_send(
+    db: &impl ConnectionTrait,
+    conv: Uuid,
+    client_id: Uuid,
+    hash: &str,
+) -> ApiResult<Option<MessageAccepted>> {
+    let Some(e) = log_entry::Entity::find()
+        .filter(log_entry::Column::ConversationId.eq(conv))
+        .filter(log_entry::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if e.payload_hash != hash {
+        return Err(ApiError::new(ErrorCode::Conflict)
+            .detail("this client_id was already used for a different message"));
+    }
+    Ok(Some(MessageAccepted {
+        seq: e.seq as u64,
+        created: false,
+    }))
+}
+
+/// Reads the log after `after` (never before the device joined), in sequence order.
+pub async fn fetch(
+    state: &AppState,
+    p: &Principal,
+    conversation_id: Uuid,
+    after: u64,
+    limit: u64,
+) -> ApiResult<LogPage> {
+    let conv = visible_conversation(state, p, conversation_id).await?;
+    let me = member(&state.db, conv.id, p.device_id).await?;
+    let limit = limit.clamp(1, 500);
+    let from = (after as i64).max(me.joined_seq);
+    let rows = log_entry::Entity::find()
+        .filter(log_entry::Column::ConversationId.eq(conv.id))
+        .filter(log_entry::Column::Seq.gt(from))
+        .order_by_asc(log_entry::Column::Seq)
+        .limit(limit + 1)
+        .all(&state.db)
+        .await?;
+    let has_more = rows.len() as u64 > limit;
+    let mut rows = rows;
+    rows.truncate(limit as usize);
+    // The cursor covers every scanned row, purged or not: a page whose rows were all purged
+    // still moves the reader on (it never stalls on an empty page with `has_more`).
+    let scanned_to = rows.last().map(|r| r.seq.max(0) as u64);
+    let mut purged: Option<PurgedRange> = None;
+    for r in rows.iter().filter(|r| r.payload.is_none()) {
+        let seq = r.seq.max(0) as u64;
+        let commit = u64::from(r.kind == "commit");
+        match purged.as_mut() {
+            Some(p) => {
+                p.to_seq = seq;
+                p.count += 1;
+                p.commits += commit;
+            }
+            None => {
+                purged = Some(PurgedRange {
+                    from_seq: seq,
+                    to_seq: seq,
+                    count: 1,
+                    commits: commit,
+                })
+            }
+        }
+    }
+    let items: Vec<LogEntry> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let payload = r.payload?;
+            Some(LogEntry {
+                seq: r.seq as u64,
+                kind: if r.kind == "commit" {
+                    EntryKind::Commit
+                } else {
+                    EntryKind::Application
+                },
+                client_id: r.client_id,
+                epoch: r.epoch.max(0) as u64,
+                payload: b64(&payload),
+                created_at: r.created_at,
+                franking: match (
+                    &r.frank_commitment,
+                    &r.frank_sender,
+                    &r.frank_stamp,
+                    &r.frank_kid,
+                ) {
+                    (Some(c), Some(s), Some(sig), Some(kid)) => Some(FrankingStamp {
+                        commitment: b64(c),
+                        sender: s.clone(),
+                        seq: r.seq.max(0) as u64,
+                        received_at: r.created_at.timestamp(),
+                        kid: kid.clone(),
+                        signature: b64(sig),
+                    }),
+                    _ => None,
+                },
+            })
+        })
+        .collect();
+    let cursor = scanned_to.unwrap_or(from.max(0) as u64);
+    Ok(LogPage {
+        items,
+        cursor,
+        has_more,
+        purged,
+    })
+}
+
+/// Moves the device's cursor and deletes ciphertext every member device has acknowledged.
+pub async fn ack(
+    state: &AppState,
+    p: &Principal,
+    conversation_id: Uuid,
+    seq: u64,
+) -> ApiResult<u64> {
+    let conv = visible_conversation(state, p, conversation_id).await?;
+    let me = member(&state.db, conv.id, p.device_id).await?;
+    let upto = (seq.min(i64::MAX as u64) as i64).min(conv.last_seq);
+    let txn = crate::storage::begin(&state.db).await?;
+    if upto > me.acked_seq {
+        member_device::Entity::update_many()
+            .col_expr(member_device::Column::AckedSeq, Expr::value(upto))
+            .filter(member_device::Column::ConversationId.eq(conv.id))
+            .filter(member_device::Column::DeviceId.eq(p.device_id))
+            .filter(member_device::Column::AckedSeq.lt(upto))
+            .exec(&txn)
+            .await?;
+    }
+    let floor = member_device::Entity::find()
+        .filter(member_device::Column::ConversationId.eq(conv.id))
+        .filter(member_device::Column::RemovedAt.is_null())
+        .all(&txn)
+        .await?
+        .iter()
+        .map(|m| m.acked_seq)
+        .min()
+        .unwrap_or(0);
+    let purged = log_entry::Entity::update_many()
+        .col_expr(
+            log_entry::Column::Payload,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .filter(log_entry::Column::ConversationId.eq(conv.id))
+        .filter(log_entry::Column::Seq.lte(floor))
+        .filter(log_entry::Column::Payload.is_not_null())
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    state
+        .metrics
+        .ciphertext_deleted
+        .get_or_create(&vec![("reason".to_owned(), "acknowledged".to_owned())])
+        .inc_by(purged.rows_affected);
+    Ok(upto.max(me.acked_seq).max(0) as u64)
+}
+
+/// Deletes ciphertext whose retention has ended (run periodically; idempotent).
+pub async fn purge_expired(state: &AppState) -> ApiResult<u64> {
+    let now = state.now();
+    let purged = log_entry::Entity::update_many()
+        .col_expr(
+            log_entry::Column::Payload,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .filter(log_entry::Column::ExpiresAt.lte(now))
+        .filter(log_entry::Column::Payload.is_not_null())
+        .exec(&state.db)
+        .await?;
+    state
+        .metrics
+        .ciphertext_deleted
+        .get_or_create(&vec![("reason".to_owned(), "retention".to_owned())])
+        .inc_by(purged.rows_affected);
+    Ok(purged.rows_affected)
+}
