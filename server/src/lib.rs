@@ -17,6 +17,7 @@ pub mod docs;
 pub mod error;
 pub mod escalation;
 pub mod health;
+pub mod ids;
 pub mod introductions;
 pub mod notify;
 pub mod startup;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::service;
 use crate::auth::extract::{AnyRole, Auth, ClinicAdmin, ClinicStaff, Hp};
 use crate::error::ApiResult;
+use crate::ids::{ClinicId, DeviceId, UserId};
 use crate::state::State;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -71,7 +72,7 @@ async fn get_user(
     let (clinic_id, user_id) = path.into_inner();
     auth.require_clinic(clinic_id)?;
     Ok(web::Json(
-        service::user_detail(&state, &auth, clinic_id, user_id).await?,
+        service::user_detail(&state, &auth, ClinicId(clinic_id), UserId(user_id)).await?,
     ))
 }
 
@@ -98,7 +99,7 @@ async fn deactivate_user(
     let (clinic_id, user_id) = path.into_inner();
     auth.require_clinic(clinic_id)?;
     Ok(web::Json(
-        service::deactivate(&state, &auth, clinic_id, user_id).await?,
+        service::deactivate(&state, &auth, ClinicId(clinic_id), UserId(user_id)).await?,
     ))
 }
 
@@ -126,7 +127,7 @@ async fn change_role(
     let (clinic_id, user_id) = path.into_inner();
     auth.require_clinic(clinic_id)?;
     Ok(web::Json(
-        service::change_role(&state, &auth, clinic_id, user_id, &body).await?,
+        service::change_role(&state, &auth, ClinicId(clinic_id), UserId(user_id), &body).await?,
     ))
 }
 
@@ -151,9 +152,9 @@ async fn revoke_user_device(
 ) -> ApiResult<web::Json<Device>> {
     let (clinic_id, user_id, device_id) = path.into_inner();
     auth.require_clinic(clinic_id)?;
-    service::managed_user(&state, &auth, clinic_id, user_id).await?;
+    service::managed_user(&state, &auth, ClinicId(clinic_id), UserId(user_id)).await?;
     Ok(web::Json(
-        service::revoke_device(&state, &auth, user_id, device_id).await?,
+        service::revoke_device(&state, &auth, UserId(user_id), DeviceId(device_id)).await?,
     ))
 }
 
@@ -228,7 +229,7 @@ async fn revoke_invite(
     let (clinic_id, invite_id) = path.into_inner();
     auth.require_clinic(clinic_id)?;
     Ok(web::Json(
-        service::revoke_invite(&state, &auth, clinic_id, invite_id).await?,
+        service::revoke_invite(&state, &auth, ClinicId(clinic_id), invite_id).await?,
     ))
 }
 
@@ -312,6 +313,6 @@ async fn revoke_my_device(
     path: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Device>> {
     Ok(web::Json(
-        service::revoke_device(&state, &auth, auth.user_id, *path).await?,
+        service::revoke_device(&state, &auth, UserId(auth.user_id), DeviceId(*path)).await?,
     ))
 }

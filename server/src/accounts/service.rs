@@ -25,6 +25,7 @@ use crate::auth::session::issue_session;
 use crate::clinics::entity as clinic;
 use crate::crypto::{b64, codes, secret_hash};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ClinicId, DeviceId, UserId};
 use crate::state::AppState;
 
 pub const ACTIVE: &str = "active";
@@ -65,13 +66,13 @@ pub async fn require_clinic_exists(db: &impl ConnectionTrait, id: Uuid) -> ApiRe
 /// Loads a user of `clinic` or 404 (a user of another clinic is "not found" too).
 async fn user_in_clinic(
     db: &impl ConnectionTrait,
-    clinic_id: Uuid,
-    user_id: Uuid,
+    clinic_id: ClinicId,
+    user_id: UserId,
 ) -> ApiResult<user::Model> {
     user::Entity::find_by_id(user_id)
         .one(db)
         .await?
-        .filter(|u| u.clinic_id == Some(clinic_id))
+        .filter(|u| u.clinic_id == Some(clinic_id.0))
         .ok_or_else(ApiError::not_found)
 }
 
@@ -333,7 +334,7 @@ pub async fn list_invites(state: &AppState, clinic_id: Uuid) -> ApiResult<Vec<In
 pub async fn revoke_invite(
     state: &AppState,
     actor: &Principal,
-    clinic_id: Uuid,
+    clinic_id: ClinicId,
     invite_id: Uuid,
 ) -> ApiResult<Invite> {
     let now = state.now();
@@ -353,7 +354,7 @@ pub async fn revoke_invite(
         &txn,
         now,
         AuditEvent::new("invite.revoked")
-            .clinic(Some(clinic_id))
+            .clinic(Some(clinic_id.0))
             .actor(Some(actor.user_id), Some(actor.device_id))
             .subject(invite_id),
     )
@@ -490,8 +491,8 @@ pub async fn list_users(state: &AppState, clinic_id: Uuid) -> ApiResult<Vec<User
 pub async fn user_detail(
     state: &AppState,
     actor: &Principal,
-    clinic_id: Uuid,
-    user_id: Uuid,
+    clinic_id: ClinicId,
+    user_id: UserId,
 ) -> ApiResult<UserDetail> {
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
@@ -505,7 +506,7 @@ pub async fn user_detail(
         &txn,
         now,
         AuditEvent::new("identity.viewed")
-            .clinic(Some(clinic_id))
+            .clinic(Some(clinic_id.0))
             .actor(Some(actor.user_id), Some(actor.device_id))
             .subject(user_id),
     )
@@ -570,8 +571,8 @@ async fn end_device_sessions(
 pub async fn revoke_device(
     state: &AppState,
     actor: &Principal,
-    owner: Uuid,
-    device_id: Uuid,
+    owner: UserId,
+    device_id: DeviceId,
 ) -> ApiResult<Device> {
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
@@ -584,7 +585,7 @@ pub async fn revoke_device(
         let mut am: device::ActiveModel = d.into();
         am.revoked_at = Set(Some(now));
         let d = am.update(&txn).await?;
-        end_device_sessions(&txn, device_id, now).await?;
+        end_device_sessions(&txn, device_id.0, now).await?;
         let owner_user = user::Entity::find_by_id(owner).one(&txn).await?;
         audit::append(
             &txn,
@@ -612,8 +613,8 @@ pub async fn revoke_device(
 pub async fn managed_user(
     state: &AppState,
     actor: &Principal,
-    clinic_id: Uuid,
-    user_id: Uuid,
+    clinic_id: ClinicId,
+    user_id: UserId,
 ) -> ApiResult<user::Model> {
     let u = user_in_clinic(&state.db, clinic_id, user_id).await?;
     if !may_manage(actor.role, role_of(&u)?) {
@@ -627,8 +628,8 @@ pub async fn managed_user(
 pub async fn deactivate(
     state: &AppState,
     actor: &Principal,
-    clinic_id: Uuid,
-    user_id: Uuid,
+    clinic_id: ClinicId,
+    user_id: UserId,
 ) -> ApiResult<UserSummary> {
     let u = managed_user(state, actor, clinic_id, user_id).await?;
     if u.id == actor.user_id {
@@ -670,7 +671,7 @@ pub async fn deactivate(
         &txn,
         now,
         AuditEvent::new("account.deactivated")
-            .clinic(Some(clinic_id))
+            .clinic(Some(clinic_id.0))
             .actor(Some(actor.user_id), Some(actor.device_id))
             .subject(user_id)
             .detail(json!({ "role": u.role, "devices_revoked": devices.len() })),
@@ -696,8 +697,8 @@ pub async fn deactivate(
 pub async fn change_role(
     state: &AppState,
     actor: &Principal,
-    clinic_id: Uuid,
-    user_id: Uuid,
+    clinic_id: ClinicId,
+    user_id: UserId,
     req: &RoleChange,
 ) -> ApiResult<UserSummary> {
     let u = managed_user(state, actor, clinic_id, user_id).await?;
@@ -715,7 +716,7 @@ pub async fn change_role(
         &txn,
         now,
         AuditEvent::new("account.role_changed")
-            .clinic(Some(clinic_id))
+            .clinic(Some(clinic_id.0))
             .actor(Some(actor.user_id), Some(actor.device_id))
             .subject(user_id)
             .detail(json!({ "from": old, "to": new_role.as_str() })),

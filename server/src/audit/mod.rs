@@ -49,7 +49,8 @@ impl AuditEvent {
         self.actor_device_id = device;
         self
     }
-    pub fn subject(mut self, id: Uuid) -> Self {
+    pub fn subject(mut self, id: impl Into<Uuid>) -> Self {
+        let id = id.into();
         self.subject_id = Some(id);
         self
     }

@@ -13,6 +13,7 @@ use super::tokens::new_refresh_token;
 use crate::accounts::entities::{device, user};
 use crate::crypto::secret_hash;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{DeviceId, UserId};
 use crate::state::AppState;
 
 /// Issues an access token and a new refresh token (in `family`, or a new family).
@@ -32,7 +33,7 @@ pub async fn issue_session(
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("invalid stored role")))?;
     let (access, access_exp) = state
         .tokens
-        .issue_access(now, user_id, dev.id)
+        .issue_access(now, UserId(user_id), DeviceId(dev.id))
         .map_err(ApiError::internal)?;
     let refresh = new_refresh_token();
     let refresh_exp = now + state.tokens.refresh_ttl;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::crypto::{Keys, b64, random_bytes};
+use crate::ids::{DeviceId, UserId};
 
 /// Clock skew tolerated on `iat` (a token "from the future").
 const IAT_LEEWAY_SECS: i64 = 60;
@@ -86,15 +87,15 @@ impl TokenService {
     pub fn issue_access(
         &self,
         now: DateTime<Utc>,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
     ) -> Result<(String, DateTime<Utc>), jsonwebtoken::errors::Error> {
         let exp = now + self.access_ttl;
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: user,
-            did: device,
+            sub: user.0,
+            did: device.0,
             iat: now.timestamp(),
             exp: exp.timestamp(),
             jti: Uuid::new_v4(),

@@ -24,6 +24,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
 use crate::crypto::{enum_str, stored};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ClinicId, UserId};
 use crate::state::AppState;
 use crate::supervision;
 use peerbridge_openapi::ErrorCode;
@@ -336,7 +337,7 @@ fn debrief_dto(d: debrief::Model) -> ApiResult<Debrief> {
     })
 }
 
-async fn supervisors_of(state: &AppState, clinic: Uuid, peer: Uuid) -> ApiResult<Vec<Uuid>> {
+async fn supervisors_of(state: &AppState, clinic: ClinicId, peer: UserId) -> ApiResult<Vec<Uuid>> {
     Ok(supervision::supervisors_of(&state.db, clinic, peer)
         .await?
         .into_iter()
@@ -408,7 +409,7 @@ pub async fn request_debrief(
     .await?;
     txn.commit().await?;
     let notice = Notice::Debrief { debrief_id: row.id };
-    let sups = supervisors_of(state, clinic, p.user_id).await?;
+    let sups = supervisors_of(state, ClinicId(clinic), UserId(p.user_id)).await?;
     crate::notify::users(state, &sups, &notice).await;
     Ok((debrief_dto(row)?, true))
 }
@@ -450,7 +451,7 @@ pub async fn acknowledge_debrief(state: &AppState, p: &Principal, id: Uuid) -> A
         .one(&state.db)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !supervisors_of(state, d.clinic_id, d.peer_id)
+    if !supervisors_of(state, ClinicId(d.clinic_id), UserId(d.peer_id))
         .await?
         .contains(&p.user_id)
     {

@@ -26,6 +26,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
 use crate::crypto::{b64, b64_decode, ed25519_verifies, enum_parse, enum_str, stored};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ClinicId, UserId};
 use crate::introductions::service as introductions;
 use crate::state::AppState;
 use crate::supervision;
@@ -138,11 +139,13 @@ async fn supervisors(db: &impl ConnectionTrait, peer: Option<Uuid>) -> ApiResult
     else {
         return Ok(Vec::new());
     };
-    Ok(supervision::supervisors_of(db, home, peer)
-        .await?
-        .into_iter()
-        .map(|a| a.hp_id)
-        .collect())
+    Ok(
+        supervision::supervisors_of(db, ClinicId(home), UserId(peer))
+            .await?
+            .into_iter()
+            .map(|a| a.hp_id)
+            .collect(),
+    )
 }
 
 /// Who must act at `level` (cumulative): the on-duty HPs of the responsible clinic and the

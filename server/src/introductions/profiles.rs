@@ -26,6 +26,7 @@ use crate::auth::extract::Principal;
 use crate::clinics::entity as clinic;
 use crate::crypto::{enum_parse, enum_str};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ClinicId, UserId};
 use crate::state::AppState;
 use crate::supervision::member_with_role;
 
@@ -257,10 +258,10 @@ fn profile_dto(m: peer_profile::Model, active: u32) -> PeerProfile {
     }
 }
 
-fn blank_profile(peer: Uuid, clinic: Uuid, now: DateTime<Utc>) -> peer_profile::Model {
+fn blank_profile(peer: UserId, clinic: ClinicId, now: DateTime<Utc>) -> peer_profile::Model {
     peer_profile::Model {
-        peer_id: peer,
-        clinic_id: clinic,
+        peer_id: peer.0,
+        clinic_id: clinic.0,
         approved: false,
         trained_on: None,
         approved_at: None,
@@ -293,9 +294,13 @@ async fn stored_profile(
 }
 
 /// The profile of a peer of `clinic` (a blank, unapproved one if none was written yet).
-pub async fn get_profile(state: &AppState, clinic: Uuid, peer: Uuid) -> ApiResult<PeerProfile> {
+pub async fn get_profile(
+    state: &AppState,
+    clinic: ClinicId,
+    peer: UserId,
+) -> ApiResult<PeerProfile> {
     member_with_role(&state.db, clinic, peer, Role::Peer).await?;
-    let m = stored_profile(&state.db, peer)
+    let m = stored_profile(&state.db, peer.0)
         .await?
         .unwrap_or_else(|| blank_profile(peer, clinic, state.now()));
     with_count(state, m).await
@@ -325,7 +330,7 @@ pub async fn list_profiles(state: &AppState, clinic: Uuid) -> ApiResult<Vec<Peer
             let m = stored
                 .get(&id)
                 .cloned()
-                .unwrap_or_else(|| blank_profile(id, clinic, now));
+                .unwrap_or_else(|| blank_profile(UserId(id), ClinicId(clinic), now));
             profile_dto(m, counts.get(&id).copied().unwrap_or(0))
         })
         .collect())
@@ -334,8 +339,8 @@ pub async fn list_profiles(state: &AppState, clinic: Uuid) -> ApiResult<Vec<Peer
 pub async fn put_profile(
     state: &AppState,
     p: &Principal,
-    clinic: Uuid,
-    peer: Uuid,
+    clinic: ClinicId,
+    peer: UserId,
     req: &PeerProfileUpdate,
 ) -> ApiResult<PeerProfile> {
     let langs = languages("languages", &req.languages)?;
@@ -348,8 +353,8 @@ pub async fn put_profile(
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, peer, Role::Peer).await?;
-    let topics = topic_keys(&txn, clinic, "topics", &req.topics).await?;
-    let existing = stored_profile(&txn, peer).await?;
+    let topics = topic_keys(&txn, clinic.0, "topics", &req.topics).await?;
+    let existing = stored_profile(&txn, peer.0).await?;
     let is_new = existing.is_none();
     let base = existing.unwrap_or_else(|| blank_profile(peer, clinic, now));
     let mut am: peer_profile::ActiveModel = base.clone().into();
@@ -369,7 +374,7 @@ pub async fn put_profile(
     am.updated_at = Set(now);
     let saved = if is_new {
         peer_profile::ActiveModel {
-            peer_id: Set(peer),
+            peer_id: Set(peer.0),
             ..am
         }
         .insert(&txn)
@@ -381,7 +386,7 @@ pub async fn put_profile(
         &txn,
         now,
         AuditEvent::new("peer_profile.updated")
-            .clinic(Some(clinic))
+            .clinic(Some(clinic.0))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(peer),
     )
@@ -394,8 +399,8 @@ pub async fn put_profile(
 pub async fn set_approval(
     state: &AppState,
     p: &Principal,
-    clinic: Uuid,
-    peer: Uuid,
+    clinic: ClinicId,
+    peer: UserId,
     req: Option<&PeerApproval>,
 ) -> ApiResult<PeerProfile> {
     let now = state.now();
@@ -406,7 +411,7 @@ pub async fn set_approval(
     }
     let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, peer, Role::Peer).await?;
-    let existing = stored_profile(&txn, peer).await?;
+    let existing = stored_profile(&txn, peer.0).await?;
     let is_new = existing.is_none();
     let mut am: peer_profile::ActiveModel = existing
         .unwrap_or_else(|| blank_profile(peer, clinic, now))
@@ -417,7 +422,7 @@ pub async fn set_approval(
     am.approved_by = Set(req.map(|_| p.user_id));
     am.updated_at = Set(now);
     let saved = if is_new {
-        am.peer_id = Set(peer);
+        am.peer_id = Set(peer.0);
         am.insert(&txn).await?
     } else {
         am.update(&txn).await?
@@ -430,7 +435,7 @@ pub async fn set_approval(
         } else {
             "peer.approval_withdrawn"
         })
-        .clinic(Some(clinic))
+        .clinic(Some(clinic.0))
         .actor(Some(p.user_id), Some(p.device_id))
         .subject(peer),
     )
@@ -441,7 +446,7 @@ pub async fn set_approval(
 
 pub async fn own_profile(state: &AppState, p: &Principal) -> ApiResult<PeerProfile> {
     let clinic = p.clinic_id.ok_or_else(ApiError::not_found)?;
-    get_profile(state, clinic, p.user_id).await
+    get_profile(state, ClinicId(clinic), UserId(p.user_id)).await
 }
 
 pub async fn patch_own_profile(
@@ -457,7 +462,7 @@ pub async fn patch_own_profile(
     let existing = stored_profile(&txn, p.user_id).await?;
     let is_new = existing.is_none();
     let mut am: peer_profile::ActiveModel = existing
-        .unwrap_or_else(|| blank_profile(p.user_id, clinic, now))
+        .unwrap_or_else(|| blank_profile(UserId(p.user_id), ClinicId(clinic), now))
         .into();
     if let Some(c) = cap {
         am.capacity = Set(c);
@@ -511,7 +516,7 @@ fn needs_dto(m: needs::Model) -> NeedsRecord {
     }
 }
 
-pub async fn get_needs(state: &AppState, clinic: Uuid, user: Uuid) -> ApiResult<NeedsRecord> {
+pub async fn get_needs(state: &AppState, clinic: ClinicId, user: UserId) -> ApiResult<NeedsRecord> {
     member_with_role(&state.db, clinic, user, Role::ServiceUser).await?;
     needs::Entity::find_by_id(user)
         .one(&state.db)
@@ -523,8 +528,8 @@ pub async fn get_needs(state: &AppState, clinic: Uuid, user: Uuid) -> ApiResult<
 pub async fn put_needs(
     state: &AppState,
     p: &Principal,
-    clinic: Uuid,
-    user: Uuid,
+    clinic: ClinicId,
+    user: UserId,
     req: &Needs,
 ) -> ApiResult<NeedsRecord> {
     let langs = languages("languages", &req.languages)?;
@@ -536,10 +541,10 @@ pub async fn put_needs(
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, user, Role::ServiceUser).await?;
-    let topics = topic_keys(&txn, clinic, "topics", &req.topics).await?;
+    let topics = topic_keys(&txn, clinic.0, "topics", &req.topics).await?;
     let row = needs::ActiveModel {
-        user_id: Set(user),
-        clinic_id: Set(clinic),
+        user_id: Set(user.0),
+        clinic_id: Set(clinic.0),
         languages: Set(to_json(&langs)),
         preferred_gender: Set(req.preferred_gender.as_ref().map(enum_str)),
         preferred_age_bands: Set(to_json(&bands)),
@@ -558,7 +563,7 @@ pub async fn put_needs(
         &txn,
         now,
         AuditEvent::new("needs.updated")
-            .clinic(Some(clinic))
+            .clinic(Some(clinic.0))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(user),
     )
@@ -576,8 +581,8 @@ pub async fn put_needs(
 /// network when the user accepts remote support.
 pub async fn suggestions(
     state: &AppState,
-    clinic: Uuid,
-    user: Uuid,
+    clinic: ClinicId,
+    user: UserId,
     limit: usize,
 ) -> ApiResult<Vec<Suggestion>> {
     member_with_role(&state.db, clinic, user, Role::ServiceUser).await?;
@@ -605,7 +610,7 @@ pub async fn suggestions(
         _ => Vec::new(),
     };
     let mut clinics = network_clinics.clone();
-    clinics.push(clinic);
+    clinics.push(clinic.0);
     let profiles = peer_profile::Entity::find()
         .filter(peer_profile::Column::ClinicId.is_in(clinics))
         .filter(peer_profile::Column::Approved.eq(true))
@@ -666,11 +671,11 @@ pub async fn suggestions(
 /// suggestions, except history: the HP may propose a peer the user met before).
 pub async fn proposable(
     db: &impl ConnectionTrait,
-    clinic: Uuid,
-    peer: Uuid,
+    clinic: ClinicId,
+    peer: UserId,
     now: DateTime<Utc>,
 ) -> ApiResult<Result<peer_profile::Model, &'static str>> {
-    let Some(profile) = stored_profile(db, peer).await? else {
+    let Some(profile) = stored_profile(db, peer.0).await? else {
         return Ok(Err("this peer has no approved profile"));
     };
     let peer_user = user::Entity::find_by_id(peer).one(db).await?;
@@ -699,9 +704,9 @@ pub async fn proposable(
             return Ok(Err("no active peer with this id"));
         }
     }
-    let n = open_counts(db, &[peer], now)
+    let n = open_counts(db, &[peer.0], now)
         .await?
-        .get(&peer)
+        .get(&peer.0)
         .copied()
         .unwrap_or(0);
     if i64::from(n) >= i64::from(profile.capacity) {

@@ -17,6 +17,7 @@ use super::profiles;
 use super::service::{self, Action, ListFilter};
 use crate::auth::extract::{Auth, ClinicStaff, Hp, Party, PeerSupporter};
 use crate::error::ApiResult;
+use crate::ids::{ClinicId, UserId};
 use crate::state::State;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -165,7 +166,8 @@ async fn get_profile(
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(profiles::get_profile(&state, clinic, peer).await?))
+    Ok(HttpResponse::Ok()
+        .json(profiles::get_profile(&state, ClinicId(clinic), UserId(peer)).await?))
 }
 
 /// Write a peer supporter's profile (HPs of the clinic).
@@ -190,7 +192,8 @@ async fn put_profile(
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(profiles::put_profile(&state, &auth, clinic, peer, &body).await?))
+    Ok(HttpResponse::Ok()
+        .json(profiles::put_profile(&state, &auth, ClinicId(clinic), UserId(peer), &body).await?))
 }
 
 /// Approve a trained peer supporter (HPs of the clinic).
@@ -215,8 +218,9 @@ async fn approve(
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok()
-        .json(profiles::set_approval(&state, &auth, clinic, peer, Some(&body)).await?))
+    Ok(HttpResponse::Ok().json(
+        profiles::set_approval(&state, &auth, ClinicId(clinic), UserId(peer), Some(&body)).await?,
+    ))
 }
 
 /// Withdraw a peer supporter's approval (HPs of the clinic).
@@ -239,7 +243,8 @@ async fn unapprove(
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(profiles::set_approval(&state, &auth, clinic, peer, None).await?))
+    Ok(HttpResponse::Ok()
+        .json(profiles::set_approval(&state, &auth, ClinicId(clinic), UserId(peer), None).await?))
 }
 
 /// The calling peer supporter's own profile.
@@ -297,7 +302,7 @@ async fn get_needs(
 ) -> ApiResult<HttpResponse> {
     let (clinic, user) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(profiles::get_needs(&state, clinic, user).await?))
+    Ok(HttpResponse::Ok().json(profiles::get_needs(&state, ClinicId(clinic), UserId(user)).await?))
 }
 
 /// Record a service user's needs and preferences (HPs of the clinic).
@@ -322,7 +327,8 @@ async fn put_needs(
 ) -> ApiResult<HttpResponse> {
     let (clinic, user) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(profiles::put_needs(&state, &auth, clinic, user, &body).await?))
+    Ok(HttpResponse::Ok()
+        .json(profiles::put_needs(&state, &auth, ClinicId(clinic), UserId(user), &body).await?))
 }
 
 /// Ranked peer supporters for a service user, each score explained (HPs of the clinic).
@@ -350,7 +356,8 @@ async fn suggestions(
     if !(1..=50).contains(&limit) {
         return Err(crate::error::ApiError::invalid("limit", "1 to 50"));
     }
-    Ok(HttpResponse::Ok().json(profiles::suggestions(&state, clinic, user, limit as usize).await?))
+    Ok(HttpResponse::Ok()
+        .json(profiles::suggestions(&state, ClinicId(clinic), UserId(user), limit as usize).await?))
 }
 
 /// Propose an introduction of a service user and a peer supporter (HPs of the clinic).
@@ -428,7 +435,7 @@ async fn detail(
 ) -> ApiResult<HttpResponse> {
     let (clinic, id) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(service::get(&state, clinic, id).await?))
+    Ok(HttpResponse::Ok().json(service::get(&state, ClinicId(clinic), id).await?))
 }
 
 /// Pause an active introduction (HPs of the clinic).
@@ -452,7 +459,8 @@ async fn hp_pause(
 ) -> ApiResult<HttpResponse> {
     let (clinic, id) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(service::hp_act(&state, &auth, clinic, id, Action::Pause).await?))
+    Ok(HttpResponse::Ok()
+        .json(service::hp_act(&state, &auth, ClinicId(clinic), id, Action::Pause).await?))
 }
 
 /// Resume a paused introduction (HPs of the clinic).
@@ -476,7 +484,8 @@ async fn hp_resume(
 ) -> ApiResult<HttpResponse> {
     let (clinic, id) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(service::hp_act(&state, &auth, clinic, id, Action::Resume).await?))
+    Ok(HttpResponse::Ok()
+        .json(service::hp_act(&state, &auth, ClinicId(clinic), id, Action::Resume).await?))
 }
 
 /// Close an introduction (HPs of the clinic).
@@ -500,7 +509,8 @@ async fn hp_close(
 ) -> ApiResult<HttpResponse> {
     let (clinic, id) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(service::hp_act(&state, &auth, clinic, id, Action::Close).await?))
+    Ok(HttpResponse::Ok()
+        .json(service::hp_act(&state, &auth, ClinicId(clinic), id, Action::Close).await?))
 }
 
 /// Close an introduction without blame and propose the service user to another peer (HPs of the clinic).
@@ -527,7 +537,7 @@ async fn rematch(
     let (clinic, id) = path.into_inner();
     auth.require_clinic(clinic)?;
     Ok(created_or_ok(
-        service::rematch(&state, &auth, clinic, id, &body).await?,
+        service::rematch(&state, &auth, ClinicId(clinic), id, &body).await?,
     ))
 }
 
@@ -551,7 +561,7 @@ async fn reports(
 ) -> ApiResult<HttpResponse> {
     let (clinic, id) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(HttpResponse::Ok().json(service::reports(&state, &auth, clinic, id).await?))
+    Ok(HttpResponse::Ok().json(service::reports(&state, &auth, ClinicId(clinic), id).await?))
 }
 
 /// Mark a boundary report as handled (HPs of the clinic).
@@ -574,10 +584,8 @@ async fn handle_report(
 ) -> ApiResult<HttpResponse> {
     let (clinic, id, report_id) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(
-        HttpResponse::Ok()
-            .json(service::handle_report(&state, &auth, clinic, id, report_id).await?),
-    )
+    Ok(HttpResponse::Ok()
+        .json(service::handle_report(&state, &auth, ClinicId(clinic), id, report_id).await?))
 }
 
 /// The caller's introductions as a party: aliases and blurbs only.

@@ -11,13 +11,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::accounts::entities::user;
 use crate::accounts::service::ACTIVE;
 use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ClinicId, UserId};
 use crate::state::AppState;
 use peerbridge_openapi::ErrorCode;
 
@@ -34,14 +34,14 @@ fn dto(a: entity::Model) -> SupervisorAssignment {
 /// An active user of `clinic` with `role`, or 404.
 pub(crate) async fn member_with_role(
     db: &impl ConnectionTrait,
-    clinic: Uuid,
-    id: Uuid,
+    clinic: ClinicId,
+    id: UserId,
     role: Role,
 ) -> ApiResult<user::Model> {
     user::Entity::find_by_id(id)
         .one(db)
         .await?
-        .filter(|u| u.clinic_id == Some(clinic) && u.role == role.as_str() && u.status == ACTIVE)
+        .filter(|u| u.clinic_id == Some(clinic.0) && u.role == role.as_str() && u.status == ACTIVE)
         .ok_or_else(|| {
             ApiError::not_found().detail(format!("no active {} with this id", role.as_str()))
         })
@@ -50,15 +50,15 @@ pub(crate) async fn member_with_role(
 pub async fn assign(
     state: &AppState,
     actor: &Principal,
-    clinic: Uuid,
-    peer: Uuid,
-    hp: Uuid,
+    clinic: ClinicId,
+    peer: UserId,
+    hp: UserId,
 ) -> ApiResult<SupervisorAssignment> {
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
     member_with_role(&txn, clinic, peer, Role::Peer).await?;
     member_with_role(&txn, clinic, hp, Role::Hp).await?;
-    if entity::Entity::find_by_id((peer, hp))
+    if entity::Entity::find_by_id((peer.0, hp.0))
         .one(&txn)
         .await?
         .is_some()
@@ -68,9 +68,9 @@ pub async fn assign(
         );
     }
     let a = entity::ActiveModel {
-        clinic_id: Set(clinic),
-        peer_id: Set(peer),
-        hp_id: Set(hp),
+        clinic_id: Set(clinic.0),
+        peer_id: Set(peer.0),
+        hp_id: Set(hp.0),
         assigned_by: Set(actor.user_id),
         assigned_at: Set(now),
     }
@@ -80,7 +80,7 @@ pub async fn assign(
         &txn,
         now,
         AuditEvent::new("supervision.assigned")
-            .clinic(Some(clinic))
+            .clinic(Some(clinic.0))
             .actor(Some(actor.user_id), Some(actor.device_id))
             .subject(peer)
             .detail(json!({ "hp_id": hp })),
@@ -93,13 +93,13 @@ pub async fn assign(
 pub async fn unassign(
     state: &AppState,
     actor: &Principal,
-    clinic: Uuid,
-    peer: Uuid,
-    hp: Uuid,
+    clinic: ClinicId,
+    peer: UserId,
+    hp: UserId,
 ) -> ApiResult<()> {
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
-    let a = entity::Entity::find_by_id((peer, hp))
+    let a = entity::Entity::find_by_id((peer.0, hp.0))
         .one(&txn)
         .await?
         .filter(|a| a.clinic_id == clinic)
@@ -111,7 +111,7 @@ pub async fn unassign(
         &txn,
         now,
         AuditEvent::new("supervision.unassigned")
-            .clinic(Some(clinic))
+            .clinic(Some(clinic.0))
             .actor(Some(actor.user_id), Some(actor.device_id))
             .subject(peer)
             .detail(json!({ "hp_id": hp })),
@@ -124,8 +124,8 @@ pub async fn unassign(
 /// A peer's supervisors (`clinic` scopes the lookup).
 pub async fn supervisors_of(
     db: &impl ConnectionTrait,
-    clinic: Uuid,
-    peer: Uuid,
+    clinic: ClinicId,
+    peer: UserId,
 ) -> ApiResult<Vec<SupervisorAssignment>> {
     Ok(entity::Entity::find()
         .filter(entity::Column::PeerId.eq(peer))
@@ -158,8 +158,8 @@ pub async fn mine(state: &AppState, me: &Principal) -> ApiResult<Vec<SupervisorA
 /// Checks the peer exists in the clinic before listing (404 otherwise).
 pub async fn list_for_peer(
     state: &AppState,
-    clinic: Uuid,
-    peer: Uuid,
+    clinic: ClinicId,
+    peer: UserId,
 ) -> ApiResult<Vec<SupervisorAssignment>> {
     member_with_role(&state.db, clinic, peer, Role::Peer).await?;
     supervisors_of(&state.db, clinic, peer).await

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::extract::{AnyRole, Auth, ClinicStaff};
 use crate::error::ApiResult;
+use crate::ids::{ClinicId, UserId};
 use crate::state::State;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -39,7 +40,14 @@ async fn assign(
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
-    let a = super::assign(&state, &auth, clinic, peer, body.hp_id).await?;
+    let a = super::assign(
+        &state,
+        &auth,
+        ClinicId(clinic),
+        UserId(peer),
+        UserId(body.hp_id),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(a))
 }
 
@@ -63,7 +71,9 @@ async fn list(
 ) -> ApiResult<web::Json<Vec<SupervisorAssignment>>> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
-    Ok(web::Json(super::list_for_peer(&state, clinic, peer).await?))
+    Ok(web::Json(
+        super::list_for_peer(&state, ClinicId(clinic), UserId(peer)).await?,
+    ))
 }
 
 /// End an HP's supervision of a peer (clinic staff).
@@ -86,7 +96,7 @@ async fn unassign(
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer, hp) = path.into_inner();
     auth.require_clinic(clinic)?;
-    super::unassign(&state, &auth, clinic, peer, hp).await?;
+    super::unassign(&state, &auth, ClinicId(clinic), UserId(peer), UserId(hp)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

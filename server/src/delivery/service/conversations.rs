@@ -11,6 +11,7 @@ use crate::delivery::entities::{
 };
 use crate::delivery::mls::{self, Leaf, LeafCredential};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ClinicId, ConversationId, DeviceId, UserId};
 use crate::introductions::service as introductions;
 use crate::state::AppState;
 use crate::supervision;
@@ -41,7 +42,7 @@ pub async fn allowed_users(
         ids = introductions::members_allowed(db, &i).await?;
     } else if conv.kind == SUPERVISION {
         ids.extend(
-            supervision::supervisors_of(db, conv.clinic_id, conv.subject_id)
+            supervision::supervisors_of(db, ClinicId(conv.clinic_id), UserId(conv.subject_id))
                 .await?
                 .into_iter()
                 .map(|a| a.hp_id),
@@ -83,17 +84,17 @@ pub async fn member_conversation(
     id: Uuid,
 ) -> ApiResult<conversation::Model> {
     let conv = visible_conversation(state, p, id).await?;
-    member(&state.db, conv.id, p.device_id).await?;
+    member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     Ok(conv)
 }
 
 /// The caller's device as an active member of the conversation, else 403.
 pub(super) async fn member(
     db: &impl ConnectionTrait,
-    conv: Uuid,
-    device: Uuid,
+    conv: ConversationId,
+    device: DeviceId,
 ) -> ApiResult<member_device::Model> {
-    member_device::Entity::find_by_id((conv, device))
+    member_device::Entity::find_by_id((conv.0, device.0))
         .one(db)
         .await?
         .filter(|m| m.removed_at.is_none())

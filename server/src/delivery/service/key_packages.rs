@@ -10,6 +10,7 @@ use crate::crypto::b64;
 use crate::delivery::entities::{key_package, leaf_binding, member_device};
 use crate::delivery::mls::{self};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ConversationId, DeviceId};
 use crate::introductions::service as introductions;
 use crate::state::AppState;
 use peerbridge_openapi::ErrorCode;
@@ -168,8 +169,8 @@ pub async fn key_package_status(state: &AppState, p: &Principal) -> ApiResult<Ke
 /// claimers never get the same one), else the device's last-resort package.
 async fn claim_one(
     txn: &DatabaseTransaction,
-    device: Uuid,
-    conversation: Uuid,
+    device: DeviceId,
+    conversation: ConversationId,
     now: chrono::DateTime<chrono::Utc>,
     pseudonymous: bool,
 ) -> ApiResult<Option<key_package::Model>> {
@@ -269,7 +270,15 @@ pub async fn claim_key_packages(
         .iter()
         .filter(|d| d.id != p.device_id && !members.contains(&d.id))
     {
-        if let Some(kp) = claim_one(&txn, d.id, conv.id, now, pseudonymous).await? {
+        if let Some(kp) = claim_one(
+            &txn,
+            DeviceId(d.id),
+            ConversationId(conv.id),
+            now,
+            pseudonymous,
+        )
+        .await?
+        {
             out.push(ClaimedKeyPackage {
                 key_package_ref: kp.kp_ref,
                 key_package: b64(&kp.key_package),

@@ -7,6 +7,7 @@ use crate::crypto::b64;
 use crate::delivery::entities::{conversation, log_entry, member_device};
 use crate::delivery::mls::{self};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ConversationId, DeviceId};
 use crate::introductions::service as introductions;
 use crate::state::AppState;
 use peerbridge_openapi::ErrorCode;
@@ -28,7 +29,7 @@ pub async fn send_message(
     req: &MessageSend,
 ) -> ApiResult<(MessageAccepted, bool)> {
     let conv = visible_conversation(state, p, conversation_id).await?;
-    member(&state.db, conv.id, p.device_id).await?;
+    member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     let bytes = decode("ciphertext", &req.ciphertext, MAX_MESSAGE_BYTES)?;
     let (group, epoch, commitment) = mls::private_message_framing(&bytes).map_err(invalid_mls)?;
     if group != conv.group_id {
@@ -166,7 +167,7 @@ pub async fn fetch(
     limit: u64,
 ) -> ApiResult<LogPage> {
     let conv = visible_conversation(state, p, conversation_id).await?;
-    let me = member(&state.db, conv.id, p.device_id).await?;
+    let me = member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     let limit = limit.clamp(1, 500);
     let from = (after as i64).max(me.joined_seq);
     let rows = log_entry::Entity::find()
@@ -253,7 +254,7 @@ pub async fn ack(
     seq: u64,
 ) -> ApiResult<u64> {
     let conv = visible_conversation(state, p, conversation_id).await?;
-    let me = member(&state.db, conv.id, p.device_id).await?;
+    let me = member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     let upto = (seq.min(i64::MAX as u64) as i64).min(conv.last_seq);
     let txn = crate::storage::begin(&state.db).await?;
     if upto > me.acked_seq {

@@ -6,6 +6,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
 use crate::crypto::enum_str;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::ClinicId;
 use crate::introductions::entities::report;
 use crate::state::AppState;
 use peerbridge_openapi::introductions::{BoundaryReport, BoundaryReportCreate};
@@ -105,7 +106,7 @@ pub async fn report_boundary(
 pub async fn reports(
     state: &AppState,
     p: &Principal,
-    clinic: Uuid,
+    clinic: ClinicId,
     id: Uuid,
 ) -> ApiResult<Vec<BoundaryReport>> {
     let i = in_clinic(&state.db, clinic, id).await?;
@@ -119,7 +120,7 @@ pub async fn reports(
         &txn,
         state.now(),
         AuditEvent::new("introduction.reports_viewed")
-            .clinic(Some(clinic))
+            .clinic(Some(clinic.0))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(i.id),
     )
@@ -131,7 +132,7 @@ pub async fn reports(
 pub async fn handle_report(
     state: &AppState,
     p: &Principal,
-    clinic: Uuid,
+    clinic: ClinicId,
     id: Uuid,
     report_id: Uuid,
 ) -> ApiResult<BoundaryReport> {
@@ -154,7 +155,7 @@ pub async fn handle_report(
         &txn,
         now,
         AuditEvent::new("introduction.report_handled")
-            .clinic(Some(clinic))
+            .clinic(Some(clinic.0))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(i.id)
             .detail(json!({ "report_id": report_id })),

@@ -8,6 +8,7 @@ use crate::accounts::service::ACTIVE;
 use crate::auth::extract::Principal;
 use crate::crypto::{b64, enum_parse, enum_str};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::ClinicId;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use peerbridge_openapi::introductions::{
@@ -317,7 +318,7 @@ async fn party_view(
 /// An introduction of `clinic` (the introducing clinic), else 404.
 async fn in_clinic(
     db: &impl ConnectionTrait,
-    clinic: Uuid,
+    clinic: ClinicId,
     id: Uuid,
 ) -> ApiResult<introduction::Model> {
     introduction::Entity::find_by_id(id)

@@ -9,6 +9,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::extract::Principal;
 use crate::crypto::enum_str;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{ClinicId, UserId};
 use crate::introductions::entities::introduction;
 use crate::introductions::profiles;
 use crate::state::AppState;
@@ -79,14 +80,21 @@ async fn insert_proposal(
     let for_su = blurb("blurb_for_service_user", req.blurb_for_service_user)?;
     let for_peer = blurb("blurb_for_peer", req.blurb_for_peer)?;
     let ttl = expiry(req.expires_in_hours)?;
-    member_with_role(txn, clinic, req.service_user_id, Role::ServiceUser).await?;
-    let profile = match profiles::proposable(txn, clinic, req.peer_id, now).await? {
-        Ok(p) => p,
-        Err(why) if why == "no active peer with this id" => {
-            return Err(ApiError::not_found().detail(why));
-        }
-        Err(why) => return Err(ApiError::new(ErrorCode::Conflict).detail(why)),
-    };
+    member_with_role(
+        txn,
+        ClinicId(clinic),
+        UserId(req.service_user_id),
+        Role::ServiceUser,
+    )
+    .await?;
+    let profile =
+        match profiles::proposable(txn, ClinicId(clinic), UserId(req.peer_id), now).await? {
+            Ok(p) => p,
+            Err(why) if why == "no active peer with this id" => {
+                return Err(ApiError::not_found().detail(why));
+            }
+            Err(why) => return Err(ApiError::new(ErrorCode::Conflict).detail(why)),
+        };
     let open = introduction::Entity::find()
         .filter(introduction::Column::ServiceUserId.eq(req.service_user_id))
         .filter(introduction::Column::PeerId.eq(req.peer_id))
@@ -229,7 +237,7 @@ pub async fn list(
     Ok(out)
 }
 
-pub async fn get(state: &AppState, clinic: Uuid, id: Uuid) -> ApiResult<IntroductionDetail> {
+pub async fn get(state: &AppState, clinic: ClinicId, id: Uuid) -> ApiResult<IntroductionDetail> {
     let i = in_clinic(&state.db, clinic, id).await?;
     detail(&state.db, i, state.now()).await
 }
@@ -425,7 +433,7 @@ pub(super) async fn act(
 pub async fn hp_act(
     state: &AppState,
     p: &Principal,
-    clinic: Uuid,
+    clinic: ClinicId,
     id: Uuid,
     action: Action,
 ) -> ApiResult<IntroductionDetail> {
@@ -437,7 +445,7 @@ pub async fn hp_act(
 pub async fn rematch(
     state: &AppState,
     p: &Principal,
-    clinic: Uuid,
+    clinic: ClinicId,
     id: Uuid,
     req: &Rematch,
 ) -> ApiResult<(IntroductionDetail, bool)> {
@@ -458,7 +466,7 @@ pub async fn rematch(
     let new = insert_proposal(
         &txn,
         p,
-        clinic,
+        clinic.0,
         &Proposal {
             client_id: req.client_id,
             service_user_id: old.service_user_id,
@@ -489,7 +497,7 @@ pub async fn rematch(
         &txn,
         now,
         AuditEvent::new("introduction.rematched")
-            .clinic(Some(clinic))
+            .clinic(Some(clinic.0))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(old.id)
             .detail(json!({ "new_introduction": new.id })),
