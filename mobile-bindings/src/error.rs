@@ -95,6 +95,8 @@ impl SdkError {
             }
             ErrorCode::Conflict | ErrorCode::NoKeyPackage => SdkError::Conflict(detail),
             ErrorCode::StaleEpoch => SdkError::StaleEpoch(detail),
+            // The body did not reach the server in time: a network condition, retryable.
+            ErrorCode::RequestTimeout => SdkError::Network(detail),
             ErrorCode::RateLimited => SdkError::RateLimited {
                 retry_after_seconds: p.retry_after_seconds.unwrap_or(1),
             },

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The `Content-Type` is not `application/json`.
     UnsupportedMediaType,
+    /// The request body did not arrive in time (the connection is closed).
+    RequestTimeout,
     /// No such resource, or not one the caller may see.
     NotFound,
     /// The method is not allowed on this path.
@@ -67,6 +69,7 @@ impl ErrorCode {
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::InvalidParameter => "invalid_parameter",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -96,6 +99,7 @@ impl ErrorCode {
             ErrorCode::MalformedBody | ErrorCode::InvalidParameter => 400,
             ErrorCode::ValidationFailed => 422,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
@@ -124,6 +128,7 @@ impl ErrorCode {
             ErrorCode::ValidationFailed => "Validation failed",
             ErrorCode::InvalidParameter => "Invalid parameter",
             ErrorCode::PayloadTooLarge => "Payload too large",
+            ErrorCode::RequestTimeout => "Request timeout",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::NotFound => "Not found",
             ErrorCode::MethodNotAllowed => "Method not allowed",
@@ -200,6 +205,7 @@ mod tests {
             ErrorCode::ValidationFailed,
             ErrorCode::InvalidParameter,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::RequestTimeout,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,

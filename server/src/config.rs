@@ -52,6 +52,8 @@ pub struct RawConfig {
     pub message_retention_days: u32,
     pub push_allowed_hosts: Option<String>,
     pub ladder_interval_ms: u64,
+    pub request_body_timeout_secs: u64,
+    pub refresh_reuse_grace_secs: u64,
 }
 
 impl Default for RawConfig {
@@ -90,6 +92,8 @@ impl Default for RawConfig {
             message_retention_days: 30,
             push_allowed_hosts: None,
             ladder_interval_ms: 5000,
+            request_body_timeout_secs: 15,
+            refresh_reuse_grace_secs: 10,
         }
     }
 }
@@ -156,8 +160,15 @@ pub struct Config {
     pub message_retention: chrono::Duration,
     /// How often the escalation ladder looks for overdue flags.
     pub ladder_interval: std::time::Duration,
-    /// Push gateways (`host` or `host:port`) wake-ups may be sent to; empty disables push.
+    /// Push gateways wake-ups may be sent to; empty disables push. `host` allows
+    /// `https://host` on port 443, `host:port` HTTPS on that port, and only an entry written
+    /// as `http://host:port` allows plain HTTP (a gateway inside the cluster).
     pub push_allowed_hosts: Vec<String>,
+    /// A request body must arrive whole within this long of the request's head.
+    pub request_body_timeout: std::time::Duration,
+    /// A refresh token presented again this soon after its rotation (an app's resume and
+    /// its background sync racing) gets a session too, instead of counting as reuse.
+    pub refresh_reuse_grace: chrono::Duration,
 }
 
 /// Every environment variable the server reads (for deployment checks and docs).
@@ -316,6 +327,34 @@ impl Config {
                 "must be between 50 and 60000",
             ));
         }
+        if !(1..=300).contains(&raw.request_body_timeout_secs) {
+            return Err(invalid(
+                "request_body_timeout_secs",
+                "must be between 1 and 300",
+            ));
+        }
+        if raw.refresh_reuse_grace_secs > 60 {
+            return Err(invalid(
+                "refresh_reuse_grace_secs",
+                "must be between 0 and 60",
+            ));
+        }
+        let push_allowed_hosts: Vec<String> = raw
+            .push_allowed_hosts
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if push_allowed_hosts
+            .iter()
+            .any(|h| crate::notify::push::Gateway::parse(h).is_none())
+        {
+            return Err(invalid(
+                "push_allowed_hosts",
+                "expected comma-separated host, host:port or http(s)://host[:port] entries",
+            ));
+        }
         if !raw.public_url.starts_with("http://") && !raw.public_url.starts_with("https://") {
             return Err(invalid("public_url", "expected http(s)://host[:port]"));
         }
@@ -359,13 +398,9 @@ impl Config {
             db_max_connections: raw.db_max_connections,
             message_retention: chrono::Duration::days(raw.message_retention_days as i64),
             ladder_interval: std::time::Duration::from_millis(raw.ladder_interval_ms),
-            push_allowed_hosts: raw
-                .push_allowed_hosts
-                .unwrap_or_default()
-                .split(',')
-                .map(|h| h.trim().to_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect(),
+            push_allowed_hosts,
+            request_body_timeout: std::time::Duration::from_secs(raw.request_body_timeout_secs),
+            refresh_reuse_grace: chrono::Duration::seconds(raw.refresh_reuse_grace_secs as i64),
         })
     }
 }

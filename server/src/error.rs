@@ -155,6 +155,12 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
         J::Payload(actix_web::error::PayloadError::Overflow) => {
             ApiError::new(ErrorCode::PayloadTooLarge)
         }
+        J::Payload(actix_web::error::PayloadError::Io(e))
+            if e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            ApiError::new(ErrorCode::RequestTimeout)
+                .detail("the request body did not arrive in time")
+        }
         _ => ApiError::new(ErrorCode::MalformedBody).detail("the body could not be read"),
     };
     api.into()

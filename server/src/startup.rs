@@ -137,6 +137,7 @@ impl Application {
         let separate_metrics = config.metrics_bind.is_some();
         let openapi = docs::openapi();
         let max_body = config.max_body_bytes;
+        let body_timeout = config.request_body_timeout;
         let drain = config.shutdown_drain.as_secs();
         let st = state.clone();
         let server = HttpServer::new(move || {
@@ -164,13 +165,22 @@ impl Application {
             app.wrap(
                 middleware::DefaultHeaders::new()
                     .add((header::CACHE_CONTROL, "no-store"))
-                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    // Nothing this server answers may be framed (the docs included).
+                    .add((header::X_FRAME_OPTIONS, "DENY"))
+                    .add((header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'")),
             )
-            .wrap_fn(move |req, srv| {
+            .wrap_fn(move |mut req, srv| {
                 let started = Instant::now();
                 let st = st.clone();
                 let request_id = req.extensions().get::<RequestId>().map(|r| r.to_string());
-                let method = req.method().to_string();
+                let method = crate::telemetry::method_label(req.method().as_str());
+                if !req.head().upgrade() {
+                    // Every body read is bounded: a client that announces more than it
+                    // sends gets 408 instead of holding the connection.
+                    let payload = req.take_payload();
+                    req.set_payload(body_deadline(payload, body_timeout));
+                }
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
@@ -181,7 +191,7 @@ impl Application {
                     let status = res.status().as_u16();
                     let elapsed = started.elapsed();
                     st.metrics
-                        .observe(&method, &route, status, elapsed.as_secs_f64());
+                        .observe(method, &route, status, elapsed.as_secs_f64());
                     // The access log: matched route pattern (never the raw path or query),
                     // status and latency; the request id comes from the enclosing span.
                     tracing::info!(
@@ -198,7 +208,7 @@ impl Application {
                     Ok(res)
                 }
             })
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::telemetry::RootSpan>::new())
         })
         .listen(listener)?
         .disable_signals()
@@ -325,5 +335,31 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The request body as a stream that fails with a `TimedOut` I/O error (→ 408 problem) once
+/// `timeout` has passed since the request's head arrived.
+fn body_deadline(
+    inner: actix_web::dev::Payload,
+    timeout: std::time::Duration,
+) -> actix_web::dev::Payload {
+    use futures_util::StreamExt;
+    let sleep = Box::pin(tokio::time::sleep(timeout));
+    let stream = futures_util::stream::unfold(Some((inner, sleep)), |state| async move {
+        let (mut inner, mut sleep) = state?;
+        tokio::select! {
+            item = inner.next() => item.map(|i| (i, Some((inner, sleep)))),
+            _ = &mut sleep => Some((
+                Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request body timed out",
+                ))),
+                None,
+            )),
+        }
+    });
+    actix_web::dev::Payload::Stream {
+        payload: Box::pin(stream),
     }
 }

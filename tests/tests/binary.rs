@@ -392,7 +392,18 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
     );
     c.get("/v1/me", Some(&format!("{}x", refreshed.access_token)))
         .await;
+    // A token in a query string (some clients put it there) is not logged either: the
+    // log carries the route pattern, never the target.
+    let query_token = format!("{}q", refreshed.access_token);
+    c.get(
+        &format!("/v1/me?access_token={query_token}&note=hemmelig-query-verdi"),
+        None,
+    )
+    .await;
     secrets.extend([
+        query_token,
+        "hemmelig-query-verdi".into(),
+        "access_token=".into(),
         inv.code.clone(),
         inv.code.replace('-', ""),
         su.access_token,

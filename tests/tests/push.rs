@@ -67,7 +67,7 @@ async fn gateway() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
 async fn an_offline_device_is_woken_without_content_and_only_allowed_gateways_are_used() {
     let (port, seen) = gateway().await;
     let app = TestApp::spawn_with(Backend::Sqlite, move |c| {
-        c.push_allowed_hosts = Some(format!("127.0.0.1:{port}"));
+        c.push_allowed_hosts = Some(format!("http://127.0.0.1:{port}"));
     })
     .await;
     let mut s = app.supervision_pair().await;

@@ -8210,6 +8210,10 @@ public enum ErrorCode: Equatable, Hashable {
      */
     case unsupportedMediaType
     /**
+     * The request body did not arrive in time (the connection is closed).
+     */
+    case requestTimeout
+    /**
      * No such resource, or not one the caller may see.
      */
     case notFound
@@ -8316,43 +8320,45 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 5: return .unsupportedMediaType
         
-        case 6: return .notFound
+        case 6: return .requestTimeout
         
-        case 7: return .methodNotAllowed
+        case 7: return .notFound
         
-        case 8: return .unauthenticated
+        case 8: return .methodNotAllowed
         
-        case 9: return .forbidden
+        case 9: return .unauthenticated
         
-        case 10: return .invalidCredentials
+        case 10: return .forbidden
         
-        case 11: return .invalidChallenge
+        case 11: return .invalidCredentials
         
-        case 12: return .inviteInvalid
+        case 12: return .invalidChallenge
         
-        case 13: return .setupCodeInvalid
+        case 13: return .inviteInvalid
         
-        case 14: return .refreshTokenInvalid
+        case 14: return .setupCodeInvalid
         
-        case 15: return .refreshTokenReused
+        case 15: return .refreshTokenInvalid
         
-        case 16: return .accountInactive
+        case 16: return .refreshTokenReused
         
-        case 17: return .conflict
+        case 17: return .accountInactive
         
-        case 18: return .rateLimited
+        case 18: return .conflict
         
-        case 19: return .staleEpoch
+        case 19: return .rateLimited
         
-        case 20: return .invalidMls
+        case 20: return .staleEpoch
         
-        case 21: return .policyViolation
+        case 21: return .invalidMls
         
-        case 22: return .noKeyPackage
+        case 22: return .policyViolation
         
-        case 23: return .unavailable
+        case 23: return .noKeyPackage
         
-        case 24: return .`internal`
+        case 24: return .unavailable
+        
+        case 25: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -8382,80 +8388,84 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(5))
         
         
-        case .notFound:
+        case .requestTimeout:
             writeInt(&buf, Int32(6))
         
         
-        case .methodNotAllowed:
+        case .notFound:
             writeInt(&buf, Int32(7))
         
         
-        case .unauthenticated:
+        case .methodNotAllowed:
             writeInt(&buf, Int32(8))
         
         
-        case .forbidden:
+        case .unauthenticated:
             writeInt(&buf, Int32(9))
         
         
-        case .invalidCredentials:
+        case .forbidden:
             writeInt(&buf, Int32(10))
         
         
-        case .invalidChallenge:
+        case .invalidCredentials:
             writeInt(&buf, Int32(11))
         
         
-        case .inviteInvalid:
+        case .invalidChallenge:
             writeInt(&buf, Int32(12))
         
         
-        case .setupCodeInvalid:
+        case .inviteInvalid:
             writeInt(&buf, Int32(13))
         
         
-        case .refreshTokenInvalid:
+        case .setupCodeInvalid:
             writeInt(&buf, Int32(14))
         
         
-        case .refreshTokenReused:
+        case .refreshTokenInvalid:
             writeInt(&buf, Int32(15))
         
         
-        case .accountInactive:
+        case .refreshTokenReused:
             writeInt(&buf, Int32(16))
         
         
-        case .conflict:
+        case .accountInactive:
             writeInt(&buf, Int32(17))
         
         
-        case .rateLimited:
+        case .conflict:
             writeInt(&buf, Int32(18))
         
         
-        case .staleEpoch:
+        case .rateLimited:
             writeInt(&buf, Int32(19))
         
         
-        case .invalidMls:
+        case .staleEpoch:
             writeInt(&buf, Int32(20))
         
         
-        case .policyViolation:
+        case .invalidMls:
             writeInt(&buf, Int32(21))
         
         
-        case .noKeyPackage:
+        case .policyViolation:
             writeInt(&buf, Int32(22))
         
         
-        case .unavailable:
+        case .noKeyPackage:
             writeInt(&buf, Int32(23))
         
         
-        case .`internal`:
+        case .unavailable:
             writeInt(&buf, Int32(24))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(25))
         
         }
     }

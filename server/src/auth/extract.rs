@@ -148,7 +148,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         return Err(ApiError::unauthenticated().detail("this device has been revoked"));
     }
     if let Some(nb) = dev.tokens_not_before
-        && claims.iat < nb.timestamp()
+        && claims.issued_ms() < nb.timestamp_millis()
     {
         return Err(ApiError::unauthenticated().detail("this session has ended"));
     }

@@ -29,7 +29,7 @@ use crate::state::AppState;
 
 const CHALLENGE_TTL_SECS: i64 = 120;
 
-use super::session::issue_session;
+use super::session::{end_access_tokens, issue_session};
 
 async fn find_setup_code(
     state: &AppState,
@@ -197,18 +197,33 @@ pub async fn password_login(
     req: &PasswordLogin,
 ) -> ApiResult<Session> {
     let login = validate::login("login", &req.login)?;
-    validate::public_key("device.public_key", &req.device.public_key)?;
     validate::text("device.label", &req.device.label, 64)?;
+    let vk = validate::public_key("device.public_key", &req.device.public_key)?;
     let limit_keys = [
         limits::per_account(state, "password", &login),
         limits::per_address(state, "password", &addr.0),
     ];
-    limits::ensure_allowed(state, &limit_keys).await?;
     let now = state.now();
     let found = user::Entity::find()
         .filter(user::Column::LoginIndex.eq(state.keys.blind_index("login", &login)))
         .one(&state.db)
         .await?;
+    // Guesses are limited per login and per address, but not on the account's own live
+    // device: someone who knows a staff login cannot lock its owner out of their
+    // workstation (the password and TOTP are still required there).
+    let known_device = match &found {
+        Some(u) => device::Entity::find()
+            .filter(device::Column::PublicKey.eq(vk.as_bytes().to_vec()))
+            .filter(device::Column::UserId.eq(u.id))
+            .filter(device::Column::RevokedAt.is_null())
+            .one(&state.db)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    if !known_device {
+        limits::ensure_allowed(state, &limit_keys).await?;
+    }
     let stored = found.as_ref().and_then(|u| u.password_hash.clone());
     let password = req.password.clone();
     let password_ok =
@@ -289,14 +304,15 @@ pub async fn challenge(
     addr: &ClientAddr,
     device_id: Uuid,
 ) -> ApiResult<Challenge> {
-    let addr_key = limits::per_address(state, "challenge", &addr.0);
-    limits::ensure_allowed(state, std::slice::from_ref(&addr_key)).await?;
     let now = state.now();
     let dev = device::Entity::find_by_id(device_id)
         .one(&state.db)
         .await?
         .filter(|d| d.revoked_at.is_none());
     let Some(dev) = dev else {
+        // Only probes for unknown devices count against the address.
+        let addr_key = limits::per_address(state, "challenge", &addr.0);
+        limits::ensure_allowed(state, std::slice::from_ref(&addr_key)).await?;
         limits::record_failure(state, &[addr_key]).await?;
         return Err(ApiError::new(ErrorCode::InvalidChallenge).detail("unknown or revoked device"));
     };
@@ -329,7 +345,6 @@ pub async fn device_login(
         limits::per_account(state, "device", &req.device_id.to_string()),
         limits::per_address(state, "device", &addr.0),
     ];
-    limits::ensure_allowed(state, &limit_keys).await?;
     let sig_bytes = b64_decode(&req.signature)
         .ok_or_else(|| ApiError::invalid("signature", "expected unpadded base64url"))?;
     let sig = Signature::from_slice(&sig_bytes)
@@ -354,8 +369,12 @@ pub async fn device_login(
             }),
         _ => false,
     };
+    // A valid signature is judged before any counter: only the key's holder can make one,
+    // so failures by others (a shared address, someone who knows the device id) never
+    // lock the device out. Failures are counted and, past the limit, refused with 429.
     let (true, Some(c), Some(d)) = (verified, ch, dev) else {
         drop(txn);
+        limits::ensure_allowed(state, &limit_keys).await?;
         limits::record_failure(state, &limit_keys).await?;
         state.metrics.auth_failures.inc();
         return Err(ApiError::new(ErrorCode::InvalidChallenge));
@@ -390,15 +409,17 @@ pub async fn device_login(
     Ok(session)
 }
 
-/// Rotates a refresh token. Presenting a spent token revokes its whole family: whoever holds
-/// the newer token (thief or owner) must log in again.
+/// Rotates a refresh token. Presenting a spent token revokes its whole family (and the
+/// device's access tokens issued so far): whoever holds the newer token (thief or owner)
+/// must log in again. Within `refresh_reuse_grace` of the rotation the same token gets a
+/// session too: a phone's resume and its background sync racing are not a theft.
+/// Only unknown, revoked or expired tokens count against the address: a valid token is
+/// judged before the address counter, so junk from a shared NAT locks out no one.
 pub async fn refresh(
     state: &AppState,
     addr: &ClientAddr,
     req: &RefreshRequest,
 ) -> ApiResult<Session> {
-    let addr_key = limits::per_address(state, "refresh", &addr.0);
-    limits::ensure_allowed(state, std::slice::from_ref(&addr_key)).await?;
     let now = state.now();
     let invalid = || ApiError::new(ErrorCode::RefreshTokenInvalid);
     let txn = crate::storage::begin(&state.db).await?;
@@ -406,14 +427,14 @@ pub async fn refresh(
         .filter(refresh_token::Column::TokenHash.eq(secret_hash(req.refresh_token.trim())))
         .one(&txn)
         .await?
+        .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
     else {
         drop(txn);
+        let addr_key = limits::per_address(state, "refresh", &addr.0);
+        limits::ensure_allowed(state, std::slice::from_ref(&addr_key)).await?;
         limits::record_failure(state, &[addr_key]).await?;
         return Err(invalid());
     };
-    if tok.revoked_at.is_some() || tok.expires_at <= now {
-        return Err(invalid());
-    }
     let rotated = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
         .filter(refresh_token::Column::Id.eq(tok.id))
@@ -421,25 +442,35 @@ pub async fn refresh(
         .exec(&txn)
         .await?;
     if rotated.rows_affected != 1 {
-        // Reuse of a spent token: revoke the family, audit, and commit that before failing.
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-            .filter(refresh_token::Column::FamilyId.eq(tok.family_id))
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&txn)
+        // Spent already: by a concurrent refresh of the same app a moment ago, or a replay.
+        let current = refresh_token::Entity::find_by_id(tok.id).one(&txn).await?;
+        let racing = current.as_ref().is_some_and(|t| {
+            t.revoked_at.is_none()
+                && t.rotated_at
+                    .is_some_and(|r| now - r <= state.config.refresh_reuse_grace)
+        });
+        if !racing {
+            // Reuse: revoke the family and its access tokens, audit, commit, then fail.
+            refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+                .filter(refresh_token::Column::FamilyId.eq(tok.family_id))
+                .filter(refresh_token::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?;
+            end_access_tokens(&txn, tok.device_id, now).await?;
+            let u = user::Entity::find_by_id(tok.user_id).one(&txn).await?;
+            audit::append(
+                &txn,
+                now,
+                AuditEvent::new("session.refresh_reuse_detected")
+                    .clinic(u.and_then(|u| u.clinic_id))
+                    .actor(Some(tok.user_id), Some(tok.device_id))
+                    .subject(tok.family_id),
+            )
             .await?;
-        let u = user::Entity::find_by_id(tok.user_id).one(&txn).await?;
-        audit::append(
-            &txn,
-            now,
-            AuditEvent::new("session.refresh_reuse_detected")
-                .clinic(u.and_then(|u| u.clinic_id))
-                .actor(Some(tok.user_id), Some(tok.device_id))
-                .subject(tok.family_id),
-        )
-        .await?;
-        txn.commit().await?;
-        return Err(ApiError::new(ErrorCode::RefreshTokenReused));
+            txn.commit().await?;
+            return Err(ApiError::new(ErrorCode::RefreshTokenReused));
+        }
     }
     let dev = device::Entity::find_by_id(tok.device_id)
         .one(&txn)
@@ -468,11 +499,15 @@ pub async fn logout(state: &AppState, refresh_token_value: &str) -> ApiResult<()
     else {
         return Err(ApiError::new(ErrorCode::RefreshTokenInvalid));
     };
+    let txn = crate::storage::begin(&state.db).await?;
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
         .filter(refresh_token::Column::FamilyId.eq(tok.family_id))
         .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
+    // The session's access tokens end with it, not at their expiry.
+    end_access_tokens(&txn, tok.device_id, now).await?;
+    txn.commit().await?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 use peerbridge_openapi::Role;
 use peerbridge_openapi::auth::Session;
 use sea_orm::prelude::Expr;
+use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
@@ -66,4 +67,28 @@ pub async fn issue_session(
         refresh_token: refresh,
         refresh_token_expires_at: refresh_exp,
     })
+}
+
+/// Refuses, from `now` on, every access token of `device` issued up to `now` (logout, a
+/// family revoked for reuse): revocation reaches access tokens through the per-request
+/// device check, with millisecond issue times so a login right after still works.
+/// `tokens_not_before` only ever moves forward.
+pub async fn end_access_tokens(
+    txn: &DatabaseTransaction,
+    device_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<()> {
+    // Tokens issued in this very millisecond end too: revocation wins every tie.
+    let nb = now + chrono::Duration::milliseconds(1);
+    device::Entity::update_many()
+        .col_expr(device::Column::TokensNotBefore, Expr::value(nb))
+        .filter(device::Column::Id.eq(device_id))
+        .filter(
+            device::Column::TokensNotBefore
+                .is_null()
+                .or(device::Column::TokensNotBefore.lt(nb)),
+        )
+        .exec(txn)
+        .await?;
+    Ok(())
 }

@@ -15,7 +15,9 @@ use crate::ids::{DeviceId, UserId};
 /// Clock skew tolerated on `iat` (a token "from the future").
 const IAT_LEEWAY_SECS: i64 = 60;
 
-/// What an access token asserts. `sub` is the user, `did` the device.
+/// What an access token asserts. `sub` is the user, `did` the device; `ims` the issue time
+/// in milliseconds (so a revocation in the same second as a new login ends only the older
+/// tokens); `nbf`, when present, is honoured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
@@ -25,6 +27,19 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ims: Option<i64>,
+}
+
+impl Claims {
+    /// When the token was issued, in milliseconds since the epoch.
+    pub fn issued_ms(&self) -> i64 {
+        self.ims
+            .filter(|ms| ms.div_euclid(1000) == self.iat)
+            .unwrap_or(self.iat.saturating_mul(1000))
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -99,6 +114,8 @@ impl TokenService {
             iat: now.timestamp(),
             exp: exp.timestamp(),
             jti: Uuid::new_v4(),
+            nbf: None,
+            ims: Some(now.timestamp_millis()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -107,7 +124,8 @@ impl TokenService {
     }
 
     /// Verifies an access token: `kid` known, algorithm EdDSA, signature, issuer, audience,
-    /// and not expired at `now`.
+    /// not expired at `now`, not before its `nbf`, and no longer-lived than this server
+    /// issues (a token signed with the real key but a far expiry is refused).
     pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
@@ -126,6 +144,12 @@ impl TokenService {
             return Err(TokenError::Expired);
         }
         if claims.iat > now_s + IAT_LEEWAY_SECS {
+            return Err(TokenError::Invalid);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now_s + IAT_LEEWAY_SECS) {
+            return Err(TokenError::Invalid);
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.access_ttl.num_seconds() {
             return Err(TokenError::Invalid);
         }
         Ok(claims)

@@ -23,11 +23,48 @@ const ONLINE_WINDOW_SECS: i64 = 45;
 const DEBOUNCE: Duration = Duration::from_secs(10);
 const ATTEMPTS: u32 = 3;
 
+/// One allowed gateway: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Gateway {
+    /// Parses an allow-list entry: `host` (HTTPS, port 443), `host:port` (HTTPS on that
+    /// port) or `http(s)://host[:port]`.
+    pub fn parse(entry: &str) -> Option<Gateway> {
+        let entry = entry.trim().to_lowercase();
+        let url = if entry.contains("://") {
+            entry
+        } else {
+            format!("https://{entry}")
+        };
+        let u = reqwest::Url::parse(&url).ok()?;
+        if u.path() != "/" || u.query().is_some() || !u.username().is_empty() {
+            return None;
+        }
+        Gateway::of_url(&u)
+    }
+
+    fn of_url(u: &reqwest::Url) -> Option<Gateway> {
+        if !matches!(u.scheme(), "http" | "https") {
+            return None;
+        }
+        Some(Gateway {
+            scheme: u.scheme().to_owned(),
+            host: u.host_str()?.to_lowercase(),
+            port: u.port_or_known_default()?,
+        })
+    }
+}
+
 pub struct Pusher {
     http: reqwest::Client,
     db: DatabaseConnection,
     clock: SharedClock,
-    allowed: Vec<String>,
+    allowed: Vec<Gateway>,
     slots: Arc<Semaphore>,
     recent: Mutex<HashMap<Uuid, Instant>>,
 }
@@ -42,28 +79,24 @@ impl Pusher {
                 .unwrap_or_default(),
             db,
             clock,
-            allowed,
+            allowed: allowed.iter().filter_map(|a| Gateway::parse(a)).collect(),
             slots: Arc::new(Semaphore::new(32)),
             recent: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether `url` points at an allowed gateway (`host` or `host:port` in the allowlist).
+    /// Whether `url` points at an allowed gateway: the scheme, host and port an allow-list
+    /// entry names (HTTPS and its default port unless the entry says otherwise), and no
+    /// credentials in the URL.
     pub fn is_allowed(&self, url: &str) -> bool {
-        let Ok(u) = reqwest::Url::parse(url) else {
+        let Some(target) = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| u.username().is_empty() && u.password().is_none())
+            .and_then(|u| Gateway::of_url(&u))
+        else {
             return false;
         };
-        if !matches!(u.scheme(), "http" | "https") || !u.username().is_empty() {
-            return false;
-        }
-        let Some(host) = u.host_str().map(str::to_lowercase) else {
-            return false;
-        };
-        let with_port = u
-            .port_or_known_default()
-            .map(|p| format!("{host}:{p}"))
-            .unwrap_or_else(|| host.clone());
-        self.allowed.iter().any(|a| *a == host || *a == with_port)
+        self.allowed.contains(&target)
     }
 
     /// Wakes those of `devices` that have an endpoint and no live stream. Returns at once.

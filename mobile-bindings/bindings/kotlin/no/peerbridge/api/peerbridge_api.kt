@@ -6719,6 +6719,10 @@ enum class ErrorCode {
      */
     UNSUPPORTED_MEDIA_TYPE,
     /**
+     * The request body did not arrive in time (the connection is closed).
+     */
+    REQUEST_TIMEOUT,
+    /**
      * No such resource, or not one the caller may see.
      */
     NOT_FOUND,
