@@ -69,12 +69,16 @@ pub enum AuditCommand {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum StaffRoleArg {
     Hp,
+    /// Spelled as the API spells the role.
+    #[value(name = "clinic_admin", alias = "clinic-admin")]
     ClinicAdmin,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum EnrolleeArg {
     Peer,
+    /// Spelled as the API spells the role.
+    #[value(name = "service_user", alias = "service-user")]
     ServiceUser,
 }
 
@@ -123,10 +127,29 @@ pub enum AdminCommand {
     ReencryptFields,
 }
 
+/// Writes a line to stdout; a closed pipe (`peerbridge admin gen-keys | head -1`) ends the
+/// command quietly instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*)
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+    }};
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Openapi = cli.command {
-        print!("{}", docs::openapi_json());
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), "{}", docs::openapi_json())
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return Ok(0);
+        }
         return Ok(0);
     }
     if let Command::Config {
@@ -134,7 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     } = cli.command
     {
         for name in config::env_var_names() {
-            println!("{name}");
+            say!("{name}");
         }
         return Ok(0);
     }
@@ -145,18 +168,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         use crate::crypto::keys::{generate_key_b64, public_of_seed};
         let seed = generate_key_b64();
         let kid = format!("k{}", chrono::Utc::now().format("%Y%m%d"));
-        println!("PEERBRIDGE_JWT_SIGNING_KID={kid}");
-        println!("PEERBRIDGE_JWT_SIGNING_KEY={seed}");
-        println!(
+        say!("PEERBRIDGE_JWT_SIGNING_KID={kid}");
+        say!("PEERBRIDGE_JWT_SIGNING_KEY={seed}");
+        say!(
             "# public key, for PEERBRIDGE_JWT_VERIFY_KEYS after the next rotation: {kid}:{}",
             public_of_seed(&seed).unwrap_or_default()
         );
-        println!(
+        say!(
             "PEERBRIDGE_FIELD_KEYS=f{}:{}",
             chrono::Utc::now().format("%Y%m%d"),
             generate_key_b64()
         );
-        println!("PEERBRIDGE_INDEX_KEY={}", generate_key_b64());
+        say!("PEERBRIDGE_INDEX_KEY={}", generate_key_b64());
         return Ok(0);
     }
 
@@ -171,7 +194,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         command: ConfigCommand::Check,
     } = cli.command
     {
-        println!("configuration ok ({:?} storage)", config.database_kind);
+        crate::crypto::Keys::check(&config).context("checking keys")?;
+        say!("configuration ok ({:?} storage)", config.database_kind);
         return Ok(0);
     }
     match cli.command {
@@ -184,22 +208,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Migrate => {
             let db = storage::connect(&config).await?;
             storage::migrate(&db).await?;
-            println!("migrations applied");
+            say!("migrations applied");
             Ok(0)
         }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
+            if let Some(db_file) = config.sqlite_file().filter(|f| !f.exists()) {
+                bail!(
+                    "no Peerbridge database at {} (run this where `peerbridge serve` runs, \
+                     or set PEERBRIDGE_DATA_DIR)",
+                    db_file.display()
+                );
+            }
             let db = storage::connect(&config).await?;
             match audit::verify(&db).await? {
                 Verification::Intact { entries } => {
-                    println!("audit log intact: {entries} entries");
+                    say!("audit log intact: {entries} entries");
                     Ok(0)
                 }
                 Verification::Broken { problems } => {
-                    println!("AUDIT LOG TAMPERED: {} problem(s)", problems.len());
+                    say!("AUDIT LOG TAMPERED: {} problem(s)", problems.len());
                     for p in problems {
-                        println!("  - {p}");
+                        say!("  - {p}");
                     }
                     Ok(2)
                 }
@@ -221,7 +252,7 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
             let c = clinics::create(state, None, &ClinicCreate { name, network })
                 .await
                 .map_err(api)?;
-            println!("{}", c.id);
+            say!("{}", c.id);
         }
         AdminCommand::CreateOperator { login, name } => {
             let req = StaffCreate {
@@ -233,9 +264,9 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
             let s = accounts::service::create_staff(state, None, None, Role::Operator, &req)
                 .await
                 .map_err(api)?;
-            println!("user_id: {}", s.user_id);
-            println!("setup_code: {}", s.setup_code);
-            println!("expires_at: {}", s.setup_code_expires_at.to_rfc3339());
+            say!("user_id: {}", s.user_id);
+            say!("setup_code: {}", s.setup_code);
+            say!("expires_at: {}", s.setup_code_expires_at.to_rfc3339());
         }
         AdminCommand::CreateStaff {
             clinic,
@@ -257,9 +288,9 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
             let s = accounts::service::create_staff(state, None, Some(clinic), role.into(), &req)
                 .await
                 .map_err(api)?;
-            println!("user_id: {}", s.user_id);
-            println!("setup_code: {}", s.setup_code);
-            println!("expires_at: {}", s.setup_code_expires_at.to_rfc3339());
+            say!("user_id: {}", s.user_id);
+            say!("setup_code: {}", s.setup_code);
+            say!("expires_at: {}", s.setup_code_expires_at.to_rfc3339());
         }
         AdminCommand::CreateInvite {
             clinic,
@@ -279,15 +310,15 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
             let inv = accounts::service::create_invite(state, None, clinic, &req)
                 .await
                 .map_err(api)?;
-            println!("code: {}", inv.code);
-            println!("qr_payload: {}", inv.qr_payload);
-            println!("expires_at: {}", inv.expires_at.to_rfc3339());
+            say!("code: {}", inv.code);
+            say!("qr_payload: {}", inv.qr_payload);
+            say!("expires_at: {}", inv.expires_at.to_rfc3339());
         }
         AdminCommand::ReencryptFields => {
             let n = accounts::service::reencrypt_fields(state)
                 .await
                 .map_err(api)?;
-            println!(
+            say!(
                 "re-encrypted {n} values under key {}",
                 state.keys.fields.active_kid()
             );

@@ -85,7 +85,7 @@ impl Default for RawConfig {
             auth_max_failures_per_address: 30,
             auth_failure_window_secs: 900,
             trust_forwarded_for: false,
-            shutdown_unready_delay_secs: 5,
+            shutdown_unready_delay_secs: 0,
             shutdown_drain_secs: 20,
             max_body_bytes: 256 * 1024,
             db_max_connections: 10,
@@ -169,6 +169,22 @@ pub struct Config {
     /// A refresh token presented again this soon after its rotation (an app's resume and
     /// its background sync racing) gets a session too, instead of counting as reuse.
     pub refresh_reuse_grace: chrono::Duration,
+}
+
+impl Config {
+    /// The SQLite database file, when storage is SQLite on a file.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        if self.database_kind != DatabaseKind::Sqlite {
+            return None;
+        }
+        use secrecy::ExposeSecret;
+        let url = self.database_url.expose_secret();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
 }
 
 /// Every environment variable the server reads (for deployment checks and docs).

@@ -156,6 +156,7 @@ impl Application {
                 .split_for_parts();
             let app = app
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .service(web::redirect("/docs", "/docs/").permanent())
                 .default_service(web::to(crate::docs::not_found));
             let app = if separate_metrics {
                 app

@@ -140,6 +140,109 @@ async fn a_bad_setting_is_refused_at_start_with_its_key_named() {
     }
 }
 
+/// The first hour's rough edges in the command line: `config check` refuses every key
+/// `serve` refuses (and writes nothing), `gen-keys | head` does not panic, `audit verify` in
+/// the wrong directory says so instead of creating an empty database, and roles are spelled
+/// as the API spells them.
+#[tokio::test]
+async fn the_command_line_refuses_what_serve_refuses_and_survives_a_closed_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Control: a good configuration checks out.
+    let ok = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        !dir.path().join("peerbridge-data").exists(),
+        "config check wrote key material"
+    );
+    for (key, value) in [
+        ("PEERBRIDGE_INDEX_KEY", "not-base64-!!"),
+        ("PEERBRIDGE_FIELD_KEYS", "f1:tooshort"),
+        ("PEERBRIDGE_PUSH_ALLOWED_HOSTS", "ftp://push.example.org/x"),
+    ] {
+        let out = command(dir.path())
+            .env(key, value)
+            .args(["config", "check"])
+            .output()
+            .await
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "config check accepted {key}: {err}");
+        assert!(err.contains(key), "{key} not named: {err}");
+        assert!(!err.contains(value), "the value was echoed: {err}");
+    }
+
+    // `gen-keys | head -1`: the reader goes away; the command ends without a panic.
+    let mut child = command(dir.path())
+        .args(["admin", "gen-keys"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.expect("waits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+
+    // `audit verify` where nothing runs.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = command(empty.path())
+        .args(["audit", "verify"])
+        .output()
+        .await
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no Peerbridge database"), "{err}");
+    assert!(
+        std::fs::read_dir(empty.path())
+            .expect("ls")
+            .next()
+            .is_none(),
+        "audit verify created files in the wrong directory"
+    );
+
+    // Roles as the API spells them (the old spelling still works).
+    let clinic = command(dir.path())
+        .args(["admin", "create-clinic", "--name", "Molde"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        clinic.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clinic.stderr)
+    );
+    let clinic = String::from_utf8_lossy(&clinic.stdout).trim().to_owned();
+    for role in ["service_user", "service-user", "peer"] {
+        let out = command(dir.path())
+            .args([
+                "admin",
+                "create-invite",
+                "--clinic",
+                &clinic,
+                "--role",
+                role,
+            ])
+            .output()
+            .await
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{role}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 fn stdout_field(out: &std::process::Output, field: &str) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()

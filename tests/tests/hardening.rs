@@ -400,6 +400,20 @@ async fn push_endpoints_must_be_https_on_the_allowed_port() {
 #[tokio::test]
 async fn docs_cannot_be_framed() {
     let app = TestApp::spawn(Backend::Sqlite).await;
+    // `/docs` without the slash leads to the docs (it was a 404).
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/docs/")
+    );
     for path in ["/docs/", "/openapi.json", "/livez"] {
         let r = app.client().get(path, None).await;
         assert_eq!(r.status, 200, "{path}");

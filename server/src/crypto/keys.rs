@@ -104,14 +104,32 @@ impl Keys {
     /// Loads keys from configuration, filling whatever is missing from the development key
     /// file (created on first use).
     pub fn load(config: &Config) -> Result<Keys, KeyError> {
+        Keys::load_with(config, || load_or_create_dev_file(&config.data_dir))
+    }
+
+    /// Checks every configured key exactly as [`Keys::load`] would, without creating the
+    /// development key file (`config check` must refuse what `serve` would refuse, and
+    /// write nothing).
+    pub fn check(config: &Config) -> Result<(), KeyError> {
+        let path = config.data_dir.join("dev-keys.json");
+        Keys::load_with(config, || {
+            if path.exists() {
+                load_or_create_dev_file(&config.data_dir)
+            } else {
+                Ok(fresh_dev_keys())
+            }
+        })
+        .map(|_| ())
+    }
+
+    fn load_with(
+        config: &Config,
+        dev_keys: impl FnOnce() -> Result<DevKeyFile, KeyError>,
+    ) -> Result<Keys, KeyError> {
         let needs_dev = config.jwt_signing_key.is_none()
             || config.field_keys.is_none()
             || config.index_key.is_none();
-        let dev = if needs_dev {
-            Some(load_or_create_dev_file(&config.data_dir)?)
-        } else {
-            None
-        };
+        let dev = if needs_dev { Some(dev_keys()?) } else { None };
 
         let (jwt_kid, jwt_seed) = match (&config.jwt_signing_key, &config.jwt_signing_kid, &dev) {
             (Some(k), Some(kid), _) => (
@@ -222,16 +240,20 @@ fn load_or_create_dev_file(data_dir: &Path) -> Result<DevKeyFile, KeyError> {
         });
     }
     std::fs::create_dir_all(data_dir).map_err(err)?;
-    let file = DevKeyFile {
+    let file = fresh_dev_keys();
+    let text = Zeroizing::new(serde_json::to_string_pretty(&file).unwrap_or_default());
+    write_private(&path, text.as_bytes()).map_err(err)?;
+    Ok(file)
+}
+
+fn fresh_dev_keys() -> DevKeyFile {
+    DevKeyFile {
         jwt_kid: format!("dev-{}", hex::encode(random_bytes::<4>())),
         jwt_seed: b64(&random_bytes::<32>()),
         field_kid: format!("dev-{}", hex::encode(random_bytes::<4>())),
         field_key: b64(&random_bytes::<32>()),
         index_key: b64(&random_bytes::<32>()),
-    };
-    let text = Zeroizing::new(serde_json::to_string_pretty(&file).unwrap_or_default());
-    write_private(&path, text.as_bytes()).map_err(err)?;
-    Ok(file)
+    }
 }
 
 #[cfg(unix)]
