@@ -99,3 +99,59 @@ fn gen_keys_prints_usable_production_key_material() {
         peerbridge_server::crypto::Keys::load(&config).expect("keys load without a dev file");
     assert!(!keys.development);
 }
+
+/// Every `$ref` in a JSON document that does not resolve to a node of the same document.
+fn dangling_refs(doc: &serde_json::Value) -> (usize, Vec<String>) {
+    fn walk(
+        v: &serde_json::Value,
+        root: &serde_json::Value,
+        seen: &mut usize,
+        bad: &mut Vec<String>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                    *seen += 1;
+                    let resolved = r
+                        .strip_prefix('#')
+                        .and_then(|pointer| root.pointer(pointer));
+                    if resolved.is_none() {
+                        bad.push(r.clone());
+                    }
+                }
+                for child in m.values() {
+                    walk(child, root, seen, bad);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for child in a {
+                    walk(child, root, seen, bad);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (mut seen, mut bad) = (0, Vec::new());
+    walk(doc, doc, &mut seen, &mut bad);
+    (seen, bad)
+}
+
+#[test]
+fn every_ref_in_the_api_document_resolves() {
+    let doc: serde_json::Value = serde_json::from_str(&peerbridge_server::docs::openapi_json())
+        .expect("the document is JSON");
+    let (seen, bad) = dangling_refs(&doc);
+    assert!(
+        seen > 100,
+        "the walk found the document's references ({seen})"
+    );
+    assert!(bad.is_empty(), "references to nothing: {bad:?}");
+    // Control: a planted dangling reference is seen.
+    let mut planted = doc.clone();
+    planted["components"]["schemas"]["Problem"]["properties"]["planted"] =
+        serde_json::json!({ "$ref": "#/components/schemas/DoesNotExist" });
+    assert_eq!(
+        dangling_refs(&planted).1,
+        vec!["#/components/schemas/DoesNotExist".to_string()]
+    );
+}

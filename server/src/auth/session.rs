@@ -34,7 +34,12 @@ pub async fn issue_session(
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("invalid stored role")))?;
     let (access, access_exp) = state
         .tokens
-        .issue_access(now, UserId(user_id), DeviceId(dev.id))
+        .issue_access(
+            now,
+            UserId(user_id),
+            DeviceId(dev.id),
+            dev.tokens_not_before,
+        )
         .map_err(ApiError::internal)?;
     let refresh = new_refresh_token();
     let refresh_exp = now + state.tokens.refresh_ttl;

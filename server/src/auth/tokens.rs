@@ -98,24 +98,28 @@ impl TokenService {
         }
     }
 
-    /// Signs an access token for a device session.
+    /// Signs an access token for a device session. A session issued after a revocation is
+    /// dated no earlier than the device's `not_before`, so it outranks the revocation even
+    /// when both happen in the same millisecond (a logout and a login right after it).
     pub fn issue_access(
         &self,
         now: DateTime<Utc>,
         user: UserId,
         device: DeviceId,
+        not_before: Option<DateTime<Utc>>,
     ) -> Result<(String, DateTime<Utc>), jsonwebtoken::errors::Error> {
-        let exp = now + self.access_ttl;
+        let issued = not_before.filter(|nb| *nb > now).unwrap_or(now);
+        let exp = issued + self.access_ttl;
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sub: user.0,
             did: device.0,
-            iat: now.timestamp(),
+            iat: issued.timestamp(),
             exp: exp.timestamp(),
             jti: Uuid::new_v4(),
             nbf: None,
-            ims: Some(now.timestamp_millis()),
+            ims: Some(issued.timestamp_millis()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());

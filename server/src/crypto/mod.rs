@@ -19,16 +19,18 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Decodes base64url, padded or not. Non-zero trailing bits are accepted: the decoded bytes
-/// are what is checked (as a key or signature), not the canonical form of their encoding.
+/// Decodes unpadded base64url, as the API document states for every binary value (a padded
+/// value is refused, not guessed at). Non-zero trailing bits are accepted: the decoded
+/// bytes are what is checked (as a key or signature), not the canonical form of their
+/// encoding.
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    const UNPADDED: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::URL_SAFE,
         GeneralPurposeConfig::new()
             .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
     );
-    LENIENT.decode(s).ok()
+    UNPADDED.decode(s).ok()
 }
 
 /// SHA-256 hex of a high-entropy secret (refresh tokens, invite codes): enough to store
@@ -85,4 +87,20 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut b);
     b
+}
+
+#[cfg(test)]
+mod b64_tests {
+    use super::*;
+
+    #[test]
+    fn base64_values_are_unpadded_base64url() {
+        let key = [7u8; 32];
+        let unpadded = b64(&key);
+        assert_eq!(b64_decode(&unpadded), Some(key.to_vec()));
+        assert_eq!(b64_decode(&format!("{unpadded}=")), None, "padding refused");
+        assert_eq!(b64_decode("AA=="), None);
+        assert_eq!(b64_decode("AA"), Some(vec![0]));
+        assert_eq!(b64_decode("a+b/"), None, "standard alphabet refused");
+    }
 }

@@ -55,8 +55,10 @@ fn created_or_ok<T: serde::Serialize>((body, created): (T, bool)) -> HttpRespons
 #[serde(deny_unknown_fields)]
 struct QueueQuery {
     /// `mine` (named responder, assigned or acknowledged by me) or `clinic` (default).
+    #[param(inline)]
     scope: Option<Scope>,
     /// `active` (open and acknowledged, default), `open`, `acknowledged`, `resolved`, `all`.
+    #[param(inline)]
     status: Option<StatusFilter>,
 }
 
