@@ -61,7 +61,7 @@ async fn concurrent_writes_keep_the_audit_chain_intact_and_one_invite_makes_one_
 }
 
 #[tokio::test]
-async fn a_refresh_token_presented_twice_at_once_is_spent_once() {
+async fn a_refresh_token_presented_six_times_at_once_gives_six_sessions_in_one_family() {
     for backend in backends().await {
         let app = TestApp::spawn(backend).await;
         let c = app.client();
@@ -71,19 +71,22 @@ async fn a_refresh_token_presented_twice_at_once_is_spent_once() {
             (0..6).map(|_| c.post("/v1/auth/refresh", None, json!({ "refresh_token": token })));
         let results = join_all(tries).await;
         let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
-        // Exactly one rotation wins; the others look like reuse of a spent token (which also
-        // revokes the family: a client must not retry a refresh in parallel).
-        assert_eq!(
-            results.iter().filter(|r| r.status == 200).count(),
-            1,
+        // One rotation wins; the racing presentations of the same token (an app's resume and
+        // its background sync) fall inside the reuse grace and get sessions in the same
+        // family instead of revoking it (issue 13). Every new refresh token is distinct.
+        assert!(
+            results.iter().all(|r| r.status == 200),
             "{backend:?}: {statuses:?}"
         );
-        for r in results.iter().filter(|r| r.status != 200) {
-            let code = r.code();
-            assert!(
-                code == "refresh_token_reused" || code == "refresh_token_invalid",
-                "{code}"
-            );
-        }
+        let fresh: std::collections::HashSet<String> = results
+            .iter()
+            .map(|r| {
+                r.json()["refresh_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(fresh.len(), results.len(), "{backend:?}: distinct tokens");
     }
 }
