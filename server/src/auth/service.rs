@@ -29,7 +29,7 @@ use crate::state::AppState;
 
 const CHALLENGE_TTL_SECS: i64 = 120;
 
-use super::session::{end_access_tokens, issue_session};
+use super::session::{end_session, issue_session};
 
 async fn find_setup_code(
     state: &AppState,
@@ -451,13 +451,7 @@ pub async fn refresh(
         });
         if !racing {
             // Reuse: revoke the family and its access tokens, audit, commit, then fail.
-            refresh_token::Entity::update_many()
-                .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-                .filter(refresh_token::Column::FamilyId.eq(tok.family_id))
-                .filter(refresh_token::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await?;
-            end_access_tokens(&txn, tok.device_id, now).await?;
+            end_session(&txn, &tok, now).await?;
             let u = user::Entity::find_by_id(tok.user_id).one(&txn).await?;
             audit::append(
                 &txn,
@@ -500,14 +494,7 @@ pub async fn logout(state: &AppState, refresh_token_value: &str) -> ApiResult<()
         return Err(ApiError::new(ErrorCode::RefreshTokenInvalid));
     };
     let txn = crate::storage::begin(&state.db).await?;
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_token::Column::FamilyId.eq(tok.family_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?;
-    // The session's access tokens end with it, not at their expiry.
-    end_access_tokens(&txn, tok.device_id, now).await?;
+    end_session(&txn, &tok, now).await?;
     txn.commit().await?;
     Ok(())
 }

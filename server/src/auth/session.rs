@@ -74,11 +74,28 @@ pub async fn issue_session(
     })
 }
 
+/// Ends the session (refresh-token family) `tok` belongs to: every refresh token of the
+/// family is revoked and the device's access tokens issued so far end with it (logout, and a
+/// family revoked for reuse).
+pub async fn end_session(
+    txn: &DatabaseTransaction,
+    tok: &refresh_token::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token::Column::FamilyId.eq(tok.family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await?;
+    end_access_tokens(txn, tok.device_id, now).await
+}
+
 /// Refuses, from `now` on, every access token of `device` issued up to `now` (logout, a
 /// family revoked for reuse): revocation reaches access tokens through the per-request
 /// device check, with millisecond issue times so a login right after still works.
 /// `tokens_not_before` only ever moves forward.
-pub async fn end_access_tokens(
+async fn end_access_tokens(
     txn: &DatabaseTransaction,
     device_id: Uuid,
     now: chrono::DateTime<chrono::Utc>,
