@@ -22,7 +22,7 @@ pub struct DeviceRegistration {
     #[schema(
         min_length = 1,
         max_length = 64,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub label: String,
 }
@@ -97,7 +97,9 @@ pub struct StaffSetupComplete {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PasswordLogin {
-    #[schema(pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{3,254}$")]
+    #[schema(
+        pattern = r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{3,254}$"
+    )]
     pub login: String,
     #[schema(min_length = 1, max_length = 256)]
     pub password: String,

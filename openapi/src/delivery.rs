@@ -30,9 +30,19 @@ pub struct KeyPackageUpload {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PseudonymousKeyPackage {
+    #[schema(
+        min_length = 2,
+        max_length = 21846,
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
     pub key_package: String,
     /// The device's Ed25519 signature over `signed::leaf_binding_message` of the package's leaf
     /// signature key, base64url.
+    #[schema(
+        min_length = 86,
+        max_length = 86,
+        pattern = r"^[A-Za-z0-9_-]{85}[AQgw]$"
+    )]
     pub leaf_binding: String,
 }
 
@@ -146,6 +156,11 @@ pub struct CommitUpload {
     /// For pseudonymous groups: the device's signature over `signed::leaf_binding_message` of its
     /// own (new) leaf signature key, base64url — how the server knows whose leaf it is.
     #[serde(default)]
+    #[schema(
+        min_length = 86,
+        max_length = 86,
+        pattern = r"^[A-Za-z0-9_-]{85}[AQgw]$"
+    )]
     pub leaf_binding: Option<String>,
 }
 

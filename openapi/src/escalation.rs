@@ -17,8 +17,18 @@ use uuid::Uuid;
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EscalationKeyUpload {
     /// X25519 public key (32 bytes), base64url.
+    #[schema(
+        min_length = 43,
+        max_length = 43,
+        pattern = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+    )]
     pub public_key: String,
     /// The device's Ed25519 signature over `signed::escalation_key_message`, base64url.
+    #[schema(
+        min_length = 86,
+        max_length = 86,
+        pattern = r"^[A-Za-z0-9_-]{85}[AQgw]$"
+    )]
     pub signature: String,
 }
 
@@ -75,10 +85,25 @@ pub enum FlagKind {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SealedExcerpt {
     /// The recipient's HPKE public key, base64url (must be a current escalation key).
+    #[schema(
+        min_length = 43,
+        max_length = 43,
+        pattern = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+    )]
     pub public_key: String,
     /// HPKE encapsulated key, base64url.
+    #[schema(
+        min_length = 2,
+        max_length = 342,
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
     pub enc: String,
     /// HPKE ciphertext of the excerpt, base64url (at most 256 KiB).
+    #[schema(
+        min_length = 2,
+        max_length = 349526,
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
     pub ciphertext: String,
 }
 
@@ -94,6 +119,7 @@ pub struct FlagCreate {
     pub category: Option<RiskCategory>,
     pub severity: Option<Severity>,
     /// Sealed copies, one per recipient device from `escalation-recipients` (at most 200).
+    #[schema(max_items = 200)]
     pub excerpts: Vec<SealedExcerpt>,
     /// The raiser's language, for the wording of the in-conversation notice.
     pub locale: Option<Locale>,
@@ -214,6 +240,11 @@ pub struct SubjectIdentity {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagNote {
     /// At most 2000 characters; encrypted at rest.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub note: String,
 }
 
@@ -230,6 +261,10 @@ pub struct FlagReassign {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FlagResolve {
     pub outcome: FlagOutcome,
+    #[schema(
+        max_length = 2000,
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*)?$"
+    )]
     pub note: Option<String>,
 }
 
@@ -250,8 +285,23 @@ pub struct EscalationSettings {
     pub routine_hour: u32,
     /// The in-conversation notice per locale (`nb`, `nn`, `en`); it can be reworded, not
     /// removed.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub notice_nb: String,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub notice_nn: String,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub notice_en: String,
 }
 
@@ -269,9 +319,23 @@ pub enum Locale {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CrisisResource {
     /// e.g. "Nødnummer (ambulanse)".
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub label: String,
-    /// e.g. "113".
+    /// e.g. "113": digits, spaces, `+`, `-` and parentheses.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[0-9 +()-]*[0-9+()-][0-9 +()-]*$"
+    )]
     pub phone: String,
+    #[schema(
+        max_length = 500,
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*)?$"
+    )]
     pub description: Option<String>,
 }
 
@@ -280,6 +344,7 @@ pub struct CrisisResource {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CrisisResourceList {
     pub locale: Locale,
+    #[schema(min_items = 1, max_items = 30)]
     pub resources: Vec<CrisisResource>,
 }
 

@@ -26,7 +26,12 @@ pub struct Topic {
     /// 1–40 of `a-z`, `0-9`, `_`.
     #[schema(pattern = "^[a-z0-9_]{1,40}$", example = "newly_diagnosed")]
     pub key: String,
-    #[schema(max_length = 100, example = "Newly diagnosed")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$",
+        example = "Newly diagnosed"
+    )]
     pub label: String,
 }
 
@@ -35,6 +40,7 @@ pub struct Topic {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct TopicList {
+    #[schema(min_items = 1, max_items = 100)]
     pub topics: Vec<Topic>,
 }
 
@@ -74,15 +80,21 @@ pub enum AgeBand {
 pub struct PeerProfileUpdate {
     /// ISO 639-1 codes, e.g. `nb`, `nn`, `en`, `so`, `ti` (at most 10).
     #[serde(default)]
+    #[schema(schema_with = language_codes)]
     pub languages: Vec<String>,
     pub gender: Option<Gender>,
     pub age_band: Option<AgeBand>,
     /// A coarse region (county), 1–100 characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*)?$"
+    )]
     pub region: Option<String>,
     #[schema(maximum = 80)]
     pub years_since_diagnosis: Option<u16>,
     /// Topic keys from the clinic's list (at most 30).
     #[serde(default)]
+    #[schema(schema_with = topic_keys)]
     pub topics: Vec<String>,
     /// Offers support to service users of other clinics of the same network.
     #[serde(default)]
@@ -91,6 +103,10 @@ pub struct PeerProfileUpdate {
     #[schema(maximum = 50)]
     pub capacity: Option<u16>,
     /// When the peer is usually available, e.g. "weekday evenings" (at most 200 characters).
+    #[schema(
+        max_length = 200,
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*)?$"
+    )]
     pub availability: Option<String>,
 }
 
@@ -101,6 +117,10 @@ pub struct PeerProfileUpdate {
 pub struct OwnPeerProfileUpdate {
     #[schema(maximum = 50)]
     pub capacity: Option<u16>,
+    #[schema(
+        max_length = 200,
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*)?$"
+    )]
     pub availability: Option<String>,
     /// Pause: no new introductions are suggested or proposed; existing ones go on.
     pub paused: Option<bool>,
@@ -149,13 +169,20 @@ pub struct PeerProfile {
 pub struct Needs {
     /// Languages the user is comfortable in (ISO 639-1, at most 10).
     #[serde(default)]
+    #[schema(schema_with = language_codes)]
     pub languages: Vec<String>,
     pub preferred_gender: Option<Gender>,
     #[serde(default)]
+    #[schema(max_items = 5)]
     pub preferred_age_bands: Vec<AgeBand>,
+    #[schema(
+        max_length = 100,
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*)?$"
+    )]
     pub region: Option<String>,
     /// Topic keys from the clinic's list (at most 30).
     #[serde(default)]
+    #[schema(schema_with = topic_keys)]
     pub topics: Vec<String>,
     /// Accepts a peer supporter from another clinic of the network (chat only).
     #[serde(default = "yes")]
@@ -164,6 +191,34 @@ pub struct Needs {
 
 fn yes() -> bool {
     true
+}
+
+/// At most 10 ISO 639-1 codes (two letters, any case; stored lower-case).
+fn language_codes() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z]{2}$"))
+                .examples(["nb"]),
+        )
+        .max_items(Some(10))
+        .build()
+}
+
+/// At most 30 keys from the clinic's topic list.
+fn topic_keys() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[a-z0-9_]{1,40}$"))
+                .examples(["newly_diagnosed"]),
+        )
+        .max_items(Some(30))
+        .build()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -229,10 +284,21 @@ pub struct IntroductionCreate {
     pub service_user_id: Uuid,
     pub peer_id: Uuid,
     /// What the service user reads about the peer (1–500 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub blurb_for_service_user: String,
     /// What the peer reads about the service user (1–500 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub blurb_for_peer: String,
     /// Hours until an unanswered proposal expires (1–720, default 168).
+    #[schema(minimum = 1, maximum = 720)]
     pub expires_in_hours: Option<u32>,
 }
 
@@ -243,8 +309,19 @@ pub struct IntroductionCreate {
 pub struct Rematch {
     pub client_id: Uuid,
     pub peer_id: Uuid,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub blurb_for_service_user: String,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub blurb_for_peer: String,
+    #[schema(minimum = 1, maximum = 720)]
     pub expires_in_hours: Option<u32>,
 }
 
@@ -393,8 +470,18 @@ pub struct ConsentUpload {
     /// Unix seconds, within 10 minutes of the server's clock.
     pub issued_at: i64,
     /// The signing leaf's public signature key, base64url.
+    #[schema(
+        min_length = 43,
+        max_length = 43,
+        pattern = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+    )]
     pub signature_key: String,
     /// Ed25519 signature over `signed::consent_statement`, base64url.
+    #[schema(
+        min_length = 86,
+        max_length = 86,
+        pattern = r"^[A-Za-z0-9_-]{85}[AQgw]$"
+    )]
     pub signature: String,
 }
 
@@ -433,6 +520,10 @@ pub struct BoundaryReportCreate {
     pub client_id: Uuid,
     pub category: BoundaryCategory,
     /// At most 1000 characters.
+    #[schema(
+        max_length = 1000,
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*)?$"
+    )]
     pub note: Option<String>,
 }
 

@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Try the API by hand: act as one device against a running server (the quickstart).
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +125,19 @@ pub enum AdminCommand {
         #[arg(long)]
         hours: Option<u32>,
     },
+    /// Clear the sign-in failure counters (the 429 lockout) of an account or an address,
+    /// e.g. after a colleague mistyped their password too often. Give at least one.
+    Unlock {
+        /// A staff login name.
+        #[arg(long)]
+        login: Option<String>,
+        /// A device id (device login).
+        #[arg(long)]
+        device: Option<Uuid>,
+        /// A client address, as the server sees it (behind a proxy: the forwarded address).
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Print freshly generated production key material (for a Kubernetes Secret).
     GenKeys,
     /// After adding a new field key and making it active: re-seal every identifying field
@@ -141,8 +159,14 @@ macro_rules! say {
     }};
 }
 
+mod dev;
+
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Dev { command } = cli.command {
+        dev::run(command).await?;
+        return Ok(0);
+    }
     if let Command::Openapi = cli.command {
         use std::io::Write as _;
         if let Err(e) = write!(std::io::stdout().lock(), "{}", docs::openapi_json())
@@ -241,7 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             admin(&state, command).await?;
             Ok(0)
         }
-        Command::Openapi | Command::Config { .. } => Ok(0),
+        Command::Openapi | Command::Config { .. } | Command::Dev { .. } => Ok(0),
     }
 }
 
@@ -322,6 +346,24 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
                 "re-encrypted {n} values under key {}",
                 state.keys.fields.active_kid()
             );
+        }
+        AdminCommand::Unlock {
+            login,
+            device,
+            address,
+        } => {
+            if login.is_none() && device.is_none() && address.is_none() {
+                bail!("give --login, --device or --address");
+            }
+            let mut accounts = Vec::new();
+            if let Some(login) = login {
+                accounts.push(crate::accounts::validate::login("--login", &login).map_err(api)?);
+            }
+            accounts.extend(device.map(|d| d.to_string()));
+            let n = crate::auth::limits::unlock(state, &accounts, address.as_deref())
+                .await
+                .map_err(api)?;
+            say!("cleared {n} failure counter(s)");
         }
         AdminCommand::GenKeys => bail!("handled before configuration"),
     }

@@ -67,7 +67,7 @@ impl Default for RawConfig {
             redis_channel_prefix: "peerbridge".into(),
             public_url: "http://127.0.0.1:8080".into(),
             migrate_on_start: true,
-            log_format: "json".into(),
+            log_format: "auto".into(),
             log_level: "info".into(),
             jwt_issuer: "peerbridge".into(),
             jwt_audience: "peerbridge-api".into(),
@@ -275,10 +275,12 @@ impl Config {
                 "expected letters, digits, - or _",
             ));
         }
+        // `auto`: readable lines for a person at a terminal, JSON for a log collector.
         let log_json = match raw.log_format.as_str() {
             "json" => true,
             "pretty" => false,
-            _ => return Err(invalid("log_format", "expected json or pretty")),
+            "auto" => !std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            _ => return Err(invalid("log_format", "expected auto, json or pretty")),
         };
         if !(30..=900).contains(&raw.access_token_ttl_secs) {
             return Err(invalid(

@@ -94,6 +94,7 @@ fn default_description(status: &str) -> &'static str {
                   endpoint's own code such as `invite_invalid`)"
         }
         "401" => "Not authenticated, or credentials wrong",
+        "408" => "The body did not arrive in time (`request_timeout`)",
         "403" => "The caller's role or clinic does not allow this",
         "404" => "Not found, or not visible to the caller",
         "409" => "Conflicts with the current state",
@@ -121,7 +122,13 @@ fn standard_responses(api: &mut utoipa::openapi::OpenApi) {
         ];
         for op in ops.into_iter().flatten() {
             let has_body = op.request_body.is_some();
-            let has_params = path.contains('{');
+            let has_query = op.parameters.as_ref().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| {
+                        matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+                    })
+            });
+            let has_params = path.contains('{') || has_query;
             let secured = op.security.is_some();
             let responses = &mut op.responses.responses;
             let mut add = |status: &str| {
@@ -132,10 +139,13 @@ fn standard_responses(api: &mut utoipa::openapi::OpenApi) {
             if has_body || has_params {
                 add("400");
             }
+            if has_body || has_query {
+                add("422");
+            }
             if has_body {
+                add("408");
                 add("413");
                 add("415");
-                add("422");
             }
             if secured {
                 add("401");

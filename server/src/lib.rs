@@ -19,6 +19,7 @@ pub mod escalation;
 pub mod health;
 pub mod ids;
 pub mod introductions;
+pub mod json;
 pub mod notify;
 pub mod startup;
 pub mod state;

@@ -66,10 +66,21 @@ pub fn method_label(method: &str) -> &'static str {
 
 /// Installs the global subscriber. `RUST_LOG` overrides `level`. The server logs to stdout;
 /// command-line tools log to stderr so their stdout stays machine-readable.
+///
+/// actix-http's connection dispatcher logs requests its parser refuses (a malformed header,
+/// 431) at ERROR before any route or middleware sees them, so any client could write error
+/// lines at will. Those lines are counted (`peerbridge_http_protocol_errors`) and kept out of
+/// the log unless `RUST_LOG` names `actix_http` explicitly.
 pub fn init_logging(json: bool, level: &str, to_stderr: bool) {
+    use tracing_subscriber::Layer as _;
+    let explicit = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("actix_http"));
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,sea_orm=warn")));
-    let registry = tracing_subscriber::registry().with(filter);
+    let quiet_protocol =
+        tracing_subscriber::filter::filter_fn(move |m| explicit || !is_protocol_error(m));
+    let registry = tracing_subscriber::registry()
+        .with(ProtocolErrors)
+        .with(filter);
     let result = if json {
         registry
             .with(
@@ -78,16 +89,44 @@ pub fn init_logging(json: bool, level: &str, to_stderr: bool) {
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
-                    .flatten_event(true),
+                    .flatten_event(true)
+                    .with_filter(quiet_protocol),
             )
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(writer(to_stderr)))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer(to_stderr))
+                    .with_filter(quiet_protocol),
+            )
             .try_init()
     };
     // Already installed (tests build several apps in one process): keep the first.
     let _ = result;
+}
+
+/// Requests refused by the HTTP parser before routing, since start (all replicas' metrics
+/// add up; each process has one).
+static PROTOCOL_ERRORS: std::sync::LazyLock<Counter> = std::sync::LazyLock::new(Counter::default);
+
+fn is_protocol_error(m: &tracing::Metadata<'_>) -> bool {
+    *m.level() == tracing::Level::ERROR && m.target().starts_with("actix_http::h1")
+}
+
+/// Counts `is_protocol_error` events that pass the level filter (every level up to ERROR).
+struct ProtocolErrors;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ProtocolErrors {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if is_protocol_error(event.metadata()) {
+            PROTOCOL_ERRORS.inc();
+        }
+    }
 }
 
 fn writer(to_stderr: bool) -> tracing_subscriber::fmt::writer::BoxMakeWriter {
@@ -171,6 +210,13 @@ impl Metrics {
             "shutting_down",
             "1 once graceful shutdown has begun",
             shutting_down.clone(),
+        );
+        registry.register(
+            "http_protocol_errors",
+            "HTTP/1 connection errors actix-http reports before routing (a malformed request \
+             line or header, headers too large, a broken stream); a refused request gets a \
+             bare 400/431. Counted here instead of logged at ERROR",
+            PROTOCOL_ERRORS.clone(),
         );
         let ciphertext_deleted = Family::<Labels, Counter>::default();
         registry.register(

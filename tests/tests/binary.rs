@@ -538,3 +538,59 @@ async fn no_log_line_carries_a_password_token_totp_secret_code_or_name() {
         );
     }
 }
+
+/// Sends a request the HTTP parser refuses (a header line without a colon) and returns the
+/// status line of the answer.
+async fn malformed_request(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_request_is_counted_not_logged_as_a_server_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = command(dir.path());
+    cmd.env("PEERBRIDGE_BIND", "127.0.0.1:0");
+    let mut server = ServerProcess::start(cmd).await;
+    server.wait_ready().await;
+    for _ in 0..3 {
+        assert!(malformed_request(server.port).await.contains(" 400"));
+    }
+    let metrics = Client::new(&server.base()).get("/metrics", None).await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "peerbridge_http_protocol_errors_total 3"),
+        "{metrics}"
+    );
+    let log = server.shut_down_and_read_log().await;
+    let errors: Vec<&String> = log.iter().filter(|l| l.contains("\"ERROR\"")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // Control: asked for by name, the parser's own line is there to see.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = command(dir.path());
+    cmd.env("PEERBRIDGE_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info,actix_http=error");
+    let mut server = ServerProcess::start(cmd).await;
+    server.wait_ready().await;
+    assert!(malformed_request(server.port).await.contains(" 400"));
+    let log = server.shut_down_and_read_log().await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"ERROR\"") && l.contains("actix_http")),
+        "{log:?}"
+    );
+}

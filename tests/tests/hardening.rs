@@ -432,3 +432,85 @@ async fn docs_cannot_be_framed() {
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
     }
 }
+
+#[tokio::test]
+async fn a_whole_number_written_as_a_float_is_an_integer_and_type_errors_name_the_field() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let c = app.client();
+    let op = app.bootstrap_operator().await;
+    let (clinic, hp) = app.clinic_with_hp(&op, "Tromsø").await;
+    let path = format!("/v1/clinics/{clinic}/invites");
+    // JSON Schema's integer includes 35.0; serde alone refused it.
+    let invite = c
+        .post(
+            &path,
+            Some(hp.token()),
+            json!({ "role": "peer", "expires_in_hours": 35.0 }),
+        )
+        .await
+        .expect(201)
+        .json();
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(invite["expires_at"].clone()).expect("expires_at");
+    let hours = (expires.timestamp() - app.now_unix()) as f64 / 3600.0;
+    assert!((34.9..=35.1).contains(&hours), "{hours}");
+    // A fraction is still not an integer; the error names the field and not the value.
+    let r = c
+        .post(
+            &path,
+            Some(hp.token()),
+            json!({ "role": "peer", "expires_in_hours": 35.5 }),
+        )
+        .await;
+    r.expect_problem(400, "malformed_body");
+    let p = r.json();
+    assert_eq!(p["field"], "expires_in_hours");
+    assert!(
+        !p["detail"].as_str().unwrap_or_default().contains("35.5"),
+        "{p}"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_clears_a_lockout_and_the_holder_signs_in_again() {
+    for backend in backends().await {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.auth_max_failures_per_account = 3;
+        })
+        .await;
+        let c = app.client();
+        let op = app.bootstrap_operator().await;
+        let (_, hp) = app.clinic_with_hp(&op, "Hamar").await;
+        let attempt = |password: String, totp: String| {
+            let c = c.clone();
+            let body = json!({
+                "login": hp.login,
+                "password": password,
+                "totp_code": totp,
+                "device": peerbridge_tests::api::device_json(
+                    &peerbridge_mls::DeviceIdentity::generate(),
+                    "Spare PC"
+                ),
+            });
+            async move { c.post("/v1/auth/password", None, body).await }
+        };
+        for _ in 0..3 {
+            attempt("wrong password, long".into(), "000000".into())
+                .await
+                .expect_problem(401, "invalid_credentials");
+        }
+        // Locked: even the right password on a new device waits.
+        attempt(hp.password.clone(), app.fresh_totp(&hp.totp_secret))
+            .await
+            .expect_problem(429, "rate_limited");
+        // The operator's unlock (what `peerbridge admin unlock --login` runs) clears it.
+        let cleared =
+            peerbridge_server::auth::limits::unlock(&app.state, &[hp.login.to_lowercase()], None)
+                .await
+                .expect("unlock");
+        assert!(cleared >= 1, "{cleared}");
+        attempt(hp.password.clone(), app.fresh_totp(&hp.totp_secret))
+            .await
+            .expect(200);
+    }
+}

@@ -2119,7 +2119,7 @@ public struct CrisisResource: Equatable, Hashable {
      */
     public var label: String
     /**
-     * e.g. "113".
+     * e.g. "113": digits, spaces, `+`, `-` and parentheses.
      */
     public var phone: String
     public var description: String?
@@ -2131,7 +2131,7 @@ public struct CrisisResource: Equatable, Hashable {
          * e.g. "Nødnummer (ambulanse)".
          */label: String, 
         /**
-         * e.g. "113".
+         * e.g. "113": digits, spaces, `+`, `-` and parentheses.
          */phone: String, description: String?) {
         self.label = label
         self.phone = phone

@@ -122,7 +122,7 @@ async fn change_role(
     state: State,
     auth: Auth<ClinicAdmin>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<RoleChange>,
+    body: crate::json::Json<RoleChange>,
 ) -> ApiResult<web::Json<UserSummary>> {
     let (clinic_id, user_id) = path.into_inner();
     auth.require_clinic(clinic_id)?;
@@ -177,7 +177,7 @@ async fn create_invite(
     state: State,
     auth: Auth<Hp>,
     path: web::Path<Uuid>,
-    body: web::Json<InviteCreate>,
+    body: crate::json::Json<InviteCreate>,
 ) -> ApiResult<HttpResponse> {
     auth.require_clinic(*path)?;
     let inv = service::create_invite(&state, Some(&auth), *path, &body).await?;
@@ -288,7 +288,7 @@ async fn my_devices(state: State, auth: Auth<AnyRole>) -> ApiResult<web::Json<Ve
 async fn add_my_device(
     state: State,
     auth: Auth<AnyRole>,
-    body: web::Json<DeviceRegistration>,
+    body: crate::json::Json<DeviceRegistration>,
 ) -> ApiResult<HttpResponse> {
     let d = service::add_device(&state, &auth, &body).await?;
     Ok(HttpResponse::Created().json(d))

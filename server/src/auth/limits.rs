@@ -114,3 +114,53 @@ async fn bump(state: &AppState, key: &str, now: DateTime<Utc>) -> ApiResult<()> 
     txn.commit().await?;
     Ok(())
 }
+
+/// Every authentication path that counts failures (the `path` of `per_account` and
+/// `per_address`).
+const PATHS: [&str; 6] = [
+    "setup",
+    "password",
+    "challenge",
+    "device",
+    "refresh",
+    "redeem",
+];
+
+/// The operator's unlock: deletes the failure counters of the given accounts (staff login
+/// names, normalised as at login, or device ids) and address on every path, and records the
+/// unlock in the audit chain (which counters, never the login or address itself). Returns
+/// how many counters were cleared.
+pub async fn unlock(
+    state: &AppState,
+    accounts: &[String],
+    address: Option<&str>,
+) -> ApiResult<u64> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let mut keys = Vec::new();
+    for path in PATHS {
+        for account in accounts {
+            keys.push(per_account(state, path, account).key);
+        }
+        if let Some(addr) = address {
+            keys.push(per_address(state, path, addr).key);
+        }
+    }
+    let txn = crate::storage::begin(&state.db).await?;
+    let cleared = auth_failure::Entity::delete_many()
+        .filter(auth_failure::Column::Key.is_in(keys))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    crate::audit::append(
+        &txn,
+        state.now(),
+        crate::audit::AuditEvent::new("auth.unlocked").detail(serde_json::json!({
+            "accounts": accounts.len(),
+            "address": address.is_some(),
+            "cleared": cleared,
+        })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(cleared)
+}

@@ -41,7 +41,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 async fn redeem_invite(
     state: State,
     addr: ClientAddr,
-    body: web::Json<InviteRedeem>,
+    body: crate::json::Json<InviteRedeem>,
 ) -> ApiResult<HttpResponse> {
     let s = accounts::redeem_invite(&state, &addr, &body).await?;
     Ok(HttpResponse::Created().json(s))
@@ -64,7 +64,7 @@ async fn redeem_invite(
 async fn setup_begin(
     state: State,
     addr: ClientAddr,
-    body: web::Json<StaffSetupBegin>,
+    body: crate::json::Json<StaffSetupBegin>,
 ) -> ApiResult<web::Json<TotpProvisioning>> {
     Ok(web::Json(service::setup_begin(&state, &addr, &body).await?))
 }
@@ -86,7 +86,7 @@ async fn setup_begin(
 async fn setup_complete(
     state: State,
     addr: ClientAddr,
-    body: web::Json<StaffSetupComplete>,
+    body: crate::json::Json<StaffSetupComplete>,
 ) -> ApiResult<HttpResponse> {
     let s = service::setup_complete(&state, &addr, &body).await?;
     Ok(HttpResponse::Created().json(s))
@@ -108,7 +108,7 @@ async fn setup_complete(
 async fn password_login(
     state: State,
     addr: ClientAddr,
-    body: web::Json<PasswordLogin>,
+    body: crate::json::Json<PasswordLogin>,
 ) -> ApiResult<web::Json<Session>> {
     Ok(web::Json(
         service::password_login(&state, &addr, &body).await?,
@@ -130,7 +130,7 @@ async fn password_login(
 async fn challenge(
     state: State,
     addr: ClientAddr,
-    body: web::Json<ChallengeRequest>,
+    body: crate::json::Json<ChallengeRequest>,
 ) -> ApiResult<web::Json<Challenge>> {
     Ok(web::Json(
         service::challenge(&state, &addr, body.device_id).await?,
@@ -154,7 +154,7 @@ async fn challenge(
 async fn device_login(
     state: State,
     addr: ClientAddr,
-    body: web::Json<DeviceLogin>,
+    body: crate::json::Json<DeviceLogin>,
 ) -> ApiResult<web::Json<Session>> {
     Ok(web::Json(
         service::device_login(&state, &addr, &body).await?,
@@ -177,7 +177,7 @@ async fn device_login(
 async fn refresh(
     state: State,
     addr: ClientAddr,
-    body: web::Json<RefreshRequest>,
+    body: crate::json::Json<RefreshRequest>,
 ) -> ApiResult<web::Json<Session>> {
     Ok(web::Json(service::refresh(&state, &addr, &body).await?))
 }
@@ -193,7 +193,7 @@ async fn refresh(
 )]
 #[post("/v1/auth/logout")]
 #[tracing::instrument(skip_all)]
-async fn logout(state: State, body: web::Json<LogoutRequest>) -> ApiResult<HttpResponse> {
+async fn logout(state: State, body: crate::json::Json<LogoutRequest>) -> ApiResult<HttpResponse> {
     service::logout(&state, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -77,7 +77,7 @@ pub fn totp_provisioning(secret: &[u8], account: &str) -> Option<(String, String
 /// Checks a code at `now_unix` within ±1 step. Returns the matched step, which must be
 /// greater than the last accepted one (replay protection is the caller's compare-and-set).
 pub fn check_totp(secret: &[u8], code: &str, now_unix: i64, last_step: Option<i64>) -> Option<i64> {
-    let code = code.trim();
+    // Exactly six digits, as the schema says (no surrounding spaces).
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

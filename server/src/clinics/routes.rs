@@ -34,7 +34,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 async fn create_clinic(
     state: State,
     auth: Auth<Operator>,
-    body: web::Json<ClinicCreate>,
+    body: crate::json::Json<ClinicCreate>,
 ) -> ApiResult<HttpResponse> {
     let c = super::create(&state, Some(&auth), &body).await?;
     Ok(HttpResponse::Created().json(c))
@@ -100,7 +100,7 @@ async fn create_staff(
     state: State,
     auth: Auth<StaffManager>,
     path: web::Path<Uuid>,
-    body: web::Json<StaffCreate>,
+    body: crate::json::Json<StaffCreate>,
 ) -> ApiResult<HttpResponse> {
     auth.require_clinic(*path)?;
     let created =

@@ -50,7 +50,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 async fn upload_key_packages(
     state: State,
     auth: Auth<AnyRole>,
-    body: web::Json<KeyPackageUpload>,
+    body: crate::json::Json<KeyPackageUpload>,
 ) -> ApiResult<web::Json<KeyPackageStatus>> {
     Ok(web::Json(
         service::upload_key_packages(&state, &auth, &body).await?,
@@ -87,7 +87,7 @@ async fn key_package_status(
 async fn create_conversation(
     state: State,
     auth: Auth<AnyRole>,
-    body: web::Json<ConversationCreate>,
+    body: crate::json::Json<ConversationCreate>,
 ) -> ApiResult<HttpResponse> {
     let (c, created) = service::create_conversation(&state, &auth, &body).await?;
     Ok(if created {
@@ -147,7 +147,7 @@ async fn claim(
     state: State,
     auth: Auth<AnyRole>,
     path: web::Path<Uuid>,
-    body: web::Json<KeyPackageClaim>,
+    body: crate::json::Json<KeyPackageClaim>,
 ) -> ApiResult<web::Json<Vec<ClaimedKeyPackage>>> {
     Ok(web::Json(
         service::claim_key_packages(&state, &auth, *path, &body).await?,
@@ -173,7 +173,7 @@ async fn commit(
     state: State,
     auth: Auth<AnyRole>,
     path: web::Path<Uuid>,
-    body: web::Json<CommitUpload>,
+    body: crate::json::Json<CommitUpload>,
 ) -> ApiResult<HttpResponse> {
     let a = service::commit(&state, &auth, *path, &body).await?;
     Ok(HttpResponse::Created().json(a))
@@ -216,7 +216,7 @@ async fn send(
     state: State,
     auth: Auth<AnyRole>,
     path: web::Path<Uuid>,
-    body: web::Json<MessageSend>,
+    body: crate::json::Json<MessageSend>,
 ) -> ApiResult<HttpResponse> {
     let (a, created) = service::send_message(&state, &auth, *path, &body).await?;
     Ok(if created {
@@ -284,7 +284,7 @@ async fn ack(
     state: State,
     auth: Auth<AnyRole>,
     path: web::Path<Uuid>,
-    body: web::Json<Ack>,
+    body: crate::json::Json<Ack>,
 ) -> ApiResult<web::Json<Ack>> {
     let seq = service::ack(&state, &auth, *path, body.seq).await?;
     Ok(web::Json(Ack { seq }))
@@ -345,7 +345,7 @@ async fn ack_welcome(
 async fn set_push_endpoint(
     state: State,
     auth: Auth<AnyRole>,
-    body: web::Json<PushEndpoint>,
+    body: crate::json::Json<PushEndpoint>,
 ) -> ApiResult<HttpResponse> {
     service::set_push_endpoint(&state, &auth, Some(&body.url)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -269,7 +269,8 @@ pub async fn put_crisis_resources(
     for (i, r) in req.resources.iter().enumerate() {
         let label = validate::text(&format!("resources[{i}].label"), &r.label, 200)?;
         let phone = validate::text(&format!("resources[{i}].phone"), &r.phone, 50)?;
-        if !phone
+        if !r
+            .phone
             .chars()
             .all(|c| c.is_ascii_digit() || " +-()".contains(c))
         {
@@ -281,7 +282,7 @@ pub async fn put_crisis_resources(
         let description = r
             .description
             .as_deref()
-            .filter(|d| !d.trim().is_empty())
+            .filter(|d| !d.is_empty())
             .map(|d| validate::text(&format!("resources[{i}].description"), d, 500))
             .transpose()?;
         clean.push((label, phone, description));

@@ -93,7 +93,7 @@ struct ReportQuery {
 async fn set_escalation_key(
     state: State,
     auth: Auth<ClinicStaff>,
-    body: web::Json<EscalationKeyUpload>,
+    body: crate::json::Json<EscalationKeyUpload>,
 ) -> ApiResult<HttpResponse> {
     service::set_escalation_key(&state, &auth, &body).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -139,7 +139,7 @@ async fn raise(
     state: State,
     auth: Auth<AnyRole>,
     path: web::Path<Uuid>,
-    body: web::Json<FlagCreate>,
+    body: crate::json::Json<FlagCreate>,
 ) -> ApiResult<HttpResponse> {
     Ok(created_or_ok(
         service::raise(&state, &auth, *path, &body).await?,
@@ -255,7 +255,7 @@ async fn note(
     state: State,
     auth: Auth<ClinicStaff>,
     path: web::Path<Uuid>,
-    body: web::Json<FlagNote>,
+    body: crate::json::Json<FlagNote>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::act(&state, &auth, *path, Act::Note(&body.note)).await?))
 }
@@ -279,7 +279,7 @@ async fn reassign(
     state: State,
     auth: Auth<ClinicStaff>,
     path: web::Path<Uuid>,
-    body: web::Json<FlagReassign>,
+    body: crate::json::Json<FlagReassign>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok()
         .json(service::act(&state, &auth, *path, Act::Reassign(body.hp_id)).await?))
@@ -304,7 +304,7 @@ async fn resolve(
     state: State,
     auth: Auth<ClinicStaff>,
     path: web::Path<Uuid>,
-    body: web::Json<FlagResolve>,
+    body: crate::json::Json<FlagResolve>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::act(&state, &auth, *path, Act::Resolve(&body)).await?))
 }
@@ -348,7 +348,7 @@ async fn put_settings(
     state: State,
     auth: Auth<ClinicAdmin>,
     path: web::Path<Uuid>,
-    body: web::Json<EscalationSettings>,
+    body: crate::json::Json<EscalationSettings>,
 ) -> ApiResult<HttpResponse> {
     let clinic = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -393,7 +393,7 @@ async fn put_crisis_resources(
     state: State,
     auth: Auth<ClinicStaff>,
     path: web::Path<Uuid>,
-    body: web::Json<CrisisResourceList>,
+    body: crate::json::Json<CrisisResourceList>,
 ) -> ApiResult<HttpResponse> {
     let clinic = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -420,7 +420,7 @@ async fn put_crisis_resources(
 async fn request_debrief(
     state: State,
     auth: Auth<PeerSupporter>,
-    body: web::Json<DebriefCreate>,
+    body: crate::json::Json<DebriefCreate>,
 ) -> ApiResult<HttpResponse> {
     Ok(created_or_ok(
         followup::request_debrief(&state, &auth, &body).await?,
@@ -494,7 +494,7 @@ async fn acknowledge_debrief(
 async fn log_consultation(
     state: State,
     auth: Auth<PeerSupporter>,
-    body: web::Json<ConsultationCreate>,
+    body: crate::json::Json<ConsultationCreate>,
 ) -> ApiResult<HttpResponse> {
     Ok(created_or_ok(
         followup::log_consultation(&state, &auth, &body).await?,

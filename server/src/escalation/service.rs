@@ -242,12 +242,12 @@ pub async fn set_escalation_key(
     p: &Principal,
     req: &EscalationKeyUpload,
 ) -> ApiResult<()> {
-    let key = b64_decode(req.public_key.trim())
+    let key = b64_decode(&req.public_key)
         .filter(|k| k.len() == 32)
         .ok_or_else(|| {
             ApiError::invalid("public_key", "an X25519 public key: 32 bytes, base64url")
         })?;
-    let sig = b64_decode(req.signature.trim())
+    let sig = b64_decode(&req.signature)
         .filter(|s| s.len() == 64)
         .ok_or_else(|| ApiError::invalid("signature", "64 bytes, base64url"))?;
     let dev = device::Entity::find_by_id(p.device_id)
@@ -395,12 +395,12 @@ pub async fn raise(
     let mut copies = Vec::new();
     for (i, e) in req.excerpts.iter().enumerate() {
         let field = |f: &str| format!("excerpts[{i}].{f}");
-        let pk = b64_decode(e.public_key.trim())
+        let pk = b64_decode(&e.public_key)
             .ok_or_else(|| ApiError::invalid(&field("public_key"), "base64url"))?;
-        let enc = b64_decode(e.enc.trim())
+        let enc = b64_decode(&e.enc)
             .filter(|v| !v.is_empty() && v.len() <= 256)
             .ok_or_else(|| ApiError::invalid(&field("enc"), "1 to 256 bytes, base64url"))?;
-        let ct = b64_decode(e.ciphertext.trim())
+        let ct = b64_decode(&e.ciphertext)
             .filter(|v| !v.is_empty() && v.len() <= 256 * 1024)
             .ok_or_else(|| {
                 ApiError::invalid(&field("ciphertext"), "1 byte to 256 KiB, base64url")
@@ -875,7 +875,7 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
                     ApiError::new(ErrorCode::Conflict).detail("the flag is already resolved")
                 );
             }
-            if let Some(n) = r.note.as_deref().filter(|n| !n.trim().is_empty()) {
+            if let Some(n) = r.note.as_deref().filter(|n| !n.is_empty()) {
                 note = Some(crate::accounts::validate::text("note", n, 2000)?);
             }
             am.status = Set("resolved".into());

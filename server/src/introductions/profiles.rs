@@ -65,7 +65,7 @@ fn languages(field: &str, v: &[String]) -> ApiResult<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::new();
     for l in v {
-        let l = l.trim().to_ascii_lowercase();
+        let l = l.to_ascii_lowercase();
         if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
             return Err(ApiError::invalid(
                 field,
@@ -110,7 +110,7 @@ async fn topic_keys(
 
 fn optional_text(field: &str, v: &Option<String>, max: usize) -> ApiResult<Option<String>> {
     v.as_deref()
-        .filter(|s| !s.trim().is_empty())
+        .filter(|s| !s.is_empty())
         .map(|s| validate::text(field, s, max))
         .transpose()
 }

@@ -67,6 +67,7 @@ fn created_or_ok<T: serde::Serialize>((body, created): (T, bool)) -> HttpRespons
 #[serde(deny_unknown_fields)]
 struct SuggestionQuery {
     /// At most this many (1–50, default 10).
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<u32>,
 }
 
@@ -117,7 +118,7 @@ async fn put_topics(
     state: State,
     auth: Auth<ClinicStaff>,
     path: web::Path<Uuid>,
-    body: web::Json<TopicList>,
+    body: crate::json::Json<TopicList>,
 ) -> ApiResult<HttpResponse> {
     let clinic = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -188,7 +189,7 @@ async fn put_profile(
     state: State,
     auth: Auth<Hp>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<PeerProfileUpdate>,
+    body: crate::json::Json<PeerProfileUpdate>,
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -214,7 +215,7 @@ async fn approve(
     state: State,
     auth: Auth<Hp>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<PeerApproval>,
+    body: crate::json::Json<PeerApproval>,
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -277,7 +278,7 @@ async fn own_profile(state: State, auth: Auth<PeerSupporter>) -> ApiResult<HttpR
 async fn patch_own_profile(
     state: State,
     auth: Auth<PeerSupporter>,
-    body: web::Json<OwnPeerProfileUpdate>,
+    body: crate::json::Json<OwnPeerProfileUpdate>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(profiles::patch_own_profile(&state, &auth, &body).await?))
 }
@@ -323,7 +324,7 @@ async fn put_needs(
     state: State,
     auth: Auth<Hp>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<Needs>,
+    body: crate::json::Json<Needs>,
 ) -> ApiResult<HttpResponse> {
     let (clinic, user) = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -379,7 +380,7 @@ async fn propose(
     state: State,
     auth: Auth<Hp>,
     path: web::Path<Uuid>,
-    body: web::Json<IntroductionCreate>,
+    body: crate::json::Json<IntroductionCreate>,
 ) -> ApiResult<HttpResponse> {
     let clinic = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -532,7 +533,7 @@ async fn rematch(
     state: State,
     auth: Auth<Hp>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<Rematch>,
+    body: crate::json::Json<Rematch>,
 ) -> ApiResult<HttpResponse> {
     let (clinic, id) = path.into_inner();
     auth.require_clinic(clinic)?;
@@ -755,7 +756,7 @@ async fn report(
     state: State,
     auth: Auth<Party>,
     path: web::Path<Uuid>,
-    body: web::Json<BoundaryReportCreate>,
+    body: crate::json::Json<BoundaryReportCreate>,
 ) -> ApiResult<HttpResponse> {
     Ok(created_or_ok(
         service::report_boundary(&state, &auth, *path, &body).await?,
@@ -802,7 +803,7 @@ async fn consent(
     state: State,
     auth: Auth<Party>,
     path: web::Path<Uuid>,
-    body: web::Json<ConsentUpload>,
+    body: crate::json::Json<ConsentUpload>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Created().json(service::record_consent(&state, &auth, *path, &body).await?))
 }

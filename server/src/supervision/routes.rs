@@ -36,7 +36,7 @@ async fn assign(
     state: State,
     auth: Auth<ClinicStaff>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<SupervisorAssign>,
+    body: crate::json::Json<SupervisorAssign>,
 ) -> ApiResult<HttpResponse> {
     let (clinic, peer) = path.into_inner();
     auth.require_clinic(clinic)?;

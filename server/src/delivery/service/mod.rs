@@ -40,8 +40,7 @@ fn invalid_mls(e: MlsError) -> ApiError {
 }
 
 fn decode(field: &str, s: &str, max: usize) -> ApiResult<Vec<u8>> {
-    let bytes =
-        b64_decode(s.trim()).ok_or_else(|| ApiError::invalid(field, "expected base64url"))?;
+    let bytes = b64_decode(s).ok_or_else(|| ApiError::invalid(field, "expected base64url"))?;
     if bytes.is_empty() || bytes.len() > max {
         return Err(ApiError::invalid(field, format!("1 to {max} bytes")));
     }

@@ -52,7 +52,7 @@ pub async fn report_boundary(
     let note = req
         .note
         .as_deref()
-        .filter(|n| !n.trim().is_empty())
+        .filter(|n| !n.is_empty())
         .map(|n| validate::text("note", n, 1000))
         .transpose()?;
     if let Some(existing) = report::Entity::find()

@@ -79,10 +79,10 @@ pub async fn record_consent(
             "must be within 10 minutes of the server's clock",
         ));
     }
-    let key = b64_decode(req.signature_key.trim())
+    let key = b64_decode(&req.signature_key)
         .filter(|k| k.len() == 32)
         .ok_or_else(|| ApiError::invalid("signature_key", "a 32-byte key, base64url"))?;
-    let sig = b64_decode(req.signature.trim())
+    let sig = b64_decode(&req.signature)
         .filter(|s| s.len() == 64)
         .ok_or_else(|| ApiError::invalid("signature", "a 64-byte signature, base64url"))?;
     let bound = leaf_binding::Entity::find_by_id(key.clone())

@@ -2258,7 +2258,7 @@ data class CrisisResource (
     var `label`: kotlin.String
     , 
     /**
-     * e.g. "113".
+     * e.g. "113": digits, spaces, `+`, `-` and parentheses.
      */
     var `phone`: kotlin.String
     , 
