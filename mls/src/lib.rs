@@ -29,4 +29,6 @@ pub use envelope::{Envelope, EnvelopeError, MessageId, NoticeKind};
 pub use error::{Error, Result};
 pub use identity::DeviceIdentity;
 pub use policy::{AddCandidate, AddKind, AddPolicy, AllowIdentities, MemberInfo};
-pub use store::{StoreError, StoreKey};
+pub use store::{
+    Batch, Journal, MemoryBackend, RowBackend, RowKey, StoreError, StoreKey, StoreMeta,
+};

@@ -9,20 +9,31 @@
 //! row cannot be moved to another key. Both sub-keys are derived from the app key with
 //! HMAC-SHA256 and domain-separating labels.
 //!
-//! Transactions. Writes never go straight to SQLite. They are staged in memory (`staged`);
-//! reads see staged values first. The client commits the staged set in one SQLite
-//! transaction when an operation succeeds and discards it when the operation fails, so
-//! openmls' many small writes per operation become one atomic step.
+//! Transactions. Writes never go straight to the backend. They are staged in memory
+//! (`staged`); reads see staged values first. The client commits the staged set in one
+//! backend transaction when an operation succeeds and discards it when the operation fails,
+//! so openmls' many small writes per operation become one atomic step.
+//!
+//! Backends. Where the sealed rows live is a seam ([`RowBackend`]): a SQLite file on native
+//! platforms (`sqlite`), and in the browser a memory image whose committed batches the web
+//! SDK writes to IndexedDB, one IndexedDB transaction per batch (`memory`). Sealing, row
+//! keys, staging and the key check are the same code on every platform.
 
 use std::collections::BTreeMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::Sha256;
 use zeroize::Zeroizing;
+
+mod memory;
+#[cfg(not(target_arch = "wasm32"))]
+mod sqlite;
+
+pub use memory::{Batch, Journal, MemoryBackend};
 
 /// Marks a file as a Peerbridge store of this layout.
 const FORMAT_MARKER: &[u8] = b"peerbridge-store/1";
@@ -32,7 +43,7 @@ const CHECK_PLAINTEXT: &[u8] = b"peerbridge/store/v1/check";
 const CHECK_ROW: &[u8] = b"\0check";
 
 /// A row key on disk: HMAC-SHA256 of the logical key.
-pub(crate) type RowKey = [u8; 32];
+pub type RowKey = [u8; 32];
 /// Staged writes: `Some(plaintext)` to write, `None` to delete.
 pub(crate) type Staged = BTreeMap<RowKey, Option<Zeroizing<Vec<u8>>>>;
 
@@ -80,24 +91,43 @@ pub enum StoreError {
     Poisoned,
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Corrupt(e.to_string()),
-            _ => StoreError::Io(e.to_string()),
-        }
-    }
-}
-
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Serialization(e.to_string())
     }
 }
 
+/// What a store keeps outside the sealed rows: its format marker and the sealed key check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMeta {
+    pub format: Vec<u8>,
+    pub check: Vec<u8>,
+}
+
+/// Where the sealed rows of a store live. Every value handed to a backend is already sealed
+/// and every key is already an HMAC: a backend never sees plaintext or a logical key.
+pub trait RowBackend: Send {
+    /// The store's meta values, `None` for an empty backend; `Corrupt` for something that is
+    /// not empty and not a Peerbridge store.
+    fn meta(&mut self) -> Result<Option<StoreMeta>, StoreError>;
+    /// Makes an empty backend a store with these meta values (atomically).
+    fn create(&mut self, meta: &StoreMeta) -> Result<(), StoreError>;
+    /// Called once the key check passed, before the first read or write.
+    fn opened(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn get(&mut self, row: &RowKey) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Applies one batch atomically: all of it or none of it (`None` deletes).
+    fn apply(&mut self, batch: &[(RowKey, Option<Vec<u8>>)]) -> Result<(), StoreError>;
+    /// Compacts whatever the backend journals (SQLite's write-ahead log).
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 /// The encrypted store plus the staged writes of the operation in progress.
 pub(crate) struct Store {
-    conn: Mutex<Connection>,
+    backend: Mutex<Box<dyn RowBackend>>,
     sealer: crate::seal::RowSealer,
     index_key: Zeroizing<[u8; 32]>,
     staged: Mutex<Staged>,
@@ -119,19 +149,21 @@ fn derive(key: &StoreKey, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, StoreErro
 }
 
 impl Store {
-    /// Opens the store at `path`, creating it if the file does not exist. A wrong key is
-    /// detected from the sealed check value before anything is written, so it fails with
+    /// Opens the SQLite store at `path`, creating it if the file does not exist. A wrong key
+    /// is detected from the sealed check value before anything is written, so it fails with
     /// [`StoreError::WrongKey`] and leaves the file untouched.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn open(path: &Path, key: &StoreKey) -> Result<(Store, bool), StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Self::open_backend(Box::new(sqlite::SqliteBackend::open(path)?), key)
+    }
+
+    /// Opens a store over any backend, with the same key check.
+    pub(crate) fn open_backend(
+        backend: Box<dyn RowBackend>,
+        key: &StoreKey,
+    ) -> Result<(Store, bool), StoreError> {
         let store = Store {
-            conn: Mutex::new(conn),
+            backend: Mutex::new(backend),
             sealer: crate::seal::RowSealer::new(
                 derive(key, b"peerbridge/store/v1/seal-key")?,
                 SEAL_AAD_PREFIX,
@@ -146,68 +178,27 @@ impl Store {
 
     /// Returns whether the store was created now.
     fn init(&self) -> Result<bool, StoreError> {
-        let mut conn = lock(&self.conn)?;
-        let has_meta: bool = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)?;
-        if has_meta {
-            let marker: Option<Vec<u8>> = conn
-                .query_row("SELECT value FROM meta WHERE name = 'format'", [], |row| {
-                    row.get(0)
-                })
-                .optional()?;
-            if marker.as_deref() != Some(FORMAT_MARKER) {
+        let mut backend = lock(&self.backend)?;
+        if let Some(meta) = backend.meta()? {
+            if meta.format != FORMAT_MARKER {
                 return Err(StoreError::Corrupt("unknown store format".into()));
             }
-            let check: Option<Vec<u8>> = conn
-                .query_row("SELECT value FROM meta WHERE name = 'check'", [], |row| {
-                    row.get(0)
-                })
-                .optional()?;
-            let check = check.ok_or_else(|| StoreError::Corrupt("no key check".into()))?;
             let opened = self
-                .open_sealed(CHECK_ROW, &check)
+                .open_sealed(CHECK_ROW, &meta.check)
                 .map_err(|_| StoreError::WrongKey)?;
             if opened.as_slice() != CHECK_PLAINTEXT {
                 return Err(StoreError::WrongKey);
             }
-            Self::configure(&conn)?;
+            backend.opened()?;
             return Ok(false);
         }
-        // A file that is not empty but has no meta table is someone else's database.
-        let tables: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
-        if tables > 0 {
-            return Err(StoreError::Corrupt("not a Peerbridge store".into()));
-        }
-        Self::configure(&conn)?;
+        backend.opened()?;
         let check = self.seal(CHECK_ROW, CHECK_PLAINTEXT)?;
-        let tx = conn.transaction()?;
-        tx.execute_batch(
-            "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-             CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;",
-        )?;
-        tx.execute(
-            "INSERT INTO meta (name, value) VALUES ('format', ?1)",
-            params![FORMAT_MARKER],
-        )?;
-        tx.execute(
-            "INSERT INTO meta (name, value) VALUES ('check', ?1)",
-            params![check],
-        )?;
-        tx.commit()?;
+        backend.create(&StoreMeta {
+            format: FORMAT_MARKER.to_vec(),
+            check,
+        })?;
         Ok(true)
-    }
-
-    /// Durability settings: WAL with full fsync, and deleted rows overwritten on disk.
-    fn configure(conn: &Connection) -> Result<(), StoreError> {
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")?;
-        Ok(())
     }
 
     fn row_key(&self, logical: &[u8]) -> Result<RowKey, StoreError> {
@@ -235,9 +226,7 @@ impl Store {
         if let Some(staged) = lock(&self.staged)?.get(&row) {
             return Ok(staged.clone());
         }
-        let sealed: Option<Vec<u8>> = lock(&self.conn)?
-            .query_row("SELECT v FROM kv WHERE k = ?1", params![row], |r| r.get(0))
-            .optional()?;
+        let sealed = lock(&self.backend)?.get(&row)?;
         sealed.map(|s| self.open_sealed(&row, &s)).transpose()
     }
 
@@ -255,7 +244,7 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every staged change in one SQLite transaction, then clears the stage. On
+    /// Writes every staged change in one backend transaction, then clears the stage. On
     /// failure nothing of the stage reaches the file and the stage is dropped.
     pub(crate) fn commit(&self) -> Result<(), StoreError> {
         let staged = std::mem::take(&mut *lock(&self.staged)?);
@@ -269,24 +258,9 @@ impl Store {
                 .as_ref()
                 .map(|plain| self.seal(row, plain))
                 .transpose()?;
-            sealed.push((row, v));
+            sealed.push((*row, v));
         }
-        let mut conn = lock(&self.conn)?;
-        let tx = conn.transaction()?;
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO kv (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-            )?;
-            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE k = ?1")?;
-            for (row, v) in &sealed {
-                match v {
-                    Some(v) => upsert.execute(params![row, v])?,
-                    None => delete.execute(params![row])?,
-                };
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        lock(&self.backend)?.apply(&sealed)
     }
 
     /// Drops every staged change (the operation failed or was refused).
@@ -321,10 +295,9 @@ impl Store {
         Ok(())
     }
 
-    /// Folds the write-ahead log into the database file.
+    /// Compacts the backend's journal (SQLite: folds the write-ahead log into the file).
     pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
-        lock(&self.conn)?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        lock(&self.backend)?.checkpoint()
     }
 
     pub(crate) fn record_failure(&self, e: &StoreError) {
@@ -340,7 +313,7 @@ impl Store {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

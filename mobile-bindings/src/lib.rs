@@ -24,6 +24,7 @@ mod ffi;
 mod hooks;
 mod http;
 mod introductions;
+mod platform;
 mod state;
 mod stream;
 

@@ -4,23 +4,17 @@
 //! backoff. `hello` (every connect) and `resync` (the server dropped notices) trigger a full
 //! sync, so a reconnect never misses anything: the database, not the socket, is the truth.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use peerbridge_openapi::delivery::Notice;
 use rand::Rng;
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::client::PeerbridgeClient;
 use crate::error::{Result, SdkError};
 use crate::events::{ConnectionState, Event};
+use crate::platform::{ConnectError, Frame, Instant, Socket, sleep_until, timeout};
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = Socket;
 
 /// Notices are tiny; anything bigger is not from a Peerbridge server.
 const MAX_NOTICE_BYTES: usize = 64 * 1024;
@@ -56,24 +50,6 @@ fn fatal(e: &SdkError) -> bool {
     )
 }
 
-fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    if let Some(c) = CONFIG.get() {
-        return Ok(c.clone());
-    }
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| SdkError::Network(format!("TLS setup: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
-}
-
 impl PeerbridgeClient {
     fn stream_url(&self) -> String {
         let base = self.api.base();
@@ -88,37 +64,26 @@ impl PeerbridgeClient {
     }
 
     async fn ws_connect(&self, token: &str) -> Result<Ws> {
-        let mut req = self
-            .stream_url()
-            .into_client_request()
-            .map_err(|e| SdkError::InvalidInput(format!("stream URL: {e}")))?;
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}")
-                .parse()
-                .map_err(|_| SdkError::Server("the access token is not a valid header".into()))?,
-        );
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_NOTICE_BYTES))
-            .max_frame_size(Some(MAX_NOTICE_BYTES));
-        let connect = tokio_tungstenite::connect_async_tls_with_config(
-            req,
-            Some(config),
-            false,
-            Some(Connector::Rustls(tls_config()?)),
-        );
-        match tokio::time::timeout(self.options.request_timeout, connect).await {
-            Err(_) => Err(SdkError::Network(
-                "the stream did not connect in time".into(),
-            )),
-            Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(tungstenite::Error::Http(resp))) => Err(match resp.status().as_u16() {
-                401 => SdkError::Unauthenticated("the stream refused the token".into()),
-                403 => SdkError::Forbidden("the stream refused this device".into()),
-                s => SdkError::Network(format!("stream upgrade answered HTTP {s}")),
-            }),
-            Ok(Err(e)) => Err(SdkError::Network(e.to_string())),
-        }
+        Socket::connect(
+            &self.stream_url(),
+            token,
+            MAX_NOTICE_BYTES,
+            self.options.request_timeout,
+        )
+        .await
+        .map_err(|e| match e {
+            ConnectError::Status(401) => {
+                SdkError::Unauthenticated("the stream refused the token".into())
+            }
+            ConnectError::Status(403) => {
+                SdkError::Forbidden("the stream refused this device".into())
+            }
+            ConnectError::Status(s) => {
+                SdkError::Network(format!("stream upgrade answered HTTP {s}"))
+            }
+            ConnectError::BadRequest(m) => SdkError::InvalidInput(m),
+            ConnectError::Network(m) => SdkError::Network(m),
+        })
     }
 
     /// Connects with a current token; on 401 refreshes once and tries again.
@@ -177,24 +142,20 @@ impl PeerbridgeClient {
                 }
             }
             let events = match rx.ws.as_mut() {
-                Some(ws) => {
-                    match tokio::time::timeout(self.options.stream_silence_timeout, ws.next()).await
-                    {
-                        Ok(Some(Ok(Message::Text(text)))) => self.on_notice(text.as_str()).await?,
-                        // Pings are answered by the library while reading.
-                        Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
-                            tracing::debug!("stream dropped; polling until it reconnects");
-                            rx.ws = None;
-                            rx.failures += 1;
-                            rx.next_connect =
-                                Instant::now().checked_add(self.reconnect_delay(rx.failures));
-                            let mut events = self.poll(&mut rx).await?;
-                            events.extend(rx.report(ConnectionState::Reconnecting));
-                            events
-                        }
-                        Ok(Some(Ok(_))) => Vec::new(),
+                Some(ws) => match timeout(self.options.stream_silence_timeout, ws.next()).await {
+                    Ok(Frame::Text(text)) => self.on_notice(&text).await?,
+                    Ok(Frame::Closed) | Err(_) => {
+                        tracing::debug!("stream dropped; polling until it reconnects");
+                        rx.ws = None;
+                        rx.failures += 1;
+                        rx.next_connect =
+                            Instant::now().checked_add(self.reconnect_delay(rx.failures));
+                        let mut events = self.poll(&mut rx).await?;
+                        events.extend(rx.report(ConnectionState::Reconnecting));
+                        events
                     }
-                }
+                    Ok(Frame::Other) => Vec::new(),
+                },
                 None => {
                     let due = rx.last_poll.map_or(now, |t| {
                         t.checked_add(self.options.poll_interval).unwrap_or(t)
@@ -203,7 +164,7 @@ impl PeerbridgeClient {
                         self.poll(&mut rx).await?
                     } else {
                         let wake = rx.next_connect.map_or(due, |c| c.min(due));
-                        tokio::time::sleep_until(wake).await;
+                        sleep_until(wake).await;
                         Vec::new()
                     }
                 }
@@ -220,7 +181,7 @@ impl PeerbridgeClient {
     pub async fn close_stream(&self) {
         let mut rx = self.receiver.lock().await;
         if let Some(mut ws) = rx.ws.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+            ws.close().await;
         }
         rx.reported = None;
         rx.failures = 0;

@@ -12,6 +12,7 @@
 //!   [`AddPolicy`]; refused changes are not merged.
 
 use std::collections::BTreeSet;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -351,8 +352,19 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[cfg(not(target_arch = "wasm32"))]
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    /// In the browser `std`'s clock panics; the host's `Date.now()` (through `web-time`)
+    /// gives the same value as a `std::time::SystemTime`.
+    #[cfg(target_arch = "wasm32")]
+    fn now(&self) -> SystemTime {
+        let since = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UNIX_EPOCH + since
     }
 }
 
@@ -444,12 +456,14 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Opens (or creates) the store at `path`. A new store gets a freshly generated device
     /// identity. A wrong key fails with [`Error::WrongStoreKey`] and changes nothing.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: impl AsRef<Path>, key: &StoreKey, options: ClientOptions) -> Result<Client> {
         Self::open_inner(path.as_ref(), key, None, options)
     }
 
     /// Like [`Client::open`], but a new store adopts `identity` (e.g. one already enrolled);
     /// an existing store must hold the same identity ([`Error::IdentityMismatch`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open_with_identity(
         path: impl AsRef<Path>,
         key: &StoreKey,
@@ -459,6 +473,22 @@ impl Client {
         Self::open_inner(path.as_ref(), key, Some(identity), options)
     }
 
+    /// Opens (or creates) a store over `backend` (the browser's [`MemoryBackend`] image, for
+    /// one), with the same key check and identity rules as [`Client::open_with_identity`]
+    /// (`identity` `None`: a new store generates one).
+    ///
+    /// [`MemoryBackend`]: crate::MemoryBackend
+    pub fn open_backend(
+        backend: Box<dyn crate::RowBackend>,
+        key: &StoreKey,
+        identity: Option<DeviceIdentity>,
+        options: ClientOptions,
+    ) -> Result<Client> {
+        let (store, _created) = Store::open_backend(backend, key)?;
+        Self::with_store(store, identity, options)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     fn open_inner(
         path: &Path,
         key: &StoreKey,
@@ -466,6 +496,14 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client> {
         let (store, _created) = Store::open(path, key)?;
+        Self::with_store(store, supplied, options)
+    }
+
+    fn with_store(
+        store: Store,
+        supplied: Option<DeviceIdentity>,
+        options: ClientOptions,
+    ) -> Result<Client> {
         let identity = match (store.get(IDENTITY_KEY)?, supplied) {
             (Some(secret), None) => DeviceIdentity::from_secret(&secret)
                 .map_err(|_| Error::StoreCorrupt("bad device identity".into()))?,

@@ -535,7 +535,7 @@ impl PeerbridgeClient {
 
     pub(crate) async fn backoff(&self, attempt: u32) {
         let factor = 1u32 << attempt.min(6);
-        tokio::time::sleep(self.options.retry_base_delay.saturating_mul(factor)).await;
+        crate::platform::sleep(self.options.retry_base_delay.saturating_mul(factor)).await;
     }
 }
 
