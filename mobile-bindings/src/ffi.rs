@@ -35,11 +35,6 @@ use crate::escalation::OpenedFlag;
 use crate::events::{ConnectionState, Event, Member};
 use crate::introductions::{ConsentState, IdentityCard};
 
-uniffi::use_remote_type!(peerbridge_openapi::Uuid);
-uniffi::use_remote_type!(peerbridge_openapi::NaiveDate);
-type DateTime = peerbridge_openapi::ffi_types::DateTime;
-uniffi::use_remote_type!(peerbridge_openapi::DateTime);
-
 /// Every error an app can get, with a stable meaning per variant (its documented code in
 /// brackets). `detail` is for logs and developers, never for program logic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]

@@ -53,6 +53,7 @@ pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
     pub(crate) tap: Option<WireTap>,
+    timeout: Duration,
 }
 
 impl Api {
@@ -63,13 +64,25 @@ impl Api {
                 "the server URL must start with https:// (or http:// for local testing)".into(),
             ));
         }
+        // In the browser, fetch owns connections and the user agent; the deadline is set
+        // per request instead (`call`).
+        #[cfg(not(target_arch = "wasm32"))]
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("peerbridge-sdk/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SdkError::Network(e.to_string()))?;
-        Ok(Api { base, http, tap })
+        #[cfg(target_arch = "wasm32")]
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| SdkError::Network(e.to_string()))?;
+        Ok(Api {
+            base,
+            http,
+            tap,
+            timeout,
+        })
     }
 
     pub(crate) fn base(&self) -> &str {
@@ -85,7 +98,10 @@ impl Api {
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<Reply> {
-        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(self.timeout);
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }

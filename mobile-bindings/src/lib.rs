@@ -20,6 +20,7 @@ mod client;
 mod error;
 mod escalation;
 mod events;
+#[cfg(not(target_arch = "wasm32"))]
 mod ffi;
 mod hooks;
 mod http;
@@ -30,10 +31,20 @@ mod stream;
 
 uniffi::setup_scaffolding!("peerbridge");
 
+// The contract's ids, dates and instants as UniFFI knows them (the SDK's records use them on
+// every target).
+mod remote_types {
+    use peerbridge_openapi::ffi_types::{DateTime, NaiveDate, Uuid};
+    uniffi::use_remote_type!(peerbridge_openapi::Uuid);
+    uniffi::use_remote_type!(peerbridge_openapi::NaiveDate);
+    uniffi::use_remote_type!(peerbridge_openapi::DateTime);
+}
+
 pub use client::{ConversationInfo, HistoryPage, PeerbridgeClient, SdkOptions, SessionInfo};
 pub use error::{Result, SdkError};
 pub use escalation::{ExcerptLine, OpenedFlag};
 pub use events::{ConnectionState, Event, Member};
+#[cfg(not(target_arch = "wasm32"))]
 pub use ffi::{
     HpIntroductionAction, Peerbridge, PeerbridgeError, PeerbridgeListener, RiskSuggestion,
     detect_risk, error_code,

@@ -22,7 +22,8 @@ pub(crate) enum Frame {
 /// Why the stream did not open.
 #[derive(Debug)]
 pub(crate) enum ConnectError {
-    /// The upgrade was answered with this HTTP status.
+    /// The upgrade was answered with this HTTP status (a browser never tells).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     Status(u16),
     /// The URL or token could not form a request.
     BadRequest(String),
@@ -113,6 +114,137 @@ mod native {
 
         pub(crate) async fn close(&mut self) {
             let _ = timeout(Duration::from_secs(2), self.0.close(None)).await;
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) use browser::*;
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use futures_channel::{mpsc, oneshot};
+    use futures_util::StreamExt;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    pub(crate) use wasmtimer::std::Instant;
+    pub(crate) use wasmtimer::tokio::{sleep, sleep_until, timeout};
+    use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+
+    use super::{ConnectError, Frame};
+
+    /// A browser cannot set headers on a WebSocket: the token travels as the second of two
+    /// subprotocols (`peerbridge.bearer`, then the token), which the server accepts in place
+    /// of the header and answers with `peerbridge.bearer` alone.
+    pub(crate) const BEARER_PROTOCOL: &str = "peerbridge.bearer";
+
+    /// The notice stream over the browser's WebSocket; its events feed a channel.
+    pub(crate) struct Socket {
+        ws: WebSocket,
+        frames: mpsc::UnboundedReceiver<Frame>,
+        _handlers: Handlers,
+    }
+
+    struct Handlers {
+        _open: Closure<dyn FnMut(Event)>,
+        _message: Closure<dyn FnMut(MessageEvent)>,
+        _close: Closure<dyn FnMut(CloseEvent)>,
+        _error: Closure<dyn FnMut(Event)>,
+    }
+
+    impl Socket {
+        pub(crate) async fn connect(
+            url: &str,
+            token: &str,
+            max_bytes: usize,
+            within: Duration,
+        ) -> Result<Socket, ConnectError> {
+            let protocols = js_sys::Array::of2(&BEARER_PROTOCOL.into(), &token.into());
+            let ws = WebSocket::new_with_str_sequence(url, &protocols)
+                .map_err(|_| ConnectError::BadRequest("the stream URL is not valid".into()))?;
+            let (tx, frames) = mpsc::unbounded::<Frame>();
+            let (opened_tx, opened) = oneshot::channel::<bool>();
+            let opened_tx = Rc::new(RefCell::new(Some(opened_tx)));
+            let settle = {
+                let opened_tx = opened_tx.clone();
+                move |ok: bool| {
+                    if let Some(t) = opened_tx.borrow_mut().take() {
+                        let _ = t.send(ok);
+                    }
+                }
+            };
+            let on_open = {
+                let settle = settle.clone();
+                Closure::<dyn FnMut(Event)>::new(move |_| settle(true))
+            };
+            let on_message = {
+                let tx = tx.clone();
+                Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+                    let frame = match e.data().as_string() {
+                        Some(text) if text.len() <= max_bytes => Frame::Text(text),
+                        Some(_) => Frame::Closed,
+                        None => Frame::Other,
+                    };
+                    let _ = tx.unbounded_send(frame);
+                })
+            };
+            let on_close = {
+                let tx = tx.clone();
+                let settle = settle.clone();
+                Closure::<dyn FnMut(CloseEvent)>::new(move |_| {
+                    settle(false);
+                    let _ = tx.unbounded_send(Frame::Closed);
+                })
+            };
+            let on_error = Closure::<dyn FnMut(Event)>::new(move |_| {
+                settle(false);
+                let _ = tx.unbounded_send(Frame::Closed);
+            });
+            ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+            ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+            ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            let socket = Socket {
+                ws,
+                frames,
+                _handlers: Handlers {
+                    _open: on_open,
+                    _message: on_message,
+                    _close: on_close,
+                    _error: on_error,
+                },
+            };
+            match timeout(within, opened).await {
+                Ok(Ok(true)) => Ok(socket),
+                // A browser does not reveal why an upgrade failed (a refused token and a
+                // network error look alike): the SDK polls over HTTP, which does tell.
+                Ok(_) => Err(ConnectError::Network("the stream did not open".into())),
+                Err(_) => Err(ConnectError::Network(
+                    "the stream did not connect in time".into(),
+                )),
+            }
+        }
+
+        pub(crate) async fn next(&mut self) -> Frame {
+            self.frames.next().await.unwrap_or(Frame::Closed)
+        }
+
+        pub(crate) async fn close(&mut self) {
+            let _ = self.ws.close();
+        }
+    }
+
+    impl Drop for Socket {
+        fn drop(&mut self) {
+            self.ws.set_onopen(None);
+            self.ws.set_onmessage(None);
+            self.ws.set_onclose(None);
+            self.ws.set_onerror(None);
+            let _ = self.ws.close();
         }
     }
 }

@@ -13,6 +13,10 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
         "open_with_options",
         "the Peerbridge constructor (phone defaults)",
     ),
+    (
+        "open_with_backend",
+        "the browser's constructor (web-sdk/, over IndexedDB); phones open a directory",
+    ),
     ("close_stream", "suspend()"),
     ("opened_excerpt", "open_flag (opens and verifies)"),
     ("verify_excerpt", "open_flag (opens and verifies)"),

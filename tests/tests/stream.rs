@@ -115,3 +115,55 @@ async fn a_message_sent_through_one_replica_is_announced_on_another_through_redi
     let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
     assert_eq!(texts, vec!["via replica B".to_string()]);
 }
+
+/// Opens `/v1/stream` offering `protocols` in `Sec-WebSocket-Protocol` (what a browser can
+/// do; it cannot set `Authorization`). Returns the selected protocol or the refusal status.
+async fn connect_offering(base: &str, protocols: &str) -> Result<Option<String>, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/v1/stream", base.replacen("http://", "ws://", 1));
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("sec-websocket-protocol", protocols.parse().expect("header"));
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut ws, resp)) => {
+            use futures_util::StreamExt;
+            let first = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+                .await
+                .expect("a frame");
+            let text = match first {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => t.to_string(),
+                other => panic!("expected hello, got {other:?}"),
+            };
+            assert!(text.contains("\"hello\""), "{text}");
+            Ok(resp
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned))
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("unexpected: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_browser_passes_its_token_as_a_subprotocol_and_the_server_selects_the_bearer_protocol() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = app.supervision_pair().await;
+    let selected = connect_offering(&app.base, &format!("peerbridge.bearer, {}", s.peer.token()))
+        .await
+        .expect("the stream opens");
+    assert_eq!(selected.as_deref(), Some("peerbridge.bearer"));
+    // A wrong token, a missing token and an unknown protocol are all refused.
+    for offered in [
+        "peerbridge.bearer, not-a-token".to_owned(),
+        "peerbridge.bearer".to_owned(),
+        format!("other, {}", s.peer.token()),
+    ] {
+        assert_eq!(
+            connect_offering(&app.base, &offered).await,
+            Err(401),
+            "{offered}"
+        );
+    }
+}

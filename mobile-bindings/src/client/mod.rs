@@ -9,6 +9,7 @@
 //! token revokes the whole session.
 
 use std::collections::{HashMap, VecDeque};
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -339,11 +340,21 @@ impl std::fmt::Debug for PeerbridgeClient {
     }
 }
 
+/// The storage key: exactly 32 bytes (from the platform keystore, or unwrapped in the
+/// browser).
+fn storage_key_of(bytes: &[u8]) -> Result<StoreKey> {
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| SdkError::InvalidInput("the storage key is exactly 32 bytes".into()))?;
+    Ok(StoreKey::from_bytes(key))
+}
+
 impl PeerbridgeClient {
     /// Opens the device's storage (creating it and a new device identity on first use).
     /// `storage_key` is exactly 32 bytes from the platform keystore; a different key than the
     /// one the directory was created with fails with [`SdkError::WrongStorageKey`] and
     /// changes nothing. Use one client per directory at a time.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(
         server_url: &str,
         storage_dir: impl Into<PathBuf>,
@@ -352,27 +363,43 @@ impl PeerbridgeClient {
         Self::open_with_options(server_url, storage_dir, storage_key, SdkOptions::default())
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open_with_options(
         server_url: &str,
         storage_dir: impl Into<PathBuf>,
         storage_key: &[u8],
         options: SdkOptions,
     ) -> Result<PeerbridgeClient> {
-        let key: [u8; 32] = storage_key
-            .try_into()
-            .map_err(|_| SdkError::InvalidInput("the storage key is exactly 32 bytes".into()))?;
+        let key = storage_key_of(storage_key)?;
         let dir = storage_dir.into();
         std::fs::create_dir_all(&dir)
             .map_err(|e| SdkError::Storage(format!("cannot create the storage directory: {e}")))?;
+        let mls = MlsClient::open(dir.join("mls.db"), &key, ClientOptions::default())?;
+        Self::with_store(server_url, mls, options)
+    }
+
+    /// Opens the device's storage over a row backend (the browser's IndexedDB image), with
+    /// the same key check, identity and state rules as [`Self::open_with_options`].
+    pub fn open_with_backend(
+        server_url: &str,
+        backend: Box<dyn peerbridge_mls::RowBackend>,
+        storage_key: &[u8],
+        options: SdkOptions,
+    ) -> Result<PeerbridgeClient> {
+        let key = storage_key_of(storage_key)?;
+        let mls = MlsClient::open_backend(backend, &key, None, ClientOptions::default())?;
+        Self::with_store(server_url, mls, options)
+    }
+
+    fn with_store(
+        server_url: &str,
+        mls: MlsClient,
+        options: SdkOptions,
+    ) -> Result<PeerbridgeClient> {
         let api = Api::new(
             server_url,
             options.request_timeout,
             options.wire_tap.clone(),
-        )?;
-        let mls = MlsClient::open(
-            dir.join("mls.db"),
-            &StoreKey::from_bytes(key),
-            ClientOptions::default(),
         )?;
         let account = state::get::<Account>(&mls, ACCOUNT_KEY)?;
         let device_key = mls.identity().public_key();

@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::entities::{conversation, member_device, welcome};
-use crate::auth::extract::{AnyRole, Auth};
+use crate::auth::extract::authenticate;
 use crate::bus::topics;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, State};
@@ -24,11 +24,36 @@ use crate::state::{AppState, State};
 const HEARTBEAT: Duration = Duration::from_secs(20);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
+/// Browsers cannot set headers on a WebSocket: they offer two subprotocols, this one and
+/// then the access token, and the server selects this one.
+pub const BEARER_PROTOCOL: &str = "peerbridge.bearer";
+
+/// The access token from `Authorization: Bearer …`, else from the subprotocols offered as
+/// `peerbridge.bearer, <token>`; and whether the subprotocol carried it.
+fn stream_token(req: &HttpRequest) -> Option<(String, bool)> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(v) = header(actix_web::http::header::AUTHORIZATION) {
+        let t = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))?;
+        return Some((t.trim().to_owned(), false));
+    }
+    let offered = header(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)?;
+    let mut parts = offered.split(',').map(str::trim);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(BEARER_PROTOCOL), Some(token), None) if !token.is_empty() => {
+            Some((token.to_owned(), true))
+        }
+        _ => None,
+    }
+}
 
 /// Open the device's notification stream (WebSocket). Every text frame the server sends is
 /// one `Notice` (see the schema): content-free, it says what to read. The first is `hello`,
 /// then the backlog (a `message` per conversation with unacknowledged entries, a `welcome`
 /// per pending Welcome), then live notices; `resync` means notices may have been missed.
+/// Browsers, which cannot set headers on a WebSocket, offer two subprotocols instead:
+/// `peerbridge.bearer` and then the access token; the server selects `peerbridge.bearer`.
 #[utoipa::path(
     tag = "delivery",
     security(("bearer" = [])),
@@ -39,16 +64,19 @@ const MAX_CLIENT_FRAME: usize = 4 * 1024;
 )]
 #[get("/v1/stream")]
 #[tracing::instrument(skip_all)]
-pub async fn stream(
-    state: State,
-    auth: Auth<AnyRole>,
-    req: HttpRequest,
-    body: web::Payload,
-) -> ApiResult<HttpResponse> {
-    let (resp, mut session, msgs) = actix_ws::handle(&req, body).map_err(|_| {
+pub async fn stream(state: State, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
+    let (token, via_protocol) = stream_token(&req).ok_or_else(ApiError::unauthenticated)?;
+    let auth = authenticate(&state, &token).await?;
+    let (mut resp, mut session, msgs) = actix_ws::handle(&req, body).map_err(|_| {
         ApiError::new(peerbridge_openapi::ErrorCode::MalformedBody)
             .detail("expected a WebSocket upgrade")
     })?;
+    if via_protocol {
+        resp.headers_mut().insert(
+            actix_web::http::header::SEC_WEBSOCKET_PROTOCOL,
+            actix_web::http::header::HeaderValue::from_static(BEARER_PROTOCOL),
+        );
+    }
     let device = auth.device_id;
     let mut bus = state.bus.subscribe();
     let mut shutdown = state.shutdown_signal.subscribe();
