@@ -95,7 +95,7 @@ impl Default for SdkOptions {
 }
 
 /// Who this device is signed in as (no tokens).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, uniffi::Record)]
 pub struct SessionInfo {
     pub user_id: Uuid,
     pub device_id: Uuid,
@@ -107,7 +107,7 @@ pub struct SessionInfo {
 }
 
 /// A conversation as the app lists it.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, uniffi::Record)]
 pub struct ConversationInfo {
     pub id: Uuid,
     pub kind: ConversationKind,
@@ -302,7 +302,7 @@ fn shown(e: &Event) -> bool {
 }
 
 /// A page of a conversation's history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, uniffi::Record)]
 pub struct HistoryPage {
     pub events: Vec<Event>,
     /// Pass as `before` for the next (older) page; `None` at the beginning.
