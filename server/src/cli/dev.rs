@@ -255,18 +255,7 @@ fn print_session(s: &Session) {
     if let Some(clinic) = s.clinic_id {
         say_var("CLINIC", &clinic.to_string());
     }
-    say_var("ROLE", role_name(s));
-}
-
-fn role_name(s: &Session) -> &'static str {
-    use peerbridge_openapi::Role;
-    match s.role {
-        Role::ServiceUser => "service_user",
-        Role::Peer => "peer",
-        Role::Hp => "hp",
-        Role::ClinicAdmin => "clinic_admin",
-        Role::Operator => "operator",
-    }
+    say_var("ROLE", s.role.as_str());
 }
 
 /// `NAME='value'` for `eval "$(peerbridge dev …)"`; values never hold a quote, but one

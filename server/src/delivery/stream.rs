@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::entities::{conversation, member_device, welcome};
-use crate::auth::extract::authenticate;
+use crate::auth::extract::{authenticate, bearer_token};
 use crate::bus::topics;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, State};
@@ -31,14 +31,16 @@ pub const BEARER_PROTOCOL: &str = "peerbridge.bearer";
 /// The access token from `Authorization: Bearer …`, else from the subprotocols offered as
 /// `peerbridge.bearer, <token>`; and whether the subprotocol carried it.
 fn stream_token(req: &HttpRequest) -> Option<(String, bool)> {
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(v) = header(actix_web::http::header::AUTHORIZATION) {
-        let t = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))?;
-        return Some((t.trim().to_owned(), false));
+    if req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
+        return bearer_token(req).map(|t| (t, false));
     }
-    let offered = header(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)?;
+    let offered = req
+        .headers()
+        .get(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())?;
     let mut parts = offered.split(',').map(str::trim);
     match (parts.next(), parts.next(), parts.next()) {
         (Some(BEARER_PROTOCOL), Some(token), None) if !token.is_empty() => {
