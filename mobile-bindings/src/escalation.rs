@@ -36,7 +36,7 @@ struct StoredEscalationKey {
 }
 
 /// One verified line of an opened excerpt.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, uniffi::Record)]
 pub struct ExcerptLine {
     pub seq: u64,
     /// The sender as the conversation knows them (an alias in introductions).
@@ -46,7 +46,7 @@ pub struct ExcerptLine {
 }
 
 /// A flag as its responder opened and verified it.
-#[derive(Debug, Clone, uniffi::Record)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, uniffi::Record)]
 pub struct OpenedFlag {
     pub flag: Flag,
     pub note: String,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::http::b64;
 
 /// A group member (one device of one user).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, uniffi::Record)]
 pub struct Member {
     /// The device's Ed25519 public key (unpadded base64url) as proven by its leaf credential;
     /// for a pseudonymous member (an introduction's party) its per-conversation pseudonym.
@@ -39,7 +39,7 @@ impl Member {
 
 /// Something that happened in a conversation, in delivery order. `seq` is the position in
 /// the conversation's log on the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, uniffi::Enum)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
@@ -194,7 +194,9 @@ pub enum Event {
 }
 
 /// How the device is receiving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, uniffi::Enum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
     /// The WebSocket is up: events arrive as they happen.

@@ -54,6 +54,9 @@ pub(crate) struct Api {
     http: reqwest::Client,
     pub(crate) tap: Option<WireTap>,
     timeout: Duration,
+    /// The browser's write-ahead hook (`platform::BeforeSend`).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) before_send: Option<crate::platform::BeforeSend>,
 }
 
 impl Api {
@@ -82,6 +85,8 @@ impl Api {
             http,
             tap,
             timeout,
+            #[cfg(target_arch = "wasm32")]
+            before_send: None,
         })
     }
 
@@ -107,6 +112,10 @@ impl Api {
         }
         if let Some(b) = body {
             rb = rb.json(b);
+        }
+        #[cfg(target_arch = "wasm32")]
+        if let Some(durable) = &self.before_send {
+            (durable.0)().await.map_err(SdkError::Storage)?;
         }
         let resp = rb.send().await.map_err(|e| {
             SdkError::Network(

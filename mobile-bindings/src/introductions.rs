@@ -40,7 +40,9 @@ use crate::http::{b64, unb64};
 use crate::state;
 
 /// The consents this client has verified for an introduction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Record)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, uniffi::Record,
+)]
 pub struct ConsentState {
     pub my_reveal: bool,
     pub their_reveal: bool,

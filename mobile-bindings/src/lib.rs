@@ -55,3 +55,5 @@ pub use peerbridge_mls::DeviceIdentity;
 pub use peerbridge_openapi as api;
 pub use peerbridge_openapi::Role;
 pub use peerbridge_openapi::delivery::{ConversationKind, KeyPackageStatus};
+#[cfg(target_arch = "wasm32")]
+pub use platform::browser::BeforeSend;

@@ -122,7 +122,7 @@ mod native {
 pub(crate) use browser::*;
 
 #[cfg(target_arch = "wasm32")]
-mod browser {
+pub(crate) mod browser {
     use std::cell::RefCell;
     use std::rc::Rc;
     use std::time::Duration;
@@ -136,6 +136,27 @@ mod browser {
     use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
     use super::{ConnectError, Frame};
+
+    /// The browser's write-ahead rule: the store's committed writes live in memory until
+    /// the web layer writes them to IndexedDB, so before any request leaves the device the
+    /// SDK awaits this hook, which resolves once every committed write is on disk. A page
+    /// killed at any moment therefore never leaves the server holding a message, ack or
+    /// commit whose ratchet step the device forgot (a reused message key, a lost epoch, an
+    /// acknowledged message the device never stored). Natively SQLite commits are durable
+    /// before the next line runs, so there is no such hook.
+    #[derive(Clone)]
+    pub struct BeforeSend(
+        #[allow(clippy::type_complexity)]
+        pub  Rc<
+            dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>,
+        >,
+    );
+
+    impl std::fmt::Debug for BeforeSend {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("BeforeSend")
+        }
+    }
 
     /// A browser cannot set headers on a WebSocket: the token travels as the second of two
     /// subprotocols (`peerbridge.bearer`, then the token), which the server accepts in place

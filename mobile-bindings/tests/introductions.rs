@@ -359,29 +359,6 @@ async fn an_introduction_from_suggestion_to_reveal_and_the_hp_invited_by_both() 
     }
 }
 
-/// Inserts a grant of the peer's `reveal` that the peer never signed (as a compromised
-/// server could), newer than anything the peer said.
-async fn forge_grant(app: &TestApp, intro: Uuid) {
-    use peerbridge_server::introductions::entities::consent;
-    use sea_orm::{ActiveModelTrait, Set};
-    let fake_key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
-    consent::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        introduction_id: Set(intro),
-        party: Set("peer".into()),
-        device_id: Set(Uuid::new_v4()),
-        scope: Set("reveal".into()),
-        action: Set("grant".into()),
-        issued_at: Set(chrono::Utc::now().timestamp() + 60),
-        signature_key: Set(fake_key.verifying_key().to_bytes().to_vec()),
-        signature: Set(vec![1; 64]),
-        recorded_at: Set(chrono::Utc::now()),
-    }
-    .insert(&app.state.db)
-    .await
-    .expect("forged row");
-}
-
 #[tokio::test]
 async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
     for backend in backends().await {

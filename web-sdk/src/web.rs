@@ -1,18 +1,22 @@
-//! The exported class. One method per SDK operation; each resolves after the operation's
-//! store writes are in IndexedDB. Errors are JS `Error`s whose `code` is the SDK's flat code
-//! (the Kotlin/Swift `SdkError` variants), plus `account_in_use` (another tab holds the
-//! account) and `storage` when IndexedDB refuses a write (the client must then be reopened:
-//! memory would be ahead of the disk).
+//! The exported class: opening an account's store (with a raw key, or with the key kept
+//! wrapped by `js/keystore.js`), the event loop that hands events to a JS callback, and the
+//! detector. The SDK operations themselves are in `ops.rs`, one line each. Every operation
+//! resolves after its store writes are in IndexedDB. Errors are JS `Error`s whose `code` is
+//! the SDK's flat code (the Kotlin/Swift `SdkError` variants), plus `account_in_use`
+//! (another tab holds the account), `passcode_required`, and `storage` when IndexedDB
+//! refuses a write (the client must then be reopened: memory would be ahead of the disk).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use futures_util::future::{AbortHandle, abortable};
 use peerbridge_mls::{Journal, MemoryBackend};
-use peerbridge_mobile::{PeerbridgeClient, SdkError, SdkOptions};
+use peerbridge_mobile::{
+    BeforeSend, ConnectionState, Event, PeerbridgeClient, SdkError, SdkOptions,
+};
 use serde::Serialize;
-use uuid::Uuid;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
 
 use crate::idb::Persistence;
 
@@ -31,18 +35,46 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
         .map_err(|e| error("internal", &e.to_string()))
 }
 
-fn uuid(s: &str) -> Result<Uuid, JsValue> {
-    Uuid::parse_str(s).map_err(|_| error("invalid_input", "not a UUID"))
-}
-
-struct Inner {
-    client: PeerbridgeClient,
+/// The store's way to disk: the journal of committed batches and IndexedDB. Shared by the
+/// client's write-ahead hook (flushed before every request) and the end of each operation.
+struct Disk {
     journal: Journal,
-    disk: Persistence,
+    idb: Persistence,
+    /// One flush at a time: an operation whose batches an earlier flush took resolves only
+    /// after that flush's IndexedDB transaction completed.
+    flushing: tokio::sync::Mutex<()>,
     /// Set when a flush failed: memory is ahead of IndexedDB, so nothing more may run.
     broken: Cell<bool>,
+}
+
+impl Disk {
+    async fn flush(&self) -> Result<(), String> {
+        let _one_at_a_time = self.flushing.lock().await;
+        if self.broken.get() {
+            return Err("a write to IndexedDB failed; open the account again".into());
+        }
+        if let Err(e) = self.idb.flush(self.journal.drain()).await {
+            self.broken.set(true);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Inner {
+    client: PeerbridgeClient,
+    disk: Rc<Disk>,
+    /// The running event loop (`start`), with its callbacks for `resume`.
+    events: RefCell<EventLoop>,
     /// Releases the account's Web Lock when dropped (the page closing releases it too).
     _lock: Option<LockGuard>,
+}
+
+#[derive(Default)]
+struct EventLoop {
+    on_events: Option<js_sys::Function>,
+    on_stopped: Option<js_sys::Function>,
+    running: Option<AbortHandle>,
 }
 
 /// The release handle of a held Web Lock: dropping it lets the next tab in, also when
@@ -56,22 +88,16 @@ impl Drop for LockGuard {
 }
 
 impl Inner {
-    async fn flush(&self) -> Result<(), JsValue> {
-        if self.broken.get() {
-            return Err(error(
-                "storage",
-                "a write to IndexedDB failed; open the account again",
-            ));
-        }
-        if let Err(e) = self.disk.flush(self.journal.drain()).await {
-            self.broken.set(true);
-            return Err(error("storage", &e));
-        }
-        Ok(())
+    pub(crate) fn client(&self) -> &PeerbridgeClient {
+        &self.client
     }
 
-    /// Runs one SDK call, persists its writes, returns its value as JS.
-    async fn run<T: Serialize>(
+    async fn flush(&self) -> Result<(), JsValue> {
+        self.disk.flush().await.map_err(|e| error("storage", &e))
+    }
+
+    /// Persists an SDK call's writes, then returns its value as JS.
+    pub(crate) async fn run<T: Serialize>(
         &self,
         result: peerbridge_mobile::Result<T>,
     ) -> Result<JsValue, JsValue> {
@@ -117,7 +143,7 @@ async fn hold_lock(account: &str) -> Result<Option<LockGuard>, JsValue> {
     let name: JsValue = format!("peerbridge-{account}").into();
     let pending: js_sys::Promise = request.call3(&locks, &name, &options, &callback)?.into();
     // `pending` settles only after release, or rejects when the wait times out.
-    match select(granted_rx, wasm_bindgen_futures::JsFuture::from(pending)).await {
+    match select(granted_rx, JsFuture::from(pending)).await {
         Either::Left((Ok(release), _)) => Ok(Some(LockGuard(release))),
         _ => Err(error(
             "account_in_use",
@@ -132,36 +158,153 @@ pub struct PeerbridgeWeb {
     inner: Rc<Inner>,
 }
 
+impl PeerbridgeWeb {
+    pub(crate) fn inner(&self) -> Rc<Inner> {
+        self.inner.clone()
+    }
+}
+
+#[wasm_bindgen(module = "/js/keystore.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = storageKey, catch)]
+    async fn keystore_storage_key(
+        account: &str,
+        passcode: Option<String>,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = changePasscode, catch)]
+    async fn keystore_change_passcode(
+        account: &str,
+        current: Option<String>,
+        next: Option<String>,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = protection, catch)]
+    async fn keystore_protection(account: &str) -> Result<JsValue, JsValue>;
+}
+
+/// Opens the store with the account's lock already held.
+async fn open_store(
+    server_url: &str,
+    account: &str,
+    storage_key: &[u8],
+    lock: Option<LockGuard>,
+) -> Result<PeerbridgeWeb, JsValue> {
+    let idb = Persistence::open(account)
+        .await
+        .map_err(|e| error("storage", &e))?;
+    let image = idb.load().await.map_err(|e| error("storage", &e))?;
+    let (backend, journal) = MemoryBackend::load(image.meta, image.rows);
+    let disk = Rc::new(Disk {
+        journal,
+        idb,
+        flushing: tokio::sync::Mutex::new(()),
+        broken: Cell::new(false),
+    });
+    let ahead = disk.clone();
+    let options = SdkOptions {
+        before_send: Some(BeforeSend(Rc::new(move || {
+            let disk = ahead.clone();
+            Box::pin(async move { disk.flush().await })
+        }))),
+        ..SdkOptions::default()
+    };
+    let client =
+        PeerbridgeClient::open_with_backend(server_url, Box::new(backend), storage_key, options)
+            .map_err(sdk_error)?;
+    let inner = Rc::new(Inner {
+        client,
+        disk,
+        events: RefCell::new(EventLoop::default()),
+        _lock: lock,
+    });
+    inner.flush().await?;
+    Ok(PeerbridgeWeb { inner })
+}
+
+fn call(f: &js_sys::Function, v: &JsValue) {
+    // A callback that throws must not end the loop (the events were handed over).
+    if f.call1(&JsValue::NULL, v).is_err() {
+        web_sys::console::warn_1(&"peerbridge: an event callback threw".into());
+    }
+}
+
 #[wasm_bindgen]
 impl PeerbridgeWeb {
-    /// Opens (or creates) the account's store from IndexedDB. `storageKey` is 32 bytes; a
-    /// different key than the store was created with fails with `wrong_storage_key` and
-    /// changes nothing. Resolves to the client.
+    /// Opens (or creates) the account's store from IndexedDB with a 32-byte key the caller
+    /// keeps (never store it in the clear beside the data; `openOnThisBrowser` keeps it
+    /// wrapped). A different key than the store was created with fails with
+    /// `wrong_storage_key` and changes nothing. Resolves to the client.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PeerbridgeWeb>")]
     pub fn open(server_url: String, account: String, storage_key: Vec<u8>) -> js_sys::Promise {
         future_to_promise(async move {
             let lock = hold_lock(&account).await?;
-            let disk = Persistence::open(&account)
-                .await
-                .map_err(|e| error("storage", &e))?;
-            let image = disk.load().await.map_err(|e| error("storage", &e))?;
-            let (backend, journal) = MemoryBackend::load(image.meta, image.rows);
-            let client = PeerbridgeClient::open_with_backend(
-                &server_url,
-                Box::new(backend),
-                &storage_key,
-                SdkOptions::default(),
-            )
-            .map_err(sdk_error)?;
-            let inner = Rc::new(Inner {
-                client,
-                journal,
-                disk,
-                broken: Cell::new(false),
-                _lock: lock,
-            });
-            inner.flush().await?;
-            Ok(PeerbridgeWeb { inner }.into())
+            Ok(open_store(&server_url, &account, &storage_key, lock)
+                .await?
+                .into())
         })
+    }
+
+    /// Opens (or creates) the account's store with a storage key this browser keeps wrapped
+    /// (`js/keystore.js`): by a non-extractable browser key when `passcode` is null, or by a
+    /// key derived from the passcode. Once created, the account's protection decides: a
+    /// passcode account without a passcode is `passcode_required`, a wrong passcode
+    /// `wrong_storage_key`.
+    #[wasm_bindgen(js_name = openOnThisBrowser, unchecked_return_type = "Promise<PeerbridgeWeb>")]
+    pub fn open_on_this_browser(
+        server_url: String,
+        account: String,
+        passcode: Option<String>,
+    ) -> js_sys::Promise {
+        future_to_promise(async move {
+            let lock = hold_lock(&account).await?;
+            let key = keystore_storage_key(&account, passcode).await?;
+            let key = js_sys::Uint8Array::new(&key).to_vec();
+            Ok(open_store(&server_url, &account, &key, lock).await?.into())
+        })
+    }
+
+    /// Sets (`current` null), changes, or removes (`next` null) the passcode that protects
+    /// the account's storage key on this browser; the store itself is not rewritten.
+    #[wasm_bindgen(js_name = changePasscode, unchecked_return_type = "Promise<void>")]
+    pub fn change_passcode(
+        account: String,
+        current: Option<String>,
+        next: Option<String>,
+    ) -> js_sys::Promise {
+        future_to_promise(async move {
+            keystore_change_passcode(&account, current, next).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// How the account's storage key is protected here: `"device"`, `"passcode"`, or null.
+    #[wasm_bindgen(unchecked_return_type = "Promise<\"device\" | \"passcode\" | null>")]
+    pub fn protection(account: String) -> js_sys::Promise {
+        future_to_promise(async move { keystore_protection(&account).await })
+    }
+
+    /// Reads `text` with the on-device risk detector (bokmål, nynorsk, English): a
+    /// suggestion or null. Nothing leaves the device; a person decides.
+    #[wasm_bindgen(js_name = detectRisk, unchecked_return_type = "RiskSuggestion | null")]
+    pub fn detect_risk(text: String) -> Result<JsValue, JsValue> {
+        use peerbridge_mls::detector::{self, RiskCategory as C, SeverityHint as S};
+        #[derive(Serialize)]
+        struct Suggestion {
+            category: &'static str,
+            severity: &'static str,
+            score: f32,
+        }
+        to_js(&detector::assess(&text).map(|s| Suggestion {
+            category: match s.category {
+                C::SuicideRisk => "suicide_risk",
+                C::SelfHarm => "self_harm",
+            },
+            severity: match s.severity_hint {
+                S::Imminent => "imminent",
+                S::Urgent => "urgent",
+                S::Concerning => "concerning",
+            },
+            score: s.score,
+        }))
     }
 
     /// This device's Ed25519 public key (unpadded base64url).
@@ -170,100 +313,98 @@ impl PeerbridgeWeb {
         self.inner.client.device_public_key()
     }
 
-    /// The current session, or `null` before enrolment.
-    pub fn session(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.client.session().map_err(sdk_error)?)
-    }
-
-    /// Redeems an invite code with this device.
-    pub fn enroll(&self, invite_code: String, device_label: String) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let r = inner.client.enroll(&invite_code, &device_label).await;
-            inner.run(r).await
-        })
-    }
-
-    /// Logs this device in again (challenge–response).
-    pub fn login(&self) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let r = inner.client.login().await;
-            inner.run(r).await
-        })
-    }
-
-    #[wasm_bindgen(js_name = ensureKeyPackages)]
-    pub fn ensure_key_packages(&self) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let r = inner.client.ensure_key_packages().await;
-            inner.run(r).await
-        })
-    }
-
-    pub fn conversations(&self) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let r = inner.client.conversations().await;
-            inner.run(r).await
-        })
-    }
-
-    #[wasm_bindgen(js_name = acceptWelcomes)]
-    pub fn accept_welcomes(&self) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let r = inner.client.accept_welcomes().await;
-            inner.run(r).await
-        })
-    }
-
-    /// Sends a text message; resolves to its id once it is durable in the outbox and sent
-    /// (or queued to retry).
-    #[wasm_bindgen(js_name = sendText)]
-    pub fn send_text(&self, conversation: String, text: String) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let id = uuid(&conversation)?;
-            let r = inner.client.send_text(id, &text).await;
-            inner.run(r).await
-        })
-    }
-
-    #[wasm_bindgen(js_name = syncAll)]
-    pub fn sync_all(&self) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let r = inner.client.sync_all().await;
-            inner.run(r).await
-        })
-    }
-
-    /// Waits for the next events (stream or polling); never resolves to an empty list.
-    #[wasm_bindgen(js_name = nextEvents)]
-    pub fn next_events(&self) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let r = inner.client.next_events().await;
-            inner.run(r).await
-        })
-    }
-
-    /// A page of stored history, newest last.
-    pub fn history(
+    /// Starts receiving: `onEvents` gets every batch of new events (already stored) until
+    /// `suspend()`; `onStopped` gets the error when the loop needs the app (the session
+    /// ended for good, or storage failed), after which `resume()` starts it again.
+    /// Replaces earlier callbacks.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn start(
         &self,
-        conversation: String,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<JsValue, JsValue> {
-        let id = uuid(&conversation)?;
-        to_js(
-            &self
-                .inner
-                .client
-                .history(id, before, limit)
-                .map_err(sdk_error)?,
-        )
+        #[wasm_bindgen(unchecked_param_type = "(events: Event[]) => void")]
+        on_events: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "(error: Error & { code: string }) => void")]
+        on_stopped: js_sys::Function,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            stop_loop(&inner).await?;
+            {
+                let mut ev = inner.events.borrow_mut();
+                ev.on_events = Some(on_events);
+                ev.on_stopped = Some(on_stopped);
+            }
+            start_loop(&inner);
+            Ok(JsValue::UNDEFINED)
+        })
     }
+
+    /// The page goes to the background (or locks): the loop stops, the socket closes, the
+    /// state is in IndexedDB, and `onEvents` hears `suspended`. Nothing is lost: the server
+    /// keeps messages until this device acknowledges them.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn suspend(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            stop_loop(&inner).await?;
+            let on_events = inner.events.borrow().on_events.clone();
+            if let Some(f) = on_events {
+                call(
+                    &f,
+                    &to_js(&vec![Event::ConnectionChanged {
+                        state: ConnectionState::Suspended,
+                    }])?,
+                );
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Starts the loop again after `suspend()` or a stop (no-op while running or before
+    /// `start`); the first notice triggers a full sync.
+    pub fn resume(&self) {
+        start_loop(&self.inner);
+    }
+}
+
+/// Stops the loop (if running), closes the socket and writes what it left.
+async fn stop_loop(inner: &Rc<Inner>) -> Result<(), JsValue> {
+    let running = inner.events.borrow_mut().running.take();
+    if let Some(handle) = running {
+        handle.abort();
+    }
+    inner.client.close_stream().await;
+    inner.flush().await
+}
+
+fn start_loop(inner: &Rc<Inner>) {
+    let (on_events, on_stopped) = {
+        let ev = inner.events.borrow();
+        if ev.running.as_ref().is_some_and(|h| !h.is_aborted()) {
+            return;
+        }
+        match (&ev.on_events, &ev.on_stopped) {
+            (Some(a), Some(b)) => (a.clone(), b.clone()),
+            _ => return,
+        }
+    };
+    let me = inner.clone();
+    let (task, handle) = abortable(async move {
+        loop {
+            let r = me.client.next_events().await;
+            let r = me.run(r).await;
+            match r {
+                Ok(events) => call(&on_events, &events),
+                Err(e) => {
+                    // The loop ends; `resume` may start it again.
+                    me.events.borrow_mut().running = None;
+                    call(&on_stopped, &e);
+                    return;
+                }
+            }
+        }
+    });
+    inner.events.borrow_mut().running = Some(handle);
+    spawn_local(async move {
+        let _ = task.await;
+    });
 }

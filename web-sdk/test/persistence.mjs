@@ -103,7 +103,7 @@ try {
   const again = await page.evaluate(async ({ origin, key }) => {
     await window.sdkReady;
     const c = await PeerbridgeWeb.open(origin, "acct", new Uint8Array(key));
-    const session = c.session();
+    const session = await c.session();
     const relogin = await c.login();
     return { deviceKey: c.devicePublicKey(), session, relogin };
   }, { origin, key });

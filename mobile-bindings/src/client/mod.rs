@@ -76,6 +76,10 @@ pub struct SdkOptions {
     /// rows, as a process killed at that instant would stop.
     #[doc(hidden)]
     pub crash_after_mls_step: bool,
+    /// The browser's write-ahead hook: awaited before every request (see
+    /// `platform::BeforeSend`); the web layer sets it to its IndexedDB flush.
+    #[cfg(target_arch = "wasm32")]
+    pub before_send: Option<crate::platform::BeforeSend>,
 }
 
 impl Default for SdkOptions {
@@ -90,12 +94,14 @@ impl Default for SdkOptions {
             stream_silence_timeout: Duration::from_secs(50),
             wire_tap: None,
             crash_after_mls_step: false,
+            #[cfg(target_arch = "wasm32")]
+            before_send: None,
         }
     }
 }
 
 /// Who this device is signed in as (no tokens).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, uniffi::Record)]
 pub struct SessionInfo {
     pub user_id: Uuid,
     pub device_id: Uuid,
@@ -107,7 +113,7 @@ pub struct SessionInfo {
 }
 
 /// A conversation as the app lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, uniffi::Record)]
 pub struct ConversationInfo {
     pub id: Uuid,
     pub kind: ConversationKind,
@@ -302,7 +308,7 @@ fn shown(e: &Event) -> bool {
 }
 
 /// A page of a conversation's history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, uniffi::Record)]
 pub struct HistoryPage {
     pub events: Vec<Event>,
     /// Pass as `before` for the next (older) page; `None` at the beginning.
@@ -396,11 +402,16 @@ impl PeerbridgeClient {
         mls: MlsClient,
         options: SdkOptions,
     ) -> Result<PeerbridgeClient> {
-        let api = Api::new(
+        #[cfg_attr(not(target_arch = "wasm32"), allow(unused_mut))]
+        let mut api = Api::new(
             server_url,
             options.request_timeout,
             options.wire_tap.clone(),
         )?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            api.before_send = options.before_send.clone();
+        }
         let account = state::get::<Account>(&mls, ACCOUNT_KEY)?;
         let device_key = mls.identity().public_key();
         Ok(PeerbridgeClient {

@@ -12,7 +12,9 @@ use crate::http::unb64;
 use crate::state;
 
 /// What the user chose to show when both consent to reveal. Every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, uniffi::Record,
+)]
 pub struct IdentityCard {
     pub first_name: Option<String>,
     pub phone: Option<String>,

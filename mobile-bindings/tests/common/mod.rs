@@ -275,3 +275,26 @@ pub async fn introduced(hp: &Device, clinic: Uuid, su: &Device, peer: &Device) -
         .id;
     (intro, both_accept(su, peer, intro).await)
 }
+
+/// Inserts a grant of the peer's `reveal` that the peer never signed (as a compromised
+/// server could), newer than anything the peer said.
+pub async fn forge_grant(app: &TestApp, intro: Uuid) {
+    use peerbridge_server::introductions::entities::consent;
+    use sea_orm::{ActiveModelTrait, Set};
+    let fake_key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    consent::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        introduction_id: Set(intro),
+        party: Set("peer".into()),
+        device_id: Set(Uuid::new_v4()),
+        scope: Set("reveal".into()),
+        action: Set("grant".into()),
+        issued_at: Set(chrono::Utc::now().timestamp() + 60),
+        signature_key: Set(fake_key.verifying_key().to_bytes().to_vec()),
+        signature: Set(vec![1; 64]),
+        recorded_at: Set(chrono::Utc::now()),
+    }
+    .insert(&app.state.db)
+    .await
+    .expect("forged row");
+}
