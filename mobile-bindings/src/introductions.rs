@@ -320,23 +320,21 @@ impl PeerbridgeClient {
     /// the group with the counterpart's pseudonymous devices, the other joins from the
     /// Welcome. Returns the conversation id.
     pub async fn open_introduction(&self, id: Uuid) -> Result<Uuid> {
-        let conv: Conversation = self
-            .authed(
-                Method::POST,
-                "/v1/conversations",
-                Some(&ConversationCreate {
-                    kind: ConversationKind::Introduction,
-                    peer_id: None,
-                    introduction_id: Some(id),
-                }),
-            )
-            .await?
-            .json()?;
+        let conv = self.introduction_conversation(id).await?;
         let lock = self.conv_lock(conv.id);
         let _g = lock.lock().await;
         let mut st = self.conv_state(conv.id)?.unwrap_or_default();
         st.introduction = Some(id);
         st.pseudonymous = true;
+        // The app's call and the event loop's notice can both open on this device; one may
+        // have lost to the other party while this one waited for the lock, so the epoch
+        // read before the lock is stale: read it again before claiming key packages (a
+        // second claim would find the counterpart's packages spent).
+        let conv = if st.group_id_known() || conv.epoch > 0 {
+            conv
+        } else {
+            self.introduction_conversation(id).await?
+        };
         if st.group_id_known() || conv.epoch > 0 {
             self.save_conv(conv.id, &mut st, Vec::new())?;
             self.add_known(conv.id)?;
@@ -392,6 +390,21 @@ impl PeerbridgeClient {
             }
         }
         Ok(conv.id)
+    }
+
+    /// The introduction's conversation as the server has it now (created on first call).
+    async fn introduction_conversation(&self, id: Uuid) -> Result<Conversation> {
+        self.authed(
+            Method::POST,
+            "/v1/conversations",
+            Some(&ConversationCreate {
+                kind: ConversationKind::Introduction,
+                peer_id: None,
+                introduction_id: Some(id),
+            }),
+        )
+        .await?
+        .json()
     }
 
     /// Called for an `introduction` stream notice: opens the conversation when it became

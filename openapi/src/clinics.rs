@@ -105,7 +105,8 @@ pub struct InviteCreated {
     pub role: EnrolleeRole,
     /// 16 Crockford base32 characters in groups of four, e.g. `7K3M-QX9D-2HWT-B8NZ` (80 bits).
     pub code: String,
-    /// `peerbridge://invite?server=…&code=…`, for a QR code.
+    /// `<public URL>/join#code=…`: opens the app's join screen with the code filled in (the
+    /// code is in the fragment, never sent to a server), for a link or a QR code.
     pub qr_payload: String,
     pub expires_at: DateTime<Utc>,
 }

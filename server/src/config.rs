@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub redis_url: Option<String>,
     pub redis_channel_prefix: String,
     pub public_url: String,
+    pub web_dir: String,
     pub migrate_on_start: bool,
     pub log_format: String,
     pub log_level: String,
@@ -66,6 +67,7 @@ impl Default for RawConfig {
             redis_url: None,
             redis_channel_prefix: "peerbridge".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            web_dir: "web/dist".into(),
             migrate_on_start: true,
             log_format: "auto".into(),
             log_level: "info".into(),
@@ -133,6 +135,9 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     pub redis_channel_prefix: String,
     pub public_url: String,
+    /// The built web app (`web/build`): served at `/` with a strict CSP. Missing is not an
+    /// error: the API runs without it, and `/` says how to build it.
+    pub web_dir: PathBuf,
     pub migrate_on_start: bool,
     pub log_json: bool,
     pub log_level: String,
@@ -385,6 +390,7 @@ impl Config {
             redis_url,
             redis_channel_prefix: raw.redis_channel_prefix,
             public_url: raw.public_url.trim_end_matches('/').to_owned(),
+            web_dir: PathBuf::from(raw.web_dir),
             migrate_on_start: raw.migrate_on_start,
             log_json,
             log_level: raw.log_level,

@@ -26,3 +26,4 @@ pub mod state;
 pub mod storage;
 pub mod supervision;
 pub mod telemetry;
+pub mod webapp;

@@ -157,7 +157,7 @@ impl Application {
             let app = app
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .service(web::redirect("/docs", "/docs/").permanent())
-                .default_service(web::to(crate::docs::not_found));
+                .default_service(web::to(crate::webapp::serve));
             let app = if separate_metrics {
                 app
             } else {

@@ -73,7 +73,13 @@ async fn an_hp_enrolls_a_service_user_whose_phone_logs_in_refreshes_and_is_revok
         invite.expect(201);
         let invite: peerbridge_openapi::clinics::InviteCreated = invite.parse();
         assert_eq!(invite.code.len(), 19);
-        assert!(invite.qr_payload.starts_with("peerbridge://invite?"));
+        assert!(
+            invite
+                .qr_payload
+                .ends_with(&format!("/join#code={}", invite.code)),
+            "{}",
+            invite.qr_payload
+        );
         assert!(invite.qr_payload.contains(&invite.code));
 
         // The phone redeems it (typed sloppily) and gets an account bound to the clinic.

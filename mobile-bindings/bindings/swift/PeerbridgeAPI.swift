@@ -4094,7 +4094,8 @@ public struct InviteCreated: Equatable, Hashable {
      */
     public var code: String
     /**
-     * `peerbridge://invite?server=…&code=…`, for a QR code.
+     * `<public URL>/join#code=…`: opens the app's join screen with the code filled in (the
+     * code is in the fragment, never sent to a server), for a link or a QR code.
      */
     public var qrPayload: String
     public var expiresAt: DateTime
@@ -4106,7 +4107,8 @@ public struct InviteCreated: Equatable, Hashable {
          * 16 Crockford base32 characters in groups of four, e.g. `7K3M-QX9D-2HWT-B8NZ` (80 bits).
          */code: String, 
         /**
-         * `peerbridge://invite?server=…&code=…`, for a QR code.
+         * `<public URL>/join#code=…`: opens the app's join screen with the code filled in (the
+         * code is in the fragment, never sent to a server), for a link or a QR code.
          */qrPayload: String, expiresAt: DateTime) {
         self.id = id
         self.clinicId = clinicId

@@ -266,11 +266,9 @@ pub async fn create_invite(
     )
     .await?;
     txn.commit().await?;
-    let qr_payload = format!(
-        "peerbridge://invite?server={}&code={}",
-        urlencode(&state.config.public_url),
-        code
-    );
+    // A link that opens the web app's join screen (and that native apps can claim as an
+    // app link); the code travels in the fragment, which browsers never send to a server.
+    let qr_payload = format!("{}/join#code={}", state.config.public_url, code);
     Ok(InviteCreated {
         id,
         clinic_id,
@@ -279,17 +277,6 @@ pub async fn create_invite(
         qr_payload,
         expires_at: expires,
     })
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn invite_dto(i: &invite::Model, now: chrono::DateTime<chrono::Utc>) -> ApiResult<Invite> {

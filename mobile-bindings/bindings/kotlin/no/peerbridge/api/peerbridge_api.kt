@@ -3802,7 +3802,8 @@ data class InviteCreated (
     var `code`: kotlin.String
     , 
     /**
-     * `peerbridge://invite?server=…&code=…`, for a QR code.
+     * `<public URL>/join#code=…`: opens the app's join screen with the code filled in (the
+     * code is in the fragment, never sent to a server), for a link or a QR code.
      */
     var `qrPayload`: kotlin.String
     , 

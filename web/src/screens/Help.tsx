@@ -1,0 +1,74 @@
+// "I need help now": the emergency number and the clinic's crisis resources, always one tap
+// away, and (inside a conversation) a flag that asks the clinic to make contact.
+import { useEffect, useRef, useState } from "react";
+import { useTranslation } from "react-i18next";
+import type { CrisisResourceList } from "peerbridge-web";
+import { client, errorKey } from "../sdk";
+
+export function Help(props: { conversation: string | null; onClose: () => void }) {
+  const { t, i18n } = useTranslation();
+  const [list, setList] = useState<CrisisResourceList | null>(null);
+  const [told, setTold] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  useEffect(() => {
+    heading.current?.focus();
+    const locale = i18n.language as CrisisResourceList["locale"];
+    client()
+      .then((c) => c.crisisResources(locale))
+      .then(setList)
+      .catch(() => setList(null));
+  }, [i18n.language]);
+
+  const tell = async () => {
+    if (!props.conversation) return;
+    try {
+      await (await client()).helpNow(props.conversation, "", []);
+      setTold(true);
+    } catch (e) {
+      setError(t(errorKey(e)));
+    }
+  };
+
+  return (
+    <section aria-labelledby="help-title" className="help-panel">
+      <h1 id="help-title" ref={heading} tabIndex={-1}>
+        {t("help.title")}
+      </h1>
+      <p className="emergency">
+        <a href="tel:113">{t("help.emergency")}</a>
+      </p>
+      {list && (
+        <>
+          <p>{t("help.resources")}</p>
+          <ul className="plain">
+            {list.resources.map((r) => (
+              <li key={r.phone + r.label}>
+                <a href={`tel:${r.phone.replace(/[^0-9+]/g, "")}`}>
+                  {r.label}: {r.phone}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {props.conversation &&
+        (told ? (
+          <p role="status">{t("help.told")}</p>
+        ) : (
+          <button type="button" className="urgent" onClick={tell}>
+            {t("help.tellClinic")}
+          </button>
+        ))}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <button type="button" className="secondary" onClick={props.onClose}>
+        {t("help.close")}
+      </button>
+    </section>
+  );
+}

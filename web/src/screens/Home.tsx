@@ -1,0 +1,97 @@
+// A party's home: the clinic's introduction proposals under aliases (accept or decline) and
+// the open conversations.
+import { useCallback, useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
+import type { PartyIntroduction } from "peerbridge-web";
+import { client, errorKey } from "../sdk";
+import type { Listener } from "../App";
+import { AppLock } from "./AppLock";
+
+export function Home(props: {
+  subscribe: (l: Listener) => () => void;
+  onOpen: (intro: PartyIntroduction) => void;
+  passcodeSet: boolean;
+  onPasscodeSet: () => void;
+}) {
+  const { t } = useTranslation();
+  const [intros, setIntros] = useState<PartyIntroduction[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      setIntros(await (await client()).introductions());
+    } catch (e) {
+      setError(t(errorKey(e)));
+    }
+  }, [t]);
+
+  useEffect(() => {
+    void load();
+    return props.subscribe(() => void load());
+  }, [load, props]);
+
+  const act = async (f: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await f();
+      await load();
+    } catch (e) {
+      setError(t(errorKey(e)));
+    }
+  };
+
+  return (
+    <section aria-labelledby="home-title">
+      <h1 id="home-title">{t("home.title")}</h1>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <h2>{t("home.introductions")}</h2>
+      {intros === null ? (
+        <p role="status">{t("app.loading")}</p>
+      ) : intros.length === 0 ? (
+        <p>{t("home.none")}</p>
+      ) : (
+        <ul className="cards">
+          {intros.map((i) => (
+            <li key={i.id} className="card">
+              <p>{t("home.proposed", { alias: i.counterpart_alias })}</p>
+              <blockquote>{i.blurb}</blockquote>
+              <p className="muted">{t("home.you", { alias: i.my_alias })}</p>
+              {i.state === "ended" ? (
+                <p>{t("home.ended")}</p>
+              ) : i.my_response === "declined" ? (
+                <p>{t("home.declined")}</p>
+              ) : i.my_response === "pending" ? (
+                <div className="actions">
+                  <button
+                    type="button"
+                    onClick={() => act(async () => (await client()).acceptIntroduction(i.id))}
+                  >
+                    {t("home.accept", { alias: i.counterpart_alias })}
+                  </button>
+                  <button
+                    type="button"
+                    className="secondary"
+                    onClick={() => act(async () => (await client()).declineIntroduction(i.id))}
+                  >
+                    {t("home.decline")}
+                  </button>
+                </div>
+              ) : i.conversation_id ? (
+                <button type="button" onClick={() => props.onOpen(i)}>
+                  {t("home.open", { alias: i.counterpart_alias })}
+                </button>
+              ) : (
+                <p>{t("home.waiting")}</p>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+      <AppLock locked={props.passcodeSet} onSet={props.onPasscodeSet} />
+    </section>
+  );
+}

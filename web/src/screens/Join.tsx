@@ -1,0 +1,65 @@
+// Enrolment: the invite code from the clinic (typed, or filled in from the join link or QR
+// code), redeemed with this browser's new device key.
+import { useState, type FormEvent } from "react";
+import { useTranslation } from "react-i18next";
+import type { SessionInfo } from "peerbridge-web";
+import { client, errorKey } from "../sdk";
+
+export function Join(props: {
+  initialCode: string;
+  onJoined: (s: SessionInfo) => void;
+  onStaff: () => void;
+}) {
+  const { t } = useTranslation();
+  const [code, setCode] = useState(props.initialCode);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const c = await client();
+      const s = await c.enroll(code.trim().toUpperCase(), t("app.name"));
+      await c.ensureKeyPackages();
+      props.onJoined(s);
+    } catch (err) {
+      setError(t(errorKey(err)));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form onSubmit={submit} aria-labelledby="join-title">
+      <h1 id="join-title">{t("join.title")}</h1>
+      <p>{t("join.intro")}</p>
+      <label htmlFor="code">{t("join.code")}</label>
+      <input
+        id="code"
+        name="code"
+        autoComplete="one-time-code"
+        autoCapitalize="characters"
+        spellCheck={false}
+        required
+        value={code}
+        onChange={(e) => setCode(e.target.value)}
+        aria-describedby={error ? "join-error" : undefined}
+      />
+      {error && (
+        <p id="join-error" className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <button type="submit" disabled={busy}>
+        {busy ? t("join.working") : t("join.submit")}
+      </button>
+      <p>
+        <button type="button" className="secondary" onClick={props.onStaff}>
+          {t("staff.link")}
+        </button>
+      </p>
+    </form>
+  );
+}

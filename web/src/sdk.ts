@@ -1,0 +1,46 @@
+// The one client of this browser: the wasm SDK (web-sdk/pkg), opened on this origin with a
+// storage key the browser keeps wrapped — by a non-extractable browser key, or by the
+// person's passcode once they set one (the app lock). No protocol or crypto logic lives in
+// TypeScript.
+import init, { PeerbridgeWeb, type PeerbridgeError } from "peerbridge-web";
+
+export type { PeerbridgeWeb };
+const ACCOUNT = "main";
+
+const loaded = init();
+let opened: Promise<PeerbridgeWeb> | null = null;
+
+/** How this browser's storage key is protected: "passcode" means the app starts locked. */
+export async function protection(): Promise<"device" | "passcode" | null> {
+  await loaded;
+  return PeerbridgeWeb.protection(ACCOUNT);
+}
+
+/** Opens the account store (with the passcode when it is locked). */
+export function unlock(passcode: string | null): Promise<PeerbridgeWeb> {
+  const attempt = loaded.then(() =>
+    PeerbridgeWeb.openOnThisBrowser(location.origin, ACCOUNT, passcode),
+  );
+  opened = attempt.catch((e) => {
+    opened = null;
+    throw e;
+  });
+  return opened;
+}
+
+/** The open client (opening it without a passcode if nothing opened it yet). */
+export function client(): Promise<PeerbridgeWeb> {
+  return opened ?? unlock(null);
+}
+
+/** Sets the app-lock passcode (the same storage key, wrapped by the passcode from now on). */
+export async function setPasscode(passcode: string): Promise<void> {
+  await loaded;
+  await PeerbridgeWeb.changePasscode(ACCOUNT, null, passcode);
+}
+
+/** The message-catalogue key for an error the SDK raised. */
+export function errorKey(e: unknown): string {
+  const code = (e as PeerbridgeError | undefined)?.code;
+  return code ? `errors.${code}` : "errors.unknown";
+}
