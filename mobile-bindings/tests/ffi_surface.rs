@@ -8,7 +8,7 @@ use std::path::Path;
 
 mod sdk_surface;
 
-use sdk_surface::{pub_fns, sdk_operations};
+use sdk_surface::{camel, pub_fns, sdk_operations};
 
 /// SDK items that are reached through another exported call, or are not for apps.
 const COVERED_ELSEWHERE: &[(&str, &str)] = &[
@@ -25,22 +25,6 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     ("opened_excerpt", "open_flag (opens and verifies)"),
     ("verify_excerpt", "open_flag (opens and verifies)"),
 ];
-
-fn camel(name: &str) -> String {
-    let mut out = String::new();
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 #[test]
 fn every_sdk_operation_is_exported_and_in_the_kotlin_bindings() {

@@ -232,6 +232,27 @@ fn history_texts(page: &Value) -> Vec<String> {
     texts_of(&page["events"])
 }
 
+/// A clinic whose HP (native) supervises a peer enrolled in the browser, and their
+/// supervision conversation (opened by the HP; the browser has not joined yet).
+async fn supervised_in_the_browser(app: &TestApp, b: &mut Browser) -> (Device, Uuid) {
+    let op = app.bootstrap_operator().await;
+    let (home, hp_home) = clinic(app, &op, "Haukeland", "vest").await;
+    let hp = staff_sdk(app, &hp_home).await;
+    let code = invite(&hp, home, "peer").await;
+    let peer_id = enroll_browser(b, &code).await;
+    hp.client
+        .assign_supervisor(home, peer_id, hp.user_id)
+        .await
+        .expect("supervisor");
+    let conv = hp
+        .client
+        .create_supervision_conversation(peer_id)
+        .await
+        .expect("supervision conversation")
+        .id;
+    (hp, conv)
+}
+
 /// The JS names `src/ops.rs` exports.
 fn exported_names() -> BTreeSet<String> {
     let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops.rs"))
@@ -272,21 +293,7 @@ async fn a_browser_peer_and_a_native_hp_talk_both_ways_across_reloads() {
         let missing: Vec<_> = exported.difference(&methods).collect();
         assert!(missing.is_empty(), "not in the package: {missing:?}");
 
-        let op = app.bootstrap_operator().await;
-        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
-        let hp = staff_sdk(&app, &hp_home).await;
-        let code = invite(&hp, home, "peer").await;
-        let peer_id = enroll_browser(&mut b, &code).await;
-        hp.client
-            .assign_supervisor(home, peer_id, hp.user_id)
-            .await
-            .expect("supervisor");
-        let conv = hp
-            .client
-            .create_supervision_conversation(peer_id)
-            .await
-            .expect("supervision conversation")
-            .id;
+        let (hp, conv) = supervised_in_the_browser(&app, &mut b).await;
 
         // HP → browser, browser → HP.
         hp.client
@@ -740,21 +747,7 @@ async fn a_page_killed_mid_send_or_mid_commit_still_syncs_and_decrypts() {
         let app = TestApp::spawn(backend).await;
         let mut b = Browser::launch(&app.base).await;
         b.fresh().await;
-        let op = app.bootstrap_operator().await;
-        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
-        let hp = staff_sdk(&app, &hp_home).await;
-        let code = invite(&hp, home, "peer").await;
-        let peer_id = enroll_browser(&mut b, &code).await;
-        hp.client
-            .assign_supervisor(home, peer_id, hp.user_id)
-            .await
-            .expect("supervisor");
-        let conv = hp
-            .client
-            .create_supervision_conversation(peer_id)
-            .await
-            .expect("conversation")
-            .id;
+        let (hp, conv) = supervised_in_the_browser(&app, &mut b).await;
         b.call("acceptWelcomes", json!([])).await;
         let messages = format!("/v1/conversations/{conv}/messages$");
         let commits = format!("/v1/conversations/{conv}/commits$");

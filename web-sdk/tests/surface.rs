@@ -10,6 +10,8 @@ use std::path::Path;
 #[path = "../../mobile-bindings/tests/sdk_surface/mod.rs"]
 mod sdk_surface;
 
+use sdk_surface::camel;
+
 /// SDK items reached through another exported call, or not for apps.
 const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     (
@@ -48,22 +50,6 @@ fn exports(src: &str) -> Vec<(String, String, String)> {
                 name,
                 call.split('(').next().unwrap_or_default().to_owned(),
             ));
-        }
-    }
-    out
-}
-
-fn camel(name: &str) -> String {
-    let mut out = String::new();
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
         }
     }
     out

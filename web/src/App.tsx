@@ -15,6 +15,7 @@ import { Lock } from "./screens/Lock";
 import { StaffLogin } from "./screens/StaffLogin";
 import { Queue } from "./screens/Queue";
 import { FlagView } from "./screens/FlagView";
+import { ErrorText } from "./ErrorText";
 
 /** Where "quick exit" goes: an ordinary, harmless page. */
 const EXIT_URL = "https://www.yr.no/";
@@ -241,11 +242,7 @@ export function App() {
           {t("nav.offline")}
         </p>
       )}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       <main>
         {helpOpen ? (
           <Help

@@ -61,40 +61,31 @@ for (let i = 0; ; i++) {
 
 // The HP, seeded: clinic, staff account, device session (dev CLI), then the API.
 const clinic = cli("admin", "create-clinic", "--name", "Ullevål testklinikk").trim();
-const setup = cli(
-  "admin",
-  "create-staff",
-  "--clinic",
-  clinic,
-  "--role",
-  "hp",
-  "--login",
-  "nurse@test.example",
-  "--name",
-  "Hanne Sykepleier",
-)
-  .split("\n")
-  .find((l) => l.startsWith("setup_code: "))
-  .slice(12);
-const vars = Object.fromEntries(
-  cli(
-    "dev",
-    "staff-setup",
-    "--server",
-    base,
-    "--setup-code",
-    setup,
-    "--password",
-    "a long passphrase here",
-    "--key-file",
-    join(dir, "hp.key"),
-    "--label",
-    "Workstation",
-  )
-    .split("\n")
-    .map((l) => /^([A-Z_]+)='(.*)'$/.exec(l))
-    .filter(Boolean)
-    .map((m) => [m[1], m[2]]),
+/** A staff account: its user id and setup code. */
+const staff = (role, login, name) => {
+  const out = cli(
+    ...["admin", "create-staff", "--clinic", clinic, "--role", role, "--login", login],
+    ...["--name", name],
+  ).split("\n");
+  const field = (k) => out.find((l) => l.startsWith(`${k}: `)).slice(k.length + 2);
+  return { id: field("user_id"), setup: field("setup_code") };
+};
+/** A device session for a staff account, set up by the dev CLI (ACCESS, USER_ID, …). */
+const devSession = (setupCode, keyFile, password) =>
+  Object.fromEntries(
+    cli(
+      ...["dev", "staff-setup", "--server", base, "--setup-code", setupCode],
+      ...["--password", password, "--key-file", join(dir, keyFile), "--label", "Workstation"],
+    )
+      .split("\n")
+      .map((l) => /^([A-Z_]+)='(.*)'$/.exec(l))
+      .filter(Boolean)
+      .map((m) => [m[1], m[2]]),
+  );
+const vars = devSession(
+  staff("hp", "nurse@test.example", "Hanne Sykepleier").setup,
+  "hp.key",
+  "a long passphrase here",
 );
 const api = async (method, path, body) => {
   const r = await fetch(base + path, {
@@ -281,60 +272,11 @@ try {
 
   // A night-duty HP sets up sign-in in the console (setup code, password, authenticator
   // code) on a workstation, and the clinic admin puts her on duty.
-  const night = cli(
-    "admin",
-    "create-staff",
-    "--clinic",
-    clinic,
-    "--role",
-    "hp",
-    "--login",
-    "natt@test.example",
-    "--name",
-    "Nina Nattevakt",
-  );
-  const nightId = night
-    .split("\n")
-    .find((l) => l.startsWith("user_id: "))
-    .slice(9);
-  const nightSetup = night
-    .split("\n")
-    .find((l) => l.startsWith("setup_code: "))
-    .slice(12);
-  const adminSetup = cli(
-    "admin",
-    "create-staff",
-    "--clinic",
-    clinic,
-    "--role",
-    "clinic_admin",
-    "--login",
-    "leder@test.example",
-    "--name",
-    "Kari Leder",
-  )
-    .split("\n")
-    .find((l) => l.startsWith("setup_code: "))
-    .slice(12);
-  const admin = Object.fromEntries(
-    cli(
-      "dev",
-      "staff-setup",
-      "--server",
-      base,
-      "--setup-code",
-      adminSetup,
-      "--password",
-      "another long passphrase",
-      "--key-file",
-      join(dir, "admin.key"),
-      "--label",
-      "Office",
-    )
-      .split("\n")
-      .map((l) => /^([A-Z_]+)='(.*)'$/.exec(l))
-      .filter(Boolean)
-      .map((m) => [m[1], m[2]]),
+  const night = staff("hp", "natt@test.example", "Nina Nattevakt");
+  const admin = devSession(
+    staff("clinic_admin", "leder@test.example", "Kari Leder").setup,
+    "admin.key",
+    "another long passphrase",
   );
   const desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const hp = await desk.newPage();
@@ -344,7 +286,7 @@ try {
   await hp.goto(base + "/");
   await hp.getByRole("button", { name: "Ansatt ved klinikken? Logg inn" }).click();
   await hp.getByRole("button", { name: "Første gang? Bruk oppsettkoden" }).click();
-  await hp.getByLabel("Oppsettkode").fill(nightSetup);
+  await hp.getByLabel("Oppsettkode").fill(night.setup);
   await hp.getByLabel("Velg passord (minst 12 tegn)").fill("nattevakt med langt passord");
   await hp.getByRole("button", { name: "Neste" }).click();
   const secret = (await hp.locator("code.secret").innerText()).replace(/=+$/, "");
@@ -358,7 +300,7 @@ try {
     method: "PUT",
     headers: { authorization: `Bearer ${admin.ACCESS}`, "content-type": "application/json" },
     body: JSON.stringify({
-      on_duty: [nightId],
+      on_duty: [night.id],
       next_responders: [],
       imminent_minutes: 5,
       urgent_minutes: 15,

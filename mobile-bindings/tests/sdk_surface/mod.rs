@@ -49,3 +49,20 @@ pub fn sdk_operations(root: &Path) -> BTreeSet<String> {
     assert!(sdk.len() > 80, "the scan found the SDK's operations");
     sdk
 }
+
+/// `snake_case` → `camelCase`, as the Kotlin bindings and the browser package spell names.
+pub fn camel(name: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -3,6 +3,7 @@
 import { useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import { errorKey, setPasscode } from "../sdk";
+import { ErrorText } from "../ErrorText";
 
 export const MIN_PASSCODE = 6;
 
@@ -47,11 +48,7 @@ export function AppLock(props: { locked: boolean; onSet: () => void }) {
         value={second}
         onChange={(e) => setSecond(e.target.value)}
       />
-      {message && (
-        <p className="error" role="alert">
-          {message}
-        </p>
-      )}
+      <ErrorText text={message} />
       <button type="submit">{t("settings.save")}</button>
     </form>
   );

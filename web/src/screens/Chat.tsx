@@ -11,6 +11,7 @@ import {
 import { client, errorKey } from "../sdk";
 import type { Listener } from "../App";
 import { FlagPanel } from "./FlagPanel";
+import { ErrorText } from "../ErrorText";
 
 type Line = Extract<Event, { type: "text" }>;
 type Notice = Extract<Event, { type: "notice" }>;
@@ -128,11 +129,7 @@ export function Chat(props: {
           onDone={() => setFlagging(null)}
         />
       )}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       <form onSubmit={send} className="compose">
         <label htmlFor="message">{t("chat.message")}</label>
         <textarea id="message" rows={2} value={draft} onChange={(e) => setDraft(e.target.value)} />

@@ -5,6 +5,7 @@ import { useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import type { RiskCategory, Severity } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
+import { ErrorText } from "../ErrorText";
 
 const CATEGORIES: RiskCategory[] = [
   "suicide_risk",
@@ -110,11 +111,7 @@ export function FlagPanel(props: {
         value={note}
         onChange={(e) => setNote(e.target.value)}
       />
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       <div className="actions">
         <button type="submit" className="urgent">
           {t("peerflag.send")}

@@ -5,6 +5,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import type { Flag, FlagOutcome, OpenedFlag } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
+import { ErrorText } from "../ErrorText";
 
 const OUTCOMES: FlagOutcome[] = [
   "contacted_the_person",
@@ -68,11 +69,7 @@ export function FlagView(props: { flag: Flag; onBack: () => void }) {
       </h1>
       <p>{t("flag.status", { status: t(`status.${flag.status}`) })}</p>
       {flag.kind === "help_now" && <p className="alarm">{t("flag.helpNow")}</p>}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       {opened && (
         <>
           {lines.length > 0 && <p className="verified">{t("flag.verified")}</p>}

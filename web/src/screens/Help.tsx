@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import type { CrisisResourceList } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
+import { ErrorText } from "../ErrorText";
 
 export function Help(props: { conversation: string | null; onClose: () => void }) {
   const { t, i18n } = useTranslation();
@@ -61,11 +62,7 @@ export function Help(props: { conversation: string | null; onClose: () => void }
             {t("help.tellClinic")}
           </button>
         ))}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       <button type="button" className="secondary" onClick={props.onClose}>
         {t("help.close")}
       </button>

@@ -6,6 +6,7 @@ import type { PartyIntroduction } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
 import type { Listener } from "../App";
 import { AppLock } from "./AppLock";
+import { ErrorText } from "../ErrorText";
 
 export function Home(props: {
   subscribe: (l: Listener) => () => void;
@@ -43,11 +44,7 @@ export function Home(props: {
   return (
     <section aria-labelledby="home-title">
       <h1 id="home-title">{t("home.title")}</h1>
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       <h2>{t("home.introductions")}</h2>
       {intros === null ? (
         <p role="status">{t("app.loading")}</p>

@@ -4,6 +4,7 @@ import { useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import type { SessionInfo } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
+import { ErrorText } from "../ErrorText";
 
 export function Join(props: {
   initialCode: string;
@@ -47,11 +48,7 @@ export function Join(props: {
         onChange={(e) => setCode(e.target.value)}
         aria-describedby={error ? "join-error" : undefined}
       />
-      {error && (
-        <p id="join-error" className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} id="join-error" />
       <button type="submit" disabled={busy}>
         {busy ? t("join.working") : t("join.submit")}
       </button>

@@ -2,6 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import { errorKey, unlock } from "../sdk";
+import { ErrorText } from "../ErrorText";
 
 export function Lock(props: { onUnlocked: () => void }) {
   const { t } = useTranslation();
@@ -37,11 +38,7 @@ export function Lock(props: { onUnlocked: () => void }) {
         onChange={(e) => setCode(e.target.value)}
         aria-describedby={error ? "lock-error" : undefined}
       />
-      {error && (
-        <p id="lock-error" className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} id="lock-error" />
       <button type="submit" disabled={busy}>
         {t("lock.unlock")}
       </button>

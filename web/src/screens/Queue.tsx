@@ -5,6 +5,7 @@ import { useTranslation } from "react-i18next";
 import type { Flag } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
 import type { Listener } from "../App";
+import { ErrorText } from "../ErrorText";
 
 type Filter = "all" | "mine" | "open" | "acknowledged" | "resolved";
 
@@ -52,11 +53,7 @@ export function Queue(props: {
           {t("queue.imminent", { count: imminent.length })}
         </p>
       )}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       <label htmlFor="filter">{t("queue.filterLabel")}</label>
       <select id="filter" value={filter} onChange={(e) => setFilter(e.target.value as Filter)}>
         {(["all", "mine", "open", "acknowledged", "resolved"] as const).map((f) => (

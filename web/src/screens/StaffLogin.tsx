@@ -5,6 +5,7 @@ import { useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import type { SessionInfo } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
+import { ErrorText } from "../ErrorText";
 
 type Step = "login" | "setup" | "confirm";
 
@@ -114,11 +115,7 @@ export function StaffLogin(props: { onSignedIn: (s: SessionInfo) => void; onBack
           {field("totp", t("staff.totp"), totp, setTotp, "text", "one-time-code")}
         </>
       )}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorText text={error} />
       <div className="actions">
         <button type="submit" disabled={busy}>
           {step === "login"
