@@ -26,6 +26,7 @@ const AUTO_LOCK_MS = 5 * 60 * 1000;
 type Screen =
   | { name: "loading" }
   | { name: "locked" }
+  | { name: "elsewhere" }
   | { name: "join"; code: string }
   | { name: "privacy" }
   | { name: "home" }
@@ -75,6 +76,11 @@ export function App() {
         else setScreen({ name: "join", code: linkCode.current });
       })
       .catch((e) => {
+        // Another tab holds this account: this one waits instead of touching the store.
+        if ((e as { code?: string })?.code === "account_in_use") {
+          setScreen({ name: "elsewhere" });
+          return;
+        }
         setError(i18n.t(errorKey(e)));
         setScreen({ name: "join", code: linkCode.current });
       });
@@ -148,6 +154,17 @@ export function App() {
   switch (screen.name) {
     case "loading":
       main = <p role="status">{t("app.loading")}</p>;
+      break;
+    case "elsewhere":
+      main = (
+        <section aria-labelledby="elsewhere-title">
+          <h1 id="elsewhere-title">{t("elsewhere.title")}</h1>
+          <p>{t("errors.account_in_use")}</p>
+          <button type="button" onClick={() => location.reload()}>
+            {t("elsewhere.retry")}
+          </button>
+        </section>
+      );
       break;
     case "locked":
       main = <Lock onUnlocked={opened} />;

@@ -122,14 +122,21 @@ const browser = await chromium.launch({
 });
 const phone = { viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true };
 const problems = [];
+/** A person's browser: phone-sized, with every API response and stream frame it received
+ * recorded (for the absence checks). */
 async function person(name) {
   const context = await browser.newContext(phone);
   const page = await context.newPage();
+  const seen = [];
   page.on("console", (m) => {
     if (/Content Security Policy|Refused to/.test(m.text())) problems.push(`${name}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`${name}: ${e.message}`));
-  return { context, page };
+  page.on("response", async (r) => {
+    if (new URL(r.url()).pathname.startsWith("/v1/")) seen.push(await r.text().catch(() => ""));
+  });
+  page.on("websocket", (ws) => ws.on("framereceived", (f) => seen.push(String(f.payload))));
+  return { context, page, seen };
 }
 
 /** axe-core on the current screen, in each language: no serious or critical violation. */
@@ -213,6 +220,9 @@ try {
 
   // The proposal appears under an alias (the app reloads on the introduction notice).
   await su.page.getByText("god til å lytte").waitFor({ timeout: 15000 });
+  const peerAlias = (await su.page.getByText(/^Klinikken foreslår en samtale med/).innerText())
+    .replace(/^Klinikken foreslår en samtale med /, "")
+    .replace(/\.$/, "");
   await accessible(su.page, "home with a proposal");
   await su.page.screenshot({ path: join(shots, "phone-proposal.png") });
   // Keyboard only: Tab to the accept button and press Enter.
@@ -251,6 +261,14 @@ try {
   await discreet(su.page);
   await su.page.screenshot({ path: join(shots, "phone-chat.png") });
 
+  // A second tab of the same account waits instead of opening the store.
+  const tab2 = await su.context.newPage();
+  await tab2.goto(base + "/");
+  await tab2.getByRole("heading", { name: "Appen er åpen et annet sted" }).waitFor();
+  await accessible(tab2, "open elsewhere");
+  await tab2.close();
+  await su.page.getByText("Takk, jeg er litt nervøs.").waitFor();
+
   // The app lock: a passcode, then locked; a wrong code opens nothing, the right one brings
   // everything back.
   await su.page.getByRole("button", { name: "Tilbake" }).click();
@@ -269,6 +287,19 @@ try {
   await su.page.getByRole("button", { name: "Lås opp" }).click();
   await su.page.getByRole("button", { name: /^Åpne samtalen med/ }).click();
   await su.page.getByText("Takk, jeg er litt nervøs.").waitFor();
+
+  // Nothing the service user's device received names the peer (before any reveal): not
+  // the name, the phone number or the user id. Positive control: the same capture holds
+  // the service user's own id and the peer's alias.
+  const suSeen = su.seen.join("\n");
+  assert.ok(suSeen.includes(suId) && suSeen.includes(peerAlias), "the capture sees the API");
+  for (const secret of ["Per Likemann", "Likemann", "922 22 222", peerId]) {
+    assert.ok(!suSeen.includes(secret), `the service user's device received ${secret}`);
+  }
+  assert.ok(peer.seen.join("\n").includes(peerId), "the peer's capture sees its own id");
+  for (const secret of ["Solveig", "Brukersen", "911 11 111", suId]) {
+    assert.ok(!peer.seen.join("\n").includes(secret), `the peer's device received ${secret}`);
+  }
 
   // A night-duty HP sets up sign-in in the console (setup code, password, authenticator
   // code) on a workstation, and the clinic admin puts her on duty.
