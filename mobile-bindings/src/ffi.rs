@@ -33,6 +33,7 @@ use crate::client::{ConversationInfo, HistoryPage, PeerbridgeClient, SessionInfo
 use crate::error::SdkError;
 use crate::escalation::OpenedFlag;
 use crate::events::{ConnectionState, Event, Member};
+use crate::hooks::detector::RiskSuggestion;
 use crate::introductions::{ConsentState, IdentityCard};
 
 /// Every error an app can get, with a stable meaning per variant (its documented code in
@@ -182,32 +183,11 @@ pub enum HpIntroductionAction {
     Close,
 }
 
-/// What the on-device detector suggests for a text (only a suggestion; a person decides).
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct RiskSuggestion {
-    pub category: RiskCategory,
-    pub severity: Severity,
-    /// 0–1: 1.0 imminent, 0.8 urgent, 0.5 concerning.
-    pub score: f32,
-}
-
 /// Reads `text` with the on-device risk detector (bokmål, nynorsk, English). Nothing
 /// leaves the device.
 #[uniffi::export]
 pub fn detect_risk(text: String) -> Option<RiskSuggestion> {
-    use peerbridge_mls::detector::{self, RiskCategory as C, SeverityHint as S};
-    detector::assess(&text).map(|s| RiskSuggestion {
-        category: match s.category {
-            C::SuicideRisk => RiskCategory::SuicideRisk,
-            C::SelfHarm => RiskCategory::SelfHarm,
-        },
-        severity: match s.severity_hint {
-            S::Imminent => Severity::Imminent,
-            S::Urgent => Severity::Urgent,
-            S::Concerning => Severity::Concerning,
-        },
-        score: s.score,
-    })
+    crate::hooks::detector::suggest_risk(&text)
 }
 
 #[derive(Default)]

@@ -46,9 +46,9 @@ pub use escalation::{ExcerptLine, OpenedFlag};
 pub use events::{ConnectionState, Event, Member};
 #[cfg(not(target_arch = "wasm32"))]
 pub use ffi::{
-    HpIntroductionAction, Peerbridge, PeerbridgeError, PeerbridgeListener, RiskSuggestion,
-    detect_risk, error_code,
+    HpIntroductionAction, Peerbridge, PeerbridgeError, PeerbridgeListener, detect_risk, error_code,
 };
+pub use hooks::detector::{RiskSuggestion, suggest_risk};
 pub use http::WireTap;
 pub use introductions::{ConsentState, IdentityCard};
 pub use peerbridge_mls::DeviceIdentity;

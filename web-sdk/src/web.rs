@@ -286,25 +286,7 @@ impl PeerbridgeWeb {
     /// suggestion or null. Nothing leaves the device; a person decides.
     #[wasm_bindgen(js_name = detectRisk, unchecked_return_type = "RiskSuggestion | null")]
     pub fn detect_risk(text: String) -> Result<JsValue, JsValue> {
-        use peerbridge_mls::detector::{self, RiskCategory as C, SeverityHint as S};
-        #[derive(Serialize)]
-        struct Suggestion {
-            category: &'static str,
-            severity: &'static str,
-            score: f32,
-        }
-        to_js(&detector::assess(&text).map(|s| Suggestion {
-            category: match s.category {
-                C::SuicideRisk => "suicide_risk",
-                C::SelfHarm => "self_harm",
-            },
-            severity: match s.severity_hint {
-                S::Imminent => "imminent",
-                S::Urgent => "urgent",
-                S::Concerning => "concerning",
-            },
-            score: s.score,
-        }))
+        to_js(&peerbridge_mobile::suggest_risk(&text))
     }
 
     /// This device's Ed25519 public key (unpadded base64url).

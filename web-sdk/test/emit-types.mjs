@@ -16,9 +16,7 @@ const ast = await openapiTS(schema);
 const aliases = names
   .map((n) => `export type ${n} = components["schemas"]["${n}"];`)
   .join("\n");
-const extra = `/** What the on-device detector suggests for a text (only a suggestion; a person decides). */
-export type RiskSuggestion = { category: "suicide_risk" | "self_harm"; severity: "imminent" | "urgent" | "concerning"; score: number };
-/** Every error the SDK raises: a JS Error with the SDK's flat code. */
+const extra = `/** Every error the SDK raises: a JS Error with the SDK's flat code. */
 export type PeerbridgeError = Error & { code: string };`;
 writeFileSync(
   join(pkg, "types.d.ts"),
@@ -28,7 +26,7 @@ writeFileSync(
 // string tokens, which it copies with their `r"` prefix into the JSDoc.
 const undoc = (text) => text.replace(/^(\s*\*) r" ?/gm, "$1 ");
 const dts = join(pkg, "peerbridge_web.d.ts");
-const imported = [...names, "RiskSuggestion", "PeerbridgeError"].join(", ");
+const imported = [...names, "PeerbridgeError"].join(", ");
 writeFileSync(
   dts,
   `import type { ${imported} } from "./types";\nexport type * from "./types";\n` +

@@ -4980,7 +4980,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_peerbridge_mobile_checksum_func_detect_risk() != 46107) {
+    if (uniffi_peerbridge_mobile_checksum_func_detect_risk() != 12408) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_func_error_code() != 27205) {

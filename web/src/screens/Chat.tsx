@@ -1,6 +1,6 @@
 // One introduction's conversation: the history on this device, new messages as they arrive,
 // and sending (queued by the SDK while offline).
-import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import {
   PeerbridgeWeb,
@@ -55,6 +55,19 @@ export function Chat(props: {
     });
   }, [conv, load, props]);
 
+  // The on-device detector reads each received message once per load, not per render.
+  const risks = useMemo(
+    () =>
+      new Map(
+        props.peer
+          ? lines
+              .filter((l) => !l.sender.is_me)
+              .map((l) => [l.seq, PeerbridgeWeb.detectRisk(l.body)] as const)
+          : [],
+      ),
+    [lines, props.peer],
+  );
+
   const send = async (e: FormEvent) => {
     e.preventDefault();
     const text = draft.trim();
@@ -83,7 +96,7 @@ export function Chat(props: {
         {lines.length === 0 && <li className="muted">{t("chat.empty")}</li>}
         {lines.map((l) => {
           // The on-device detector only suggests; the peer decides.
-          const risk = props.peer && !l.sender.is_me ? PeerbridgeWeb.detectRisk(l.body) : null;
+          const risk = risks.get(l.seq) ?? null;
           return (
             <li key={`${l.seq}-${l.id}`} className={l.sender.is_me ? "mine" : "theirs"}>
               <span className="who">

@@ -1339,7 +1339,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_peerbridge_mobile_checksum_func_detect_risk() and 0xFFFF) != 46107) {
+    if ((lib.uniffi_peerbridge_mobile_checksum_func_detect_risk() and 0xFFFF) != 12408) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_func_error_code() and 0xFFFF) != 27205) {
