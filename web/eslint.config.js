@@ -20,6 +20,8 @@ export default tseslint.config(
       "react-hooks/set-state-in-effect": "off",
     },
   },
+  // The service worker.
+  { files: ["public/sw.js"], languageOptions: { globals: globals.serviceworker } },
   // Tests run in Node and hand functions to the page.
   {
     files: ["test/**/*.mjs", "*.config.*"],

@@ -88,6 +88,10 @@ pub enum NoticeKind {
     ParticipantLeft,
     /// The sender changed the disappearing-messages timer (the text carries the new value).
     DisappearingTimerChanged,
+    /// The sender asked the clinic to have a clinician check in (a flag or "I need help
+    /// now"). The text is the clinic's wording in the sender's language; a reader's app shows
+    /// the clinic's wording in the reader's own language when it has it.
+    ClinicianAsked,
 }
 
 impl NoticeKind {
@@ -99,6 +103,7 @@ impl NoticeKind {
             NoticeKind::ConversationResumed => 3,
             NoticeKind::ParticipantLeft => 4,
             NoticeKind::DisappearingTimerChanged => 5,
+            NoticeKind::ClinicianAsked => 6,
         }
     }
 
@@ -109,6 +114,7 @@ impl NoticeKind {
             3 => NoticeKind::ConversationResumed,
             4 => NoticeKind::ParticipantLeft,
             5 => NoticeKind::DisappearingTimerChanged,
+            6 => NoticeKind::ClinicianAsked,
             _ => return None,
         })
     }

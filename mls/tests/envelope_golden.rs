@@ -34,6 +34,13 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Option<Envelope>)> {
             },
         ),
         (
+            "envelope-v1-system-notice-clinician-asked",
+            Envelope::SystemNotice {
+                kind: NoticeKind::ClinicianAsked,
+                text: "Ein sjukepleiar frå klinikken tek kontakt med deg.".into(),
+            },
+        ),
+        (
             "envelope-v1-identity-card",
             Envelope::IdentityCard {
                 id: id2,

@@ -208,7 +208,7 @@ fun main() = runBlocking {
     check(su.counterpartCard(proposed.id)?.phone == "+47 922 22 222", "card kept")
 
     step("risk: the user discloses, the peer's device suggests a flag, the peer raises it")
-    val risky = listOf("Jeg har bestemt meg for å ta livet mitt i kveld", "Pillene ligger klare på badet")
+    val risky = listOf("Jeg har bestemt meg for å ta livet mitt i kveld", "Jeg har samlet pillene og tar dem i kveld")
     for (line in risky) su.sendText(conv, line)
     val riskSeqs = mutableListOf<ULong>()
     while (riskSeqs.size < 2) {
@@ -228,6 +228,11 @@ fun main() = runBlocking {
     check(opened.note == "Sounded calm and decided.", "the peer's note")
     val ack = hp.acknowledgeFlag(receipt.id)
     check(ack.flag.status == FlagStatus.ACKNOWLEDGED, "acknowledged")
+    expectError<PeerbridgeException.InvalidInput>("invalid_input") {
+        runBlocking { hp.flagSubject(receipt.id, "   ") }
+    }
+    val who = hp.flagSubject(receipt.id, "Calling her back: the excerpt says tonight.")
+    check(who.userId == suId && who.displayName == "Solveig Brukersen", "the identity, read for a stated reason")
     val resolved = hp.resolveFlag(receipt.id, FlagOutcome.FOLLOW_UP_BOOKED, "Called her; appointment tomorrow.")
     check(resolved.flag.status == FlagStatus.RESOLVED, "resolved")
     check(hp.crisisResources(Locale.NB).resources.any { it.phone == "113" }, "crisis resources")

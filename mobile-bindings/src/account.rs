@@ -7,7 +7,7 @@ use peerbridge_openapi::auth::{
     DeviceRegistration, Session, StaffSetupBegin, StaffSetupComplete, TotpProvisioning,
 };
 use peerbridge_openapi::clinics::{InviteCreate, InviteCreated};
-use peerbridge_openapi::delivery::PushEndpoint;
+use peerbridge_openapi::delivery::{PushEndpoint, VapidKey, WebPushKeys};
 use peerbridge_openapi::supervision::{SupervisorAssign, SupervisorAssignment};
 use peerbridge_openapi::users::{Device, Me};
 use reqwest::Method;
@@ -107,6 +107,33 @@ impl PeerbridgeClient {
             "/v1/me/push-endpoint",
             Some(&PushEndpoint {
                 url: url.to_owned(),
+                keys: None,
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The server's VAPID public key (base64url of the uncompressed P-256 point): the
+    /// `applicationServerKey` a browser subscribes with.
+    pub async fn vapid_public_key(&self) -> Result<String> {
+        let k: VapidKey = self.get("/v1/push/vapid-key").await?;
+        Ok(k.public_key)
+    }
+
+    /// Registers a browser's Web Push subscription (`PushSubscription.toJSON()`: its
+    /// `endpoint` and the base64url `keys.p256dh` and `keys.auth`) as this device's
+    /// wake-up target; wake-ups are then encrypted to it and say only their kind.
+    pub async fn register_web_push(&self, endpoint: &str, p256dh: &str, auth: &str) -> Result<()> {
+        self.authed(
+            Method::PUT,
+            "/v1/me/push-endpoint",
+            Some(&PushEndpoint {
+                url: endpoint.to_owned(),
+                keys: Some(WebPushKeys {
+                    p256dh: p256dh.to_owned(),
+                    auth: auth.to_owned(),
+                }),
             }),
         )
         .await?;
@@ -164,5 +191,11 @@ impl PeerbridgeClient {
     pub async fn supervisors(&self, clinic: Uuid, peer: Uuid) -> Result<Vec<SupervisorAssignment>> {
         self.get(&format!("/v1/clinics/{clinic}/peers/{peer}/supervisors"))
             .await
+    }
+
+    /// The caller's own supervision assignments: a peer sees their supervisors, an HP the
+    /// peers they supervise.
+    pub async fn my_supervision(&self) -> Result<Vec<SupervisorAssignment>> {
+        self.get("/v1/me/supervision").await
     }
 }

@@ -15,7 +15,7 @@ use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
     EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagNote,
     FlagOutcome, FlagReassign, FlagReceipt, FlagResolve, Locale, RiskCategory, SealedExcerpt,
-    Severity, SubjectIdentity,
+    Severity, SubjectIdentity, SubjectRequest,
 };
 use peerbridge_openapi::signed::escalation_key_message;
 use reqwest::Method;
@@ -166,7 +166,7 @@ impl PeerbridgeClient {
             .send_envelope(
                 conv,
                 &Envelope::SystemNotice {
-                    kind: NoticeKind::Info,
+                    kind: NoticeKind::ClinicianAsked,
                     text: receipt.notice.clone(),
                 },
             )
@@ -263,7 +263,13 @@ impl PeerbridgeClient {
     /// Opens and verifies a flag's excerpt.
     pub async fn open_flag(&self, id: Uuid) -> Result<OpenedFlag> {
         let (flag, ex) = self.opened_excerpt(id).await?;
-        let lines = self.verify_excerpt(&flag, &ex).await?;
+        // "I need help now" may quote nothing: there is then nothing to verify, and the
+        // clinician still needs the flag (and its note) open. A risk flag must quote.
+        let lines = if ex.messages.is_empty() && flag.kind == FlagKind::HelpNow {
+            Vec::new()
+        } else {
+            self.verify_excerpt(&flag, &ex).await?
+        };
         Ok(OpenedFlag {
             flag,
             note: ex.note,
@@ -298,9 +304,18 @@ impl PeerbridgeClient {
         .json()
     }
 
-    /// Who the flagged person is, to reach them (every read is audited).
-    pub async fn flag_subject(&self, id: Uuid) -> Result<SubjectIdentity> {
-        self.get(&format!("/v1/flags/{id}/subject")).await
+    /// Who the flagged person is, to reach them. `reason` (1–500 characters, not blank) says
+    /// why and is kept with the read's audit entry.
+    pub async fn flag_subject(&self, id: Uuid, reason: &str) -> Result<SubjectIdentity> {
+        self.authed(
+            Method::POST,
+            &format!("/v1/flags/{id}/subject"),
+            Some(&SubjectRequest {
+                reason: reason.to_owned(),
+            }),
+        )
+        .await?
+        .json()
     }
 
     pub async fn acknowledge_flag(&self, id: Uuid) -> Result<FlagDetail> {
@@ -361,6 +376,11 @@ impl PeerbridgeClient {
     /// Debrief requests of the peers this HP supervises.
     pub async fn debrief_queue(&self) -> Result<Vec<Debrief>> {
         self.get("/v1/debriefs").await
+    }
+
+    /// The debriefs this peer supporter requested, with their state.
+    pub async fn my_debriefs(&self) -> Result<Vec<Debrief>> {
+        self.get("/v1/me/debriefs").await
     }
 
     pub async fn acknowledge_debrief(&self, id: Uuid) -> Result<Debrief> {

@@ -66,7 +66,9 @@ pub enum Event {
         seq: u64,
         sender: Member,
         /// `info`, `conversation_paused`, `conversation_resumed`, `participant_left`,
-        /// `disappearing_timer_changed`.
+        /// `disappearing_timer_changed`, `clinician_asked` (the clinic was asked to have a
+        /// clinician check in; show the clinic's wording in the reader's language, from
+        /// `crisis_resources`, when it has it).
         kind: String,
         text: String,
     },
@@ -245,6 +247,7 @@ fn notice_kind(k: NoticeKind) -> &'static str {
         NoticeKind::ConversationResumed => "conversation_resumed",
         NoticeKind::ParticipantLeft => "participant_left",
         NoticeKind::DisappearingTimerChanged => "disappearing_timer_changed",
+        NoticeKind::ClinicianAsked => "clinician_asked",
     }
 }
 

@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
-use peerbridge_openapi::EnrolleeRole;
-use peerbridge_openapi::clinics::InviteCreated;
+use peerbridge_openapi::clinics::{Clinic, Invite, InviteCreated, StaffCreate, StaffCreated};
 use peerbridge_openapi::delivery::KeyPackageStatus;
 use peerbridge_openapi::escalation::{
-    Consultation, ConsultationKind, CrisisResourceList, Debrief, Flag, FlagDetail, FlagOutcome,
-    FlagReceipt, Locale, RiskCategory, Severity, SubjectIdentity,
+    Consultation, ConsultationKind, ConsultationReport, CrisisResourceList, Debrief,
+    EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagReceipt, Locale, RiskCategory, Severity,
+    SubjectIdentity,
 };
 use peerbridge_openapi::ffi_types::{NaiveDate, Uuid};
 use peerbridge_openapi::introductions::{
@@ -26,7 +26,8 @@ use peerbridge_openapi::introductions::{
     Suggestion, Topic,
 };
 use peerbridge_openapi::supervision::SupervisorAssignment;
-use peerbridge_openapi::users::{Device, Me};
+use peerbridge_openapi::users::{Device, Me, UserDetail, UserSummary};
+use peerbridge_openapi::{EnrolleeRole, StaffRole};
 use tokio::task::JoinHandle;
 
 use crate::client::{ConversationInfo, HistoryPage, PeerbridgeClient, SessionInfo};
@@ -406,6 +407,21 @@ impl Peerbridge {
         guard(self.sdk.register_push_endpoint(&url)).await
     }
 
+    /// The server's VAPID public key (base64url), for a Web Push subscription.
+    pub async fn vapid_public_key(&self) -> Res<String> {
+        guard(self.sdk.vapid_public_key()).await
+    }
+
+    /// Registers a Web Push subscription (endpoint and base64url keys).
+    pub async fn register_web_push(
+        &self,
+        endpoint: String,
+        p256dh: String,
+        auth: String,
+    ) -> Res<()> {
+        guard(self.sdk.register_web_push(&endpoint, &p256dh, &auth)).await
+    }
+
     pub async fn clear_push_endpoint(&self) -> Res<()> {
         guard(self.sdk.clear_push_endpoint()).await
     }
@@ -497,6 +513,87 @@ impl Peerbridge {
         guard(self.sdk.supervisors(clinic, peer)).await
     }
 
+    /// The caller's own supervision assignments (a peer's supervisors, an HP's peers).
+    pub async fn my_supervision(&self) -> Res<Vec<SupervisorAssignment>> {
+        guard(self.sdk.my_supervision()).await
+    }
+
+    pub async fn clinics(&self) -> Res<Vec<Clinic>> {
+        guard(self.sdk.clinics()).await
+    }
+
+    pub async fn clinic(&self, clinic: Uuid) -> Res<Clinic> {
+        guard(self.sdk.clinic(clinic)).await
+    }
+
+    pub async fn clinic_users(&self, clinic: Uuid) -> Res<Vec<UserSummary>> {
+        guard(self.sdk.clinic_users(clinic)).await
+    }
+
+    /// One user with identifying fields (audited on the server).
+    pub async fn clinic_user(&self, clinic: Uuid, user: Uuid) -> Res<UserDetail> {
+        guard(self.sdk.clinic_user(clinic, user)).await
+    }
+
+    pub async fn deactivate_user(&self, clinic: Uuid, user: Uuid) -> Res<UserSummary> {
+        guard(self.sdk.deactivate_user(clinic, user)).await
+    }
+
+    pub async fn change_role(&self, clinic: Uuid, user: Uuid, role: StaffRole) -> Res<UserSummary> {
+        guard(self.sdk.change_role(clinic, user, role)).await
+    }
+
+    pub async fn invites(&self, clinic: Uuid) -> Res<Vec<Invite>> {
+        guard(self.sdk.invites(clinic)).await
+    }
+
+    pub async fn revoke_invite(&self, clinic: Uuid, invite: Uuid) -> Res<Invite> {
+        guard(self.sdk.revoke_invite(clinic, invite)).await
+    }
+
+    pub async fn create_staff(&self, clinic: Uuid, staff: StaffCreate) -> Res<StaffCreated> {
+        guard(self.sdk.create_staff(clinic, &staff)).await
+    }
+
+    pub async fn escalation_settings(&self, clinic: Uuid) -> Res<EscalationSettings> {
+        guard(self.sdk.escalation_settings(clinic)).await
+    }
+
+    pub async fn set_escalation_settings(
+        &self,
+        clinic: Uuid,
+        settings: EscalationSettings,
+    ) -> Res<EscalationSettings> {
+        guard(self.sdk.set_escalation_settings(clinic, &settings)).await
+    }
+
+    pub async fn set_crisis_resources(
+        &self,
+        clinic: Uuid,
+        resources: CrisisResourceList,
+    ) -> Res<CrisisResourceList> {
+        guard(self.sdk.set_crisis_resources(clinic, &resources)).await
+    }
+
+    pub async fn consultation_report(
+        &self,
+        clinic: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Res<ConsultationReport> {
+        guard(self.sdk.consultation_report(clinic, from, to)).await
+    }
+
+    /// The consultation report as CSV text.
+    pub async fn consultation_report_csv(
+        &self,
+        clinic: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Res<String> {
+        guard(self.sdk.consultation_report_csv(clinic, from, to)).await
+    }
+
     pub async fn topics(&self, clinic: Uuid) -> Res<Vec<Topic>> {
         guard(self.sdk.topics(clinic)).await
     }
@@ -529,6 +626,14 @@ impl Peerbridge {
 
     pub async fn withdraw_peer_approval(&self, clinic: Uuid, peer: Uuid) -> Res<PeerProfile> {
         guard(self.sdk.withdraw_peer_approval(clinic, peer)).await
+    }
+
+    pub async fn peer_profile(&self, clinic: Uuid, peer: Uuid) -> Res<PeerProfile> {
+        guard(self.sdk.peer_profile(clinic, peer)).await
+    }
+
+    pub async fn needs(&self, clinic: Uuid, user: Uuid) -> Res<NeedsRecord> {
+        guard(self.sdk.needs(clinic, user)).await
     }
 
     pub async fn set_needs(&self, clinic: Uuid, user: Uuid, needs: Needs) -> Res<NeedsRecord> {
@@ -740,9 +845,9 @@ impl Peerbridge {
         guard(self.sdk.reassign_flag(id, hp)).await
     }
 
-    /// Who the flagged person is (audited).
-    pub async fn flag_subject(&self, id: Uuid) -> Res<SubjectIdentity> {
-        guard(self.sdk.flag_subject(id)).await
+    /// Who the flagged person is, for a stated reason (kept with the audit entry).
+    pub async fn flag_subject(&self, id: Uuid, reason: String) -> Res<SubjectIdentity> {
+        guard(self.sdk.flag_subject(id, &reason)).await
     }
 
     pub async fn resolve_flag(
@@ -764,6 +869,10 @@ impl Peerbridge {
 
     pub async fn debrief_queue(&self) -> Res<Vec<Debrief>> {
         guard(self.sdk.debrief_queue()).await
+    }
+
+    pub async fn my_debriefs(&self) -> Res<Vec<Debrief>> {
+        guard(self.sdk.my_debriefs()).await
     }
 
     pub async fn acknowledge_debrief(&self, id: Uuid) -> Res<Debrief> {

@@ -35,6 +35,12 @@ impl Reply {
         serde_json::from_slice(&self.body)
             .map_err(|e| SdkError::Server(format!("unexpected response body: {e}")))
     }
+
+    /// A text body (e.g. CSV); invalid UTF-8 is a server error.
+    pub(crate) fn text(self) -> Result<String> {
+        String::from_utf8(self.body)
+            .map_err(|_| SdkError::Server("the response body is not UTF-8 text".into()))
+    }
 }
 
 /// Sees every response body and WebSocket text frame this client receives (for tests that

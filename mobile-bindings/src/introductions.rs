@@ -121,6 +121,18 @@ impl PeerbridgeClient {
         .json()
     }
 
+    /// One peer's profile as the clinic sees it.
+    pub async fn peer_profile(&self, clinic: Uuid, peer: Uuid) -> Result<PeerProfile> {
+        self.get(&format!("/v1/clinics/{clinic}/peers/{peer}/profile"))
+            .await
+    }
+
+    /// A service user's recorded needs (what suggestions rank peers by).
+    pub async fn needs(&self, clinic: Uuid, user: Uuid) -> Result<NeedsRecord> {
+        self.get(&format!("/v1/clinics/{clinic}/users/{user}/needs"))
+            .await
+    }
+
     pub async fn set_needs(&self, clinic: Uuid, user: Uuid, needs: &Needs) -> Result<NeedsRecord> {
         self.authed(
             Method::PUT,

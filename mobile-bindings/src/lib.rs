@@ -5,6 +5,7 @@
 //!
 //! Layout: `client` (the [`PeerbridgeClient`] object: sessions, key packages, conversations,
 //! sending, syncing, history), `account` (staff setup, devices, push, invites, supervisors),
+//! `clinic` (the HP console: clinics, users, invites, staff, clinic settings and reports),
 //! `introductions`, `escalation`, `stream` (WebSocket receive loop), `http` (HTTP
 //! transport), `state` (the SDK's sealed on-device state), `events` and `error` (what apps
 //! see), and `ffi`: the UniFFI export ([`Peerbridge`]), which converts types and runs the
@@ -17,6 +18,7 @@
 
 mod account;
 mod client;
+mod clinic;
 mod error;
 mod escalation;
 mod events;

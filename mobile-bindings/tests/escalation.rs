@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use peerbridge_mobile::api::escalation::{RiskCategory, Severity};
+use peerbridge_mobile::api::escalation::{FlagKind, RiskCategory, Severity};
 use peerbridge_mobile::{ConnectionState, Event, SdkError};
 use peerbridge_tests::{TestApp, backends};
 use serde_json::json;
@@ -83,7 +83,7 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
 
         let said = [
             "Jeg har bestemt meg for å ta livet mitt i kveld",
-            "Pillene ligger klare på badet",
+            "Jeg har samlet pillene og tar dem i kveld",
         ];
         su.client.send_text(conv, "Hei igjen").await.expect("send");
         for s in said {
@@ -169,6 +169,30 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
         );
         let su_alias = su.client.introduction(intro).await.expect("view").my_alias;
         assert!(opened.lines.iter().all(|l| l.sender == su_alias));
+
+        // The identity only for a stated reason; a blank one is refused before anything is
+        // read.
+        assert!(matches!(
+            hp.client.flag_subject(receipt.id, " \t ").await,
+            Err(SdkError::InvalidInput(_))
+        ));
+        let who = hp
+            .client
+            .flag_subject(receipt.id, "Calling back: the excerpt says tonight.")
+            .await
+            .expect("identity");
+        assert_eq!(who.user_id, su.user_id);
+
+        // "I need help now" without quoting anything: the clinician can still open it.
+        let help = su
+            .client
+            .help_now(conv, "Kan noen ringe meg?", &[])
+            .await
+            .expect("help now");
+        let opened_help = hp.client.open_flag(help.id).await.expect("opens");
+        assert_eq!(opened_help.flag.kind, FlagKind::HelpNow);
+        assert!(opened_help.lines.is_empty());
+        assert_eq!(opened_help.note, "Kan noen ringe meg?");
 
         // Tampering fails: a changed text, a reordering, a message from another conversation.
         let (flag, ex) = hp.client.opened_excerpt(receipt.id).await.expect("open");

@@ -621,11 +621,17 @@ async fn history_pages_from_the_newest_and_receipts_reach_the_sender() {
         );
         assert_eq!(texts(&back), ["answer"]);
 
-        let newest = c.peer.history(conv, None, 4).expect("history");
+        // The counterpart's receipt is kept in the history (the app shows "read" marks from
+        // it after a restart), in its place between the lines.
+        let newest = c.peer.history(conv, None, 5).expect("history");
         assert_eq!(
             texts(&newest.events),
             ["line 2", "line 3", "line 4", "answer"]
         );
+        assert!(matches!(
+            &newest.events[3],
+            Event::Receipt { ids, sender, .. } if ids.as_slice() == &sent[..2] && !sender.is_me
+        ));
         let before = newest.before.expect("older lines exist");
         let older = c.peer.history(conv, Some(before), 4).expect("history");
         assert_eq!(texts(&older.events), ["line 0", "line 1"]);

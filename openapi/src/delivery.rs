@@ -294,13 +294,39 @@ pub struct GroupInfoOut {
     pub group_info: String,
 }
 
-/// A UnifiedPush-style endpoint on an operator-allowed push gateway.
+/// Where this device's content-free wake-ups go, on an operator-allowed push gateway: a
+/// UnifiedPush-style URL, or with `keys` a browser's Web Push subscription (its `endpoint`
+/// as `url`), whose wake-ups are then encrypted to the keys (RFC 8291) and signed with the
+/// server's VAPID key (RFC 8292).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PushEndpoint {
     #[schema(min_length = 1, max_length = 2048)]
     pub url: String,
+    #[serde(default)]
+    pub keys: Option<WebPushKeys>,
+}
+
+/// A Web Push subscription's keys, as `PushSubscription.toJSON().keys` gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct WebPushKeys {
+    /// Unpadded base64url of the browser's uncompressed P-256 public key (65 bytes).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{87}$")]
+    pub p256dh: String,
+    /// Unpadded base64url of the 16-byte authentication secret.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{22}$")]
+    pub auth: String,
+}
+
+/// The server's VAPID public key: unpadded base64url of the uncompressed P-256 point, the
+/// `applicationServerKey` of `pushManager.subscribe`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct VapidKey {
+    pub public_key: String,
 }
 
 /// A content-free notice on a device's stream (`GET /v1/stream`, one JSON text frame each)

@@ -235,6 +235,21 @@ pub struct SubjectIdentity {
     pub phone: Option<String>,
 }
 
+/// Why the clinician needs the flagged person's identity. Kept with the audit entry of the
+/// read (sealed, as it may itself name someone).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct SubjectRequest {
+    /// 1–500 characters, not blank, e.g. "Calling her back: the excerpt mentions tonight".
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -346,6 +361,13 @@ pub struct CrisisResourceList {
     pub locale: Locale,
     #[schema(min_items = 1, max_items = 30)]
     pub resources: Vec<CrisisResource>,
+    /// Read-only (ignored when writing; set in the escalation settings): the clinic's
+    /// wording, in `locale`, of the notice that a clinician was asked to check in. An app
+    /// shows it for a `clinician_asked` notice, so each reader sees the clinic's words in
+    /// their own language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub check_in_notice: Option<String>,
 }
 
 /// A peer supporter asks their supervisors for a debrief (no content).

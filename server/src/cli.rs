@@ -204,6 +204,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             generate_key_b64()
         );
         say!("PEERBRIDGE_INDEX_KEY={}", generate_key_b64());
+        let (vapid, vapid_public) = crate::crypto::keys::generate_vapid_b64();
+        say!("PEERBRIDGE_VAPID_PRIVATE_KEY={vapid}");
+        say!("# VAPID public key (served to browsers at /v1/push/vapid-key): {vapid_public}");
         return Ok(0);
     }
 

@@ -52,6 +52,8 @@ pub struct RawConfig {
     pub db_max_connections: u32,
     pub message_retention_days: u32,
     pub push_allowed_hosts: Option<String>,
+    pub vapid_private_key: Option<String>,
+    pub vapid_subject: String,
     pub ladder_interval_ms: u64,
     pub request_body_timeout_secs: u64,
     pub refresh_reuse_grace_secs: u64,
@@ -93,6 +95,8 @@ impl Default for RawConfig {
             db_max_connections: 10,
             message_retention_days: 30,
             push_allowed_hosts: None,
+            vapid_private_key: None,
+            vapid_subject: "mailto:operator@peerbridge.invalid".into(),
             ladder_interval_ms: 5000,
             request_body_timeout_secs: 15,
             refresh_reuse_grace_secs: 10,
@@ -169,6 +173,13 @@ pub struct Config {
     /// `https://host` on port 443, `host:port` HTTPS on that port, and only an entry written
     /// as `http://host:port` allows plain HTTP (a gateway inside the cluster).
     pub push_allowed_hosts: Vec<String>,
+    /// The VAPID (RFC 8292) P-256 private key for Web Push, base64url of the 32-byte scalar.
+    /// Every replica must share it: browsers bind their subscriptions to its public key.
+    /// Without it (and without development keys) Web Push is off; UnifiedPush still works.
+    pub vapid_private_key: Option<SecretString>,
+    /// The operator contact push services may use (`mailto:` or `https:`), sent as the
+    /// VAPID `sub` claim.
+    pub vapid_subject: String,
     /// A request body must arrive whole within this long of the request's head.
     pub request_body_timeout: std::time::Duration,
     /// A refresh token presented again this soon after its rotation (an app's resume and
@@ -378,6 +389,18 @@ impl Config {
                 "expected comma-separated host, host:port or http(s)://host[:port] entries",
             ));
         }
+        let vapid_subject = raw.vapid_subject.trim().to_owned();
+        if !(vapid_subject.starts_with("mailto:") || vapid_subject.starts_with("https://"))
+            || vapid_subject.len() > 200
+            || vapid_subject
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(invalid(
+                "vapid_subject",
+                "expected a mailto: or https: contact of at most 200 characters",
+            ));
+        }
         if !raw.public_url.starts_with("http://") && !raw.public_url.starts_with("https://") {
             return Err(invalid("public_url", "expected http(s)://host[:port]"));
         }
@@ -423,6 +446,11 @@ impl Config {
             message_retention: chrono::Duration::days(raw.message_retention_days as i64),
             ladder_interval: std::time::Duration::from_millis(raw.ladder_interval_ms),
             push_allowed_hosts,
+            vapid_private_key: raw
+                .vapid_private_key
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from),
+            vapid_subject,
             request_body_timeout: std::time::Duration::from_secs(raw.request_body_timeout_secs),
             refresh_reuse_grace: chrono::Duration::seconds(raw.refresh_reuse_grace_secs as i64),
         })
@@ -504,11 +532,40 @@ mod tests {
         let raw = RawConfig {
             database_url: Some("postgres://u:hunter2hunter2@h/db".into()),
             index_key: Some("c2VjcmV0c2VjcmV0".into()),
+            vapid_private_key: Some("dmFwaWRzZWNyZXQ".into()),
             ..RawConfig::default()
         };
         let c = Config::from_raw(raw).expect("valid");
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("c2VjcmV0c2VjcmV0"), "{dbg}");
+        assert!(!dbg.contains("dmFwaWRzZWNyZXQ"), "{dbg}");
+    }
+
+    #[test]
+    fn the_vapid_subject_is_an_operator_contact() {
+        for ok in [
+            "mailto:ops@clinic.example",
+            "https://clinic.example/contact",
+        ] {
+            let raw = RawConfig {
+                vapid_subject: ok.into(),
+                ..RawConfig::default()
+            };
+            assert!(Config::from_raw(raw).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ops@clinic.example",
+            "http://clinic.example",
+            "mailto:a b",
+            "",
+        ] {
+            let raw = RawConfig {
+                vapid_subject: bad.into(),
+                ..RawConfig::default()
+            };
+            let err = Config::from_raw(raw).expect_err(bad).to_string();
+            assert!(err.contains("PEERBRIDGE_VAPID_SUBJECT"), "{err}");
+        }
     }
 }

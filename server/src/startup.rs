@@ -56,10 +56,21 @@ impl AppState {
             config.access_token_ttl,
             config.refresh_token_ttl,
         );
+        if keys.vapid.is_none() {
+            tracing::warn!(
+                "no PEERBRIDGE_VAPID_PRIVATE_KEY: Web Push subscriptions are refused \
+                 (UnifiedPush endpoints still work)"
+            );
+        }
+        let vapid = keys
+            .vapid
+            .as_ref()
+            .map(|k| crate::notify::webpush::Vapid::new(k, &config.vapid_subject));
         let push = std::sync::Arc::new(crate::notify::push::Pusher::new(
             db.clone(),
             clock.clone(),
             config.push_allowed_hosts.clone(),
+            vapid,
         ));
         Ok(AppState {
             push,

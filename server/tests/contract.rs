@@ -88,6 +88,7 @@ fn required_text_fields_state_what_the_text_validator_accepts() {
         ("Topic", "label", 100),
         ("IntroductionCreate", "blurb_for_peer", 500),
         ("FlagNote", "note", 2000),
+        ("SubjectRequest", "reason", 500),
         ("EscalationSettings", "notice_nb", 500),
         ("CrisisResource", "label", 200),
     ] {

@@ -372,15 +372,48 @@ async fn an_unacknowledged_imminent_flag_climbs_the_ladder_until_acknowledged() 
         )
         .await
         .expect(200);
+        // The identity only for a stated reason: no GET, no blank or oversized reason, and
+        // nothing is read or audited for a refused request.
+        c.get(&format!("/v1/flags/{id}/subject"), Some(w.on_duty.token()))
+            .await
+            .expect_problem(405, "method_not_allowed");
+        c.post(
+            &format!("/v1/flags/{id}/subject"),
+            Some(w.on_duty.token()),
+            json!({}),
+        )
+        .await
+        .expect_problem(400, "malformed_body");
+        for bad in [
+            json!({ "reason": "  \n " }),
+            json!({ "reason": "x".repeat(501) }),
+        ] {
+            c.post(
+                &format!("/v1/flags/{id}/subject"),
+                Some(w.on_duty.token()),
+                bad,
+            )
+            .await
+            .expect_problem(422, "validation_failed");
+        }
+        let reason = "Calling Kari back: the excerpt says tonight.";
         let who: Value = c
-            .get(&format!("/v1/flags/{id}/subject"), Some(w.on_duty.token()))
+            .post(
+                &format!("/v1/flags/{id}/subject"),
+                Some(w.on_duty.token()),
+                json!({ "reason": reason }),
+            )
             .await
             .expect(200)
             .json();
         assert_eq!(who["display_name"], "Kari Nordmann");
-        c.get(&format!("/v1/flags/{id}/subject"), Some(w.outsider.token()))
-            .await
-            .expect_problem(404, "not_found");
+        c.post(
+            &format!("/v1/flags/{id}/subject"),
+            Some(w.outsider.token()),
+            json!({ "reason": "curious" }),
+        )
+        .await
+        .expect_problem(404, "not_found");
         let done: FlagDetail = c
             .post(
                 &format!("/v1/flags/{id}/resolve"),
@@ -435,6 +468,33 @@ async fn an_unacknowledged_imminent_flag_climbs_the_ladder_until_acknowledged() 
             .await
             .expect("audit rows");
         assert!(views.len() >= 10, "{}", views.len());
+        // Exactly one identity read, by the on-duty HP, carrying the reason (sealed: the
+        // audit log holds no names in the clear).
+        let reads: Vec<_> = views
+            .iter()
+            .filter(|r| r.action == "flag.subject_identity_viewed")
+            .collect();
+        assert_eq!(reads.len(), 1, "refused requests read and audit nothing");
+        assert_eq!(reads[0].actor_user_id, Some(w.on_duty.session.user_id));
+        let detail: Value = serde_json::from_str(&reads[0].detail).expect("detail");
+        assert!(!reads[0].detail.contains("Kari"), "{}", reads[0].detail);
+        let sealed = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            detail["reason_sealed"].as_str().expect("reason_sealed"),
+        )
+        .expect("base64url");
+        let opened = w
+            .app
+            .state
+            .keys
+            .fields
+            .open(
+                peerbridge_server::escalation::service::SUBJECT_REASON_PLACE,
+                &id.to_string(),
+                &sealed,
+            )
+            .expect("the reason opens");
+        assert_eq!(opened, reason);
         let v = peerbridge_server::audit::verify(&w.app.state.db)
             .await
             .expect("verify");

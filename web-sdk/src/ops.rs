@@ -89,6 +89,15 @@ export! {
     /// Where content-free wake-ups go (an allowed push service URL).
     "registerPushEndpoint" fn register_push_endpoint(url: "string") -> "Promise<null>"
         = |sdk| sdk.register_push_endpoint(&arg::<String>(url)?).await;
+    /// The server's VAPID public key (base64url): `applicationServerKey` for
+    /// `pushManager.subscribe`.
+    "vapidPublicKey" fn vapid_public_key() -> "Promise<string>" = |sdk| sdk.vapid_public_key().await;
+    /// Registers a Web Push subscription: its `endpoint` and base64url `keys.p256dh` and
+    /// `keys.auth`.
+    "registerWebPush" fn register_web_push(endpoint: "string", p256dh: "string", auth: "string")
+        -> "Promise<null>"
+        = |sdk| sdk.register_web_push(&arg::<String>(endpoint)?, &arg::<String>(p256dh)?,
+            &arg::<String>(auth)?).await;
     "clearPushEndpoint" fn clear_push_endpoint() -> "Promise<null>"
         = |sdk| sdk.clear_push_endpoint().await;
     "ensureKeyPackages" fn ensure_key_packages() -> "Promise<KeyPackageStatus>"
@@ -139,6 +148,47 @@ export! {
         = |sdk| sdk.assign_supervisor(id(clinic)?, id(peer)?, id(hp)?).await;
     "supervisors" fn supervisors(clinic: "string", peer: "string") -> "Promise<SupervisorAssignment[]>"
         = |sdk| sdk.supervisors(id(clinic)?, id(peer)?).await;
+    /// The caller's supervision assignments: a peer's supervisors, or the peers an HP
+    /// supervises.
+    "mySupervision" fn my_supervision() -> "Promise<SupervisorAssignment[]>"
+        = |sdk| sdk.my_supervision().await;
+    /// Every clinic (operators).
+    "clinics" fn clinics() -> "Promise<Clinic[]>" = |sdk| sdk.clinics().await;
+    "clinic" fn clinic(clinic: "string") -> "Promise<Clinic>" = |sdk| sdk.clinic(id(clinic)?).await;
+    /// The clinic's users, without identifying fields.
+    "clinicUsers" fn clinic_users(clinic: "string") -> "Promise<UserSummary[]>"
+        = |sdk| sdk.clinic_users(id(clinic)?).await;
+    /// One user with name, phone and devices (audited on the server).
+    "clinicUser" fn clinic_user(clinic: "string", user: "string") -> "Promise<UserDetail>"
+        = |sdk| sdk.clinic_user(id(clinic)?, id(user)?).await;
+    "deactivateUser" fn deactivate_user(clinic: "string", user: "string") -> "Promise<UserSummary>"
+        = |sdk| sdk.deactivate_user(id(clinic)?, id(user)?).await;
+    "changeRole" fn change_role(clinic: "string", user: "string", role: "StaffRole")
+        -> "Promise<UserSummary>"
+        = |sdk| sdk.change_role(id(clinic)?, id(user)?, arg(role)?).await;
+    /// The clinic's invites (never their codes).
+    "invites" fn invites(clinic: "string") -> "Promise<Invite[]>" = |sdk| sdk.invites(id(clinic)?).await;
+    "revokeInvite" fn revoke_invite(clinic: "string", invite: "string") -> "Promise<Invite>"
+        = |sdk| sdk.revoke_invite(id(clinic)?, id(invite)?).await;
+    /// A staff account; the setup code in the result is shown once.
+    "createStaff" fn create_staff(clinic: "string", staff: "StaffCreate") -> "Promise<StaffCreated>"
+        = |sdk| sdk.create_staff(id(clinic)?, &arg(staff)?).await;
+    "escalationSettings" fn escalation_settings(clinic: "string") -> "Promise<EscalationSettings>"
+        = |sdk| sdk.escalation_settings(id(clinic)?).await;
+    "setEscalationSettings" fn set_escalation_settings(clinic: "string", settings: "EscalationSettings")
+        -> "Promise<EscalationSettings>"
+        = |sdk| sdk.set_escalation_settings(id(clinic)?, &arg(settings)?).await;
+    "setCrisisResources" fn set_crisis_resources(clinic: "string", resources: "CrisisResourceList")
+        -> "Promise<CrisisResourceList>"
+        = |sdk| sdk.set_crisis_resources(id(clinic)?, &arg(resources)?).await;
+    /// `from` and `to` are `YYYY-MM-DD` dates (inclusive).
+    "consultationReport" fn consultation_report(clinic: "string", from: "string", to: "string")
+        -> "Promise<ConsultationReport>"
+        = |sdk| sdk.consultation_report(id(clinic)?, arg(from)?, arg(to)?).await;
+    /// The same report as CSV text.
+    "consultationReportCsv" fn consultation_report_csv(clinic: "string", from: "string", to: "string")
+        -> "Promise<string>"
+        = |sdk| sdk.consultation_report_csv(id(clinic)?, arg(from)?, arg(to)?).await;
     "topics" fn topics(clinic: "string") -> "Promise<Topic[]>" = |sdk| sdk.topics(id(clinic)?).await;
     "setTopics" fn set_topics(clinic: "string", topics: "Topic[]") -> "Promise<Topic[]>"
         = |sdk| sdk.set_topics(id(clinic)?, arg(topics)?).await;
@@ -154,6 +204,10 @@ export! {
     "withdrawPeerApproval" fn withdraw_peer_approval(clinic: "string", peer: "string")
         -> "Promise<PeerProfile>"
         = |sdk| sdk.withdraw_peer_approval(id(clinic)?, id(peer)?).await;
+    "peerProfile" fn peer_profile(clinic: "string", peer: "string") -> "Promise<PeerProfile>"
+        = |sdk| sdk.peer_profile(id(clinic)?, id(peer)?).await;
+    "needs" fn needs(clinic: "string", user: "string") -> "Promise<NeedsRecord>"
+        = |sdk| sdk.needs(id(clinic)?, id(user)?).await;
     "setNeeds" fn set_needs(clinic: "string", user: "string", needs: "Needs") -> "Promise<NeedsRecord>"
         = |sdk| sdk.set_needs(id(clinic)?, id(user)?, &arg(needs)?).await;
     "suggestions" fn suggestions(clinic: "string", user: "string") -> "Promise<Suggestion[]>"
@@ -248,9 +302,10 @@ export! {
         = |sdk| sdk.add_flag_note(id(flag)?, arg(note)?).await;
     "reassignFlag" fn reassign_flag(flag: "string", hp: "string") -> "Promise<FlagDetail>"
         = |sdk| sdk.reassign_flag(id(flag)?, id(hp)?).await;
-    /// Who the flagged person is (audited on the server).
-    "flagSubject" fn flag_subject(flag: "string") -> "Promise<SubjectIdentity>"
-        = |sdk| sdk.flag_subject(id(flag)?).await;
+    /// Who the flagged person is; `reason` (1–500 characters) is kept with the server's
+    /// audit entry of the read.
+    "flagSubject" fn flag_subject(flag: "string", reason: "string") -> "Promise<SubjectIdentity>"
+        = |sdk| sdk.flag_subject(id(flag)?, &arg::<String>(reason)?).await;
     "resolveFlag" fn resolve_flag(flag: "string", outcome: "FlagOutcome", note: "string | null")
         -> "Promise<FlagDetail>"
         = |sdk| sdk.resolve_flag(id(flag)?, arg(outcome)?, arg(note)?).await;
@@ -259,6 +314,8 @@ export! {
     "requestDebrief" fn request_debrief(introduction: "string | null", urgent: "boolean") -> "Promise<Debrief>"
         = |sdk| sdk.request_debrief(arg(introduction)?, arg(urgent)?).await;
     "debriefQueue" fn debrief_queue() -> "Promise<Debrief[]>" = |sdk| sdk.debrief_queue().await;
+    /// The debriefs this peer supporter requested.
+    "myDebriefs" fn my_debriefs() -> "Promise<Debrief[]>" = |sdk| sdk.my_debriefs().await;
     "acknowledgeDebrief" fn acknowledge_debrief(debrief: "string") -> "Promise<Debrief>"
         = |sdk| sdk.acknowledge_debrief(id(debrief)?).await;
     /// `date` is `YYYY-MM-DD`.

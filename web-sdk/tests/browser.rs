@@ -610,7 +610,7 @@ async fn flags_cross_between_the_browser_and_native_clients_both_ways() {
         su.client.sync_all().await.expect("sync");
         let said = [
             "Jeg har bestemt meg for å ta livet mitt i kveld",
-            "Pillene ligger klare på badet",
+            "Jeg har samlet pillene og tar dem i kveld",
         ];
         su.client.send_text(conv, "Hei igjen").await.expect("send");
         for s in said {

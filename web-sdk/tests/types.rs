@@ -9,10 +9,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use peerbridge_mobile::api::auth::TotpProvisioning;
-use peerbridge_mobile::api::clinics::InviteCreated;
+use peerbridge_mobile::api::clinics::{
+    Clinic, Invite, InviteCreated, InviteStatus, StaffCreate, StaffCreated,
+};
 use peerbridge_mobile::api::escalation::{
-    Consultation, ConsultationKind, CrisisResourceList, Debrief, Flag, FlagDetail, FlagOutcome,
-    FlagReceipt, Locale, RiskCategory, Severity, SubjectIdentity,
+    Consultation, ConsultationKind, ConsultationReport, ConsultationReportRow, CrisisResourceList,
+    Debrief, EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagReceipt, Locale, RiskCategory,
+    Severity, SubjectIdentity,
 };
 use peerbridge_mobile::api::introductions::{
     BoundaryCategory, BoundaryReport, ConsentScope, IntroductionCreate, IntroductionDetail, Needs,
@@ -20,8 +23,8 @@ use peerbridge_mobile::api::introductions::{
     Suggestion, Topic,
 };
 use peerbridge_mobile::api::supervision::SupervisorAssignment;
-use peerbridge_mobile::api::users::{Device, Me};
-use peerbridge_mobile::api::{EnrolleeRole, delivery::KeyPackageStatus};
+use peerbridge_mobile::api::users::{Device, Me, UserDetail, UserStatus, UserSummary};
+use peerbridge_mobile::api::{EnrolleeRole, Role, StaffRole, delivery::KeyPackageStatus};
 use peerbridge_mobile::{
     ConnectionState, ConsentState, ConversationInfo, Event, ExcerptLine, HistoryPage, IdentityCard,
     Member, OpenedFlag, RiskSuggestion, SessionInfo,
@@ -79,6 +82,19 @@ use utoipa::OpenApi;
         Debrief,
         Consultation,
         ConsultationKind,
+        Clinic,
+        UserSummary,
+        UserDetail,
+        UserStatus,
+        Role,
+        StaffRole,
+        Invite,
+        InviteStatus,
+        StaffCreate,
+        StaffCreated,
+        EscalationSettings,
+        ConsultationReport,
+        ConsultationReportRow,
     ))
 )]
 struct Types;

@@ -3,7 +3,7 @@
 // show where the person is or with whom (a shared family phone must not tell).
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
-import type { Event, Flag, PartyIntroduction, SessionInfo } from "peerbridge-web";
+import type { ConversationInfo, Event, PartyIntroduction, SessionInfo } from "peerbridge-web";
 import { client, errorKey, protection } from "./sdk";
 import i18n, { LANGUAGES, setLanguage, type Language } from "./i18n";
 import { Join } from "./screens/Join";
@@ -13,8 +13,9 @@ import { Chat } from "./screens/Chat";
 import { Help } from "./screens/Help";
 import { Lock } from "./screens/Lock";
 import { StaffLogin } from "./screens/StaffLogin";
-import { Queue } from "./screens/Queue";
-import { FlagView } from "./screens/FlagView";
+import { Console } from "./screens/hp/Console";
+import { PeerSelf } from "./screens/PeerSelf";
+import { registerWorker } from "./push";
 import { ErrorText } from "./ErrorText";
 
 /** Where "quick exit" goes: an ordinary, harmless page. */
@@ -31,9 +32,10 @@ type Screen =
   | { name: "privacy" }
   | { name: "home" }
   | { name: "chat"; intro: PartyIntroduction }
+  | { name: "supervision"; conversation: ConversationInfo }
+  | { name: "self" }
   | { name: "staff" }
-  | { name: "queue" }
-  | { name: "flag"; flag: Flag };
+  | { name: "console" };
 
 export type Listener = (events: Event[]) => void;
 
@@ -63,7 +65,7 @@ export function App() {
   const signedIn = useCallback((s: SessionInfo) => {
     setSession(s);
     const confirmed = localStorage.getItem(PRIVACY_KEY) === "1";
-    if (s.role === "hp" || s.role === "clinic_admin") setScreen({ name: "queue" });
+    if (s.role === "hp" || s.role === "clinic_admin") setScreen({ name: "console" });
     else if (s.role === "service_user" && !confirmed) setScreen({ name: "privacy" });
     else setScreen({ name: "home" });
   }, []);
@@ -85,6 +87,11 @@ export function App() {
         setScreen({ name: "join", code: linkCode.current });
       });
   }, [signedIn]);
+
+  // The service worker shows content-free notifications for push wake-ups.
+  useEffect(() => {
+    void registerWorker();
+  }, []);
 
   // Once per page: a language change must not send the person back to the start.
   useEffect(() => {
@@ -183,11 +190,24 @@ export function App() {
         <StaffLogin onSignedIn={signedIn} onBack={() => setScreen({ name: "join", code: "" })} />
       );
       break;
-    case "queue":
-      main = <Queue subscribe={subscribe} onOpen={(flag) => setScreen({ name: "flag", flag })} />;
+    case "console":
+      main = session && <Console session={session} subscribe={subscribe} />;
       break;
-    case "flag":
-      main = <FlagView flag={screen.flag} onBack={() => setScreen({ name: "queue" })} />;
+    case "self":
+      main = <PeerSelf subscribe={subscribe} onBack={() => setScreen({ name: "home" })} />;
+      break;
+    case "supervision":
+      main = (
+        <Chat
+          conversation={screen.conversation.id}
+          title={t("supervision.chat")}
+          counterpart={t("supervision.other")}
+          peer={false}
+          online={online}
+          subscribe={subscribe}
+          onBack={() => setScreen({ name: "home" })}
+        />
+      );
       break;
     case "privacy":
       main = (
@@ -203,7 +223,10 @@ export function App() {
       main = (
         <Home
           subscribe={subscribe}
+          peer={session?.role === "peer"}
           onOpen={(intro) => setScreen({ name: "chat", intro })}
+          onSelf={() => setScreen({ name: "self" })}
+          onSupervision={(conversation) => setScreen({ name: "supervision", conversation })}
           passcodeSet={passcodeSet}
           onPasscodeSet={() => setPasscodeSet(true)}
         />
@@ -212,7 +235,11 @@ export function App() {
     case "chat":
       main = (
         <Chat
+          conversation={screen.intro.conversation_id ?? ""}
+          title={t("chat.with", { alias: screen.intro.counterpart_alias })}
+          counterpart={screen.intro.counterpart_alias}
           intro={screen.intro}
+          onHelp={() => setHelpOpen(true)}
           peer={session?.role === "peer"}
           online={online}
           subscribe={subscribe}

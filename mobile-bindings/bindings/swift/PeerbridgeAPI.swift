@@ -2186,12 +2186,26 @@ public func FfiConverterTypeCrisisResource_lower(_ value: CrisisResource) -> Rus
 public struct CrisisResourceList: Equatable, Hashable {
     public var locale: Locale
     public var resources: [CrisisResource]
+    /**
+     * Read-only (ignored when writing; set in the escalation settings): the clinic's
+     * wording, in `locale`, of the notice that a clinician was asked to check in. An app
+     * shows it for a `clinician_asked` notice, so each reader sees the clinic's words in
+     * their own language.
+     */
+    public var checkInNotice: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(locale: Locale, resources: [CrisisResource]) {
+    public init(locale: Locale, resources: [CrisisResource], 
+        /**
+         * Read-only (ignored when writing; set in the escalation settings): the clinic's
+         * wording, in `locale`, of the notice that a clinician was asked to check in. An app
+         * shows it for a `clinician_asked` notice, so each reader sees the clinic's words in
+         * their own language.
+         */checkInNotice: String?) {
         self.locale = locale
         self.resources = resources
+        self.checkInNotice = checkInNotice
     }
 
     
@@ -2211,13 +2225,15 @@ public struct FfiConverterTypeCrisisResourceList: FfiConverterRustBuffer {
         return
             try CrisisResourceList(
                 locale: FfiConverterTypeLocale.read(from: &buf), 
-                resources: FfiConverterSequenceTypeCrisisResource.read(from: &buf)
+                resources: FfiConverterSequenceTypeCrisisResource.read(from: &buf), 
+                checkInNotice: FfiConverterOptionString.read(from: &buf)
         )
     }
 
     public static func write(_ value: CrisisResourceList, into buf: inout [UInt8]) {
         FfiConverterTypeLocale.write(value.locale, into: &buf)
         FfiConverterSequenceTypeCrisisResource.write(value.resources, into: &buf)
+        FfiConverterOptionString.write(value.checkInNotice, into: &buf)
     }
 }
 
@@ -5885,15 +5901,20 @@ public func FfiConverterTypePurgedRange_lower(_ value: PurgedRange) -> RustBuffe
 
 
 /**
- * A UnifiedPush-style endpoint on an operator-allowed push gateway.
+ * Where this device's content-free wake-ups go, on an operator-allowed push gateway: a
+ * UnifiedPush-style URL, or with `keys` a browser's Web Push subscription (its `endpoint`
+ * as `url`), whose wake-ups are then encrypted to the keys (RFC 8291) and signed with the
+ * server's VAPID key (RFC 8292).
  */
 public struct PushEndpoint: Equatable, Hashable {
     public var url: String
+    public var keys: WebPushKeys?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(url: String) {
+    public init(url: String, keys: WebPushKeys?) {
         self.url = url
+        self.keys = keys
     }
 
     
@@ -5912,12 +5933,14 @@ public struct FfiConverterTypePushEndpoint: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PushEndpoint {
         return
             try PushEndpoint(
-                url: FfiConverterString.read(from: &buf)
+                url: FfiConverterString.read(from: &buf), 
+                keys: FfiConverterOptionTypeWebPushKeys.read(from: &buf)
         )
     }
 
     public static func write(_ value: PushEndpoint, into buf: inout [UInt8]) {
         FfiConverterString.write(value.url, into: &buf)
+        FfiConverterOptionTypeWebPushKeys.write(value.keys, into: &buf)
     }
 }
 
@@ -6802,6 +6825,66 @@ public func FfiConverterTypeSubjectIdentity_lower(_ value: SubjectIdentity) -> R
 
 
 /**
+ * Why the clinician needs the flagged person's identity. Kept with the audit entry of the
+ * read (sealed, as it may itself name someone).
+ */
+public struct SubjectRequest: Equatable, Hashable {
+    /**
+     * 1–500 characters, not blank, e.g. "Calling her back: the excerpt mentions tonight".
+     */
+    public var reason: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * 1–500 characters, not blank, e.g. "Calling her back: the excerpt mentions tonight".
+         */reason: String) {
+        self.reason = reason
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SubjectRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubjectRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubjectRequest {
+        return
+            try SubjectRequest(
+                reason: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SubjectRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.reason, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubjectRequest_lift(_ buf: RustBuffer) throws -> SubjectRequest {
+    return try FfiConverterTypeSubjectRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubjectRequest_lower(_ value: SubjectRequest) -> RustBuffer {
+    return FfiConverterTypeSubjectRequest.lower(value)
+}
+
+
+/**
  * A ranked peer for a service user. Peers at capacity, paused, not approved, in an open
  * introduction with the user, or declined or blocked by the user are never suggested.
  */
@@ -7347,6 +7430,129 @@ public func FfiConverterTypeUserSummary_lift(_ buf: RustBuffer) throws -> UserSu
 #endif
 public func FfiConverterTypeUserSummary_lower(_ value: UserSummary) -> RustBuffer {
     return FfiConverterTypeUserSummary.lower(value)
+}
+
+
+/**
+ * The server's VAPID public key: unpadded base64url of the uncompressed P-256 point, the
+ * `applicationServerKey` of `pushManager.subscribe`.
+ */
+public struct VapidKey: Equatable, Hashable {
+    public var publicKey: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(publicKey: String) {
+        self.publicKey = publicKey
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension VapidKey: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVapidKey: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VapidKey {
+        return
+            try VapidKey(
+                publicKey: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: VapidKey, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.publicKey, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVapidKey_lift(_ buf: RustBuffer) throws -> VapidKey {
+    return try FfiConverterTypeVapidKey.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVapidKey_lower(_ value: VapidKey) -> RustBuffer {
+    return FfiConverterTypeVapidKey.lower(value)
+}
+
+
+/**
+ * A Web Push subscription's keys, as `PushSubscription.toJSON().keys` gives them.
+ */
+public struct WebPushKeys: Equatable, Hashable {
+    /**
+     * Unpadded base64url of the browser's uncompressed P-256 public key (65 bytes).
+     */
+    public var p256dh: String
+    /**
+     * Unpadded base64url of the 16-byte authentication secret.
+     */
+    public var auth: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Unpadded base64url of the browser's uncompressed P-256 public key (65 bytes).
+         */p256dh: String, 
+        /**
+         * Unpadded base64url of the 16-byte authentication secret.
+         */auth: String) {
+        self.p256dh = p256dh
+        self.auth = auth
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension WebPushKeys: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeWebPushKeys: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> WebPushKeys {
+        return
+            try WebPushKeys(
+                p256dh: FfiConverterString.read(from: &buf), 
+                auth: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: WebPushKeys, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.p256dh, into: &buf)
+        FfiConverterString.write(value.auth, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWebPushKeys_lift(_ buf: RustBuffer) throws -> WebPushKeys {
+    return try FfiConverterTypeWebPushKeys.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWebPushKeys_lower(_ value: WebPushKeys) -> RustBuffer {
+    return FfiConverterTypeWebPushKeys.lower(value)
 }
 
 
@@ -10035,6 +10241,30 @@ fileprivate struct FfiConverterOptionTypeSealedExcerpt: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeSealedExcerpt.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeWebPushKeys: FfiConverterRustBuffer {
+    typealias SwiftType = WebPushKeys?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeWebPushKeys.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeWebPushKeys.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

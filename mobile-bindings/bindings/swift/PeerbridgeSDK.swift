@@ -703,11 +703,24 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func boundaryReports(clinic: Uuid, id: Uuid) async throws  -> [BoundaryReport]
     
+    func changeRole(clinic: Uuid, user: Uuid, role: StaffRole) async throws  -> UserSummary
+    
     func clearPushEndpoint() async throws 
+    
+    func clinic(clinic: Uuid) async throws  -> Clinic
     
     func clinicIntroduction(clinic: Uuid, id: Uuid) async throws  -> IntroductionDetail
     
     func clinicIntroductions(clinic: Uuid) async throws  -> [IntroductionDetail]
+    
+    /**
+     * One user with identifying fields (audited on the server).
+     */
+    func clinicUser(clinic: Uuid, user: Uuid) async throws  -> UserDetail
+    
+    func clinicUsers(clinic: Uuid) async throws  -> [UserSummary]
+    
+    func clinics() async throws  -> [Clinic]
     
     func closeIntroduction(id: Uuid) async throws  -> PartyIntroduction
     
@@ -720,6 +733,13 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func consentState(id: Uuid) async throws  -> ConsentState
     
+    func consultationReport(clinic: Uuid, from: NaiveDate, to: NaiveDate) async throws  -> ConsultationReport
+    
+    /**
+     * The consultation report as CSV text.
+     */
+    func consultationReportCsv(clinic: Uuid, from: NaiveDate, to: NaiveDate) async throws  -> String
+    
     func conversations() async throws  -> [ConversationInfo]
     
     /**
@@ -729,9 +749,13 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func createInvite(clinic: Uuid, role: EnrolleeRole, displayName: String?, phone: String?) async throws  -> InviteCreated
     
+    func createStaff(clinic: Uuid, staff: StaffCreate) async throws  -> StaffCreated
+    
     func createSupervisionConversation(peerId: Uuid) async throws  -> ConversationInfo
     
     func crisisResources(locale: Locale) async throws  -> CrisisResourceList
+    
+    func deactivateUser(clinic: Uuid, user: Uuid) async throws  -> UserSummary
     
     func debriefQueue() async throws  -> [Debrief]
     
@@ -756,12 +780,14 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func ensureKeyPackages() async throws  -> KeyPackageStatus
     
+    func escalationSettings(clinic: Uuid) async throws  -> EscalationSettings
+    
     func flag(id: Uuid) async throws  -> FlagDetail
     
     /**
-     * Who the flagged person is (audited).
+     * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
-    func flagSubject(id: Uuid) async throws  -> SubjectIdentity
+    func flagSubject(id: Uuid, reason: String) async throws  -> SubjectIdentity
     
     /**
      * The HP's queue: most severe and oldest first.
@@ -784,6 +810,8 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func introduction(id: Uuid) async throws  -> PartyIntroduction
     
     func introductions() async throws  -> [PartyIntroduction]
+    
+    func invites(clinic: Uuid) async throws  -> [Invite]
     
     /**
      * The introducing HP joins an introduction's conversation (only after both parties'
@@ -813,6 +841,15 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func myConsultations() async throws  -> [Consultation]
     
+    func myDebriefs() async throws  -> [Debrief]
+    
+    /**
+     * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
+     */
+    func mySupervision() async throws  -> [SupervisorAssignment]
+    
+    func needs(clinic: Uuid, user: Uuid) async throws  -> NeedsRecord
+    
     /**
      * Waits for the next batch of events without a listener (an alternative to `start`
      * for apps that pull).
@@ -834,6 +871,8 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func pauseIntroduction(id: Uuid) async throws  -> PartyIntroduction
     
+    func peerProfile(clinic: Uuid, peer: Uuid) async throws  -> PeerProfile
+    
     func peerProfiles(clinic: Uuid) async throws  -> [PeerProfile]
     
     func proposeIntroduction(clinic: Uuid, proposal: IntroductionCreate) async throws  -> IntroductionDetail
@@ -850,6 +889,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
      * Where content-free wake-ups go (an allowed push gateway URL with the FCM/APNs token).
      */
     func registerPushEndpoint(url: String) async throws 
+    
+    /**
+     * Registers a Web Push subscription (endpoint and base64url keys).
+     */
+    func registerWebPush(endpoint: String, p256dh: String, auth: String) async throws 
     
     func rejoin(conversation: Uuid) async throws  -> [Event]
     
@@ -871,6 +915,8 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func revokeDevice(deviceId: Uuid) async throws 
     
+    func revokeInvite(clinic: Uuid, invite: Uuid) async throws  -> Invite
+    
     /**
      * The 20-digit code two members compare in person.
      */
@@ -886,6 +932,10 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func sendText(conversation: Uuid, text: String) async throws  -> Uuid
     
     func session() throws  -> SessionInfo?
+    
+    func setCrisisResources(clinic: Uuid, resources: CrisisResourceList) async throws  -> CrisisResourceList
+    
+    func setEscalationSettings(clinic: Uuid, settings: EscalationSettings) async throws  -> EscalationSettings
     
     /**
      * What this user shows when both consent to reveal (kept sealed on the device).
@@ -927,6 +977,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func topics(clinic: Uuid) async throws  -> [Topic]
     
     func updateOwnPeerProfile(update: OwnPeerProfileUpdate) async throws  -> PeerProfile
+    
+    /**
+     * The server's VAPID public key (base64url), for a Web Push subscription.
+     */
+    func vapidPublicKey() async throws  -> String
     
     func withdrawConsent(id: Uuid, scope: ConsentScope) async throws  -> ConsentState
     
@@ -1206,6 +1261,22 @@ open func boundaryReports(clinic: Uuid, id: Uuid)async throws  -> [BoundaryRepor
         )
 }
     
+open func changeRole(clinic: Uuid, user: Uuid, role: StaffRole)async throws  -> UserSummary  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_change_role(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeUuid_lower(user),FfiConverterTypeStaffRole_lower(role)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUserSummary_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
 open func clearPushEndpoint()async throws   {
     return
         try  await uniffiRustCallAsync(
@@ -1218,6 +1289,22 @@ open func clearPushEndpoint()async throws   {
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_void,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_void,
             liftFunc: { $0 },
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+open func clinic(clinic: Uuid)async throws  -> Clinic  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_clinic(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeClinic_lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -1250,6 +1337,57 @@ open func clinicIntroductions(clinic: Uuid)async throws  -> [IntroductionDetail]
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeIntroductionDetail.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * One user with identifying fields (audited on the server).
+     */
+open func clinicUser(clinic: Uuid, user: Uuid)async throws  -> UserDetail  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_user(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeUuid_lower(user)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUserDetail_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+open func clinicUsers(clinic: Uuid)async throws  -> [UserSummary]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_users(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeUserSummary.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+open func clinics()async throws  -> [Clinic]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_clinics(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeClinic.lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -1321,6 +1459,41 @@ open func consentState(id: Uuid)async throws  -> ConsentState  {
         )
 }
     
+open func consultationReport(clinic: Uuid, from: NaiveDate, to: NaiveDate)async throws  -> ConsultationReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_consultation_report(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeNaiveDate_lower(from),FfiConverterTypeNaiveDate_lower(to)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeConsultationReport_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * The consultation report as CSV text.
+     */
+open func consultationReportCsv(clinic: Uuid, from: NaiveDate, to: NaiveDate)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_consultation_report_csv(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeNaiveDate_lower(from),FfiConverterTypeNaiveDate_lower(to)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
 open func conversations()async throws  -> [ConversationInfo]  {
     return
         try  await uniffiRustCallAsync(
@@ -1366,6 +1539,22 @@ open func createInvite(clinic: Uuid, role: EnrolleeRole, displayName: String?, p
         )
 }
     
+open func createStaff(clinic: Uuid, staff: StaffCreate)async throws  -> StaffCreated  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_create_staff(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeStaffCreate_lower(staff)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeStaffCreated_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
 open func createSupervisionConversation(peerId: Uuid)async throws  -> ConversationInfo  {
     return
         try  await uniffiRustCallAsync(
@@ -1394,6 +1583,22 @@ open func crisisResources(locale: Locale)async throws  -> CrisisResourceList  {
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeCrisisResourceList_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+open func deactivateUser(clinic: Uuid, user: Uuid)async throws  -> UserSummary  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_deactivate_user(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeUuid_lower(user)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUserSummary_lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -1512,6 +1717,22 @@ open func ensureKeyPackages()async throws  -> KeyPackageStatus  {
         )
 }
     
+open func escalationSettings(clinic: Uuid)async throws  -> EscalationSettings  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_settings(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeEscalationSettings_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
 open func flag(id: Uuid)async throws  -> FlagDetail  {
     return
         try  await uniffiRustCallAsync(
@@ -1529,14 +1750,14 @@ open func flag(id: Uuid)async throws  -> FlagDetail  {
 }
     
     /**
-     * Who the flagged person is (audited).
+     * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
-open func flagSubject(id: Uuid)async throws  -> SubjectIdentity  {
+open func flagSubject(id: Uuid, reason: String)async throws  -> SubjectIdentity  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_peerbridge_mobile_fn_method_peerbridge_flag_subject(
-                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(id)
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(id),FfiConverterString.lower(reason)
                 )
             },
             pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
@@ -1645,6 +1866,22 @@ open func introductions()async throws  -> [PartyIntroduction]  {
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypePartyIntroduction.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+open func invites(clinic: Uuid)async throws  -> [Invite]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_invites(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeInvite.lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -1797,6 +2034,57 @@ open func myConsultations()async throws  -> [Consultation]  {
         )
 }
     
+open func myDebriefs()async throws  -> [Debrief]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_my_debriefs(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeDebrief.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
+     */
+open func mySupervision()async throws  -> [SupervisorAssignment]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_my_supervision(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeSupervisorAssignment.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+open func needs(clinic: Uuid, user: Uuid)async throws  -> NeedsRecord  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_needs(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeUuid_lower(user)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeNeedsRecord_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
     /**
      * Waits for the next batch of events without a listener (an alternative to `start`
      * for apps that pull).
@@ -1888,6 +2176,22 @@ open func pauseIntroduction(id: Uuid)async throws  -> PartyIntroduction  {
         )
 }
     
+open func peerProfile(clinic: Uuid, peer: Uuid)async throws  -> PeerProfile  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_peer_profile(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeUuid_lower(peer)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePeerProfile_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
 open func peerProfiles(clinic: Uuid)async throws  -> [PeerProfile]  {
     return
         try  await uniffiRustCallAsync(
@@ -1965,6 +2269,25 @@ open func registerPushEndpoint(url: String)async throws   {
             rustFutureFunc: {
                 uniffi_peerbridge_mobile_fn_method_peerbridge_register_push_endpoint(
                         self.uniffiCloneHandle(),FfiConverterString.lower(url)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_void,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_void,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * Registers a Web Push subscription (endpoint and base64url keys).
+     */
+open func registerWebPush(endpoint: String, p256dh: String, auth: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_register_web_push(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(endpoint),FfiConverterString.lower(p256dh),FfiConverterString.lower(auth)
                 )
             },
             pollFunc: ffi_peerbridge_mobile_rust_future_poll_void,
@@ -2108,6 +2431,22 @@ open func revokeDevice(deviceId: Uuid)async throws   {
         )
 }
     
+open func revokeInvite(clinic: Uuid, invite: Uuid)async throws  -> Invite  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_revoke_invite(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeUuid_lower(invite)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeInvite_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
     /**
      * The 20-digit code two members compare in person.
      */
@@ -2179,6 +2518,38 @@ open func session()throws  -> SessionInfo?  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+open func setCrisisResources(clinic: Uuid, resources: CrisisResourceList)async throws  -> CrisisResourceList  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_set_crisis_resources(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeCrisisResourceList_lower(resources)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCrisisResourceList_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+open func setEscalationSettings(clinic: Uuid, settings: EscalationSettings)async throws  -> EscalationSettings  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_set_escalation_settings(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(clinic),FfiConverterTypeEscalationSettings_lower(settings)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeEscalationSettings_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
 }
     
     /**
@@ -2395,6 +2766,25 @@ open func updateOwnPeerProfile(update: OwnPeerProfileUpdate)async throws  -> Pee
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypePeerProfile_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * The server's VAPID public key (base64url), for a Web Push subscription.
+     */
+open func vapidPublicKey()async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_vapid_public_key(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -3552,7 +3942,9 @@ public enum Event: Equatable, Hashable {
     case notice(conversation: Uuid, seq: UInt64, sender: Member, 
         /**
          * `info`, `conversation_paused`, `conversation_resumed`, `participant_left`,
-         * `disappearing_timer_changed`.
+         * `disappearing_timer_changed`, `clinician_asked` (the clinic was asked to have a
+         * clinician check in; show the clinic's wording in the reader's language, from
+         * `crisis_resources`, when it has it).
          */kind: String, text: String
     )
     /**
@@ -4597,6 +4989,31 @@ fileprivate struct FfiConverterSequenceTypeBoundaryReport: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeClinic: FfiConverterRustBuffer {
+    typealias SwiftType = [Clinic]
+
+    public static func write(_ value: [Clinic], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeClinic.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Clinic] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Clinic]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeClinic.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeConsultation: FfiConverterRustBuffer {
     typealias SwiftType = [Consultation]
 
@@ -4722,6 +5139,31 @@ fileprivate struct FfiConverterSequenceTypeIntroductionDetail: FfiConverterRustB
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeInvite: FfiConverterRustBuffer {
+    typealias SwiftType = [Invite]
+
+    public static func write(_ value: [Invite], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInvite.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Invite] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Invite]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInvite.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypePartyIntroduction: FfiConverterRustBuffer {
     typealias SwiftType = [PartyIntroduction]
 
@@ -4839,6 +5281,31 @@ fileprivate struct FfiConverterSequenceTypeTopic: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeTopic.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeUserSummary: FfiConverterRustBuffer {
+    typealias SwiftType = [UserSummary]
+
+    public static func write(_ value: [UserSummary], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeUserSummary.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UserSummary] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UserSummary]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeUserSummary.read(from: &buf))
         }
         return seq
     }
@@ -5022,13 +5489,28 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_boundary_reports() != 48215) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_change_role() != 35887) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_clear_push_endpoint() != 32441) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic() != 41659) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_introduction() != 41959) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_introductions() != 28734) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_user() != 64584) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_users() != 10972) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_clinics() != 7055) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_close_introduction() != 44688) {
@@ -5043,6 +5525,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_consent_state() != 23845) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_consultation_report() != 15425) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_consultation_report_csv() != 58499) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_conversations() != 53580) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5052,10 +5540,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_create_invite() != 173) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_create_staff() != 39641) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_create_supervision_conversation() != 22331) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_crisis_resources() != 23091) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_deactivate_user() != 48526) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_debrief_queue() != 29845) {
@@ -5079,10 +5573,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_key_packages() != 7871) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_settings() != 52821) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_flag() != 27152) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_subject() != 24325) {
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_subject() != 49043) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_flags() != 10648) {
@@ -5101,6 +5598,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_introductions() != 31741) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_invites() != 33689) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_join_introduction() != 3735) {
@@ -5130,6 +5630,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_my_consultations() != 4588) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_my_debriefs() != 25582) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_my_supervision() != 1023) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_needs() != 52603) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_next_events() != 58594) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5145,6 +5654,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_pause_introduction() != 30219) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_peer_profile() != 41699) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_peer_profiles() != 23051) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5158,6 +5670,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_register_push_endpoint() != 41207) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_register_web_push() != 5230) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_rejoin() != 18342) {
@@ -5184,6 +5699,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_revoke_device() != 62722) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_revoke_invite() != 63116) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_safety_code() != 9929) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5197,6 +5715,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_session() != 41289) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_crisis_resources() != 23783) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_escalation_settings() != 49226) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() != 50011) {
@@ -5236,6 +5760,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_update_own_peer_profile() != 29268) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_vapid_public_key() != 45959) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_withdraw_consent() != 42071) {

@@ -296,11 +296,13 @@ fn hist_key(id: Uuid, n: u64) -> String {
     format!("hist/{id}/{n}")
 }
 
-/// What a conversation's history keeps: what the app shows as lines.
+/// What a conversation's history keeps: what the app shows as lines, and the counterpart's
+/// read receipts (shown as "read" marks, so they must survive a restart).
 fn shown(e: &Event) -> bool {
     matches!(
         e,
         Event::Text { .. }
+            | Event::Receipt { .. }
             | Event::Notice { .. }
             | Event::IdentityCard { .. }
             | Event::MessagesPurged { .. }

@@ -46,6 +46,10 @@ pub mod device {
         pub tokens_not_before: Option<DateTimeUtc>,
         /// UnifiedPush-style endpoint for content-free wake-ups (an allowed gateway only).
         pub push_url: Option<String>,
+        /// With `push_auth`: the browser's Web Push subscription keys (base64url; the
+        /// uncompressed P-256 point and the 16-byte auth secret). Both or neither.
+        pub push_p256dh: Option<String>,
+        pub push_auth: Option<String>,
         /// Last sign of life of the device's stream; wake-ups go only to devices without one.
         pub stream_seen_at: Option<DateTimeUtc>,
     }

@@ -108,6 +108,8 @@ pub async fn register_device(
         revoked_at: Set(None),
         tokens_not_before: Set(None),
         push_url: Set(None),
+        push_p256dh: Set(None),
+        push_auth: Set(None),
         stream_seen_at: Set(None),
     }
     .insert(txn)

@@ -1,5 +1,6 @@
 //! Application keys: the JWT signing key (with its `kid`) and the verification keys of
-//! earlier `kid`s, the field-encryption keys and the blind-index key. Production supplies
+//! earlier `kid`s, the field-encryption keys, the blind-index key and the VAPID key Web
+//! Push wake-ups are signed with. Production supplies
 //! them through configuration (Helm `existingSecret`); the embedded default creates
 //! development keys once, persists them in the data directory and says so loudly.
 
@@ -39,6 +40,9 @@ pub struct Keys {
     pub fields: FieldCipher,
     /// HMAC key for blind indexes (login names), so lookups work on encrypted fields.
     pub index: Zeroizing<[u8; 32]>,
+    /// The VAPID (RFC 8292) P-256 key of Web Push wake-ups; `None` when production keys
+    /// are configured without one (Web Push is then off).
+    pub vapid: Option<p256::SecretKey>,
     /// True when any key came from the development key file.
     pub development: bool,
 }
@@ -52,6 +56,7 @@ impl std::fmt::Debug for Keys {
                 &self.jwt_verifying.keys().collect::<Vec<_>>(),
             )
             .field("fields", &self.fields)
+            .field("vapid", &self.vapid.is_some())
             .field("development", &self.development)
             .finish_non_exhaustive()
     }
@@ -65,6 +70,9 @@ struct DevKeyFile {
     field_kid: String,
     field_key: String,
     index_key: String,
+    /// Added after the first release: a file without it derives one from `jwt_seed`.
+    #[serde(default)]
+    vapid_key: Option<String>,
 }
 
 fn decode32(key: &'static str, value: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
@@ -193,6 +201,18 @@ impl Keys {
             _ => unreachable_keys()?,
         };
 
+        let vapid = match (&config.vapid_private_key, &dev) {
+            (Some(k), _) => Some(vapid_key(
+                "PEERBRIDGE_VAPID_PRIVATE_KEY",
+                k.expose_secret(),
+            )?),
+            (None, Some(d)) => Some(match &d.vapid_key {
+                Some(k) => vapid_key("dev vapid_key", k)?,
+                None => derived_dev_vapid(decode32("dev jwt_seed", &d.jwt_seed)?.as_ref()),
+            }),
+            (None, None) => None,
+        };
+
         Ok(Keys {
             jwt_signing_kid: jwt_kid,
             jwt_signing_der: Zeroizing::new(der.as_bytes().to_vec()),
@@ -200,6 +220,7 @@ impl Keys {
             signing,
             fields,
             index,
+            vapid,
             development: dev.is_some(),
         })
     }
@@ -215,6 +236,46 @@ impl Keys {
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
+}
+
+/// A VAPID private key: base64url of a 32-byte P-256 scalar (non-zero, below the order).
+fn vapid_key(key: &'static str, value: &str) -> Result<p256::SecretKey, KeyError> {
+    let raw = decode32(key, value)?;
+    p256::SecretKey::from_slice(raw.as_ref()).map_err(|_| KeyError::Invalid {
+        key,
+        reason: "not a valid P-256 private key".into(),
+    })
+}
+
+/// A development VAPID key for a development key file written before VAPID existed:
+/// derived from the file's JWT seed, so it is stable across restarts without rewriting
+/// the file.
+fn derived_dev_vapid(seed: &[u8]) -> p256::SecretKey {
+    use sha2::{Digest, Sha256};
+    let mut counter = 0u8;
+    loop {
+        let d = Sha256::new()
+            .chain_update(b"peerbridge dev vapid key")
+            .chain_update([counter])
+            .chain_update(seed)
+            .finalize();
+        // A digest is a valid scalar except with probability about 2^-32.
+        if let Ok(k) = p256::SecretKey::from_slice(&d) {
+            return k;
+        }
+        counter = counter.wrapping_add(1);
+    }
+}
+
+/// A fresh VAPID private key in the configuration format (for `peerbridge admin gen-keys`),
+/// with its public key as browsers take it.
+pub fn generate_vapid_b64() -> (String, String) {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let k = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    (
+        b64(&k.to_bytes()),
+        b64(k.public_key().to_encoded_point(false).as_bytes()),
+    )
 }
 
 fn unreachable_keys<T>() -> Result<T, KeyError> {
@@ -253,6 +314,7 @@ fn fresh_dev_keys() -> DevKeyFile {
         field_kid: format!("dev-{}", hex::encode(random_bytes::<4>())),
         field_key: b64(&random_bytes::<32>()),
         index_key: b64(&random_bytes::<32>()),
+        vapid_key: Some(generate_vapid_b64().0),
     }
 }
 

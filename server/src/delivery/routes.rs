@@ -5,7 +5,7 @@ use peerbridge_openapi::Problem;
 use peerbridge_openapi::delivery::{
     Ack, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
     FrankingKeys, GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload, LogPage,
-    MessageAccepted, MessageSend, PushEndpoint, Welcome,
+    MessageAccepted, MessageSend, PushEndpoint, VapidKey, Welcome,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(ack_welcome)
         .service(set_push_endpoint)
         .service(clear_push_endpoint)
+        .service(vapid_key)
         .service(super::stream::stream);
 }
 
@@ -332,13 +333,17 @@ async fn ack_welcome(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Register the calling device's push endpoint (UnifiedPush-style) for content-free
-/// wake-ups while it has no live stream. Only operator-allowed gateways are accepted.
+/// Register the calling device's push endpoint for content-free wake-ups while it has no
+/// live stream: a UnifiedPush-style URL, or a browser's Web Push subscription (`url` its
+/// endpoint, with `keys`). Only operator-allowed gateways are accepted.
 #[utoipa::path(
     tag = "delivery",
     security(("bearer" = [])),
     request_body = PushEndpoint,
-    responses((status = 204, description = "Registered"))
+    responses(
+        (status = 204, description = "Registered"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[put("/v1/me/push-endpoint")]
 #[tracing::instrument(skip_all)]
@@ -347,8 +352,24 @@ async fn set_push_endpoint(
     auth: Auth<AnyRole>,
     body: crate::json::Json<PushEndpoint>,
 ) -> ApiResult<HttpResponse> {
-    service::set_push_endpoint(&state, &auth, Some(&body.url)).await?;
+    service::set_push_endpoint(&state, &auth, Some(&body)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The server's VAPID public key, for a browser's `pushManager.subscribe`
+/// (`applicationServerKey`). 404 when the operator configured no VAPID key.
+#[utoipa::path(
+    tag = "delivery",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = VapidKey),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/push/vapid-key")]
+#[tracing::instrument(skip_all)]
+async fn vapid_key(state: State, _auth: Auth<AnyRole>) -> ApiResult<web::Json<VapidKey>> {
+    Ok(web::Json(service::vapid_key(&state)?))
 }
 
 /// Stop wake-ups for the calling device.

@@ -253,7 +253,22 @@ pub async fn crisis_resources(
             })
             .collect()
     };
-    Ok(CrisisResourceList { locale, resources })
+    let notice = match clinic {
+        Some(c) => {
+            let s = super::service::settings_of(&state.db, c, state.now()).await?;
+            Some(match locale {
+                Locale::Nb => s.notice_nb,
+                Locale::Nn => s.notice_nn,
+                Locale::En => s.notice_en,
+            })
+        }
+        None => None,
+    };
+    Ok(CrisisResourceList {
+        locale,
+        resources,
+        check_in_notice: notice,
+    })
 }
 
 pub async fn put_crisis_resources(

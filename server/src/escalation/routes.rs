@@ -9,6 +9,7 @@ use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationReport, CrisisResourceList, Debrief,
     DebriefCreate, EscalationKeyUpload, EscalationRecipient, EscalationSettings, Flag, FlagCreate,
     FlagDetail, FlagNote, FlagReassign, FlagReceipt, FlagResolve, Locale, SubjectIdentity,
+    SubjectRequest,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -195,25 +196,29 @@ async fn detail(
     Ok(HttpResponse::Ok().json(service::detail(&state, &auth, *path).await?))
 }
 
-/// Who the person at risk is and how to reach them (responders only; audited).
+/// Who the person at risk is and how to reach them (responders only), for a stated reason
+/// that is kept with the read's audit entry.
 #[utoipa::path(
     tag = "escalation",
     security(("bearer" = [])),
     params(("flag_id" = Uuid, Path)),
+    request_body = SubjectRequest,
     responses(
         (status = 200, body = SubjectIdentity),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
     )
 )]
-#[get("/v1/flags/{flag_id}/subject")]
+#[post("/v1/flags/{flag_id}/subject")]
 #[tracing::instrument(skip_all)]
 async fn subject(
     state: State,
     auth: Auth<ClinicStaff>,
     path: web::Path<Uuid>,
+    body: crate::json::Json<SubjectRequest>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(service::subject(&state, &auth, *path).await?))
+    Ok(HttpResponse::Ok().json(service::subject(&state, &auth, *path, &body.reason).await?))
 }
 
 /// Acknowledge a flag: the ladder stops.

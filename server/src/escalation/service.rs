@@ -766,7 +766,19 @@ pub async fn detail(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Flag
 }
 
 /// The person at risk's identity, for the clinician who must reach them (audited).
-pub async fn subject(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<SubjectIdentity> {
+/// Where a reason for an identity read is sealed (the audit entry's `reason_sealed`,
+/// bound to the flag's id).
+pub const SUBJECT_REASON_PLACE: &str = "audit_log.subject_reason";
+
+/// The flagged person's identity, for a responder who states why; the read and its reason
+/// (sealed: it may itself name someone) are one audit entry.
+pub async fn subject(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    reason: &str,
+) -> ApiResult<SubjectIdentity> {
+    let reason = crate::accounts::validate::text("reason", reason, 500)?;
     let f = visible(state, p, id).await?;
     let u = user::Entity::find_by_id(f.subject_id)
         .one(&state.db)
@@ -798,7 +810,14 @@ pub async fn subject(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Sub
             .clinic(Some(f.clinic_id))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(f.id)
-            .detail(json!({ "user_id": u.id })),
+            .detail(json!({
+                "user_id": u.id,
+                "reason_sealed": b64(&state.keys.fields.seal(
+                    SUBJECT_REASON_PLACE,
+                    &f.id.to_string(),
+                    &reason,
+                )),
+            })),
     )
     .await?;
     txn.commit().await?;

@@ -4,6 +4,7 @@
 //! notice only delays a read, and the services that call this never wait for it.
 
 pub mod push;
+pub mod webpush;
 
 use peerbridge_openapi::delivery::Notice;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -35,7 +36,16 @@ pub fn devices(state: &AppState, devices: &[Uuid], notice: &Notice) {
             payload.as_bytes(),
         );
     }
-    state.push.wake(devices.to_vec());
+    state.push.wake(devices.to_vec(), wake_kind(notice));
+}
+
+/// A flag's notice wakes as a flag (urgent, never debounced away by a message); every
+/// other notice as a message.
+fn wake_kind(notice: &Notice) -> push::WakeKind {
+    match notice {
+        Notice::Flag { .. } => push::WakeKind::Flag,
+        _ => push::WakeKind::Message,
+    }
 }
 
 /// Sends `notice` to every live device of `users`.

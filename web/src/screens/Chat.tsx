@@ -1,32 +1,48 @@
-// One introduction's conversation: the history on this device, new messages as they arrive,
-// and sending (queued by the SDK while offline).
+// A conversation (an introduction's, or a peer's supervision with their HPs): the history on
+// this device, new messages as they arrive, read receipts both ways, and sending (queued by
+// the SDK while offline). In an introduction, the options (consents, identity cards, pause,
+// close, block, report) sit below the messages.
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import {
   PeerbridgeWeb,
   type Event,
+  type Locale,
   type PartyIntroduction,
   type RiskSuggestion,
 } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
 import type { Listener } from "../App";
 import { FlagPanel } from "./FlagPanel";
+import { ChatOptions } from "./ChatOptions";
 import { ErrorText } from "../ErrorText";
 
 type Line = Extract<Event, { type: "text" }>;
 type Notice = Extract<Event, { type: "notice" }>;
+type Receipt = Extract<Event, { type: "receipt" }>;
 
 export function Chat(props: {
-  intro: PartyIntroduction;
+  conversation: string;
+  /** The heading ("Conversation with Fjellrev", "Supervision"). */
+  title: string;
+  /** How the other side's lines are labelled. */
+  counterpart: string;
+  intro?: PartyIntroduction;
   /** Peers see the detector's suggestions and can tell the clinic. */
   peer: boolean;
   online: boolean;
   subscribe: (l: Listener) => () => void;
   onBack: () => void;
+  /** Opens "I need help now" (crisis resources, telling the clinic). */
+  onHelp?: () => void;
 }) {
-  const { t } = useTranslation();
-  const conv = props.intro.conversation_id ?? "";
+  const { t, i18n } = useTranslation();
+  const conv = props.conversation;
+  // The clinic's own wording of "a clinician was asked to check in", in this reader's
+  // language (the notice in the conversation carries the sender's language).
+  const [clinicNotice, setClinicNotice] = useState<string | null>(null);
   const [lines, setLines] = useState<Line[]>([]);
+  const [read, setRead] = useState<Set<string>>(new Set());
   const [notices, setNotices] = useState<Notice[]>([]);
   const [draft, setDraft] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -40,8 +56,24 @@ export function Chat(props: {
       const c = await client();
       await c.sync(conv);
       const page = await c.history(conv, null, 200);
-      setLines(page.events.filter((e): e is Line => e.type === "text"));
+      const texts = page.events.filter((e): e is Line => e.type === "text");
+      const receipts = page.events.filter((e): e is Receipt => e.type === "receipt");
+      setLines(texts);
       setNotices(page.events.filter((e): e is Notice => e.type === "notice"));
+      setRead(new Set(receipts.filter((r) => !r.sender.is_me).flatMap((r) => r.ids)));
+      // What this person has now seen gets a read receipt, once, and only while the page is
+      // in front of them (the SDK keeps no record of receipts sent, so the highest seq
+      // receipted is kept here).
+      const key = `pb.read.${conv}`;
+      const done = Number(localStorage.getItem(key) ?? "0");
+      const unread = texts.filter((l) => !l.sender.is_me && l.seq > done);
+      if (unread.length > 0 && document.visibilityState === "visible") {
+        await c.sendReadReceipt(
+          conv,
+          unread.slice(-500).map((l) => l.id),
+        );
+        localStorage.setItem(key, String(Math.max(...unread.map((l) => l.seq))));
+      }
     } catch (e) {
       setError(t(errorKey(e)));
     }
@@ -55,6 +87,19 @@ export function Chat(props: {
     });
   }, [conv, load, props]);
 
+  useEffect(() => {
+    // Only the answer for the language now chosen counts (switching quickly must not let an
+    // older answer win).
+    let current = true;
+    client()
+      .then((c) => c.crisisResources(i18n.language as Locale))
+      .then((r) => current && setClinicNotice(r.check_in_notice ?? null))
+      .catch(() => current && setClinicNotice(null));
+    return () => {
+      current = false;
+    };
+  }, [i18n.language]);
+
   // The on-device detector reads each received message once per load, not per render.
   const risks = useMemo(
     () =>
@@ -66,6 +111,13 @@ export function Chat(props: {
           : [],
       ),
     [lines, props.peer],
+  );
+
+  // The writer's own draft, read on this device only: when it sounds like risk, help is
+  // offered next to the compose box. Nothing is sent or flagged by this.
+  const draftRisk = useMemo(
+    () => (draft.trim().length > 8 ? PeerbridgeWeb.detectRisk(draft) : null),
+    [draft],
   );
 
   const send = async (e: FormEvent) => {
@@ -90,7 +142,7 @@ export function Chat(props: {
         {t("nav.back")}
       </button>
       <h1 id="chat-title" ref={heading} tabIndex={-1}>
-        {t("chat.with", { alias: props.intro.counterpart_alias })}
+        {props.title}
       </h1>
       <ol className="messages" aria-live="polite">
         {lines.length === 0 && <li className="muted">{t("chat.empty")}</li>}
@@ -99,10 +151,9 @@ export function Chat(props: {
           const risk = risks.get(l.seq) ?? null;
           return (
             <li key={`${l.seq}-${l.id}`} className={l.sender.is_me ? "mine" : "theirs"}>
-              <span className="who">
-                {l.sender.is_me ? t("chat.me") : props.intro.counterpart_alias}
-              </span>
+              <span className="who">{l.sender.is_me ? t("chat.me") : props.counterpart}</span>
               <span className="body">{l.body}</span>
+              {l.sender.is_me && read.has(l.id) && <span className="muted">{t("chat.read")}</span>}
               {risk && !flagging && (
                 <span className="suggest">
                   {t("peerflag.suggest")}{" "}
@@ -121,7 +172,7 @@ export function Chat(props: {
       </ol>
       {notices.map((n) => (
         <p key={n.seq} className="notice" role="status">
-          {n.text}
+          {n.kind === "clinician_asked" && clinicNotice ? clinicNotice : n.text}
         </p>
       ))}
       {props.peer && !flagging && (
@@ -146,9 +197,20 @@ export function Chat(props: {
       <form onSubmit={send} className="compose">
         <label htmlFor="message">{t("chat.message")}</label>
         <textarea id="message" rows={2} value={draft} onChange={(e) => setDraft(e.target.value)} />
+        {draftRisk && props.onHelp && (
+          <p className="suggest" role="status">
+            {t("chat.draftHelp")}{" "}
+            <button type="button" className="urgent" onClick={props.onHelp}>
+              {t("nav.help")}
+            </button>
+          </p>
+        )}
         <button type="submit">{t("chat.send")}</button>
         {!props.online && <p className="muted">{t("chat.queued")}</p>}
       </form>
+      {props.intro && (
+        <ChatOptions intro={props.intro} subscribe={props.subscribe} onEnded={props.onBack} />
+      )}
     </section>
   );
 }

@@ -6,6 +6,8 @@ import { useTranslation } from "react-i18next";
 import type { Flag, FlagOutcome, OpenedFlag } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
 import { ErrorText } from "../ErrorText";
+import { FlagSubject } from "./FlagSubject";
+import { Reassign } from "./Reassign";
 
 const OUTCOMES: FlagOutcome[] = [
   "contacted_the_person",
@@ -92,6 +94,7 @@ export function FlagView(props: { flag: Flag; onBack: () => void }) {
           <p>{opened.note || t("flag.noNote")}</p>
         </>
       )}
+      <FlagSubject flag={flag.id} />
       {flag.status === "open" && (
         <button
           type="button"
@@ -122,6 +125,7 @@ export function FlagView(props: { flag: Flag; onBack: () => void }) {
           >
             {t("flag.saveNote")}
           </button>
+          <Reassign flag={flag.id} clinic={flag.clinic_id} onDone={() => void load()} />
           <label htmlFor="outcome">{t("flag.resolveAs")}</label>
           <select
             id="outcome"

@@ -16,10 +16,15 @@ export function Help(props: { conversation: string | null; onClose: () => void }
   useEffect(() => {
     heading.current?.focus();
     const locale = i18n.language as CrisisResourceList["locale"];
+    // Only the answer for the language now chosen counts.
+    let current = true;
     client()
       .then((c) => c.crisisResources(locale))
-      .then(setList)
-      .catch(() => setList(null));
+      .then((l) => current && setList(l))
+      .catch(() => current && setList(null));
+    return () => {
+      current = false;
+    };
   }, [i18n.language]);
 
   const tell = async () => {

@@ -1,26 +1,35 @@
 // A party's home: the clinic's introduction proposals under aliases (accept or decline) and
-// the open conversations.
+// the open conversations; for a peer supporter also their own page and the supervision
+// conversations with their HPs; notifications and the app lock.
 import { useCallback, useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
-import type { PartyIntroduction } from "peerbridge-web";
+import type { ConversationInfo, PartyIntroduction } from "peerbridge-web";
 import { client, errorKey } from "../sdk";
 import type { Listener } from "../App";
 import { AppLock } from "./AppLock";
+import { Notifications } from "./Notifications";
+import { Install } from "./Install";
 import { ErrorText } from "../ErrorText";
 
 export function Home(props: {
   subscribe: (l: Listener) => () => void;
+  peer: boolean;
   onOpen: (intro: PartyIntroduction) => void;
+  onSelf: () => void;
+  onSupervision: (c: ConversationInfo) => void;
   passcodeSet: boolean;
   onPasscodeSet: () => void;
 }) {
   const { t } = useTranslation();
   const [intros, setIntros] = useState<PartyIntroduction[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [supervision, setSupervision] = useState<ConversationInfo[]>([]);
 
   const load = useCallback(async () => {
     try {
-      setIntros(await (await client()).introductions());
+      const c = await client();
+      setIntros(await c.introductions());
+      setSupervision((await c.conversations()).filter((x) => x.kind === "supervision"));
     } catch (e) {
       setError(t(errorKey(e)));
     }
@@ -88,6 +97,28 @@ export function Home(props: {
           ))}
         </ul>
       )}
+      {props.peer && (
+        <>
+          <h2>{t("home.peerTitle")}</h2>
+          <div className="actions">
+            <button type="button" className="secondary" onClick={props.onSelf}>
+              {t("home.self")}
+            </button>
+            {supervision.map((c) => (
+              <button
+                key={c.id}
+                type="button"
+                className="secondary"
+                onClick={() => props.onSupervision(c)}
+              >
+                {t("home.supervision", { count: c.unread })}
+              </button>
+            ))}
+          </div>
+        </>
+      )}
+      <Notifications />
+      <Install />
       <AppLock locked={props.passcodeSet} onSet={props.onPasscodeSet} />
     </section>
   );

@@ -119,6 +119,7 @@ PEERBRIDGE_JWT_VERIFY_KEYS: {key: jwtVerifyKeys, required: false}
 PEERBRIDGE_FIELD_KEYS: {key: fieldKeys, required: true}
 PEERBRIDGE_FIELD_KEY_ACTIVE: {key: fieldKeyActive, required: false}
 PEERBRIDGE_INDEX_KEY: {key: indexKey, required: true}
+PEERBRIDGE_VAPID_PRIVATE_KEY: {key: vapidPrivateKey, required: false}
 {{- end }}
 
 {{/*

@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::supervision;
 use peerbridge_openapi::delivery::{
     CommitAccepted, CommitUpload, Conversation, ConversationCreate, ConversationKind, GroupInfoOut,
-    Notice,
+    Notice, PushEndpoint, VapidKey,
 };
 use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::prelude::Expr;
@@ -589,26 +589,68 @@ pub async fn commit(
     })
 }
 
-/// Registers (or with `None` clears) the calling device's push endpoint.
+/// Registers (or with `None` clears) the calling device's push endpoint, with a Web Push
+/// subscription's keys when given. Nothing is stored unless all of it is valid.
 pub async fn set_push_endpoint(
     state: &AppState,
     p: &Principal,
-    url: Option<&str>,
+    endpoint: Option<&PushEndpoint>,
 ) -> ApiResult<()> {
-    if let Some(u) = url
-        && (u.len() > 2048 || !state.push.is_allowed(u))
-    {
-        return Err(ApiError::invalid(
-            "url",
-            "not an allowed push gateway (the operator lists them in PEERBRIDGE_PUSH_ALLOWED_HOSTS)",
-        ));
+    let mut keys: (Option<String>, Option<String>) = (None, None);
+    if let Some(e) = endpoint {
+        if e.url.len() > 2048 || !state.push.is_allowed(&e.url) {
+            return Err(ApiError::invalid(
+                "url",
+                "not an allowed push gateway (the operator lists them in PEERBRIDGE_PUSH_ALLOWED_HOSTS)",
+            ));
+        }
+        if let Some(k) = &e.keys {
+            if state.push.vapid_public_key().is_none() {
+                return Err(ApiError::invalid(
+                    "keys",
+                    "Web Push is not configured on this server (no VAPID key)",
+                ));
+            }
+            let p256dh = crate::crypto::b64_decode(&k.p256dh)
+                .filter(|b| b.len() == crate::notify::webpush::P256DH_LEN)
+                .ok_or_else(|| {
+                    ApiError::invalid("keys.p256dh", "expected base64url of 65 bytes")
+                })?;
+            let auth = crate::crypto::b64_decode(&k.auth)
+                .filter(|b| b.len() == crate::notify::webpush::AUTH_LEN)
+                .ok_or_else(|| ApiError::invalid("keys.auth", "expected base64url of 16 bytes"))?;
+            crate::notify::webpush::SubscriptionKeys::new(&p256dh, &auth).map_err(|_| {
+                ApiError::invalid(
+                    "keys.p256dh",
+                    "not an uncompressed P-256 public key (0x04 ‖ x ‖ y on the curve)",
+                )
+            })?;
+            // Stored in the canonical encoding of the checked bytes.
+            keys = (Some(b64(&p256dh)), Some(b64(&auth)));
+        }
     }
     device::Entity::update_many()
-        .col_expr(device::Column::PushUrl, Expr::value(url.map(str::to_owned)))
+        .col_expr(
+            device::Column::PushUrl,
+            Expr::value(endpoint.map(|e| e.url.clone())),
+        )
+        .col_expr(device::Column::PushP256dh, Expr::value(keys.0))
+        .col_expr(device::Column::PushAuth, Expr::value(keys.1))
         .filter(device::Column::Id.eq(p.device_id))
         .exec(&state.db)
         .await?;
     Ok(())
+}
+
+/// The VAPID public key browsers subscribe with.
+pub fn vapid_key(state: &AppState) -> ApiResult<VapidKey> {
+    let public_key = state
+        .push
+        .vapid_public_key()
+        .ok_or_else(|| ApiError::not_found().detail("Web Push is not configured on this server"))?;
+    Ok(VapidKey {
+        public_key: public_key.to_owned(),
+    })
 }
 
 /// Marks the device's stream alive (`true`) or gone (`false`).

@@ -10,6 +10,7 @@ mod m20261124_000003_delivery;
 mod m20261124_000004_push;
 mod m20261124_000005_introductions;
 mod m20261124_000006_escalation;
+mod m20261206_000007_web_push;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_push::Migration),
             Box::new(m20261124_000005_introductions::Migration),
             Box::new(m20261124_000006_escalation::Migration),
+            Box::new(m20261206_000007_web_push::Migration),
         ]
     }
 }

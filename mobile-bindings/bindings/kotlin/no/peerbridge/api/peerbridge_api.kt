@@ -2304,6 +2304,14 @@ data class CrisisResourceList (
     var `locale`: Locale
     , 
     var `resources`: List<CrisisResource>
+    , 
+    /**
+     * Read-only (ignored when writing; set in the escalation settings): the clinic's
+     * wording, in `locale`, of the notice that a clinician was asked to check in. An app
+     * shows it for a `clinician_asked` notice, so each reader sees the clinic's words in
+     * their own language.
+     */
+    var `checkInNotice`: kotlin.String?
     
 ){
     
@@ -2322,17 +2330,20 @@ public object FfiConverterTypeCrisisResourceList: FfiConverterRustBuffer<CrisisR
         return CrisisResourceList(
             FfiConverterTypeLocale.read(buf),
             FfiConverterSequenceTypeCrisisResource.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
     override fun allocationSize(value: CrisisResourceList) = (
             FfiConverterTypeLocale.allocationSize(value.`locale`) +
-            FfiConverterSequenceTypeCrisisResource.allocationSize(value.`resources`)
+            FfiConverterSequenceTypeCrisisResource.allocationSize(value.`resources`) +
+            FfiConverterOptionalString.allocationSize(value.`checkInNotice`)
     )
 
     override fun write(value: CrisisResourceList, buf: ByteBuffer) {
             FfiConverterTypeLocale.write(value.`locale`, buf)
             FfiConverterSequenceTypeCrisisResource.write(value.`resources`, buf)
+            FfiConverterOptionalString.write(value.`checkInNotice`, buf)
     }
 }
 
@@ -5166,10 +5177,15 @@ public object FfiConverterTypePurgedRange: FfiConverterRustBuffer<PurgedRange> {
 
 
 /**
- * A UnifiedPush-style endpoint on an operator-allowed push gateway.
+ * Where this device's content-free wake-ups go, on an operator-allowed push gateway: a
+ * UnifiedPush-style URL, or with `keys` a browser's Web Push subscription (its `endpoint`
+ * as `url`), whose wake-ups are then encrypted to the keys (RFC 8291) and signed with the
+ * server's VAPID key (RFC 8292).
  */
 data class PushEndpoint (
     var `url`: kotlin.String
+    , 
+    var `keys`: WebPushKeys?
     
 ){
     
@@ -5187,15 +5203,18 @@ public object FfiConverterTypePushEndpoint: FfiConverterRustBuffer<PushEndpoint>
     override fun read(buf: ByteBuffer): PushEndpoint {
         return PushEndpoint(
             FfiConverterString.read(buf),
+            FfiConverterOptionalTypeWebPushKeys.read(buf),
         )
     }
 
     override fun allocationSize(value: PushEndpoint) = (
-            FfiConverterString.allocationSize(value.`url`)
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterOptionalTypeWebPushKeys.allocationSize(value.`keys`)
     )
 
     override fun write(value: PushEndpoint, buf: ByteBuffer) {
             FfiConverterString.write(value.`url`, buf)
+            FfiConverterOptionalTypeWebPushKeys.write(value.`keys`, buf)
     }
 }
 
@@ -5845,6 +5864,46 @@ public object FfiConverterTypeSubjectIdentity: FfiConverterRustBuffer<SubjectIde
 
 
 /**
+ * Why the clinician needs the flagged person's identity. Kept with the audit entry of the
+ * read (sealed, as it may itself name someone).
+ */
+data class SubjectRequest (
+    /**
+     * 1–500 characters, not blank, e.g. "Calling her back: the excerpt mentions tonight".
+     */
+    var `reason`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSubjectRequest: FfiConverterRustBuffer<SubjectRequest> {
+    override fun read(buf: ByteBuffer): SubjectRequest {
+        return SubjectRequest(
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SubjectRequest) = (
+            FfiConverterString.allocationSize(value.`reason`)
+    )
+
+    override fun write(value: SubjectRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`reason`, buf)
+    }
+}
+
+
+
+/**
  * A ranked peer for a service user. Peers at capacity, paused, not approved, in an open
  * introduction with the user, or declined or blocked by the user are never suggested.
  */
@@ -6261,6 +6320,90 @@ public object FfiConverterTypeUserSummary: FfiConverterRustBuffer<UserSummary> {
             FfiConverterTypeRole.write(value.`role`, buf)
             FfiConverterTypeUserStatus.write(value.`status`, buf)
             FfiConverterTypeDateTime.write(value.`createdAt`, buf)
+    }
+}
+
+
+
+/**
+ * The server's VAPID public key: unpadded base64url of the uncompressed P-256 point, the
+ * `applicationServerKey` of `pushManager.subscribe`.
+ */
+data class VapidKey (
+    var `publicKey`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeVapidKey: FfiConverterRustBuffer<VapidKey> {
+    override fun read(buf: ByteBuffer): VapidKey {
+        return VapidKey(
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: VapidKey) = (
+            FfiConverterString.allocationSize(value.`publicKey`)
+    )
+
+    override fun write(value: VapidKey, buf: ByteBuffer) {
+            FfiConverterString.write(value.`publicKey`, buf)
+    }
+}
+
+
+
+/**
+ * A Web Push subscription's keys, as `PushSubscription.toJSON().keys` gives them.
+ */
+data class WebPushKeys (
+    /**
+     * Unpadded base64url of the browser's uncompressed P-256 public key (65 bytes).
+     */
+    var `p256dh`: kotlin.String
+    , 
+    /**
+     * Unpadded base64url of the 16-byte authentication secret.
+     */
+    var `auth`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeWebPushKeys: FfiConverterRustBuffer<WebPushKeys> {
+    override fun read(buf: ByteBuffer): WebPushKeys {
+        return WebPushKeys(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: WebPushKeys) = (
+            FfiConverterString.allocationSize(value.`p256dh`) +
+            FfiConverterString.allocationSize(value.`auth`)
+    )
+
+    override fun write(value: WebPushKeys, buf: ByteBuffer) {
+            FfiConverterString.write(value.`p256dh`, buf)
+            FfiConverterString.write(value.`auth`, buf)
     }
 }
 
@@ -7735,6 +7878,38 @@ public object FfiConverterOptionalTypeSealedExcerpt: FfiConverterRustBuffer<Seal
         } else {
             buf.put(1)
             FfiConverterTypeSealedExcerpt.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeWebPushKeys: FfiConverterRustBuffer<WebPushKeys?> {
+    override fun read(buf: ByteBuffer): WebPushKeys? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeWebPushKeys.read(buf)
+    }
+
+    override fun allocationSize(value: WebPushKeys?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeWebPushKeys.allocationSize(value)
+        }
+    }
+
+    override fun write(value: WebPushKeys?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeWebPushKeys.write(value, buf)
         }
     }
 }

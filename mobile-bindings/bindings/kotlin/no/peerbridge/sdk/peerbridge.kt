@@ -40,32 +40,39 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.suspendCancellableCoroutine
 import no.peerbridge.api.BoundaryCategory
 import no.peerbridge.api.BoundaryReport
+import no.peerbridge.api.Clinic
 import no.peerbridge.api.ConsentScope
 import no.peerbridge.api.Consultation
 import no.peerbridge.api.ConsultationKind
+import no.peerbridge.api.ConsultationReport
 import no.peerbridge.api.ConversationKind
 import no.peerbridge.api.CrisisResourceList
 import no.peerbridge.api.DateTime
 import no.peerbridge.api.Debrief
 import no.peerbridge.api.Device
 import no.peerbridge.api.EnrolleeRole
+import no.peerbridge.api.EscalationSettings
 import no.peerbridge.api.FfiConverterTypeBoundaryCategory
 import no.peerbridge.api.FfiConverterTypeBoundaryReport
+import no.peerbridge.api.FfiConverterTypeClinic
 import no.peerbridge.api.FfiConverterTypeConsentScope
 import no.peerbridge.api.FfiConverterTypeConsultation
 import no.peerbridge.api.FfiConverterTypeConsultationKind
+import no.peerbridge.api.FfiConverterTypeConsultationReport
 import no.peerbridge.api.FfiConverterTypeConversationKind
 import no.peerbridge.api.FfiConverterTypeCrisisResourceList
 import no.peerbridge.api.FfiConverterTypeDateTime
 import no.peerbridge.api.FfiConverterTypeDebrief
 import no.peerbridge.api.FfiConverterTypeDevice
 import no.peerbridge.api.FfiConverterTypeEnrolleeRole
+import no.peerbridge.api.FfiConverterTypeEscalationSettings
 import no.peerbridge.api.FfiConverterTypeFlag
 import no.peerbridge.api.FfiConverterTypeFlagDetail
 import no.peerbridge.api.FfiConverterTypeFlagOutcome
 import no.peerbridge.api.FfiConverterTypeFlagReceipt
 import no.peerbridge.api.FfiConverterTypeIntroductionCreate
 import no.peerbridge.api.FfiConverterTypeIntroductionDetail
+import no.peerbridge.api.FfiConverterTypeInvite
 import no.peerbridge.api.FfiConverterTypeInviteCreated
 import no.peerbridge.api.FfiConverterTypeKeyPackageStatus
 import no.peerbridge.api.FfiConverterTypeLocale
@@ -81,11 +88,16 @@ import no.peerbridge.api.FfiConverterTypeRematch
 import no.peerbridge.api.FfiConverterTypeRiskCategory
 import no.peerbridge.api.FfiConverterTypeRole
 import no.peerbridge.api.FfiConverterTypeSeverity
+import no.peerbridge.api.FfiConverterTypeStaffCreate
+import no.peerbridge.api.FfiConverterTypeStaffCreated
+import no.peerbridge.api.FfiConverterTypeStaffRole
 import no.peerbridge.api.FfiConverterTypeSubjectIdentity
 import no.peerbridge.api.FfiConverterTypeSuggestion
 import no.peerbridge.api.FfiConverterTypeSupervisorAssignment
 import no.peerbridge.api.FfiConverterTypeTopic
 import no.peerbridge.api.FfiConverterTypeTotpProvisioning
+import no.peerbridge.api.FfiConverterTypeUserDetail
+import no.peerbridge.api.FfiConverterTypeUserSummary
 import no.peerbridge.api.FfiConverterTypeUuid
 import no.peerbridge.api.Flag
 import no.peerbridge.api.FlagDetail
@@ -93,6 +105,7 @@ import no.peerbridge.api.FlagOutcome
 import no.peerbridge.api.FlagReceipt
 import no.peerbridge.api.IntroductionCreate
 import no.peerbridge.api.IntroductionDetail
+import no.peerbridge.api.Invite
 import no.peerbridge.api.InviteCreated
 import no.peerbridge.api.KeyPackageStatus
 import no.peerbridge.api.Locale
@@ -108,29 +121,38 @@ import no.peerbridge.api.Rematch
 import no.peerbridge.api.RiskCategory
 import no.peerbridge.api.Role
 import no.peerbridge.api.Severity
+import no.peerbridge.api.StaffCreate
+import no.peerbridge.api.StaffCreated
+import no.peerbridge.api.StaffRole
 import no.peerbridge.api.SubjectIdentity
 import no.peerbridge.api.Suggestion
 import no.peerbridge.api.SupervisorAssignment
 import no.peerbridge.api.Topic
 import no.peerbridge.api.TotpProvisioning
+import no.peerbridge.api.UserDetail
+import no.peerbridge.api.UserSummary
 import no.peerbridge.api.Uuid
 import no.peerbridge.api.RustBuffer as RustBufferBoundaryCategory
 import no.peerbridge.api.RustBuffer as RustBufferBoundaryReport
+import no.peerbridge.api.RustBuffer as RustBufferClinic
 import no.peerbridge.api.RustBuffer as RustBufferConsentScope
 import no.peerbridge.api.RustBuffer as RustBufferConsultation
 import no.peerbridge.api.RustBuffer as RustBufferConsultationKind
+import no.peerbridge.api.RustBuffer as RustBufferConsultationReport
 import no.peerbridge.api.RustBuffer as RustBufferConversationKind
 import no.peerbridge.api.RustBuffer as RustBufferCrisisResourceList
 import no.peerbridge.api.RustBuffer as RustBufferDateTime
 import no.peerbridge.api.RustBuffer as RustBufferDebrief
 import no.peerbridge.api.RustBuffer as RustBufferDevice
 import no.peerbridge.api.RustBuffer as RustBufferEnrolleeRole
+import no.peerbridge.api.RustBuffer as RustBufferEscalationSettings
 import no.peerbridge.api.RustBuffer as RustBufferFlag
 import no.peerbridge.api.RustBuffer as RustBufferFlagDetail
 import no.peerbridge.api.RustBuffer as RustBufferFlagOutcome
 import no.peerbridge.api.RustBuffer as RustBufferFlagReceipt
 import no.peerbridge.api.RustBuffer as RustBufferIntroductionCreate
 import no.peerbridge.api.RustBuffer as RustBufferIntroductionDetail
+import no.peerbridge.api.RustBuffer as RustBufferInvite
 import no.peerbridge.api.RustBuffer as RustBufferInviteCreated
 import no.peerbridge.api.RustBuffer as RustBufferKeyPackageStatus
 import no.peerbridge.api.RustBuffer as RustBufferLocale
@@ -146,11 +168,16 @@ import no.peerbridge.api.RustBuffer as RustBufferRematch
 import no.peerbridge.api.RustBuffer as RustBufferRiskCategory
 import no.peerbridge.api.RustBuffer as RustBufferRole
 import no.peerbridge.api.RustBuffer as RustBufferSeverity
+import no.peerbridge.api.RustBuffer as RustBufferStaffCreate
+import no.peerbridge.api.RustBuffer as RustBufferStaffCreated
+import no.peerbridge.api.RustBuffer as RustBufferStaffRole
 import no.peerbridge.api.RustBuffer as RustBufferSubjectIdentity
 import no.peerbridge.api.RustBuffer as RustBufferSuggestion
 import no.peerbridge.api.RustBuffer as RustBufferSupervisorAssignment
 import no.peerbridge.api.RustBuffer as RustBufferTopic
 import no.peerbridge.api.RustBuffer as RustBufferTotpProvisioning
+import no.peerbridge.api.RustBuffer as RustBufferUserDetail
+import no.peerbridge.api.RustBuffer as RustBufferUserSummary
 import no.peerbridge.api.RustBuffer as RustBufferUuid
 
 // This is a helper for safely working with byte buffers returned from the Rust code.
@@ -852,11 +879,21 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_boundary_reports(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_change_role(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clear_push_endpoint(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_introduction(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_introductions(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_user(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_users(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clinics(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_close_introduction(
     ): Int
@@ -866,15 +903,23 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_consent_state(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_consultation_report(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_consultation_report_csv(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_conversations(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_counterpart_card(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_create_invite(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_create_staff(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_create_supervision_conversation(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_crisis_resources(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_deactivate_user(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_debrief_queue(
     ): Int
@@ -889,6 +934,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_escalation_key(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_key_packages(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_settings(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_flag(
     ): Int
@@ -905,6 +952,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_introduction(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_introductions(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_invites(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_join_introduction(
     ): Int
@@ -924,6 +973,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_my_consultations(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_my_debriefs(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_my_supervision(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_needs(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_next_events(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_open_flag(
@@ -934,6 +989,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_pause_introduction(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_peer_profile(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_peer_profiles(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_propose_introduction(
@@ -943,6 +1000,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_reassign_flag(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_register_push_endpoint(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_register_web_push(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_rejoin(
     ): Int
@@ -960,6 +1019,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_revoke_device(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_revoke_invite(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_safety_code(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_self_update(
@@ -969,6 +1030,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_send_text(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_session(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_crisis_resources(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_escalation_settings(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card(
     ): Int
@@ -995,6 +1060,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_topics(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_update_own_peer_profile(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_vapid_public_key(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_withdraw_consent(
     ): Int
@@ -1058,11 +1125,21 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_boundary_reports(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`id`: RustBufferUuid.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_change_role(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,`role`: RustBufferStaffRole.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clear_push_endpoint(`ptr`: Long,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clinic(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_introduction(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`id`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_introductions(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_user(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_users(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clinics(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_close_introduction(`ptr`: Long,`id`: RustBufferUuid.ByValue,
     ): Long
@@ -1072,15 +1149,23 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_consent_state(`ptr`: Long,`id`: RustBufferUuid.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_consultation_report(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`from`: RustBufferNaiveDate.ByValue,`to`: RustBufferNaiveDate.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_consultation_report_csv(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`from`: RustBufferNaiveDate.ByValue,`to`: RustBufferNaiveDate.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_conversations(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_counterpart_card(`ptr`: Long,`introduction`: RustBufferUuid.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_create_invite(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`role`: RustBufferEnrolleeRole.ByValue,`displayName`: RustBuffer.ByValue,`phone`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_create_staff(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`staff`: RustBufferStaffCreate.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_create_supervision_conversation(`ptr`: Long,`peerId`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_crisis_resources(`ptr`: Long,`locale`: RustBufferLocale.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_deactivate_user(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_debrief_queue(`ptr`: Long,
     ): Long
@@ -1096,9 +1181,11 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_ensure_key_packages(`ptr`: Long,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_settings(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flag(`ptr`: Long,`id`: RustBufferUuid.ByValue,
     ): Long
-    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flag_subject(`ptr`: Long,`id`: RustBufferUuid.ByValue,
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flag_subject(`ptr`: Long,`id`: RustBufferUuid.ByValue,`reason`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flags(`ptr`: Long,
     ): Long
@@ -1111,6 +1198,8 @@ internal object UniffiLib {
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_introduction(`ptr`: Long,`id`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_introductions(`ptr`: Long,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_invites(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_join_introduction(`ptr`: Long,`conversation`: RustBufferUuid.ByValue,`introduction`: RustBufferUuid.ByValue,
     ): Long
@@ -1130,6 +1219,12 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_my_consultations(`ptr`: Long,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_my_debriefs(`ptr`: Long,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_my_supervision(`ptr`: Long,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_needs(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_next_events(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_open_flag(`ptr`: Long,`id`: RustBufferUuid.ByValue,
@@ -1140,6 +1235,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_pause_introduction(`ptr`: Long,`id`: RustBufferUuid.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_peer_profile(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`peer`: RustBufferUuid.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_peer_profiles(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_propose_introduction(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`proposal`: RustBufferIntroductionCreate.ByValue,
@@ -1149,6 +1246,8 @@ internal object UniffiLib {
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_reassign_flag(`ptr`: Long,`id`: RustBufferUuid.ByValue,`hp`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_register_push_endpoint(`ptr`: Long,`url`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_register_web_push(`ptr`: Long,`endpoint`: RustBuffer.ByValue,`p256dh`: RustBuffer.ByValue,`auth`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_rejoin(`ptr`: Long,`conversation`: RustBufferUuid.ByValue,
     ): Long
@@ -1166,6 +1265,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_revoke_device(`ptr`: Long,`deviceId`: RustBufferUuid.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_revoke_invite(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`invite`: RustBufferUuid.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_safety_code(`ptr`: Long,`conversation`: RustBufferUuid.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_self_update(`ptr`: Long,`conversation`: RustBufferUuid.ByValue,
@@ -1176,6 +1277,10 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_session(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_crisis_resources(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`resources`: RustBufferCrisisResourceList.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_escalation_settings(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`settings`: RustBufferEscalationSettings.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_identity_card(`ptr`: Long,`card`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_needs(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,`needs`: RustBufferNeeds.ByValue,
@@ -1201,6 +1306,8 @@ internal object UniffiLib {
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_topics(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_update_own_peer_profile(`ptr`: Long,`update`: RustBufferOwnPeerProfileUpdate.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_vapid_public_key(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_withdraw_consent(`ptr`: Long,`id`: RustBufferUuid.ByValue,`scope`: RustBufferConsentScope.ByValue,
     ): Long
@@ -1381,13 +1488,28 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_boundary_reports() and 0xFFFF) != 48215) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_change_role() and 0xFFFF) != 35887) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_clear_push_endpoint() and 0xFFFF) != 32441) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic() and 0xFFFF) != 41659) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_introduction() and 0xFFFF) != 41959) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_introductions() and 0xFFFF) != 28734) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_user() and 0xFFFF) != 64584) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_clinic_users() and 0xFFFF) != 10972) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_clinics() and 0xFFFF) != 7055) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_close_introduction() and 0xFFFF) != 44688) {
@@ -1402,6 +1524,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_consent_state() and 0xFFFF) != 23845) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_consultation_report() and 0xFFFF) != 15425) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_consultation_report_csv() and 0xFFFF) != 58499) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_conversations() and 0xFFFF) != 53580) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1411,10 +1539,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_create_invite() and 0xFFFF) != 173) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_create_staff() and 0xFFFF) != 39641) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_create_supervision_conversation() and 0xFFFF) != 22331) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_crisis_resources() and 0xFFFF) != 23091) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_deactivate_user() and 0xFFFF) != 48526) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_debrief_queue() and 0xFFFF) != 29845) {
@@ -1438,10 +1572,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_key_packages() and 0xFFFF) != 7871) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_settings() and 0xFFFF) != 52821) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_flag() and 0xFFFF) != 27152) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_subject() and 0xFFFF) != 24325) {
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_subject() and 0xFFFF) != 49043) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_flags() and 0xFFFF) != 10648) {
@@ -1460,6 +1597,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_introductions() and 0xFFFF) != 31741) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_invites() and 0xFFFF) != 33689) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_join_introduction() and 0xFFFF) != 3735) {
@@ -1489,6 +1629,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_my_consultations() and 0xFFFF) != 4588) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_my_debriefs() and 0xFFFF) != 25582) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_my_supervision() and 0xFFFF) != 1023) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_needs() and 0xFFFF) != 52603) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_next_events() and 0xFFFF) != 58594) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1504,6 +1653,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_pause_introduction() and 0xFFFF) != 30219) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_peer_profile() and 0xFFFF) != 41699) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_peer_profiles() and 0xFFFF) != 23051) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1517,6 +1669,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_register_push_endpoint() and 0xFFFF) != 41207) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_register_web_push() and 0xFFFF) != 5230) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_rejoin() and 0xFFFF) != 18342) {
@@ -1543,6 +1698,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_revoke_device() and 0xFFFF) != 62722) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_revoke_invite() and 0xFFFF) != 63116) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_safety_code() and 0xFFFF) != 9929) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1556,6 +1714,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_session() and 0xFFFF) != 41289) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_crisis_resources() and 0xFFFF) != 23783) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_escalation_settings() and 0xFFFF) != 49226) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() and 0xFFFF) != 50011) {
@@ -1595,6 +1759,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_update_own_peer_profile() and 0xFFFF) != 29268) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_vapid_public_key() and 0xFFFF) != 45959) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_withdraw_consent() and 0xFFFF) != 42071) {
@@ -2207,11 +2374,24 @@ public interface PeerbridgeInterface {
     
     suspend fun `boundaryReports`(`clinic`: Uuid, `id`: Uuid): List<BoundaryReport>
     
+    suspend fun `changeRole`(`clinic`: Uuid, `user`: Uuid, `role`: StaffRole): UserSummary
+    
     suspend fun `clearPushEndpoint`()
+    
+    suspend fun `clinic`(`clinic`: Uuid): Clinic
     
     suspend fun `clinicIntroduction`(`clinic`: Uuid, `id`: Uuid): IntroductionDetail
     
     suspend fun `clinicIntroductions`(`clinic`: Uuid): List<IntroductionDetail>
+    
+    /**
+     * One user with identifying fields (audited on the server).
+     */
+    suspend fun `clinicUser`(`clinic`: Uuid, `user`: Uuid): UserDetail
+    
+    suspend fun `clinicUsers`(`clinic`: Uuid): List<UserSummary>
+    
+    suspend fun `clinics`(): List<Clinic>
     
     suspend fun `closeIntroduction`(`id`: Uuid): PartyIntroduction
     
@@ -2224,6 +2404,13 @@ public interface PeerbridgeInterface {
     
     suspend fun `consentState`(`id`: Uuid): ConsentState
     
+    suspend fun `consultationReport`(`clinic`: Uuid, `from`: NaiveDate, `to`: NaiveDate): ConsultationReport
+    
+    /**
+     * The consultation report as CSV text.
+     */
+    suspend fun `consultationReportCsv`(`clinic`: Uuid, `from`: NaiveDate, `to`: NaiveDate): kotlin.String
+    
     suspend fun `conversations`(): List<ConversationInfo>
     
     /**
@@ -2233,9 +2420,13 @@ public interface PeerbridgeInterface {
     
     suspend fun `createInvite`(`clinic`: Uuid, `role`: EnrolleeRole, `displayName`: kotlin.String?, `phone`: kotlin.String?): InviteCreated
     
+    suspend fun `createStaff`(`clinic`: Uuid, `staff`: StaffCreate): StaffCreated
+    
     suspend fun `createSupervisionConversation`(`peerId`: Uuid): ConversationInfo
     
     suspend fun `crisisResources`(`locale`: Locale): CrisisResourceList
+    
+    suspend fun `deactivateUser`(`clinic`: Uuid, `user`: Uuid): UserSummary
     
     suspend fun `debriefQueue`(): List<Debrief>
     
@@ -2260,12 +2451,14 @@ public interface PeerbridgeInterface {
     
     suspend fun `ensureKeyPackages`(): KeyPackageStatus
     
+    suspend fun `escalationSettings`(`clinic`: Uuid): EscalationSettings
+    
     suspend fun `flag`(`id`: Uuid): FlagDetail
     
     /**
-     * Who the flagged person is (audited).
+     * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
-    suspend fun `flagSubject`(`id`: Uuid): SubjectIdentity
+    suspend fun `flagSubject`(`id`: Uuid, `reason`: kotlin.String): SubjectIdentity
     
     /**
      * The HP's queue: most severe and oldest first.
@@ -2288,6 +2481,8 @@ public interface PeerbridgeInterface {
     suspend fun `introduction`(`id`: Uuid): PartyIntroduction
     
     suspend fun `introductions`(): List<PartyIntroduction>
+    
+    suspend fun `invites`(`clinic`: Uuid): List<Invite>
     
     /**
      * The introducing HP joins an introduction's conversation (only after both parties'
@@ -2317,6 +2512,15 @@ public interface PeerbridgeInterface {
     
     suspend fun `myConsultations`(): List<Consultation>
     
+    suspend fun `myDebriefs`(): List<Debrief>
+    
+    /**
+     * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
+     */
+    suspend fun `mySupervision`(): List<SupervisorAssignment>
+    
+    suspend fun `needs`(`clinic`: Uuid, `user`: Uuid): NeedsRecord
+    
     /**
      * Waits for the next batch of events without a listener (an alternative to `start`
      * for apps that pull).
@@ -2338,6 +2542,8 @@ public interface PeerbridgeInterface {
     
     suspend fun `pauseIntroduction`(`id`: Uuid): PartyIntroduction
     
+    suspend fun `peerProfile`(`clinic`: Uuid, `peer`: Uuid): PeerProfile
+    
     suspend fun `peerProfiles`(`clinic`: Uuid): List<PeerProfile>
     
     suspend fun `proposeIntroduction`(`clinic`: Uuid, `proposal`: IntroductionCreate): IntroductionDetail
@@ -2354,6 +2560,11 @@ public interface PeerbridgeInterface {
      * Where content-free wake-ups go (an allowed push gateway URL with the FCM/APNs token).
      */
     suspend fun `registerPushEndpoint`(`url`: kotlin.String)
+    
+    /**
+     * Registers a Web Push subscription (endpoint and base64url keys).
+     */
+    suspend fun `registerWebPush`(`endpoint`: kotlin.String, `p256dh`: kotlin.String, `auth`: kotlin.String)
     
     suspend fun `rejoin`(`conversation`: Uuid): List<Event>
     
@@ -2375,6 +2586,8 @@ public interface PeerbridgeInterface {
     
     suspend fun `revokeDevice`(`deviceId`: Uuid)
     
+    suspend fun `revokeInvite`(`clinic`: Uuid, `invite`: Uuid): Invite
+    
     /**
      * The 20-digit code two members compare in person.
      */
@@ -2390,6 +2603,10 @@ public interface PeerbridgeInterface {
     suspend fun `sendText`(`conversation`: Uuid, `text`: kotlin.String): Uuid
     
     fun `session`(): SessionInfo?
+    
+    suspend fun `setCrisisResources`(`clinic`: Uuid, `resources`: CrisisResourceList): CrisisResourceList
+    
+    suspend fun `setEscalationSettings`(`clinic`: Uuid, `settings`: EscalationSettings): EscalationSettings
     
     /**
      * What this user shows when both consent to reveal (kept sealed on the device).
@@ -2431,6 +2648,11 @@ public interface PeerbridgeInterface {
     suspend fun `topics`(`clinic`: Uuid): List<Topic>
     
     suspend fun `updateOwnPeerProfile`(`update`: OwnPeerProfileUpdate): PeerProfile
+    
+    /**
+     * The server's VAPID public key (base64url), for a Web Push subscription.
+     */
+    suspend fun `vapidPublicKey`(): kotlin.String
     
     suspend fun `withdrawConsent`(`id`: Uuid, `scope`: ConsentScope): ConsentState
     
@@ -2843,6 +3065,30 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     
     @Throws(PeerbridgeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `changeRole`(`clinic`: Uuid, `user`: Uuid, `role`: StaffRole) : UserSummary {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_change_role(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeUuid.lower(`user`),
+        FfiConverterTypeStaffRole.lower(`role`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferUserSummary.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeUserSummary.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `clearPushEndpoint`() {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
@@ -2857,6 +3103,28 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         // lift function
         { },
         
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `clinic`(`clinic`: Uuid) : Clinic {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_clinic(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferClinic.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeClinic.lift(it) },
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -2902,6 +3170,75 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterSequenceTypeIntroductionDetail.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * One user with identifying fields (audited on the server).
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `clinicUser`(`clinic`: Uuid, `user`: Uuid) : UserDetail {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_user(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeUuid.lower(`user`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferUserDetail.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeUserDetail.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `clinicUsers`(`clinic`: Uuid) : List<UserSummary> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_clinic_users(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeUserSummary.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `clinics`() : List<Clinic> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_clinics(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeClinic.lift(it) },
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -3004,6 +3341,57 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     
     @Throws(PeerbridgeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `consultationReport`(`clinic`: Uuid, `from`: NaiveDate, `to`: NaiveDate) : ConsultationReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_consultation_report(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeNaiveDate.lower(`from`),
+        FfiConverterTypeNaiveDate.lower(`to`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferConsultationReport.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeConsultationReport.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The consultation report as CSV text.
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `consultationReportCsv`(`clinic`: Uuid, `from`: NaiveDate, `to`: NaiveDate) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_consultation_report_csv(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeNaiveDate.lower(`from`),
+        FfiConverterTypeNaiveDate.lower(`to`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `conversations`() : List<ConversationInfo> {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
@@ -3068,6 +3456,29 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     
     @Throws(PeerbridgeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `createStaff`(`clinic`: Uuid, `staff`: StaffCreate) : StaffCreated {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_create_staff(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeStaffCreate.lower(`staff`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferStaffCreated.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeStaffCreated.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `createSupervisionConversation`(`peerId`: Uuid) : ConversationInfo {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
@@ -3104,6 +3515,29 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeCrisisResourceList.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deactivateUser`(`clinic`: Uuid, `user`: Uuid) : UserSummary {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_deactivate_user(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeUuid.lower(`user`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferUserSummary.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeUserSummary.lift(it) },
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -3264,6 +3698,28 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     
     @Throws(PeerbridgeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `escalationSettings`(`clinic`: Uuid) : EscalationSettings {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_settings(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferEscalationSettings.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeEscalationSettings.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `flag`(`id`: Uuid) : FlagDetail {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
@@ -3285,17 +3741,18 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
 
     
     /**
-     * Who the flagged person is (audited).
+     * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
     @Throws(PeerbridgeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `flagSubject`(`id`: Uuid) : SubjectIdentity {
+    override suspend fun `flagSubject`(`id`: Uuid, `reason`: kotlin.String) : SubjectIdentity {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_flag_subject(
                 uniffiHandle,
                 
         FfiConverterTypeUuid.lower(`id`),
+        FfiConverterString.lower(`reason`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -3442,6 +3899,28 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterSequenceTypePartyIntroduction.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `invites`(`clinic`: Uuid) : List<Invite> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_invites(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeInvite.lift(it) },
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -3651,6 +4130,74 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     }
 
     
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `myDebriefs`() : List<Debrief> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_my_debriefs(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeDebrief.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `mySupervision`() : List<SupervisorAssignment> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_my_supervision(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeSupervisorAssignment.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `needs`(`clinic`: Uuid, `user`: Uuid) : NeedsRecord {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_needs(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeUuid.lower(`user`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferNeedsRecord.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeNeedsRecord.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
     /**
      * Waits for the next batch of events without a listener (an alternative to `start`
      * for apps that pull).
@@ -3772,6 +4319,29 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     
     @Throws(PeerbridgeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `peerProfile`(`clinic`: Uuid, `peer`: Uuid) : PeerProfile {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_peer_profile(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeUuid.lower(`peer`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferPeerProfile.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePeerProfile.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `peerProfiles`(`clinic`: Uuid) : List<PeerProfile> {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
@@ -3880,6 +4450,34 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
                 uniffiHandle,
                 
         FfiConverterString.lower(`url`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Registers a Web Push subscription (endpoint and base64url keys).
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `registerWebPush`(`endpoint`: kotlin.String, `p256dh`: kotlin.String, `auth`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_register_web_push(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`endpoint`),
+        FfiConverterString.lower(`p256dh`),
+        FfiConverterString.lower(`auth`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_void(future, callback, continuation) },
@@ -4081,6 +4679,29 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     }
 
     
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `revokeInvite`(`clinic`: Uuid, `invite`: Uuid) : Invite {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_revoke_invite(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeUuid.lower(`invite`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferInvite.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeInvite.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
     /**
      * The 20-digit code two members compare in person.
      */
@@ -4183,6 +4804,52 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
     )
     }
     
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setCrisisResources`(`clinic`: Uuid, `resources`: CrisisResourceList) : CrisisResourceList {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_set_crisis_resources(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeCrisisResourceList.lower(`resources`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferCrisisResourceList.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeCrisisResourceList.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setEscalationSettings`(`clinic`: Uuid, `settings`: EscalationSettings) : EscalationSettings {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_set_escalation_settings(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`clinic`),
+        FfiConverterTypeEscalationSettings.lower(`settings`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferEscalationSettings.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeEscalationSettings.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
 
     
     /**
@@ -4480,6 +5147,30 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypePeerProfile.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The server's VAPID public key (base64url), for a Web Push subscription.
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `vapidPublicKey`() : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_vapid_public_key(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -5562,7 +6253,9 @@ sealed class Event {
         val `sender`: no.peerbridge.sdk.Member, 
         /**
          * `info`, `conversation_paused`, `conversation_resumed`, `participant_left`,
-         * `disappearing_timer_changed`.
+         * `disappearing_timer_changed`, `clinician_asked` (the clinic was asked to have a
+         * clinician check in; show the clinic's wording in the reader's language, from
+         * `crisis_resources`, when it has it).
          */
         val `kind`: kotlin.String, 
         val `text`: kotlin.String) : Event()
@@ -7185,6 +7878,34 @@ public object FfiConverterSequenceTypeBoundaryReport: FfiConverterRustBuffer<Lis
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeClinic: FfiConverterRustBuffer<List<Clinic>> {
+    override fun read(buf: ByteBuffer): List<Clinic> {
+        val len = buf.getInt()
+        return List<Clinic>(len) {
+            FfiConverterTypeClinic.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Clinic>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeClinic.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Clinic>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeClinic.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeConsultation: FfiConverterRustBuffer<List<Consultation>> {
     override fun read(buf: ByteBuffer): List<Consultation> {
         val len = buf.getInt()
@@ -7315,6 +8036,34 @@ public object FfiConverterSequenceTypeIntroductionDetail: FfiConverterRustBuffer
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeIntroductionDetail.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeInvite: FfiConverterRustBuffer<List<Invite>> {
+    override fun read(buf: ByteBuffer): List<Invite> {
+        val len = buf.getInt()
+        return List<Invite>(len) {
+            FfiConverterTypeInvite.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Invite>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeInvite.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Invite>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeInvite.write(it, buf)
         }
     }
 }
@@ -7465,6 +8214,34 @@ public object FfiConverterSequenceTypeTopic: FfiConverterRustBuffer<List<Topic>>
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeUserSummary: FfiConverterRustBuffer<List<UserSummary>> {
+    override fun read(buf: ByteBuffer): List<UserSummary> {
+        val len = buf.getInt()
+        return List<UserSummary>(len) {
+            FfiConverterTypeUserSummary.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<UserSummary>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeUserSummary.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<UserSummary>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeUserSummary.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeEvent: FfiConverterRustBuffer<List<Event>> {
     override fun read(buf: ByteBuffer): List<Event> {
         val len = buf.getInt()
@@ -7514,6 +8291,24 @@ public object FfiConverterSequenceTypeUuid: FfiConverterRustBuffer<List<Uuid>> {
         }
     }
 }
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 
