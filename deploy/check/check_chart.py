@@ -13,9 +13,15 @@ For each case of a values matrix it
      server really reads (`peerbridge config env-vars`), settings the server accepts
      (`peerbridge config check`), a grace period longer than preStop + unready delay +
      drain, the metrics port kept off the Ingress, NetworkPolicy shape, secrets only by
-     reference, existingSecret handling and credential-free defaults.
+     reference, existingSecret handling and credential-free defaults,
+  5. checks the PrometheusRule (alerts.enabled): its structure (kubernetes-validate has no
+     schema for CRDs), every expr parsed as PromQL (promql-parser), every peerbridge_*
+     metric one the server exports (`peerbridge config metrics`) with label names and
+     values the metric has, database-read gauges never summed over replicas, and every
+     runbook link an existing section of deploy/README.md.
 
-Usage: check_chart.py [--chart DIR] [--binary PATH] [--openapi FILE] [--case NAME ...]
+Usage: check_chart.py [--chart DIR] [--binary PATH] [--openapi FILE] [--readme FILE]
+                      [--case NAME ...]
 Exit status 0 when every check passes, 1 otherwise.
 """
 
@@ -37,6 +43,7 @@ from typing import Any, Iterable
 
 import helm_python as helm
 import kubernetes_validate
+import promql_parser
 import yaml
 from kubernetes_validate import utils as kv_utils
 
@@ -44,6 +51,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "deploy" / "helm" / "peerbridge"
 DEFAULT_BINARY = REPO_ROOT / "target" / "debug" / "peerbridge"
 DEFAULT_OPENAPI = REPO_ROOT / "openapi" / "openapi.json"
+DEFAULT_README = REPO_ROOT / "deploy" / "README.md"
 
 # Oldest and newest Kubernetes the chart supports (Chart.yaml kubeVersion: >=1.30).
 KUBE_VERSIONS = ("1.30.0", "1.37.0")
@@ -127,6 +135,66 @@ def generated_secrets(binary: Path) -> dict[str, str]:
     return values
 
 
+# Sample names of a metric family by its TYPE in the text exposition.
+SERIES_SUFFIXES = {
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
+    "summary": ("", "_count", "_sum"),
+    "info": ("_info",),
+    "stateset": ("",),
+    "unknown": ("",),
+}
+
+
+@dataclass
+class Metrics:
+    """The server's metric families (`peerbridge config metrics`)."""
+
+    families: dict[str, str]                 # family -> TYPE
+    series: dict[str, str]                   # sample name -> family
+    sample_labels: dict[str, set[str]]       # family -> label names seen in samples
+
+
+def parse_exposition(text: str) -> Metrics:
+    families: dict[str, str] = {}
+    sample_labels: dict[str, set[str]] = {}
+    samples: list[tuple[str, set[str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) >= 4:
+                families[parts[2]] = parts[3]
+        elif line and not line.startswith("#"):
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?", line)
+            if m:
+                samples.append((m.group(1), set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', m.group(3) or ""))))
+    series: dict[str, str] = {}
+    for family, kind in families.items():
+        for suffix in SERIES_SUFFIXES.get(kind, ("",)):
+            series[family + suffix] = family
+    for name, labels in samples:
+        family = series.get(name)
+        if family is not None:
+            sample_labels.setdefault(family, set()).update(labels - {"le", "quantile"})
+    return Metrics(families, series, sample_labels)
+
+
+def server_metrics(binary: Path) -> Metrics:
+    """The metric families a fresh server registers, as the binary itself prints them."""
+    out = subprocess.run([str(binary), "config", "metrics"], capture_output=True, text=True,
+                         timeout=30, env={"PATH": "/usr/bin:/bin"})
+    if out.returncode != 0:
+        raise CheckError(f"`{binary} config metrics` failed: {out.stderr.strip()}")
+    metrics = parse_exposition(out.stdout)
+    if "peerbridge_database_up" not in metrics.families:
+        raise CheckError(f"`{binary} config metrics` printed no peerbridge_database_up family: "
+                         f"{out.stdout[:200]!r}")
+    return metrics
+
+
 @dataclass
 class Server:
     """What the checks need to know about the server, taken from the server itself."""
@@ -135,11 +203,12 @@ class Server:
     env_vars: set[str]
     paths: set[str]
     secrets: dict[str, str]
+    metrics: Metrics
 
     @classmethod
     def load(cls, binary: Path, openapi: Path) -> "Server":
         return cls(binary, server_env_vars(binary), openapi_paths(openapi, binary),
-                   generated_secrets(binary))
+                   generated_secrets(binary), server_metrics(binary))
 
 
 # --------------------------------------------------------------------------- matrix
@@ -170,6 +239,7 @@ class Case:
     expect_hpa: bool = False
     expect_network_policy: bool = True
     expect_ingress: bool = False
+    expect_alerts: bool = False
     defaults_only: bool = False
     # The case supplies every credential through secrets.values.
     complete_secrets: bool = False
@@ -178,7 +248,16 @@ class Case:
 MATRIX: list[Case] = [
     Case("default", defaults_only=True),
     Case("production", values_files=["values-production.yaml"],
-         expect_existing_secret=EXISTING_SECRET, expect_hpa=True, expect_ingress=True),
+         expect_existing_secret=EXISTING_SECRET, expect_hpa=True, expect_ingress=True,
+         expect_alerts=True),
+    # The alerts without the namespace matcher (a Prometheus per installation), paging on
+    # imminent re-alerts only, with a longer ladder interval.
+    Case("alerts-unscoped",
+         values={"alerts": {"enabled": True, "selector": "", "labels": {"prometheus": "clinic"},
+                            "realerted": {"severities": ["imminent"], "window": "30m"},
+                            "ladderStalled": {"thresholdSeconds": 180, "for": "2m"}},
+                 "config": {"extraEnv": {"PEERBRIDGE_LADDER_INTERVAL_MS": "60000"}}},
+         expect_alerts=True),
     Case("existing-secret", values={"secrets": {"existingSecret": EXISTING_SECRET}},
          expect_existing_secret=EXISTING_SECRET),
     Case("hpa", values={"autoscaling": {"enabled": True}}, expect_hpa=True),
@@ -368,9 +447,21 @@ def render(chart_dir: Path, values: dict[str, Any], report: Report, where: str) 
     return Rendered(docs, notes, merged)
 
 
+# Custom resources kubernetes-validate has no schema for, and the check that validates
+# their structure instead.
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "PrometheusRule"): "check_alerts"}
+
+
 def validate_kubernetes(rendered: Rendered, report: Report, where: str) -> None:
     for version in KUBE_VERSIONS:
         for doc in rendered.docs:
+            if str(doc.get("apiVersion", "")).startswith("monitoring.coreos.com/"):
+                # No schema in kubernetes-validate: validated structurally by check_alerts.
+                report.check((doc.get("apiVersion"), doc.get("kind")) in CUSTOM_KINDS,
+                             f"{where} {name_of(doc)}",
+                             f"no structural check for {doc.get('apiVersion')} {doc.get('kind')}: "
+                             "add one to check_chart.py (CUSTOM_KINDS)")
+                continue
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
                 report.passed += 1
@@ -854,7 +945,282 @@ def check_secrets(rendered: Rendered, report: Report, where: str, case: Case, ch
                          f"default values render credentials: {sorted(data)}")
 
 
-def check_case(chart_dir: Path, case: Case, server: Server, report: Report) -> None:
+# --------------------------------------------------------------------------- alert rules
+
+
+SEVERITIES = {"imminent", "urgent", "concerning", "routine", "unknown"}
+# Label names and values of the escalation metrics (server/src/escalation/metrics.rs). A
+# fresh exposition has no samples of a labelled family, so they cannot all come from the
+# binary; check_metric_table keeps this table and the binary in step.
+METRIC_LABELS: dict[str, dict[str, set[str]]] = {
+    "peerbridge_escalation_flags": {"status": {"open", "acknowledged"},
+                                    "level": {"0", "1", "2", "3"}, "severity": SEVERITIES},
+    "peerbridge_escalation_oldest_unacknowledged_seconds": {"severity": SEVERITIES},
+    "peerbridge_escalation_deadline_breaches": {"step": {"escalated", "realerted", "overdue"},
+                                                "severity": SEVERITIES},
+    "peerbridge_escalation_time_to_acknowledge_seconds": {"severity": SEVERITIES},
+    "peerbridge_escalation_unalertable_flags": {},
+    "peerbridge_escalation_ladder_last_pass_timestamp_seconds": {},
+    "peerbridge_escalation_ladder_failures": {},
+}
+# Gauges that read the same value on every replica (from the database, or set by the lease
+# holder only while the others report 0): aggregate them with max/min, never sum/count.
+MAX_ONLY = {"peerbridge_escalation_flags", "peerbridge_escalation_oldest_unacknowledged_seconds",
+            "peerbridge_escalation_ladder_last_pass_timestamp_seconds"}
+# Labels Prometheus attaches to every scraped series (Prometheus Operator target labels).
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "container", "endpoint"}
+
+ALERT_SEVERITIES = {"page", "ticket"}
+REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
+RUNBOOK_DOC = "deploy/README.md"
+# Prometheus durations (the PrometheusRule CRD's pattern): units in order, e.g. 1h30m.
+PROM_DURATION = re.compile(r"^(0|([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?)$")
+PROM_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+GROUP_KEYS = {"name", "interval", "rules", "limit", "partial_response_strategy", "query_offset", "labels"}
+RULE_KEYS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub (and GitLab) gives a Markdown heading: lower case, punctuation
+    other than hyphens and underscores dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def readme_anchors(readme: Path) -> set[str]:
+    """Anchors of the headings of a Markdown file (outside code blocks)."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in readme.read_text().splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        m = None if fenced else re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            slug = github_slug(m.group(1))
+            n = seen.get(slug, 0)
+            seen[slug] = n + 1
+            anchors.add(slug if n == 0 else f"{slug}-{n}")
+    return anchors
+
+
+def check_metric_table(server: Server, report: Report) -> None:
+    """METRIC_LABELS names exactly the escalation families the binary exports, and every
+    label the binary's samples carry."""
+    exported = {f for f in server.metrics.families if f.startswith("peerbridge_escalation_")}
+    w = "`peerbridge config metrics`"
+    report.check(exported == set(METRIC_LABELS), w,
+                 f"escalation families differ from check_chart.METRIC_LABELS: exported but not in the "
+                 f"table {sorted(exported - set(METRIC_LABELS))}, in the table but not exported "
+                 f"{sorted(set(METRIC_LABELS) - exported)}")
+    for family, labels in server.metrics.sample_labels.items():
+        if family in METRIC_LABELS:
+            extra = labels - set(METRIC_LABELS[family])
+            report.check(not extra, w, f"{family} has labels {sorted(extra)} check_chart.METRIC_LABELS lacks")
+
+
+def promql_children(node: Any) -> list[Any]:
+    P = promql_parser
+    if isinstance(node, P.AggregateExpr):
+        return [node.expr] + ([node.param] if isinstance(node.param, P.Expr) else [])
+    if isinstance(node, (P.UnaryExpr, P.ParenExpr, P.SubqueryExpr)):
+        return [node.expr]
+    if isinstance(node, P.BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, P.MatrixSelector):
+        return [node.vector_selector]
+    if isinstance(node, P.Call):
+        return [a for a in node.args if isinstance(a, P.Expr)]
+    return []
+
+
+def promql_nodes(node: Any, stop_at_aggregation: bool = False) -> Iterable[Any]:
+    yield node
+    for child in promql_children(node):
+        if stop_at_aggregation and isinstance(child, promql_parser.AggregateExpr):
+            continue
+        yield from promql_nodes(child, stop_at_aggregation)
+
+
+def selector_name(sel: Any) -> str | None:
+    if sel.name:
+        return sel.name
+    for m in sel.matchers.matchers:
+        if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal:
+            return m.value
+    return None
+
+
+def allowed_labels(family: str, series: str) -> set[str] | None:
+    """Label names a series of a known family may be selected or grouped by."""
+    if family not in METRIC_LABELS:
+        return None
+    return set(METRIC_LABELS[family]) | TARGET_LABELS | ({"le"} if series.endswith("_bucket") else set())
+
+
+def check_expr(expr: str, server: Server, report: Report, w: str) -> None:
+    """The expression parses; its peerbridge_* metrics, label names and label values exist;
+    same-on-every-replica gauges are not summed."""
+    try:
+        tree = promql_parser.parse(expr)
+    except ValueError as exc:
+        report.fail(w, f"expr does not parse as PromQL: {exc}")
+        return
+    report.passed += 1
+    for node in promql_nodes(tree):
+        if isinstance(node, promql_parser.VectorSelector):
+            name = selector_name(node)
+            if name is None or not name.startswith("peerbridge_"):
+                continue
+            family = server.metrics.series.get(name)
+            if not report.check(family is not None, w,
+                                f"metric {name} is not exported by the server (`peerbridge config metrics`)"):
+                continue
+            allowed = allowed_labels(family, name)  # type: ignore[arg-type]
+            if allowed is None:
+                continue
+            matchers = list(node.matchers.matchers) + [m for ms in node.matchers.or_matchers for m in ms]
+            for m in matchers:
+                if m.name == "__name__":
+                    continue
+                if not report.check(m.name in allowed, w,
+                                    f"{name} has no label {m.name!r} (it has {sorted(METRIC_LABELS[family])} "  # type: ignore[index]
+                                    f"and the target labels {sorted(TARGET_LABELS)})"):
+                    continue
+                values = METRIC_LABELS[family].get(m.name)  # type: ignore[index]
+                if not values:
+                    continue
+                if m.op in (promql_parser.MatchOp.Equal, promql_parser.MatchOp.NotEqual):
+                    wanted = [m.value]
+                elif re.fullmatch(r"[A-Za-z0-9_-]+(\|[A-Za-z0-9_-]+)*", m.value):  # literals only
+                    wanted = m.value.split("|")
+                else:
+                    continue  # a real regular expression: not checked
+                unknown = [v for v in wanted if v not in values]
+                report.check(not unknown, w,
+                             f"{name}{{{m.name}}} never has the value(s) {unknown} (values: {sorted(values)})")
+        elif isinstance(node, promql_parser.AggregateExpr):
+            op = str(node.op)
+            inner = [n for n in promql_nodes(node.expr) if isinstance(n, promql_parser.VectorSelector)]
+            if op in ("sum", "count"):
+                direct = [selector_name(n) for n in promql_nodes(node.expr, stop_at_aggregation=True)
+                          if isinstance(n, promql_parser.VectorSelector)]
+                summed = sorted({n for n in direct if n and server.metrics.series.get(n) in MAX_ONLY})
+                report.check(not summed, w,
+                             f"{op}() over {summed}: every replica reports the same value (aggregate with max)")
+            if node.modifier is not None and node.modifier.type == promql_parser.AggModifierType.By:
+                grouping: set[str] = set()
+                known = True
+                for sel in inner:
+                    name = selector_name(sel) or ""
+                    labels = allowed_labels(server.metrics.series.get(name, ""), name)
+                    if labels is None:
+                        known = False
+                        break
+                    grouping |= labels
+                if known and inner:
+                    unknown = sorted(set(node.modifier.labels) - grouping)
+                    report.check(not unknown, w,
+                                 f"{op} by {unknown}: no metric in the aggregation has such a label")
+
+
+def check_alerts(rendered: Rendered, server: Server, report: Report, where: str, case: Case,
+                 readme: Path) -> None:
+    """PrometheusRule structure (in place of a schema), the PromQL against the server's
+    metrics, and runbook links into deploy/README.md."""
+    docs = rendered.of_kind("PrometheusRule")
+    report.check(bool(docs) == case.expect_alerts, where,
+                 f"PrometheusRule {'missing' if case.expect_alerts else 'rendered although alerts are disabled'}")
+    if not docs:
+        return
+    anchors = readme_anchors(readme)
+    values = dig(rendered.values, "alerts", default={}) or {}
+    alert_names: set[str] = set()
+    for doc in docs:
+        w = f"{where} {name_of(doc)}"
+        report.check(doc.get("apiVersion") == "monitoring.coreos.com/v1", w, "apiVersion must be monitoring.coreos.com/v1")
+        unknown = sorted(set(doc) - {"apiVersion", "kind", "metadata", "spec"})
+        report.check(not unknown, w, f"unknown top-level fields {unknown}")
+        meta = doc.get("metadata") or {}
+        report.check(bool(DNS_SUBDOMAIN.match(str(meta.get("name", "")))), w, "metadata.name is not a DNS subdomain")
+        obj_labels = meta.get("labels") or {}
+        for k, v in obj_labels.items():
+            report.check(isinstance(v, str) and len(v) <= 63 and re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?", v) is not None,
+                         w, f"metadata.labels.{k}: {v!r} is not a valid label value")
+        for k, v in (values.get("labels") or {}).items():
+            report.check(obj_labels.get(k) == v, w, f"alerts.labels {k}={v} missing from the object's labels")
+        spec = doc.get("spec") or {}
+        report.check(set(spec) == {"groups"}, w, f"spec must have groups only, has {sorted(spec)}")
+        groups = spec.get("groups")
+        if not report.check(isinstance(groups, list) and bool(groups), w, "spec.groups must be a non-empty list"):
+            continue
+        group_names: set[str] = set()
+        for gi, group in enumerate(groups):
+            gw = f"{w} groups[{gi}]"
+            if not report.check(isinstance(group, dict), gw, "must be an object"):
+                continue
+            unknown = sorted(set(group) - GROUP_KEYS)
+            report.check(not unknown, gw, f"unknown fields {unknown}")
+            gname = group.get("name")
+            report.check(isinstance(gname, str) and bool(gname), gw, "name must be a non-empty string")
+            report.check(gname not in group_names, gw, f"group name {gname!r} is not unique")
+            group_names.add(gname)
+            if "interval" in group:
+                report.check(bool(PROM_DURATION.match(str(group["interval"]))), gw,
+                             f"interval {group['interval']!r} is not a Prometheus duration")
+            rules = group.get("rules")
+            if not report.check(isinstance(rules, list) and bool(rules), gw, "rules must be a non-empty list"):
+                continue
+            for ri, rule in enumerate(rules):
+                rw = f"{gw} rules[{ri}]"
+                if not report.check(isinstance(rule, dict), rw, "must be an object"):
+                    continue
+                alert = rule.get("alert")
+                rw = f"{gw} {alert or f'rules[{ri}]'}"
+                unknown = sorted(set(rule) - RULE_KEYS)
+                report.check(not unknown, rw, f"unknown fields {unknown}")
+                if not report.check(isinstance(alert, str) and bool(ALERT_NAME.match(alert)), rw,
+                                    "every rule must be an alert with a CamelCase name (no recording rules)"):
+                    continue
+                report.check(alert not in alert_names, rw, f"alert name {alert} is not unique")
+                alert_names.add(alert)
+                expr = rule.get("expr")
+                if report.check(isinstance(expr, str) and bool(expr.strip()), rw, "expr must be a non-empty string"):
+                    check_expr(expr, server, report, rw)  # type: ignore[arg-type]
+                for key in ("for", "keep_firing_for"):
+                    if key in rule:
+                        report.check(isinstance(rule[key], str) and bool(PROM_DURATION.match(rule[key])), rw,
+                                     f"{key} {rule[key]!r} is not a Prometheus duration (e.g. 5m, 1h30m)")
+                labels = rule.get("labels")
+                if not report.check(isinstance(labels, dict), rw, "labels missing (severity is required)"):
+                    labels = {}
+                for k, v in labels.items():
+                    report.check(bool(PROM_LABEL.match(str(k))) and isinstance(v, str), rw,
+                                 f"label {k}: {v!r} must be a valid label name with a string value")
+                report.check(labels.get("severity") in ALERT_SEVERITIES, rw,
+                             f"labels.severity must be one of {sorted(ALERT_SEVERITIES)}, got {labels.get('severity')!r}")
+                for k, v in (values.get("ruleLabels") or {}).items():
+                    report.check(labels.get(k) == v, rw, f"alerts.ruleLabels {k}={v} missing")
+                ann = rule.get("annotations")
+                if not report.check(isinstance(ann, dict), rw, f"annotations missing ({', '.join(REQUIRED_ANNOTATIONS)})"):
+                    continue
+                for key in REQUIRED_ANNOTATIONS:
+                    report.check(isinstance(ann.get(key), str) and bool(ann[key].strip()), rw,
+                                 f"annotations.{key} missing or empty")
+                for key, text in ann.items():
+                    report.check(isinstance(text, str) and text.count("{{") == text.count("}}"), rw,
+                                 f"annotations.{key}: unbalanced {{{{ }}}} (Helm escaping of a Prometheus template?)")
+                url = str(ann.get("runbook_url", ""))
+                base, _, anchor = url.partition("#")
+                report.check(base.endswith(RUNBOOK_DOC) and anchor in anchors, rw,
+                             f"runbook_url {url!r} must be {RUNBOOK_DOC}#<anchor of a heading in {readme}>"
+                             + ("" if anchor in anchors else f"; no heading has the anchor {anchor!r}"))
+
+
+def check_case(chart_dir: Path, case: Case, server: Server, report: Report,
+               readme: Path = DEFAULT_README) -> None:
     where = f"[{case.name}]"
     values = case_values(chart_dir, case)
     lint(chart_dir, values, report, where)
@@ -876,6 +1242,7 @@ def check_case(chart_dir: Path, case: Case, server: Server, report: Report) -> N
         check_pdb(rendered, report, where)
     check_network_policy(rendered, report, where, case)
     check_secrets(rendered, report, where, case, chart_dir)
+    check_alerts(rendered, server, report, where, case, readme)
 
 
 def check_schema_strictness(chart_dir: Path, report: Report) -> None:
@@ -909,15 +1276,16 @@ def check_schema_strictness(chart_dir: Path, report: Report) -> None:
 
 def run_checks(chart_dir: Path = CHART_DIR, server: Server | None = None,
                cases: Iterable[str] | None = None, binary: Path | None = None,
-               openapi: Path | None = None) -> Report:
+               openapi: Path | None = None, readme: Path = DEFAULT_README) -> Report:
     report = Report()
     if server is None:
         server = Server.load(binary or DEFAULT_BINARY, openapi or DEFAULT_OPENAPI)
     wanted = set(cases) if cases else None
     check_schema_strictness(chart_dir, report)
+    check_metric_table(server, report)
     for case in MATRIX:
         if wanted is None or case.name in wanted:
-            check_case(chart_dir, case, server, report)
+            check_case(chart_dir, case, server, report, readme)
     return report
 
 
@@ -928,18 +1296,21 @@ def main(argv: list[str] | None = None) -> int:
                     default=Path(os.environ.get("PEERBRIDGE_BIN", DEFAULT_BINARY)),
                     help="peerbridge binary (env PEERBRIDGE_BIN; default target/debug/peerbridge)")
     ap.add_argument("--openapi", type=Path, default=DEFAULT_OPENAPI)
+    ap.add_argument("--readme", type=Path, default=DEFAULT_README,
+                    help="the operator guide the alerts' runbook links point into")
     ap.add_argument("--case", action="append", choices=[c.name for c in MATRIX])
     args = ap.parse_args(argv)
     started = time.monotonic()
     try:
-        report = run_checks(args.chart, cases=args.case, binary=args.binary, openapi=args.openapi)
+        report = run_checks(args.chart, cases=args.case, binary=args.binary, openapi=args.openapi,
+                            readme=args.readme)
     except CheckError as exc:
         print(f"chart check cannot run: {exc}", file=sys.stderr)
         return 1
     cases = args.case or [c.name for c in MATRIX]
     print(f"helm SDK {helm.helm_sdk_version()} (helm-python-sdk {helm.__version__}), "
           f"kubernetes-validate {kubernetes_validate.__version__ if hasattr(kubernetes_validate, '__version__') else ''} "
-          f"for Kubernetes {', '.join(KUBE_VERSIONS)}; cases: {', '.join(cases)}")
+          f"for Kubernetes {', '.join(KUBE_VERSIONS)}, promql-parser; cases: {', '.join(cases)}")
     for p in report.problems:
         print(f"FAIL {p}")
     print(f"chart check: {report.passed} assertions passed, {len(report.problems)} failed "

@@ -28,6 +28,10 @@ def existing_secret_case() -> Case:
     return next(c for c in check_chart.MATRIX if c.name == "existing-secret")
 
 
+def alerts_case() -> Case:
+    return next(c for c in check_chart.MATRIX if c.name == "alerts-unscoped")
+
+
 def assert_fails_with(problems: list[str], *needles: str) -> None:
     assert problems, "the check passed although an error was introduced"
     text = "\n".join(problems)
@@ -47,6 +51,8 @@ def test_real_chart_passes_the_whole_matrix(server: Server) -> None:
 def test_matrix_covers_the_required_cases() -> None:
     names = {c.name for c in check_chart.MATRIX}
     assert {"default", "production", "existing-secret", "hpa", "network-policy-off"} <= names
+    assert {c.name for c in check_chart.MATRIX if c.expect_alerts} >= {"production"}
+    assert not next(c for c in check_chart.MATRIX if c.name == "default").expect_alerts
     assert check_chart.KUBE_VERSIONS[0].startswith("1.30")
 
 
@@ -83,6 +89,10 @@ def test_typo_in_values_yaml_is_rejected(chart_copy, server: Server) -> None:
     ({"config": {"logFormat": "text"}}, "logFormat"),
     ({"ingress": {"enabled": "yes"}}, "/ingress/enabled"),
     ({"resources": {"limits": {"cpu": "lots", "memory": "1Gi"}}}, "cpu"),
+    ({"alerts": {"imminentUnacknowledged": {"for": "5min"}}}, "/alerts/imminentUnacknowledged/for"),
+    ({"alerts": {"realerted": {"severities": ["critical"]}}}, "/alerts/realerted/severities"),
+    ({"alerts": {"ruleLabels": {"severity": "critical"}}}, "invalid propertyName 'severity'"),
+    ({"alerts": {"selector": "namespace=peerbridge"}}, "/alerts/selector"),
 ])
 def test_wrong_type_or_range_is_rejected(chart_copy, server: Server, values: dict, needle: str) -> None:
     assert_fails_with(run_case(chart_copy(), server, default_case(**values)), needle)
@@ -301,3 +311,114 @@ def test_cli_exit_status(tmp_path: Path, chart_copy) -> None:
     bad = check_chart.main(["--binary", binary, "--case", "default", "--chart", str(bad_chart)])
     missing = check_chart.main(["--binary", str(tmp_path / "nope"), "--case", "default"])
     assert (good, bad, missing) == (0, 1, 1)
+
+
+# ------------------------------------------------------------------ alert rules
+
+
+def test_escalation_families_come_from_the_binary(server: Server) -> None:
+    families = server.metrics.families
+    assert families["peerbridge_escalation_deadline_breaches"] == "counter"
+    assert families["peerbridge_escalation_time_to_acknowledge_seconds"] == "histogram"
+    assert server.metrics.series["peerbridge_escalation_unalertable_flags_total"] == \
+        "peerbridge_escalation_unalertable_flags"
+    report = Report()
+    check_chart.check_metric_table(server, report)
+    assert report.problems == []
+
+
+def test_default_values_render_no_prometheusrule(chart_copy, server: Server) -> None:
+    chart = chart_copy(("templates/prometheusrule.yaml", "{{- if .Values.alerts.enabled }}", "{{- if true }}"))
+    problems = run_case(chart, server, Case("default", defaults_only=True))
+    assert_fails_with(problems, "PrometheusRule rendered although alerts are disabled")
+
+
+def test_enabled_alerts_must_render(chart_copy, server: Server) -> None:
+    chart = chart_copy(("templates/prometheusrule.yaml", "{{- if .Values.alerts.enabled }}", "{{- if false }}"))
+    assert_fails_with(run_case(chart, server, alerts_case()), "PrometheusRule missing")
+
+
+@pytest.mark.parametrize("old, new, needles", [
+    # A metric the server does not export (a typo, or a family renamed in the server).
+    ('printf "peerbridge_escalation_unalertable_flags_total%s"', 'printf "peerbridge_escalation_unalertable_total%s"',
+     ["PeerbridgeUnalertableFlag", "metric peerbridge_escalation_unalertable_total is not exported"]),
+    # A counter without its _total suffix.
+    ('{{- $breaches := "peerbridge_escalation_deadline_breaches_total" }}',
+     '{{- $breaches := "peerbridge_escalation_deadline_breaches" }}',
+     ["metric peerbridge_escalation_deadline_breaches is not exported"]),
+    # A link to a section the README does not have.
+    ('(list $ "PeerbridgeFlagRealerted")', '(list $ "PeerbridgeFlagReAlerted-runbook")',
+     ["PeerbridgeFlagRealerted", "no heading has the anchor 'peerbridgeflagrealerted-runbook'"]),
+    # A `for` Prometheus cannot read.
+    ("for: {{ $a.imminentUnacknowledged.for }}", "for: 5 minutes",
+     ["PeerbridgeImminentFlagUnacknowledged", "for '5 minutes' is not a Prometheus duration"]),
+    # No severity label: Alertmanager cannot route the alert to a pager or a ticket queue.
+    ("          labels:\n            severity: page\n", "          labels:\n",
+     ["PeerbridgeImminentFlagUnacknowledged", "labels.severity must be one of"]),
+    ("severity: ticket", "severity: warning", ["PeerbridgeEscalationLadderFailing", "got 'warning'"]),
+    ("            runbook_url: {{ include \"peerbridge.runbook\" (list $ \"PeerbridgeUnalertableFlag\") | quote }}\n", "",
+     ["PeerbridgeUnalertableFlag", "annotations.runbook_url missing"]),
+    ("- alert: PeerbridgeEscalationBreaches", "- alert: PeerbridgeEscalationLadderFailing",
+     ["alert name PeerbridgeEscalationLadderFailing is not unique"]),
+    ("- alert: PeerbridgeEscalationBreaches", "- record: peerbridge:breaches",
+     ["no recording rules"]),
+    # PromQL that does not parse.
+    ("time() - max({{ $lastPass }})", "time() - max({{ $lastPass }}", ["expr does not parse as PromQL"]),
+    # A label the metric does not have, and a value its label never takes.
+    ('`step="overdue"`', '`stage="overdue"`',
+     ["PeerbridgeAcknowledgedFlagsOverdue", "peerbridge_escalation_deadline_breaches_total has no label 'stage'"]),
+    ('`step=~"escalated|realerted"`', '`step=~"escalated|re-alerted"`', ["never has the value(s) ['re-alerted']"]),
+    ('`severity=~"imminent|unknown"`', '`severity="Imminent"`', ["never has the value(s) ['Imminent']"]),
+    ("sum by (step, severity)", "sum by (step, sevrity)", ["sum by ['sevrity']: no metric in the aggregation"]),
+    # A database-read gauge summed over replicas (counted once per replica).
+    ("max by (severity) (\n              peerbridge_escalation_oldest_unacknowledged_seconds",
+     "sum by (severity) (\n              peerbridge_escalation_oldest_unacknowledged_seconds",
+     ["sum() over ['peerbridge_escalation_oldest_unacknowledged_seconds']"]),
+    # Helm swallowed the braces of a Prometheus template.
+    ("{{`{{ $value | humanizeDuration }}`}}", "{{ `{{ $value | humanizeDuration` }}", ["unbalanced"]),
+])
+def test_broken_alert_rule_fails(chart_copy, server: Server, old: str, new: str, needles: list[str]) -> None:
+    chart = chart_copy(("templates/prometheusrule.yaml", old, new))
+    assert_fails_with(run_case(chart, server, alerts_case()), *needles)
+
+
+def test_runbook_section_missing_from_the_readme_fails(tmp_path: Path, chart_copy, server: Server) -> None:
+    readme = tmp_path / "README.md"
+    text = check_chart.DEFAULT_README.read_text()
+    assert "### PeerbridgeEscalationLadderStalled\n" in text
+    readme.write_text(text.replace("### PeerbridgeEscalationLadderStalled\n", "### Ladder stalled\n"))
+    report = Report()
+    check_chart.check_case(chart_copy(), alerts_case(), server, report, readme=readme)
+    assert_fails_with(report.problems, "PeerbridgeEscalationLadderStalled",
+                      "no heading has the anchor 'peerbridgeescalationladderstalled'")
+
+
+def test_alert_on_a_metric_the_binary_stopped_exporting_fails(tmp_path: Path, chart_copy, server: Server) -> None:
+    """The metric names follow the binary: without the ladder failure counter, its alert fails."""
+    fake = tmp_path / "peerbridge"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1 $2" = "config metrics" ]; then "{server.binary}" config metrics | grep -v "peerbridge_escalation_ladder_failures"; exit 0; fi\n'
+        f'exec "{server.binary}" "$@"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    other = Server.load(fake, check_chart.DEFAULT_OPENAPI)
+    assert "peerbridge_escalation_ladder_failures" not in other.metrics.families
+    assert_fails_with(run_case(chart_copy(), other, alerts_case()),
+                      "metric peerbridge_escalation_ladder_failures_total is not exported")
+    report = Report()
+    check_chart.check_metric_table(other, report)
+    assert_fails_with(report.problems, "in the table but not exported ['peerbridge_escalation_ladder_failures']")
+
+
+def test_stalled_threshold_below_the_ladder_interval_is_refused(chart_copy, server: Server) -> None:
+    problems = run_case(chart_copy(), server, Case("mutated", values={
+        "alerts": {"enabled": True, "ladderStalled": {"thresholdSeconds": 60}},
+        "config": {"extraEnv": {"PEERBRIDGE_LADDER_INTERVAL_MS": "60000"}}}, expect_alerts=True))
+    assert_fails_with(problems, "alerts.ladderStalled.thresholdSeconds (60) must be greater")
+
+
+def test_monitoring_kind_without_a_structural_check_fails(chart_copy, server: Server) -> None:
+    """A monitoring.coreos.com kind without a structural check of its own fails."""
+    chart = chart_copy(("templates/prometheusrule.yaml", "kind: PrometheusRule", "kind: ServiceMonitor"))
+    assert_fails_with(run_case(chart, server, alerts_case()),
+                      "no structural check for monitoring.coreos.com/v1 ServiceMonitor", "PrometheusRule missing")

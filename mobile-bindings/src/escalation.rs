@@ -14,8 +14,8 @@ use peerbridge_openapi::delivery::FrankingKeys;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
     EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagNote,
-    FlagOutcome, FlagReassign, FlagReceipt, FlagResolve, Locale, RiskCategory, SealedExcerpt,
-    Severity, SubjectIdentity, SubjectRequest,
+    FlagOutcome, FlagProgress, FlagReassign, FlagReceipt, FlagResolve, Locale, RiskCategory,
+    SealedExcerpt, Severity, SubjectIdentity, SubjectRequest,
 };
 use peerbridge_openapi::signed::escalation_key_message;
 use reqwest::Method;
@@ -24,10 +24,34 @@ use uuid::Uuid;
 
 use crate::client::PeerbridgeClient;
 use crate::error::{Result, SdkError};
+use crate::events::Event;
 use crate::hooks::franking::{KeptMessage, franked_key};
 use crate::http::{b64, unb64};
 
 const ESCALATION_KEY: &str = "escalation-key";
+/// Flags raised on this device that the server has not confirmed yet.
+const FLAG_OUTBOX: &str = "flag-outbox";
+
+/// A flag waiting on the device: the excerpt in the clear (the device's store is sealed),
+/// sealed to the responders only when it is delivered, so an offline raise needs nothing
+/// from the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct QueuedFlag {
+    client_id: Uuid,
+    conversation: Uuid,
+    kind: FlagKind,
+    category: Option<RiskCategory>,
+    severity: Option<Severity>,
+    excerpt: Excerpt,
+}
+
+/// A flag this device raised that has not reached the clinic yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, uniffi::Record)]
+pub struct QueuedFlagInfo {
+    pub client_id: Uuid,
+    pub conversation: Uuid,
+    pub kind: FlagKind,
+}
 
 #[derive(Serialize, Deserialize)]
 struct StoredEscalationKey {
@@ -115,12 +139,51 @@ impl PeerbridgeClient {
                 stamp,
             });
         }
-        let ex = Excerpt {
-            version: 1,
-            group_id: gid.as_bytes().to_vec(),
-            note: note.to_owned(),
-            messages,
+        // Queued on the device before anything leaves it, under one client id for good: a
+        // retry after a lost answer, or the delivery after the phone was offline, is the same
+        // flag to the server (stored once).
+        let queued = QueuedFlag {
+            client_id: Uuid::new_v4(),
+            conversation: conv,
+            kind,
+            category,
+            severity,
+            excerpt: Excerpt {
+                version: 1,
+                group_id: gid.as_bytes().to_vec(),
+                note: note.to_owned(),
+                messages,
+            },
         };
+        {
+            let _g = self.flag_outbox_lock.lock().await;
+            let mut outbox: Vec<QueuedFlag> = self.state_get(FLAG_OUTBOX)?.unwrap_or_default();
+            outbox.push(queued.clone());
+            self.state_put(FLAG_OUTBOX, &outbox)?;
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.deliver_flag(&queued).await {
+                Err(e) if e.is_transient() && attempt < self.options.max_send_attempts => {
+                    self.backoff(attempt).await;
+                }
+                // Still queued: the next sync (the stream's, on reconnecting) delivers it and
+                // reports `Event::FlagRaised`.
+                Err(e) if e.is_transient() => return Err(e),
+                other => {
+                    self.unqueue_flag(queued.client_id).await?;
+                    let receipt = other?;
+                    self.tell_conversation(conv, &receipt).await;
+                    return Ok(receipt);
+                }
+            }
+        }
+    }
+
+    /// Seals the excerpt to the responders' current keys and posts the flag (one attempt).
+    async fn deliver_flag(&self, q: &QueuedFlag) -> Result<FlagReceipt> {
+        let conv = q.conversation;
         let recipients: Vec<EscalationRecipient> = self
             .get(&format!("/v1/conversations/{conv}/escalation-recipients"))
             .await?;
@@ -138,30 +201,42 @@ impl PeerbridgeClient {
                 tracing::warn!("an escalation key is not signed by its device; skipped");
                 continue;
             }
-            let (enc, ct) = excerpt::seal(&ex, &pk).map_err(|e| SdkError::Mls(e.to_string()))?;
+            let (enc, ct) =
+                excerpt::seal(&q.excerpt, &pk).map_err(|e| SdkError::Mls(e.to_string()))?;
             excerpts.push(SealedExcerpt {
                 public_key: r.public_key.clone(),
                 enc: b64(&enc),
                 ciphertext: b64(&ct),
             });
         }
-        let receipt: FlagReceipt = self
-            .authed(
-                Method::POST,
-                &format!("/v1/conversations/{conv}/flags"),
-                Some(&FlagCreate {
-                    client_id: Uuid::new_v4(),
-                    kind,
-                    category,
-                    severity,
-                    excerpts,
-                    locale: None,
-                }),
-            )
-            .await?
-            .json()?;
-        // The notice is part of raising a flag: the wording is the clinic's, the notice is not
-        // optional.
+        self.authed(
+            Method::POST,
+            &format!("/v1/conversations/{conv}/flags"),
+            Some(&FlagCreate {
+                client_id: q.client_id,
+                kind: q.kind,
+                category: q.category,
+                severity: q.severity,
+                excerpts,
+                locale: None,
+                subject: None,
+            }),
+        )
+        .await?
+        .json()
+    }
+
+    async fn unqueue_flag(&self, client_id: Uuid) -> Result<()> {
+        let _g = self.flag_outbox_lock.lock().await;
+        let mut outbox: Vec<QueuedFlag> = self.state_get(FLAG_OUTBOX)?.unwrap_or_default();
+        outbox.retain(|q| q.client_id != client_id);
+        self.state_put(FLAG_OUTBOX, &outbox)
+    }
+
+    /// The notice is part of raising a flag: the wording is the server's (the clinic's when
+    /// somebody was asked, a plain "received" when nobody could be), the notice is not
+    /// optional.
+    async fn tell_conversation(&self, conv: Uuid, receipt: &FlagReceipt) {
         if let Err(e) = self
             .send_envelope(
                 conv,
@@ -174,7 +249,67 @@ impl PeerbridgeClient {
         {
             tracing::warn!(code = e.code(), "the check-in notice could not be sent yet");
         }
-        Ok(receipt)
+    }
+
+    /// Delivers the flags still queued on this device (for `only` one conversation, or all):
+    /// one attempt each; each delivered flag is reported as `Event::FlagRaised` in its
+    /// conversation's inbox. A transport failure leaves the rest queued for the next sync;
+    /// a refusal (the conversation is gone, the server says no) drops that flag and reports
+    /// it as `Event::FlagFailed`.
+    pub(crate) async fn flush_flags(&self, only: Option<Uuid>) -> Result<()> {
+        let queued: Vec<QueuedFlag> = self.state_get(FLAG_OUTBOX)?.unwrap_or_default();
+        for q in queued {
+            if only.is_some_and(|c| c != q.conversation) {
+                continue;
+            }
+            let event = match self.deliver_flag(&q).await {
+                Ok(receipt) => {
+                    self.tell_conversation(q.conversation, &receipt).await;
+                    Event::FlagRaised {
+                        conversation: q.conversation,
+                        flag: receipt.id,
+                        client_id: q.client_id,
+                        asked: receipt.asked,
+                    }
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => Event::FlagFailed {
+                    conversation: q.conversation,
+                    client_id: q.client_id,
+                    reason: e.code().to_owned(),
+                },
+            };
+            self.unqueue_flag(q.client_id).await?;
+            let lock = self.conv_lock(q.conversation);
+            let _g = lock.lock().await;
+            self.push_events(q.conversation, vec![event])?;
+        }
+        Ok(())
+    }
+
+    /// Flags this device raised that have not reached the clinic yet.
+    pub fn queued_flags(&self) -> Result<Vec<QueuedFlagInfo>> {
+        let queued: Vec<QueuedFlag> = self.state_get(FLAG_OUTBOX)?.unwrap_or_default();
+        Ok(queued
+            .into_iter()
+            .map(|q| QueuedFlagInfo {
+                client_id: q.client_id,
+                conversation: q.conversation,
+                kind: q.kind,
+            })
+            .collect())
+    }
+
+    /// Where a flag this user raised stands: received (open, not yet acknowledged),
+    /// acknowledged or resolved, and the clinic's out-of-hours service when it was raised
+    /// out of hours. `Event::FlagChanged` tells when it moves.
+    pub async fn flag_progress(&self, flag: Uuid) -> Result<FlagProgress> {
+        self.get(&format!("/v1/flags/{flag}/progress")).await
+    }
+
+    /// The flags this user raised, newest first (at most 100).
+    pub async fn my_flags(&self) -> Result<Vec<FlagProgress>> {
+        self.get("/v1/me/flags").await
     }
 
     // ------------------------------------------------------------------ responders

@@ -94,9 +94,25 @@ pub enum Event {
         severity: String,
     },
     /// A flag in this clinician's queue was raised, escalated to them or changed: re-read
-    /// the queue (`flags()`), open it (`open_flag()`).
+    /// the queue (`flags()`), open it (`open_flag()`). For the person who raised it: it was
+    /// acknowledged or resolved; re-read `flag_progress()`.
     FlagChanged {
         flag: Uuid,
+    },
+    /// A flag raised while the device could not reach the server (it stayed queued) has now
+    /// reached the clinic; `asked`: somebody was alerted (else it waits in the queue).
+    FlagRaised {
+        conversation: Uuid,
+        flag: Uuid,
+        client_id: Uuid,
+        asked: bool,
+    },
+    /// A queued flag was refused by the server when it was delivered (`reason` is the
+    /// error code): it is not stored; the app should offer to raise it again or to call.
+    FlagFailed {
+        conversation: Uuid,
+        client_id: Uuid,
+        reason: String,
     },
     /// A debrief was requested by a peer this clinician supervises, or (for the peer) a
     /// supervisor acknowledged one: re-read `debrief_queue()`.
@@ -219,6 +235,9 @@ impl Event {
             | Event::DebriefChanged { .. }
             | Event::ConnectionChanged { .. } => return None,
             Event::IdentityCardSent { conversation } => *conversation,
+            Event::FlagRaised { conversation, .. } | Event::FlagFailed { conversation, .. } => {
+                *conversation
+            }
             Event::Text { conversation, .. }
             | Event::Receipt { conversation, .. }
             | Event::Notice { conversation, .. }

@@ -16,8 +16,8 @@ use peerbridge_openapi::clinics::{Clinic, Invite, InviteCreated, StaffCreate, St
 use peerbridge_openapi::delivery::KeyPackageStatus;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationKind, ConsultationReport, CrisisResourceList, Debrief,
-    EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagReceipt, Locale, RiskCategory, Severity,
-    SubjectIdentity,
+    EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagProgress, FlagReceipt, Locale,
+    RiskCategory, Severity, SubjectIdentity,
 };
 use peerbridge_openapi::ffi_types::{NaiveDate, Uuid};
 use peerbridge_openapi::introductions::{
@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{ConversationInfo, HistoryPage, PeerbridgeClient, SessionInfo};
 use crate::error::SdkError;
-use crate::escalation::OpenedFlag;
+use crate::escalation::{OpenedFlag, QueuedFlagInfo};
 use crate::events::{ConnectionState, Event, Member};
 use crate::hooks::detector::RiskSuggestion;
 use crate::introductions::{ConsentState, IdentityCard};
@@ -873,6 +873,21 @@ impl Peerbridge {
 
     pub async fn my_debriefs(&self) -> Res<Vec<Debrief>> {
         guard(self.sdk.my_debriefs()).await
+    }
+
+    /// Where a flag this user raised stands (received, acknowledged, resolved).
+    pub async fn flag_progress(&self, flag: Uuid) -> Res<FlagProgress> {
+        guard(self.sdk.flag_progress(flag)).await
+    }
+
+    /// The flags this user raised, newest first.
+    pub async fn my_flags(&self) -> Res<Vec<FlagProgress>> {
+        guard(self.sdk.my_flags()).await
+    }
+
+    /// Flags raised on this device that have not reached the clinic yet.
+    pub fn queued_flags(&self) -> Res<Vec<QueuedFlagInfo>> {
+        guard_sync(|| self.sdk.queued_flags())
     }
 
     pub async fn acknowledge_debrief(&self, id: Uuid) -> Res<Debrief> {

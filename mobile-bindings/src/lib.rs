@@ -44,7 +44,7 @@ mod remote_types {
 
 pub use client::{ConversationInfo, HistoryPage, PeerbridgeClient, SdkOptions, SessionInfo};
 pub use error::{Result, SdkError};
-pub use escalation::{ExcerptLine, OpenedFlag};
+pub use escalation::{ExcerptLine, OpenedFlag, QueuedFlagInfo};
 pub use events::{ConnectionState, Event, Member};
 #[cfg(not(target_arch = "wasm32"))]
 pub use ffi::{

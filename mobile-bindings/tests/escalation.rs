@@ -282,3 +282,170 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
         }
     }
 }
+
+/// When the peer supporter is the one at risk, the service user's flag names them. A flag
+/// raised while the server cannot be reached waits on the phone under its one client id and
+/// reaches the clinic once when the server is back; its raiser then follows it: received,
+/// acknowledged, resolved (and nobody else can).
+#[tokio::test]
+async fn a_service_users_flag_about_the_peer_raised_offline_reaches_the_clinic_once_and_its_raiser_follows_it()
+ {
+    use peerbridge_mobile::api::escalation::{FlagOutcome, FlagStatus};
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let op = app.bootstrap_operator().await;
+        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
+        let admin = app
+            .create_staff(&op, home, "clinic_admin", "Arne Admin")
+            .await;
+        let hp = staff_sdk(&app, &hp_home).await;
+        hp.client.ensure_escalation_key().await.expect("key");
+        app.client()
+            .put(
+                &format!("/v1/clinics/{home}/escalation-settings"),
+                Some(admin.token()),
+                json!({ "on_duty": [hp.user_id], "next_responders": [], "imminent_minutes": 5,
+                        "urgent_minutes": 15, "concerning_minutes": 240, "routine_hour": 10,
+                        "notice_nb": "En sykepleier tar kontakt.",
+                        "notice_nn": "Ein sjukepleiar tek kontakt.", "notice_en": "A nurse will call." }),
+            )
+            .await
+            .expect(200);
+        let su = enroll(
+            &app,
+            &hp_home,
+            home,
+            "service_user",
+            "Solveig Brukersen",
+            "+47 911 11 111",
+        )
+        .await;
+        let peer = enroll(
+            &app,
+            &hp_home,
+            home,
+            "peer",
+            "Per Likemann",
+            "+47 922 22 222",
+        )
+        .await;
+        approved(&hp, home, &peer, profile(&["nb"], &[], false)).await;
+        let (_, conv) = introduced(&hp, home, &su, &peer).await;
+        peer.client
+            .send_text(
+                conv,
+                "Ærlig talt orker jeg ikke mer, jeg vil ikke leve lenger",
+            )
+            .await
+            .expect("send");
+        let seqs: Vec<u64> = su
+            .client
+            .sync(conv)
+            .await
+            .expect("sync")
+            .iter()
+            .filter_map(|e| match e {
+                Event::Text { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs.len(), 1);
+
+        // The server goes away: the flag stays on the phone.
+        app.shutdown.shutdown().await;
+        let e = su
+            .client
+            .raise_flag(
+                conv,
+                RiskCategory::SuicideRisk,
+                Severity::Urgent,
+                "Han skriver at han ikke vil leve.",
+                &seqs,
+            )
+            .await
+            .expect_err("the server is down");
+        assert_eq!(e.code(), "network");
+        let queued = su.client.queued_flags().expect("queued");
+        assert_eq!(queued.len(), 1);
+
+        // Back on the same address: the next sync delivers it, once.
+        let addr = app.base.trim_start_matches("http://").to_owned();
+        let back = app.spawn_sibling(|raw| raw.bind = addr.clone()).await;
+        let events = su.client.sync_all().await.expect("sync after the restart");
+        let raised: Vec<(uuid::Uuid, uuid::Uuid)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::FlagRaised {
+                    flag,
+                    client_id,
+                    asked,
+                    ..
+                } => {
+                    assert!(asked);
+                    Some((*flag, *client_id))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(raised.len(), 1, "{events:?}");
+        let (flag, client_id) = raised[0];
+        assert_eq!(
+            client_id, queued[0].client_id,
+            "the same flag, not a new one"
+        );
+        assert!(su.client.queued_flags().expect("queued").is_empty());
+        let again = su.client.sync_all().await.expect("sync");
+        assert!(!again.iter().any(|e| matches!(e, Event::FlagRaised { .. })));
+        {
+            use peerbridge_server::escalation::entities::flag as flags;
+            use sea_orm::{EntityTrait, PaginatorTrait};
+            let stored = flags::Entity::find()
+                .count(&back.state.db)
+                .await
+                .expect("count");
+            assert_eq!(stored, 1);
+        }
+
+        // The clinician opens it: the person at risk is the peer supporter.
+        let opened = hp.client.open_flag(flag).await.expect("opens and verifies");
+        assert_eq!(opened.flag.subject_id, peer.user_id);
+        assert_eq!(opened.flag.raised_by, su.user_id);
+        assert_eq!(opened.lines.len(), 1);
+        let who = hp
+            .client
+            .flag_subject(
+                flag,
+                "Ringer likepersonen: han skriver at han ikke vil leve.",
+            )
+            .await
+            .expect("identity");
+        assert_eq!(who.user_id, peer.user_id);
+        assert_eq!(who.display_name.as_deref(), Some("Per Likemann"));
+
+        // The raiser follows it; the person it is about cannot.
+        let progress = su.client.flag_progress(flag).await.expect("progress");
+        assert_eq!(progress.status, FlagStatus::Open);
+        assert!(matches!(
+            peer.client.flag_progress(flag).await,
+            Err(SdkError::NotFound(_))
+        ));
+        hp.client.acknowledge_flag(flag).await.expect("ack");
+        assert_eq!(
+            su.client
+                .flag_progress(flag)
+                .await
+                .expect("progress")
+                .status,
+            FlagStatus::Acknowledged
+        );
+        hp.client
+            .resolve_flag(flag, FlagOutcome::ContactedThePerson, None)
+            .await
+            .expect("resolve");
+        let mine = su.client.my_flags().await.expect("mine");
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].status, FlagStatus::Resolved);
+        assert!(mine[0].resolved_at.is_some());
+        back.shutdown.shutdown().await;
+    }
+}

@@ -123,6 +123,21 @@ pub struct FlagCreate {
     pub excerpts: Vec<SealedExcerpt>,
     /// The raiser's language, for the wording of the in-conversation notice.
     pub locale: Option<Locale>,
+    /// Who is at risk, in an introduction. Default: the raiser for `help_now`; for a `flag`
+    /// the other party (a peer's flag is about the service user, a service user's flag is
+    /// about the peer); an HP in the conversation names the party. Ignored in supervision
+    /// conversations (the peer supporter is the subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<FlagParty>,
+}
+
+/// A party of an introduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum FlagParty {
+    ServiceUser,
+    Peer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -152,9 +167,37 @@ pub struct FlagReceipt {
     pub id: Uuid,
     pub status: FlagStatus,
     pub created_at: DateTime<Utc>,
-    /// The clinic's wording for the in-conversation notice that a clinician was asked to
-    /// check in (in the raiser's locale when known). Clients always send it.
+    /// What to tell the conversation, in the raiser's locale when known: the clinic's
+    /// wording that a clinician was asked to check in when somebody was alerted; when nobody
+    /// could be (no responder at any level), a plain "received, not yet seen" wording
+    /// instead. Clients always send it.
     pub notice: String,
+    /// Whether at least one clinician was alerted when the flag was stored. `false` means it
+    /// waits in the queue with nobody alerted yet: never tell the person somebody was asked.
+    pub asked: bool,
+    /// Set when nobody was on duty at the clinic (out of hours): the service the clinic
+    /// points people to meanwhile, e.g. the legevakt.
+    pub out_of_hours: Option<CrisisResource>,
+}
+
+/// What the person who raised a flag may know about it: where it stands, never who reads
+/// it or what they wrote.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct FlagProgress {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub kind: FlagKind,
+    /// `open`: received, not yet acknowledged; `acknowledged`: a clinician has taken it on;
+    /// `resolved`: followed up.
+    pub status: FlagStatus,
+    pub created_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Whether at least one clinician was alerted when it was stored.
+    pub asked: bool,
+    /// Set when it was raised out of hours: the service the clinic points people to.
+    pub out_of_hours: Option<CrisisResource>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -163,6 +206,10 @@ pub struct FlagReceipt {
 pub enum EventKind {
     Raised,
     Escalated,
+    /// Still unacknowledged at the top of the ladder: its responders were alerted again.
+    Realerted,
+    /// Acknowledged but not resolved within the follow-up time: its responders reminded.
+    Overdue,
     Acknowledged,
     Note,
     Reassigned,
@@ -175,8 +222,9 @@ pub struct FlagEvent {
     pub at: DateTime<Utc>,
     pub kind: EventKind,
     pub actor: Option<Uuid>,
-    /// The ladder level after an escalation (0 on-duty and supervisors, 1 next responders,
-    /// 2 every HP of the clinic, 3 the clinic admins).
+    /// The ladder level after an escalation (0 on duty now, or the out-of-hours on-call HPs
+    /// when nobody is, and the peer's supervisors; 1 next responders; 2 every HP of the
+    /// clinic; 3 the clinic admins, re-alerted until someone acknowledges).
     pub level: Option<u8>,
     pub note: Option<String>,
     pub assigned_to: Option<Uuid>,
@@ -202,8 +250,12 @@ pub struct Flag {
     /// The person at risk (their identity is a separate, audited read).
     pub subject_id: Uuid,
     pub level: u8,
-    /// When the current level's time to acknowledge runs out.
+    /// Open: when the current level's time to acknowledge runs out (at the top level, when
+    /// it is alerted again). Acknowledged: when its responders are reminded that it is not
+    /// resolved yet.
     pub deadline_at: DateTime<Utc>,
+    /// Raised while nobody was on duty (routed to the out-of-hours on-call HPs).
+    pub out_of_hours: bool,
     pub assigned_to: Option<Uuid>,
     pub acknowledged_by: Option<Uuid>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -288,15 +340,37 @@ pub struct FlagResolve {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EscalationSettings {
-    /// HPs on duty: the first responders with the peer's supervisors.
+    /// HPs always on duty (at any hour): the first responders with the peer's supervisors.
+    /// Clinics with opening hours use `shifts` instead.
     pub on_duty: Vec<Uuid>,
-    /// The next responders when the on-duty HPs do not acknowledge in time.
+    /// HPs always next responders, when the on-duty HPs do not acknowledge in time.
     pub next_responders: Vec<Uuid>,
+    /// Recurring shifts in `time_zone`: who is on duty (or next responder) when. Nobody on
+    /// duty at a moment (no shift and no `on_duty`) is out of hours.
+    #[serde(default)]
+    #[schema(max_items = 500)]
+    pub shifts: Vec<Shift>,
+    /// Who is alerted, and where people are pointed, when nobody is on duty.
+    #[serde(default)]
+    pub out_of_hours: OutOfHours,
+    /// The clinic's IANA time zone for shifts and working days (default `Europe/Oslo`).
+    #[serde(default = "default_time_zone")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+    )]
+    pub time_zone: String,
+    /// Minutes an acknowledged flag may stay unresolved before its responders are reminded,
+    /// and again at this interval (default 120).
+    #[serde(default = "default_followup_minutes")]
+    pub followup_minutes: u32,
     /// Minutes to acknowledge (defaults 5, 15, 240).
     pub imminent_minutes: u32,
     pub urgent_minutes: u32,
     pub concerning_minutes: u32,
-    /// Routine flags are due at this hour (Europe/Oslo) on the next working day (default 10).
+    /// Routine flags are due at this hour (the clinic's time zone) on the next working day:
+    /// not a weekend or a Norwegian public holiday (default 10).
     pub routine_hour: u32,
     /// The in-conversation notice per locale (`nb`, `nn`, `en`); it can be reworded, not
     /// removed.
@@ -318,6 +392,114 @@ pub struct EscalationSettings {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub notice_en: String,
+}
+
+fn default_time_zone() -> String {
+    "Europe/Oslo".into()
+}
+
+fn default_followup_minutes() -> u32 {
+    120
+}
+
+/// A roster level a shift fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum RosterLevel {
+    OnDuty,
+    NextResponder,
+}
+
+/// A day a shift starts on. On a Norwegian public holiday only shifts listing `holiday`
+/// apply, whatever the weekday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum ShiftDay {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+    Holiday,
+}
+
+/// A recurring shift on the clinic's local clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Shift {
+    /// An active HP of the clinic.
+    pub hp_id: Uuid,
+    pub level: RosterLevel,
+    #[schema(min_items = 1, max_items = 8)]
+    pub days: Vec<ShiftDay>,
+    /// Local start, `HH:MM`.
+    #[schema(
+        min_length = 5,
+        max_length = 5,
+        pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+    )]
+    pub start: String,
+    /// Local end, `HH:MM`; at or before `start` it ends the next day (a night shift; equal to
+    /// `start` is 24 hours).
+    #[schema(
+        min_length = 5,
+        max_length = 5,
+        pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+    )]
+    pub end: String,
+}
+
+/// The clinic's route when nobody is on duty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct OutOfHours {
+    /// Active HPs of the clinic alerted first when nobody is on duty (an agreed on-call
+    /// rota); empty: the ladder starts with the peer's supervisors, then climbs.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub on_call: Vec<Uuid>,
+    /// The service a person who raised a flag out of hours is pointed to meanwhile (e.g.
+    /// the local legevakt), per locale like the notice; none: only the crisis resources.
+    #[serde(default)]
+    pub contact: Option<OutOfHoursContact>,
+}
+
+/// An out-of-hours service, worded per locale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct OutOfHoursContact {
+    /// e.g. "113".
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[0-9 +()-]*[0-9+()-][0-9 +()-]*$"
+    )]
+    pub phone: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub label_nb: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub label_nn: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub label_en: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

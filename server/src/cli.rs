@@ -61,6 +61,9 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Print every environment variable the server reads, one per line.
     EnvVars,
+    /// Print every metric family the server exports (names, types, help, label names; the
+    /// values mean nothing): alert rules are checked against it.
+    Metrics,
     /// Validate the configuration and exit (non-zero with the offending key on error).
     Check,
 }
@@ -183,6 +186,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         for name in config::env_var_names() {
             say!("{name}");
         }
+        return Ok(0);
+    }
+    if let Command::Config {
+        command: ConfigCommand::Metrics,
+    } = cli.command
+    {
+        say!("{}", crate::telemetry::Metrics::catalogue().trim_end());
         return Ok(0);
     }
     if let Command::Admin {

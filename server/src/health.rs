@@ -76,6 +76,7 @@ pub async fn metrics(state: State) -> HttpResponse {
         .metrics
         .bus_local_only
         .set(i64::try_from(state.bus.local_only()).unwrap_or(i64::MAX));
+    crate::escalation::metrics::refresh(&state).await;
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())

@@ -273,6 +273,7 @@ impl Application {
                     break;
                 }
                 if let Err(e) = crate::escalation::ladder::tick(&ladder_state, &holder).await {
+                    ladder_state.metrics.escalation.ladder_failed();
                     tracing::error!(error = %e, "escalation ladder pass failed; retrying");
                 }
             }

@@ -149,6 +149,7 @@ pub struct Metrics {
     pub database_up: Gauge,
     pub shutting_down: Gauge,
     pub ciphertext_deleted: Family<Labels, Counter>,
+    pub escalation: crate::escalation::metrics::EscalationMetrics,
 }
 
 impl Default for Metrics {
@@ -224,8 +225,10 @@ impl Metrics {
             "Stored ciphertexts deleted, by reason (acknowledged, retention)",
             ciphertext_deleted.clone(),
         );
+        let escalation = crate::escalation::metrics::EscalationMetrics::register(&mut registry);
         Metrics {
             registry,
+            escalation,
             ciphertext_deleted,
             http_requests,
             http_duration,
@@ -236,6 +239,19 @@ impl Metrics {
             database_up,
             shutting_down,
         }
+    }
+
+    /// Every family this server exports, each with a series (families without one are left
+    /// out of an exposition): what `peerbridge config metrics` prints for alert rules to be
+    /// checked against. The sample values mean nothing.
+    pub fn catalogue() -> String {
+        let m = Metrics::new();
+        m.observe("GET", "/v1/example", 200, 0.0);
+        let _ = m
+            .ciphertext_deleted
+            .get_or_create(&vec![("reason".into(), "acknowledged".into())]);
+        m.escalation.sample_waiting();
+        m.render()
     }
 
     /// Prometheus text exposition.

@@ -29,8 +29,14 @@ impl Deployment {
         }
     }
 
+    /// The embedded default: no Redis (each process its in-process bus), so only what the
+    /// database holds is shared; with SQLite, the file.
+    pub fn embedded() -> Self {
+        Self::new(String::new())
+    }
+
     pub fn configure(&self, c: &mut RawConfig) {
-        c.redis_url = Some(self.redis.clone());
+        c.redis_url = (!self.redis.is_empty()).then(|| self.redis.clone());
         c.redis_channel_prefix = self.prefix.clone();
         c.jwt_signing_kid = Some("k1".into());
         c.jwt_signing_key = Some(self.jwt.clone());
@@ -40,9 +46,11 @@ impl Deployment {
 
     pub async fn replica(&self, app: &TestApp) -> ServerProcess {
         let mut cmd = command(app.db.dir.path());
-        cmd.env("DATABASE_URL", &app.db.url)
-            .env("REDIS_URL", &self.redis)
-            .env("PEERBRIDGE_REDIS_CHANNEL_PREFIX", &self.prefix)
+        cmd.env("DATABASE_URL", &app.db.url);
+        if !self.redis.is_empty() {
+            cmd.env("REDIS_URL", &self.redis);
+        }
+        cmd.env("PEERBRIDGE_REDIS_CHANNEL_PREFIX", &self.prefix)
             .env("PEERBRIDGE_BIND", "127.0.0.1:0")
             .env("PEERBRIDGE_JWT_SIGNING_KID", "k1")
             .env("PEERBRIDGE_JWT_SIGNING_KEY", &self.jwt)

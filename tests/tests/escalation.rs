@@ -9,12 +9,12 @@ use chrono::Duration;
 use peerbridge_mls::DeviceIdentity;
 use peerbridge_openapi::auth::Session;
 use peerbridge_openapi::escalation::{
-    ConsultationReport, CrisisResourceList, Debrief, EventKind, Flag, FlagDetail, FlagReceipt,
-    FlagStatus,
+    ConsultationReport, CrisisResourceList, Debrief, EventKind, Flag, FlagDetail, FlagProgress,
+    FlagReceipt, FlagStatus,
 };
 use peerbridge_openapi::signed::escalation_key_message;
 use peerbridge_tests::api::{Enrolled, Staff};
-use peerbridge_tests::mls_device::b64;
+use peerbridge_tests::mls_device::{Stream, b64};
 use peerbridge_tests::{Backend, TestApp, backends};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -220,6 +220,466 @@ impl Ward {
     }
 }
 
+impl Ward {
+    /// Waits until a ladder pass has run at the current test time (a replica renewed its
+    /// lease past it).
+    async fn wait_for_ladder_pass(&self) {
+        use peerbridge_server::escalation::entities::lease;
+        use sea_orm::EntityTrait;
+        let now = self.app.state.now();
+        for _ in 0..200 {
+            let renewed = lease::Entity::find_by_id("escalation-ladder".to_string())
+                .one(&self.app.state.db)
+                .await
+                .expect("lease row")
+                .is_some_and(|l| l.expires_at > now);
+            if renewed {
+                // The pass that renewed it may still be stepping: give it a moment.
+                tokio::time::sleep(StdDuration::from_millis(200)).await;
+                return;
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+        panic!("no ladder pass ran after the clock moved");
+    }
+
+    async fn detail_as(&self, who: &Staff, flag: Uuid) -> FlagDetail {
+        self.app
+            .client()
+            .get(&format!("/v1/flags/{flag}"), Some(who.token()))
+            .await
+            .expect(200)
+            .parse()
+    }
+
+    /// Waits until the flag shows `count` events of `kind` (read as the clinic admin).
+    async fn until_events(&mut self, flag: Uuid, kind: EventKind, count: usize) -> FlagDetail {
+        self.relogin().await;
+        for _ in 0..200 {
+            let d = self.detail_as(&self.admin, flag).await;
+            let n = d.events.iter().filter(|e| e.kind == kind).count();
+            if n >= count {
+                assert_eq!(n, count, "{kind:?} happened once per deadline");
+                return d;
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+        panic!("no {count} {kind:?} events");
+    }
+
+    async fn progress(&self, who: &Enrolled, flag: Uuid) -> FlagProgress {
+        self.app
+            .client()
+            .get(
+                &format!("/v1/flags/{flag}/progress?locale=nn"),
+                Some(who.token()),
+            )
+            .await
+            .expect(200)
+            .parse()
+    }
+
+    async fn metrics(&self) -> String {
+        let base = self
+            .app
+            .metrics_base
+            .clone()
+            .unwrap_or(self.app.base.clone());
+        let r = reqwest::get(format!("{base}/metrics"))
+            .await
+            .expect("metrics");
+        assert_eq!(r.status(), 200);
+        r.text().await.expect("text")
+    }
+}
+
+/// Waits for the stream's next notice about `flag` with `event` (skipping other flag
+/// events, e.g. the reader's own acknowledgement).
+async fn until_flag_event(stream: &mut Stream, flag: Uuid, event: &str) {
+    loop {
+        let n = stream.until("flag").await;
+        if n["flag_id"] == flag.to_string() && n["event"] == event {
+            return;
+        }
+    }
+}
+
+/// The coming Sunday, 02:00 on Oslo's clock.
+fn next_sunday_night(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{Datelike, TimeZone};
+    let tz = chrono_tz::Europe::Oslo;
+    let mut day = now.with_timezone(&tz).date_naive() + Duration::days(1);
+    while day.weekday() != chrono::Weekday::Sun {
+        day = day.succ_opt().expect("a next day");
+    }
+    tz.from_local_datetime(&day.and_hms_opt(2, 0, 0).expect("02:00"))
+        .single()
+        .expect("02:00 exists on a Sunday")
+        .with_timezone(&chrono::Utc)
+}
+
+/// A metric's value from the text exposition (the line that starts with `series`).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+const WEEKDAYS: [&str; 5] = ["mon", "tue", "wed", "thu", "fri"];
+
+#[tokio::test]
+async fn at_two_on_a_sunday_night_the_on_call_hp_is_alerted_and_the_top_keeps_ringing_until_someone_answers()
+ {
+    for backend in backends().await {
+        let app = TestApp::spawn_with(backend, |c| c.ladder_interval_ms = 50).await;
+        let mut w = ward(app).await;
+        for s in [&w.on_duty, &w.next, &w.other, &w.supervisor, &w.admin] {
+            publish_key(&w.app, s).await;
+        }
+        let c = w.app.client();
+        // A day clinic: a nurse on duty and a doctor next, weekdays 08-16; at night and at
+        // weekends `other` is on call, and people are pointed to the legevakt.
+        c.put(
+            &format!("/v1/clinics/{}/escalation-settings", w.clinic),
+            Some(w.admin.token()),
+            json!({
+                "on_duty": [], "next_responders": [],
+                "shifts": [
+                    { "hp_id": w.on_duty.session.user_id, "level": "on_duty",
+                      "days": WEEKDAYS, "start": "08:00", "end": "16:00" },
+                    { "hp_id": w.next.session.user_id, "level": "next_responder",
+                      "days": WEEKDAYS, "start": "08:00", "end": "16:00" }
+                ],
+                "out_of_hours": {
+                    "on_call": [w.other.session.user_id],
+                    "contact": { "phone": "116 117", "label_nb": "Legevakten",
+                                 "label_nn": "Legevakta", "label_en": "Out-of-hours doctor" }
+                },
+                "time_zone": "Europe/Oslo", "followup_minutes": 60,
+                "imminent_minutes": 5, "urgent_minutes": 15, "concerning_minutes": 240,
+                "routine_hour": 10,
+                "notice_nb": "En sykepleier er bedt om å ringe deg.",
+                "notice_nn": "Ein sjukepleiar er beden om å ringja deg.",
+                "notice_en": "A nurse has been asked to call you."
+            }),
+        )
+        .await
+        .expect(200);
+        let now = w.app.state.now();
+        w.app.clock.advance(next_sunday_night(now) - now);
+        w.relogin().await;
+
+        let receipt: FlagReceipt = w
+            .raise(Uuid::new_v4(), "imminent")
+            .await
+            .expect(201)
+            .parse();
+        let id = receipt.id;
+        assert!(receipt.asked);
+        let legevakt = receipt.out_of_hours.clone().expect("out of hours");
+        assert_eq!(
+            (legevakt.label.as_str(), legevakt.phone.as_str()),
+            ("Legevakta", "116 117")
+        );
+        // Out of hours: the on-call HP and the peer's supervisor; not the day shift.
+        assert!(w.sees(&w.other, id).await);
+        assert!(w.sees(&w.supervisor, id).await);
+        for s in [&w.on_duty, &w.next, &w.admin, &w.outsider] {
+            assert!(!w.sees(s, id).await);
+        }
+        assert!(w.detail_as(&w.other, id).await.flag.out_of_hours);
+        // The raiser sees "received, not yet acknowledged", and nobody else can ask.
+        let seen = w.progress(&w.peer, id).await;
+        assert_eq!(seen.status, FlagStatus::Open);
+        assert!(seen.acknowledged_at.is_none());
+        assert_eq!(seen.out_of_hours, Some(legevakt));
+        for t in [w.su.token(), w.on_duty.token(), w.other.token()] {
+            c.get(&format!("/v1/flags/{id}/progress"), Some(t))
+                .await
+                .expect_problem(404, "not_found");
+        }
+        let mine: Vec<FlagProgress> = c
+            .get("/v1/me/flags", Some(w.peer.token()))
+            .await
+            .expect(200)
+            .parse();
+        assert_eq!(mine.iter().map(|p| p.id).collect::<Vec<_>>(), vec![id]);
+        let mut raiser = Stream::connect(&w.app.base, w.peer.token()).await;
+
+        // No next responders at night: the ladder goes straight to the whole clinic, then
+        // the admins.
+        w.pass_deadline(id, 2).await;
+        assert!(w.sees(&w.on_duty, id).await);
+        assert!(!w.sees(&w.admin, id).await);
+        w.pass_deadline(id, 3).await;
+        assert!(w.sees(&w.admin, id).await);
+        assert_eq!(escalations(&w.detail_as(&w.admin, id).await), vec![2, 3]);
+
+        // At the top it keeps alerting at the imminent interval until somebody answers.
+        let mut admin = Stream::connect(&w.app.base, w.admin.token()).await;
+        for round in 1..=3 {
+            w.app
+                .clock
+                .advance(Duration::minutes(5) + Duration::seconds(1));
+            let d = w.until_events(id, EventKind::Realerted, round).await;
+            assert_eq!(d.flag.level, 3);
+            let n = admin.until("flag").await;
+            assert_eq!(
+                (n["flag_id"].as_str(), n["event"].as_str()),
+                (Some(id.to_string().as_str()), Some("realerted"))
+            );
+        }
+        let text = w.metrics().await;
+        assert_eq!(
+            metric(
+                &text,
+                r#"peerbridge_escalation_deadline_breaches_total{step="realerted",severity="imminent"}"#
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            metric(
+                &text,
+                r#"peerbridge_escalation_flags{status="open",level="3",severity="imminent"}"#
+            ),
+            Some(1.0)
+        );
+        assert!(
+            metric(
+                &text,
+                r#"peerbridge_escalation_oldest_unacknowledged_seconds{severity="imminent"}"#
+            )
+            .is_some_and(|s| s >= 20.0 * 60.0),
+            "{text}"
+        );
+        assert!(
+            metric(
+                &text,
+                "peerbridge_escalation_ladder_last_pass_timestamp_seconds"
+            )
+            .is_some_and(|t| t >= w.app.state.now().timestamp() as f64 - 60.0)
+        );
+
+        // The admin answers: the ringing stops and the raiser hears that it was taken on.
+        c.post(
+            &format!("/v1/flags/{id}/acknowledge"),
+            Some(w.admin.token()),
+            json!({}),
+        )
+        .await
+        .expect(200);
+        until_flag_event(&mut raiser, id, "acknowledged").await;
+        let seen = w.progress(&w.peer, id).await;
+        assert_eq!(seen.status, FlagStatus::Acknowledged);
+        assert!(seen.acknowledged_at.is_some());
+        w.app
+            .clock
+            .advance(Duration::minutes(5) + Duration::seconds(1));
+        w.wait_for_ladder_pass().await;
+        w.relogin().await;
+        let d = w.detail_as(&w.admin, id).await;
+        assert_eq!(
+            d.events
+                .iter()
+                .filter(|e| e.kind == EventKind::Realerted)
+                .count(),
+            3
+        );
+        // Acknowledged but not resolved within the follow-up hour: a reminder.
+        w.app.clock.advance(Duration::minutes(55));
+        w.until_events(id, EventKind::Overdue, 1).await;
+        until_flag_event(&mut admin, id, "overdue").await;
+        c.post(
+            &format!("/v1/flags/{id}/resolve"),
+            Some(w.admin.token()),
+            json!({ "outcome": "contacted_the_person" }),
+        )
+        .await
+        .expect(200);
+        until_flag_event(&mut raiser, id, "resolved").await;
+        assert_eq!(w.progress(&w.peer, id).await.status, FlagStatus::Resolved);
+        let text = w.metrics().await;
+        assert_eq!(
+            metric(
+                &text,
+                r#"peerbridge_escalation_time_to_acknowledge_seconds_count{severity="imminent"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            metric(
+                &text,
+                r#"peerbridge_escalation_deadline_breaches_total{step="overdue",severity="imminent"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            metric(
+                &text,
+                r#"peerbridge_escalation_flags{status="open",level="3",severity="imminent"}"#
+            ),
+            None,
+            "a resolved flag is no longer counted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn on_a_weekday_the_day_shift_is_alerted_and_nobody_is_said_to_be_asked_when_nobody_can_be() {
+    for backend in backends().await {
+        let mut w = ward(TestApp::spawn(backend).await).await;
+        for s in [&w.on_duty, &w.supervisor] {
+            publish_key(&w.app, s).await;
+        }
+        let c = w.app.client();
+        c.put(
+            &format!("/v1/clinics/{}/escalation-settings", w.clinic),
+            Some(w.admin.token()),
+            json!({
+                "on_duty": [], "next_responders": [],
+                "shifts": [{ "hp_id": w.on_duty.session.user_id, "level": "on_duty",
+                             "days": WEEKDAYS, "start": "08:00", "end": "16:00" }],
+                "out_of_hours": { "on_call": [w.other.session.user_id] },
+                "imminent_minutes": 5, "urgent_minutes": 15, "concerning_minutes": 240,
+                "routine_hour": 10, "notice_nb": "Ringer deg.", "notice_nn": "Ringjer deg.",
+                "notice_en": "We will call you."
+            }),
+        )
+        .await
+        .expect(200);
+        // Monday 10:00 after the coming Sunday night.
+        let now = w.app.state.now();
+        w.app
+            .clock
+            .advance(next_sunday_night(now) - now + Duration::hours(32));
+        w.relogin().await;
+        let receipt: FlagReceipt = w.raise(Uuid::new_v4(), "urgent").await.expect(201).parse();
+        assert!(receipt.asked && receipt.out_of_hours.is_none());
+        assert_eq!(receipt.notice, "Ringjer deg.");
+        assert!(w.sees(&w.on_duty, receipt.id).await);
+        assert!(
+            !w.sees(&w.other, receipt.id).await,
+            "the on-call HP is off in the day"
+        );
+        assert!(!w.detail_as(&w.on_duty, receipt.id).await.flag.out_of_hours);
+
+        // A clinic with nobody left to alert: the flag is stored and waits, and the notice
+        // says so instead of promising a call.
+        {
+            use peerbridge_server::accounts::entities::user;
+            use sea_orm::prelude::Expr;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            user::Entity::update_many()
+                .col_expr(user::Column::Status, Expr::value("deactivated"))
+                .filter(user::Column::ClinicId.eq(w.clinic))
+                .filter(user::Column::Role.is_in(["hp", "clinic_admin"]))
+                .exec(&w.app.state.db)
+                .await
+                .expect("deactivate");
+        }
+        let lonely: FlagReceipt = w
+            .raise(Uuid::new_v4(), "imminent")
+            .await
+            .expect(201)
+            .parse();
+        assert!(!lonely.asked);
+        assert_ne!(lonely.notice, "Ringjer deg.");
+        assert!(
+            lonely.notice.contains("ingen har stadfesta"),
+            "{}",
+            lonely.notice
+        );
+        let seen = w.progress(&w.peer, lonely.id).await;
+        assert!(!seen.asked);
+        assert_eq!(seen.status, FlagStatus::Open);
+        let text = w.metrics().await;
+        assert_eq!(
+            metric(&text, "peerbridge_escalation_unalertable_flags_total"),
+            Some(1.0)
+        );
+    }
+}
+
+/// Two passes that read the same due flag (two replicas overlapping after a lease expiry)
+/// step it once: the step is a compare-and-set on what was read. Removing the filters of
+/// that update makes the second step succeed and this test fail (checked by hand).
+#[tokio::test]
+async fn a_ladder_step_taken_from_a_stale_read_happens_once() {
+    use peerbridge_server::escalation::ladder;
+    for backend in backends().await {
+        // This test drives the steps itself.
+        let app = TestApp::spawn(backend).await;
+        let sibling = app.spawn_sibling(|_| {}).await;
+        let w = ward(app).await;
+        for s in [&w.on_duty, &w.supervisor] {
+            publish_key(&w.app, s).await;
+        }
+        let open: FlagReceipt = w
+            .raise(Uuid::new_v4(), "imminent")
+            .await
+            .expect(201)
+            .parse();
+        let acked: FlagReceipt = w
+            .raise(Uuid::new_v4(), "imminent")
+            .await
+            .expect(201)
+            .parse();
+        w.app
+            .clock
+            .advance(Duration::minutes(5) + Duration::seconds(1));
+        let now = w.app.state.now();
+        // This test holds the lease (the clock stands still, so it never expires): the
+        // replicas' own passes step nothing meanwhile.
+        assert!(
+            ladder::acquire(&w.app.state, "the test")
+                .await
+                .expect("lease")
+        );
+        let seen_a = ladder::due(&w.app.state, now).await.expect("due");
+        let seen_b = ladder::due(&sibling.state, now).await.expect("due");
+        assert_eq!(seen_a.len(), 2);
+        assert_eq!(seen_a, seen_b);
+        let pick = |seen: &[peerbridge_server::escalation::entities::flag::Model], id: Uuid| {
+            seen.iter().find(|f| f.id == id).cloned().expect("due")
+        };
+        assert!(
+            ladder::step(&w.app.state, pick(&seen_a, open.id), now)
+                .await
+                .expect("step")
+        );
+        assert!(
+            !ladder::step(&sibling.state, pick(&seen_b, open.id), now)
+                .await
+                .expect("step"),
+            "a step from a stale read must not happen twice"
+        );
+        // Acknowledged after the pass read it: the stale step must not climb it either.
+        let mut w = w;
+        w.relogin().await;
+        w.app
+            .client()
+            .post(
+                &format!("/v1/flags/{}/acknowledge", acked.id),
+                Some(w.on_duty.token()),
+                json!({}),
+            )
+            .await
+            .expect(200);
+        assert!(
+            !ladder::step(&sibling.state, pick(&seen_b, acked.id), now)
+                .await
+                .expect("step")
+        );
+        let d = w.detail_as(&w.supervisor, open.id).await;
+        assert_eq!((d.flag.level, escalations(&d)), (1, vec![1]));
+        let d = w.detail_as(&w.on_duty, acked.id).await;
+        assert_eq!((d.flag.level, escalations(&d)), (0, vec![]));
+        assert_eq!(d.flag.status, FlagStatus::Acknowledged);
+        sibling.shutdown.shutdown().await;
+    }
+}
+
 fn escalations(d: &FlagDetail) -> Vec<u8> {
     d.events
         .iter()
@@ -312,27 +772,8 @@ async fn an_unacknowledged_imminent_flag_climbs_the_ladder_until_acknowledged() 
             .parse();
         assert_eq!(acked.flag.status, FlagStatus::Acknowledged);
         w.app.clock.advance(Duration::hours(1));
-        // Wait until a ladder pass has run after the jump (a replica renewed its lease past
-        // the new time); it must not have climbed.
-        let after_jump = w.app.state.now();
-        let lease = || async {
-            use peerbridge_server::escalation::entities::lease;
-            use sea_orm::EntityTrait;
-            lease::Entity::find_by_id("escalation-ladder".to_string())
-                .one(&w.app.state.db)
-                .await
-                .expect("lease row")
-                .is_some_and(|l| l.expires_at > after_jump)
-        };
-        let mut ran = false;
-        for _ in 0..100 {
-            if lease().await {
-                ran = true;
-                break;
-            }
-            tokio::time::sleep(StdDuration::from_millis(50)).await;
-        }
-        assert!(ran, "a ladder pass ran after the clock moved");
+        // A ladder pass ran after the jump; it must not have climbed.
+        w.wait_for_ladder_pass().await;
         w.relogin().await;
         let d: FlagDetail = c
             .get(&format!("/v1/flags/{id}"), Some(w.other.token()))

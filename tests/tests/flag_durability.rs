@@ -1,6 +1,7 @@
-//! A flag is never lost: one that got a 2xx survives SIGKILL of the replica that took it,
-//! a retry with the same client id stores nothing twice, and with Redis down a flag is
-//! still stored and reaches the HP's queue by polling (PostgreSQL + Redis, real processes).
+//! A flag is never lost: one that got a 2xx survives SIGKILL of the process that took it
+//! (on the embedded default, SQLite with the in-process bus, and on PostgreSQL + Redis), a
+//! retry with the same client id stores nothing twice, and with Redis down a flag is still
+//! stored and reaches the HP's queue by polling (real processes).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,11 +43,18 @@ async fn token_at(base: &str, s: &Session, d: &peerbridge_mls::DeviceIdentity) -
 
 #[tokio::test]
 async fn a_stored_flag_survives_sigkill_and_a_retry_stores_it_once() {
-    if !postgres_available().await || !redis_available().await {
-        return;
+    for backend in peerbridge_tests::backends().await {
+        let dep = match backend {
+            Backend::Sqlite => Deployment::embedded(),
+            Backend::Postgres if redis_available().await => Deployment::new(redis_url()),
+            Backend::Postgres => continue,
+        };
+        survives_sigkill(backend, dep).await;
     }
-    let dep = Deployment::new(redis_url());
-    let app = TestApp::spawn_with(Backend::Postgres, |c| dep.configure(c)).await;
+}
+
+async fn survives_sigkill(backend: Backend, dep: Deployment) {
+    let app = TestApp::spawn_with(backend, |c| dep.configure(c)).await;
     let (conv, peer, hp) = setup(&app).await;
     let mut a = dep.replica(&app).await;
     let at_a = Client::new(&a.base());

@@ -316,6 +316,13 @@ export! {
     "debriefQueue" fn debrief_queue() -> "Promise<Debrief[]>" = |sdk| sdk.debrief_queue().await;
     /// The debriefs this peer supporter requested.
     "myDebriefs" fn my_debriefs() -> "Promise<Debrief[]>" = |sdk| sdk.my_debriefs().await;
+    /// Where a flag this user raised stands (received, acknowledged, resolved).
+    "flagProgress" fn flag_progress(flag: "string") -> "Promise<FlagProgress>"
+        = |sdk| sdk.flag_progress(id(flag)?).await;
+    /// The flags this user raised, newest first.
+    "myFlags" fn my_flags() -> "Promise<FlagProgress[]>" = |sdk| sdk.my_flags().await;
+    /// Flags raised on this device that have not reached the clinic yet.
+    "queuedFlags" fn queued_flags() -> "Promise<QueuedFlagInfo[]>" = |sdk| sdk.queued_flags();
     "acknowledgeDebrief" fn acknowledge_debrief(debrief: "string") -> "Promise<Debrief>"
         = |sdk| sdk.acknowledge_debrief(id(debrief)?).await;
     /// `date` is `YYYY-MM-DD`.

@@ -14,8 +14,8 @@ use peerbridge_mobile::api::clinics::{
 };
 use peerbridge_mobile::api::escalation::{
     Consultation, ConsultationKind, ConsultationReport, ConsultationReportRow, CrisisResourceList,
-    Debrief, EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagReceipt, Locale, RiskCategory,
-    Severity, SubjectIdentity,
+    Debrief, EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagProgress, FlagReceipt, Locale,
+    RiskCategory, Severity, SubjectIdentity,
 };
 use peerbridge_mobile::api::introductions::{
     BoundaryCategory, BoundaryReport, ConsentScope, IntroductionCreate, IntroductionDetail, Needs,
@@ -27,7 +27,7 @@ use peerbridge_mobile::api::users::{Device, Me, UserDetail, UserStatus, UserSumm
 use peerbridge_mobile::api::{EnrolleeRole, Role, StaffRole, delivery::KeyPackageStatus};
 use peerbridge_mobile::{
     ConnectionState, ConsentState, ConversationInfo, Event, ExcerptLine, HistoryPage, IdentityCard,
-    Member, OpenedFlag, RiskSuggestion, SessionInfo,
+    Member, OpenedFlag, QueuedFlagInfo, RiskSuggestion, SessionInfo,
 };
 use utoipa::OpenApi;
 
@@ -73,6 +73,8 @@ use utoipa::OpenApi;
         RiskCategory,
         Severity,
         FlagReceipt,
+        FlagProgress,
+        QueuedFlagInfo,
         Flag,
         FlagDetail,
         SubjectIdentity,

@@ -2773,13 +2773,32 @@ public func FfiConverterTypeEscalationRecipient_lower(_ value: EscalationRecipie
  */
 public struct EscalationSettings: Equatable, Hashable {
     /**
-     * HPs on duty: the first responders with the peer's supervisors.
+     * HPs always on duty (at any hour): the first responders with the peer's supervisors.
+     * Clinics with opening hours use `shifts` instead.
      */
     public var onDuty: [Uuid]
     /**
-     * The next responders when the on-duty HPs do not acknowledge in time.
+     * HPs always next responders, when the on-duty HPs do not acknowledge in time.
      */
     public var nextResponders: [Uuid]
+    /**
+     * Recurring shifts in `time_zone`: who is on duty (or next responder) when. Nobody on
+     * duty at a moment (no shift and no `on_duty`) is out of hours.
+     */
+    public var shifts: [Shift]
+    /**
+     * Who is alerted, and where people are pointed, when nobody is on duty.
+     */
+    public var outOfHours: OutOfHours
+    /**
+     * The clinic's IANA time zone for shifts and working days (default `Europe/Oslo`).
+     */
+    public var timeZone: String
+    /**
+     * Minutes an acknowledged flag may stay unresolved before its responders are reminded,
+     * and again at this interval (default 120).
+     */
+    public var followupMinutes: UInt32
     /**
      * Minutes to acknowledge (defaults 5, 15, 240).
      */
@@ -2787,7 +2806,8 @@ public struct EscalationSettings: Equatable, Hashable {
     public var urgentMinutes: UInt32
     public var concerningMinutes: UInt32
     /**
-     * Routine flags are due at this hour (Europe/Oslo) on the next working day (default 10).
+     * Routine flags are due at this hour (the clinic's time zone) on the next working day:
+     * not a weekend or a Norwegian public holiday (default 10).
      */
     public var routineHour: UInt32
     /**
@@ -2802,16 +2822,32 @@ public struct EscalationSettings: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * HPs on duty: the first responders with the peer's supervisors.
+         * HPs always on duty (at any hour): the first responders with the peer's supervisors.
+         * Clinics with opening hours use `shifts` instead.
          */onDuty: [Uuid], 
         /**
-         * The next responders when the on-duty HPs do not acknowledge in time.
+         * HPs always next responders, when the on-duty HPs do not acknowledge in time.
          */nextResponders: [Uuid], 
+        /**
+         * Recurring shifts in `time_zone`: who is on duty (or next responder) when. Nobody on
+         * duty at a moment (no shift and no `on_duty`) is out of hours.
+         */shifts: [Shift], 
+        /**
+         * Who is alerted, and where people are pointed, when nobody is on duty.
+         */outOfHours: OutOfHours, 
+        /**
+         * The clinic's IANA time zone for shifts and working days (default `Europe/Oslo`).
+         */timeZone: String, 
+        /**
+         * Minutes an acknowledged flag may stay unresolved before its responders are reminded,
+         * and again at this interval (default 120).
+         */followupMinutes: UInt32, 
         /**
          * Minutes to acknowledge (defaults 5, 15, 240).
          */imminentMinutes: UInt32, urgentMinutes: UInt32, concerningMinutes: UInt32, 
         /**
-         * Routine flags are due at this hour (Europe/Oslo) on the next working day (default 10).
+         * Routine flags are due at this hour (the clinic's time zone) on the next working day:
+         * not a weekend or a Norwegian public holiday (default 10).
          */routineHour: UInt32, 
         /**
          * The in-conversation notice per locale (`nb`, `nn`, `en`); it can be reworded, not
@@ -2819,6 +2855,10 @@ public struct EscalationSettings: Equatable, Hashable {
          */noticeNb: String, noticeNn: String, noticeEn: String) {
         self.onDuty = onDuty
         self.nextResponders = nextResponders
+        self.shifts = shifts
+        self.outOfHours = outOfHours
+        self.timeZone = timeZone
+        self.followupMinutes = followupMinutes
         self.imminentMinutes = imminentMinutes
         self.urgentMinutes = urgentMinutes
         self.concerningMinutes = concerningMinutes
@@ -2846,6 +2886,10 @@ public struct FfiConverterTypeEscalationSettings: FfiConverterRustBuffer {
             try EscalationSettings(
                 onDuty: FfiConverterSequenceTypeUuid.read(from: &buf), 
                 nextResponders: FfiConverterSequenceTypeUuid.read(from: &buf), 
+                shifts: FfiConverterSequenceTypeShift.read(from: &buf), 
+                outOfHours: FfiConverterTypeOutOfHours.read(from: &buf), 
+                timeZone: FfiConverterString.read(from: &buf), 
+                followupMinutes: FfiConverterUInt32.read(from: &buf), 
                 imminentMinutes: FfiConverterUInt32.read(from: &buf), 
                 urgentMinutes: FfiConverterUInt32.read(from: &buf), 
                 concerningMinutes: FfiConverterUInt32.read(from: &buf), 
@@ -2859,6 +2903,10 @@ public struct FfiConverterTypeEscalationSettings: FfiConverterRustBuffer {
     public static func write(_ value: EscalationSettings, into buf: inout [UInt8]) {
         FfiConverterSequenceTypeUuid.write(value.onDuty, into: &buf)
         FfiConverterSequenceTypeUuid.write(value.nextResponders, into: &buf)
+        FfiConverterSequenceTypeShift.write(value.shifts, into: &buf)
+        FfiConverterTypeOutOfHours.write(value.outOfHours, into: &buf)
+        FfiConverterString.write(value.timeZone, into: &buf)
+        FfiConverterUInt32.write(value.followupMinutes, into: &buf)
         FfiConverterUInt32.write(value.imminentMinutes, into: &buf)
         FfiConverterUInt32.write(value.urgentMinutes, into: &buf)
         FfiConverterUInt32.write(value.concerningMinutes, into: &buf)
@@ -2911,9 +2959,15 @@ public struct Flag: Equatable, Hashable {
     public var subjectId: Uuid
     public var level: UInt8
     /**
-     * When the current level's time to acknowledge runs out.
+     * Open: when the current level's time to acknowledge runs out (at the top level, when
+     * it is alerted again). Acknowledged: when its responders are reminded that it is not
+     * resolved yet.
      */
     public var deadlineAt: DateTime
+    /**
+     * Raised while nobody was on duty (routed to the out-of-hours on-call HPs).
+     */
+    public var outOfHours: Bool
     public var assignedTo: Uuid?
     public var acknowledgedBy: Uuid?
     public var acknowledgedAt: DateTime?
@@ -2938,8 +2992,13 @@ public struct Flag: Equatable, Hashable {
          * The person at risk (their identity is a separate, audited read).
          */subjectId: Uuid, level: UInt8, 
         /**
-         * When the current level's time to acknowledge runs out.
-         */deadlineAt: DateTime, assignedTo: Uuid?, acknowledgedBy: Uuid?, acknowledgedAt: DateTime?, outcome: FlagOutcome?, resolvedAt: DateTime?, createdAt: DateTime, 
+         * Open: when the current level's time to acknowledge runs out (at the top level, when
+         * it is alerted again). Acknowledged: when its responders are reminded that it is not
+         * resolved yet.
+         */deadlineAt: DateTime, 
+        /**
+         * Raised while nobody was on duty (routed to the out-of-hours on-call HPs).
+         */outOfHours: Bool, assignedTo: Uuid?, acknowledgedBy: Uuid?, acknowledgedAt: DateTime?, outcome: FlagOutcome?, resolvedAt: DateTime?, createdAt: DateTime, 
         /**
          * Whether the caller is one of the flag's responders now.
          */mine: Bool) {
@@ -2956,6 +3015,7 @@ public struct Flag: Equatable, Hashable {
         self.subjectId = subjectId
         self.level = level
         self.deadlineAt = deadlineAt
+        self.outOfHours = outOfHours
         self.assignedTo = assignedTo
         self.acknowledgedBy = acknowledgedBy
         self.acknowledgedAt = acknowledgedAt
@@ -2994,6 +3054,7 @@ public struct FfiConverterTypeFlag: FfiConverterRustBuffer {
                 subjectId: FfiConverterTypeUuid.read(from: &buf), 
                 level: FfiConverterUInt8.read(from: &buf), 
                 deadlineAt: FfiConverterTypeDateTime.read(from: &buf), 
+                outOfHours: FfiConverterBool.read(from: &buf), 
                 assignedTo: FfiConverterOptionTypeUuid.read(from: &buf), 
                 acknowledgedBy: FfiConverterOptionTypeUuid.read(from: &buf), 
                 acknowledgedAt: FfiConverterOptionTypeDateTime.read(from: &buf), 
@@ -3018,6 +3079,7 @@ public struct FfiConverterTypeFlag: FfiConverterRustBuffer {
         FfiConverterTypeUuid.write(value.subjectId, into: &buf)
         FfiConverterUInt8.write(value.level, into: &buf)
         FfiConverterTypeDateTime.write(value.deadlineAt, into: &buf)
+        FfiConverterBool.write(value.outOfHours, into: &buf)
         FfiConverterOptionTypeUuid.write(value.assignedTo, into: &buf)
         FfiConverterOptionTypeUuid.write(value.acknowledgedBy, into: &buf)
         FfiConverterOptionTypeDateTime.write(value.acknowledgedAt, into: &buf)
@@ -3066,6 +3128,13 @@ public struct FlagCreate: Equatable, Hashable {
      * The raiser's language, for the wording of the in-conversation notice.
      */
     public var locale: Locale?
+    /**
+     * Who is at risk, in an introduction. Default: the raiser for `help_now`; for a `flag`
+     * the other party (a peer's flag is about the service user, a service user's flag is
+     * about the peer); an HP in the conversation names the party. Ignored in supervision
+     * conversations (the peer supporter is the subject).
+     */
+    public var subject: FlagParty?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3081,13 +3150,20 @@ public struct FlagCreate: Equatable, Hashable {
          */excerpts: [SealedExcerpt], 
         /**
          * The raiser's language, for the wording of the in-conversation notice.
-         */locale: Locale?) {
+         */locale: Locale?, 
+        /**
+         * Who is at risk, in an introduction. Default: the raiser for `help_now`; for a `flag`
+         * the other party (a peer's flag is about the service user, a service user's flag is
+         * about the peer); an HP in the conversation names the party. Ignored in supervision
+         * conversations (the peer supporter is the subject).
+         */subject: FlagParty?) {
         self.clientId = clientId
         self.kind = kind
         self.category = category
         self.severity = severity
         self.excerpts = excerpts
         self.locale = locale
+        self.subject = subject
     }
 
     
@@ -3111,7 +3187,8 @@ public struct FfiConverterTypeFlagCreate: FfiConverterRustBuffer {
                 category: FfiConverterOptionTypeRiskCategory.read(from: &buf), 
                 severity: FfiConverterOptionTypeSeverity.read(from: &buf), 
                 excerpts: FfiConverterSequenceTypeSealedExcerpt.read(from: &buf), 
-                locale: FfiConverterOptionTypeLocale.read(from: &buf)
+                locale: FfiConverterOptionTypeLocale.read(from: &buf), 
+                subject: FfiConverterOptionTypeFlagParty.read(from: &buf)
         )
     }
 
@@ -3122,6 +3199,7 @@ public struct FfiConverterTypeFlagCreate: FfiConverterRustBuffer {
         FfiConverterOptionTypeSeverity.write(value.severity, into: &buf)
         FfiConverterSequenceTypeSealedExcerpt.write(value.excerpts, into: &buf)
         FfiConverterOptionTypeLocale.write(value.locale, into: &buf)
+        FfiConverterOptionTypeFlagParty.write(value.subject, into: &buf)
     }
 }
 
@@ -3213,8 +3291,9 @@ public struct FlagEvent: Equatable, Hashable {
     public var kind: EventKind
     public var actor: Uuid?
     /**
-     * The ladder level after an escalation (0 on-duty and supervisors, 1 next responders,
-     * 2 every HP of the clinic, 3 the clinic admins).
+     * The ladder level after an escalation (0 on duty now, or the out-of-hours on-call HPs
+     * when nobody is, and the peer's supervisors; 1 next responders; 2 every HP of the
+     * clinic; 3 the clinic admins, re-alerted until someone acknowledges).
      */
     public var level: UInt8?
     public var note: String?
@@ -3225,8 +3304,9 @@ public struct FlagEvent: Equatable, Hashable {
     // declare one manually.
     public init(at: DateTime, kind: EventKind, actor: Uuid?, 
         /**
-         * The ladder level after an escalation (0 on-duty and supervisors, 1 next responders,
-         * 2 every HP of the clinic, 3 the clinic admins).
+         * The ladder level after an escalation (0 on duty now, or the out-of-hours on-call HPs
+         * when nobody is, and the peer's supervisors; 1 next responders; 2 every HP of the
+         * clinic; 3 the clinic admins, re-alerted until someone acknowledges).
          */level: UInt8?, note: String?, assignedTo: Uuid?, outcome: FlagOutcome?) {
         self.at = at
         self.kind = kind
@@ -3346,6 +3426,112 @@ public func FfiConverterTypeFlagNote_lower(_ value: FlagNote) -> RustBuffer {
 }
 
 
+/**
+ * What the person who raised a flag may know about it: where it stands, never who reads
+ * it or what they wrote.
+ */
+public struct FlagProgress: Equatable, Hashable {
+    public var id: Uuid
+    public var conversationId: Uuid
+    public var kind: FlagKind
+    /**
+     * `open`: received, not yet acknowledged; `acknowledged`: a clinician has taken it on;
+     * `resolved`: followed up.
+     */
+    public var status: FlagStatus
+    public var createdAt: DateTime
+    public var acknowledgedAt: DateTime?
+    public var resolvedAt: DateTime?
+    /**
+     * Whether at least one clinician was alerted when it was stored.
+     */
+    public var asked: Bool
+    /**
+     * Set when it was raised out of hours: the service the clinic points people to.
+     */
+    public var outOfHours: CrisisResource?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: Uuid, conversationId: Uuid, kind: FlagKind, 
+        /**
+         * `open`: received, not yet acknowledged; `acknowledged`: a clinician has taken it on;
+         * `resolved`: followed up.
+         */status: FlagStatus, createdAt: DateTime, acknowledgedAt: DateTime?, resolvedAt: DateTime?, 
+        /**
+         * Whether at least one clinician was alerted when it was stored.
+         */asked: Bool, 
+        /**
+         * Set when it was raised out of hours: the service the clinic points people to.
+         */outOfHours: CrisisResource?) {
+        self.id = id
+        self.conversationId = conversationId
+        self.kind = kind
+        self.status = status
+        self.createdAt = createdAt
+        self.acknowledgedAt = acknowledgedAt
+        self.resolvedAt = resolvedAt
+        self.asked = asked
+        self.outOfHours = outOfHours
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FlagProgress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFlagProgress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FlagProgress {
+        return
+            try FlagProgress(
+                id: FfiConverterTypeUuid.read(from: &buf), 
+                conversationId: FfiConverterTypeUuid.read(from: &buf), 
+                kind: FfiConverterTypeFlagKind.read(from: &buf), 
+                status: FfiConverterTypeFlagStatus.read(from: &buf), 
+                createdAt: FfiConverterTypeDateTime.read(from: &buf), 
+                acknowledgedAt: FfiConverterOptionTypeDateTime.read(from: &buf), 
+                resolvedAt: FfiConverterOptionTypeDateTime.read(from: &buf), 
+                asked: FfiConverterBool.read(from: &buf), 
+                outOfHours: FfiConverterOptionTypeCrisisResource.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FlagProgress, into buf: inout [UInt8]) {
+        FfiConverterTypeUuid.write(value.id, into: &buf)
+        FfiConverterTypeUuid.write(value.conversationId, into: &buf)
+        FfiConverterTypeFlagKind.write(value.kind, into: &buf)
+        FfiConverterTypeFlagStatus.write(value.status, into: &buf)
+        FfiConverterTypeDateTime.write(value.createdAt, into: &buf)
+        FfiConverterOptionTypeDateTime.write(value.acknowledgedAt, into: &buf)
+        FfiConverterOptionTypeDateTime.write(value.resolvedAt, into: &buf)
+        FfiConverterBool.write(value.asked, into: &buf)
+        FfiConverterOptionTypeCrisisResource.write(value.outOfHours, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlagProgress_lift(_ buf: RustBuffer) throws -> FlagProgress {
+    return try FfiConverterTypeFlagProgress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlagProgress_lower(_ value: FlagProgress) -> RustBuffer {
+    return FfiConverterTypeFlagProgress.lower(value)
+}
+
+
 public struct FlagReassign: Equatable, Hashable {
     /**
      * An HP of the flag's clinic.
@@ -3410,22 +3596,46 @@ public struct FlagReceipt: Equatable, Hashable {
     public var status: FlagStatus
     public var createdAt: DateTime
     /**
-     * The clinic's wording for the in-conversation notice that a clinician was asked to
-     * check in (in the raiser's locale when known). Clients always send it.
+     * What to tell the conversation, in the raiser's locale when known: the clinic's
+     * wording that a clinician was asked to check in when somebody was alerted; when nobody
+     * could be (no responder at any level), a plain "received, not yet seen" wording
+     * instead. Clients always send it.
      */
     public var notice: String
+    /**
+     * Whether at least one clinician was alerted when the flag was stored. `false` means it
+     * waits in the queue with nobody alerted yet: never tell the person somebody was asked.
+     */
+    public var asked: Bool
+    /**
+     * Set when nobody was on duty at the clinic (out of hours): the service the clinic
+     * points people to meanwhile, e.g. the legevakt.
+     */
+    public var outOfHours: CrisisResource?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(id: Uuid, status: FlagStatus, createdAt: DateTime, 
         /**
-         * The clinic's wording for the in-conversation notice that a clinician was asked to
-         * check in (in the raiser's locale when known). Clients always send it.
-         */notice: String) {
+         * What to tell the conversation, in the raiser's locale when known: the clinic's
+         * wording that a clinician was asked to check in when somebody was alerted; when nobody
+         * could be (no responder at any level), a plain "received, not yet seen" wording
+         * instead. Clients always send it.
+         */notice: String, 
+        /**
+         * Whether at least one clinician was alerted when the flag was stored. `false` means it
+         * waits in the queue with nobody alerted yet: never tell the person somebody was asked.
+         */asked: Bool, 
+        /**
+         * Set when nobody was on duty at the clinic (out of hours): the service the clinic
+         * points people to meanwhile, e.g. the legevakt.
+         */outOfHours: CrisisResource?) {
         self.id = id
         self.status = status
         self.createdAt = createdAt
         self.notice = notice
+        self.asked = asked
+        self.outOfHours = outOfHours
     }
 
     
@@ -3447,7 +3657,9 @@ public struct FfiConverterTypeFlagReceipt: FfiConverterRustBuffer {
                 id: FfiConverterTypeUuid.read(from: &buf), 
                 status: FfiConverterTypeFlagStatus.read(from: &buf), 
                 createdAt: FfiConverterTypeDateTime.read(from: &buf), 
-                notice: FfiConverterString.read(from: &buf)
+                notice: FfiConverterString.read(from: &buf), 
+                asked: FfiConverterBool.read(from: &buf), 
+                outOfHours: FfiConverterOptionTypeCrisisResource.read(from: &buf)
         )
     }
 
@@ -3456,6 +3668,8 @@ public struct FfiConverterTypeFlagReceipt: FfiConverterRustBuffer {
         FfiConverterTypeFlagStatus.write(value.status, into: &buf)
         FfiConverterTypeDateTime.write(value.createdAt, into: &buf)
         FfiConverterString.write(value.notice, into: &buf)
+        FfiConverterBool.write(value.asked, into: &buf)
+        FfiConverterOptionTypeCrisisResource.write(value.outOfHours, into: &buf)
     }
 }
 
@@ -5055,6 +5269,150 @@ public func FfiConverterTypeNeedsRecord_lower(_ value: NeedsRecord) -> RustBuffe
 
 
 /**
+ * The clinic's route when nobody is on duty.
+ */
+public struct OutOfHours: Equatable, Hashable {
+    /**
+     * Active HPs of the clinic alerted first when nobody is on duty (an agreed on-call
+     * rota); empty: the ladder starts with the peer's supervisors, then climbs.
+     */
+    public var onCall: [Uuid]
+    /**
+     * The service a person who raised a flag out of hours is pointed to meanwhile (e.g.
+     * the local legevakt), per locale like the notice; none: only the crisis resources.
+     */
+    public var contact: OutOfHoursContact?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Active HPs of the clinic alerted first when nobody is on duty (an agreed on-call
+         * rota); empty: the ladder starts with the peer's supervisors, then climbs.
+         */onCall: [Uuid], 
+        /**
+         * The service a person who raised a flag out of hours is pointed to meanwhile (e.g.
+         * the local legevakt), per locale like the notice; none: only the crisis resources.
+         */contact: OutOfHoursContact?) {
+        self.onCall = onCall
+        self.contact = contact
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OutOfHours: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutOfHours: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutOfHours {
+        return
+            try OutOfHours(
+                onCall: FfiConverterSequenceTypeUuid.read(from: &buf), 
+                contact: FfiConverterOptionTypeOutOfHoursContact.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OutOfHours, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeUuid.write(value.onCall, into: &buf)
+        FfiConverterOptionTypeOutOfHoursContact.write(value.contact, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutOfHours_lift(_ buf: RustBuffer) throws -> OutOfHours {
+    return try FfiConverterTypeOutOfHours.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutOfHours_lower(_ value: OutOfHours) -> RustBuffer {
+    return FfiConverterTypeOutOfHours.lower(value)
+}
+
+
+/**
+ * An out-of-hours service, worded per locale.
+ */
+public struct OutOfHoursContact: Equatable, Hashable {
+    /**
+     * e.g. "113".
+     */
+    public var phone: String
+    public var labelNb: String
+    public var labelNn: String
+    public var labelEn: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * e.g. "113".
+         */phone: String, labelNb: String, labelNn: String, labelEn: String) {
+        self.phone = phone
+        self.labelNb = labelNb
+        self.labelNn = labelNn
+        self.labelEn = labelEn
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OutOfHoursContact: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutOfHoursContact: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutOfHoursContact {
+        return
+            try OutOfHoursContact(
+                phone: FfiConverterString.read(from: &buf), 
+                labelNb: FfiConverterString.read(from: &buf), 
+                labelNn: FfiConverterString.read(from: &buf), 
+                labelEn: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OutOfHoursContact, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.phone, into: &buf)
+        FfiConverterString.write(value.labelNb, into: &buf)
+        FfiConverterString.write(value.labelNn, into: &buf)
+        FfiConverterString.write(value.labelEn, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutOfHoursContact_lift(_ buf: RustBuffer) throws -> OutOfHoursContact {
+    return try FfiConverterTypeOutOfHoursContact.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutOfHoursContact_lower(_ value: OutOfHoursContact) -> RustBuffer {
+    return FfiConverterTypeOutOfHoursContact.lower(value)
+}
+
+
+/**
  * What a peer supporter may change about themselves.
  */
 public struct OwnPeerProfileUpdate: Equatable, Hashable {
@@ -6487,6 +6845,95 @@ public func FfiConverterTypeSession_lift(_ buf: RustBuffer) throws -> Session {
 #endif
 public func FfiConverterTypeSession_lower(_ value: Session) -> RustBuffer {
     return FfiConverterTypeSession.lower(value)
+}
+
+
+/**
+ * A recurring shift on the clinic's local clock.
+ */
+public struct Shift: Equatable, Hashable {
+    /**
+     * An active HP of the clinic.
+     */
+    public var hpId: Uuid
+    public var level: RosterLevel
+    public var days: [ShiftDay]
+    /**
+     * Local start, `HH:MM`.
+     */
+    public var start: String
+    /**
+     * Local end, `HH:MM`; at or before `start` it ends the next day (a night shift; equal to
+     * `start` is 24 hours).
+     */
+    public var end: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * An active HP of the clinic.
+         */hpId: Uuid, level: RosterLevel, days: [ShiftDay], 
+        /**
+         * Local start, `HH:MM`.
+         */start: String, 
+        /**
+         * Local end, `HH:MM`; at or before `start` it ends the next day (a night shift; equal to
+         * `start` is 24 hours).
+         */end: String) {
+        self.hpId = hpId
+        self.level = level
+        self.days = days
+        self.start = start
+        self.end = end
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Shift: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShift: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Shift {
+        return
+            try Shift(
+                hpId: FfiConverterTypeUuid.read(from: &buf), 
+                level: FfiConverterTypeRosterLevel.read(from: &buf), 
+                days: FfiConverterSequenceTypeShiftDay.read(from: &buf), 
+                start: FfiConverterString.read(from: &buf), 
+                end: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Shift, into buf: inout [UInt8]) {
+        FfiConverterTypeUuid.write(value.hpId, into: &buf)
+        FfiConverterTypeRosterLevel.write(value.level, into: &buf)
+        FfiConverterSequenceTypeShiftDay.write(value.days, into: &buf)
+        FfiConverterString.write(value.start, into: &buf)
+        FfiConverterString.write(value.end, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShift_lift(_ buf: RustBuffer) throws -> Shift {
+    return try FfiConverterTypeShift.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShift_lower(_ value: Shift) -> RustBuffer {
+    return FfiConverterTypeShift.lower(value)
 }
 
 
@@ -8701,6 +9148,14 @@ public enum EventKind: Equatable, Hashable {
     
     case raised
     case escalated
+    /**
+     * Still unacknowledged at the top of the ladder: its responders were alerted again.
+     */
+    case realerted
+    /**
+     * Acknowledged but not resolved within the follow-up time: its responders reminded.
+     */
+    case overdue
     case acknowledged
     case note
     case reassigned
@@ -8730,13 +9185,17 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         
         case 2: return .escalated
         
-        case 3: return .acknowledged
+        case 3: return .realerted
         
-        case 4: return .note
+        case 4: return .overdue
         
-        case 5: return .reassigned
+        case 5: return .acknowledged
         
-        case 6: return .resolved
+        case 6: return .note
+        
+        case 7: return .reassigned
+        
+        case 8: return .resolved
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -8754,20 +9213,28 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
             writeInt(&buf, Int32(2))
         
         
-        case .acknowledged:
+        case .realerted:
             writeInt(&buf, Int32(3))
         
         
-        case .note:
+        case .overdue:
             writeInt(&buf, Int32(4))
         
         
-        case .reassigned:
+        case .acknowledged:
             writeInt(&buf, Int32(5))
         
         
-        case .resolved:
+        case .note:
             writeInt(&buf, Int32(6))
+        
+        
+        case .reassigned:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .resolved:
+            writeInt(&buf, Int32(8))
         
         }
     }
@@ -8945,6 +9412,75 @@ public func FfiConverterTypeFlagOutcome_lift(_ buf: RustBuffer) throws -> FlagOu
 #endif
 public func FfiConverterTypeFlagOutcome_lower(_ value: FlagOutcome) -> RustBuffer {
     return FfiConverterTypeFlagOutcome.lower(value)
+}
+
+
+
+/**
+ * A party of an introduction.
+ */
+
+public enum FlagParty: Equatable, Hashable {
+    
+    case serviceUser
+    case peer
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FlagParty: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFlagParty: FfiConverterRustBuffer {
+    typealias SwiftType = FlagParty
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FlagParty {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .serviceUser
+        
+        case 2: return .peer
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FlagParty, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .serviceUser:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .peer:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlagParty_lift(_ buf: RustBuffer) throws -> FlagParty {
+    return try FfiConverterTypeFlagParty.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlagParty_lower(_ value: FlagParty) -> RustBuffer {
+    return FfiConverterTypeFlagParty.lower(value)
 }
 
 
@@ -9811,6 +10347,75 @@ public func FfiConverterTypeRole_lower(_ value: Role) -> RustBuffer {
 
 
 /**
+ * A roster level a shift fills.
+ */
+
+public enum RosterLevel: Equatable, Hashable {
+    
+    case onDuty
+    case nextResponder
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RosterLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRosterLevel: FfiConverterRustBuffer {
+    typealias SwiftType = RosterLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RosterLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .onDuty
+        
+        case 2: return .nextResponder
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RosterLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .onDuty:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .nextResponder:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRosterLevel_lift(_ buf: RustBuffer) throws -> RosterLevel {
+    return try FfiConverterTypeRosterLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRosterLevel_lower(_ value: RosterLevel) -> RustBuffer {
+    return FfiConverterTypeRosterLevel.lower(value)
+}
+
+
+
+/**
  * Ordered from most to least urgent.
  */
 
@@ -9889,6 +10494,118 @@ public func FfiConverterTypeSeverity_lift(_ buf: RustBuffer) throws -> Severity 
 #endif
 public func FfiConverterTypeSeverity_lower(_ value: Severity) -> RustBuffer {
     return FfiConverterTypeSeverity.lower(value)
+}
+
+
+
+/**
+ * A day a shift starts on. On a Norwegian public holiday only shifts listing `holiday`
+ * apply, whatever the weekday.
+ */
+
+public enum ShiftDay: Equatable, Hashable {
+    
+    case mon
+    case tue
+    case wed
+    case thu
+    case fri
+    case sat
+    case sun
+    case holiday
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ShiftDay: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShiftDay: FfiConverterRustBuffer {
+    typealias SwiftType = ShiftDay
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShiftDay {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .mon
+        
+        case 2: return .tue
+        
+        case 3: return .wed
+        
+        case 4: return .thu
+        
+        case 5: return .fri
+        
+        case 6: return .sat
+        
+        case 7: return .sun
+        
+        case 8: return .holiday
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ShiftDay, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .mon:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .tue:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .wed:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .thu:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .fri:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .sat:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .sun:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .holiday:
+            writeInt(&buf, Int32(8))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShiftDay_lift(_ buf: RustBuffer) throws -> ShiftDay {
+    return try FfiConverterTypeShiftDay.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShiftDay_lower(_ value: ShiftDay) -> RustBuffer {
+    return FfiConverterTypeShiftDay.lower(value)
 }
 
 
@@ -10177,6 +10894,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeCrisisResource: FfiConverterRustBuffer {
+    typealias SwiftType = CrisisResource?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCrisisResource.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCrisisResource.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeFrankingStamp: FfiConverterRustBuffer {
     typealias SwiftType = FrankingStamp?
 
@@ -10193,6 +10934,30 @@ fileprivate struct FfiConverterOptionTypeFrankingStamp: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeFrankingStamp.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOutOfHoursContact: FfiConverterRustBuffer {
+    typealias SwiftType = OutOfHoursContact?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOutOfHoursContact.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOutOfHoursContact.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -10337,6 +11102,30 @@ fileprivate struct FfiConverterOptionTypeFlagOutcome: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeFlagOutcome.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeFlagParty: FfiConverterRustBuffer {
+    typealias SwiftType = FlagParty?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeFlagParty.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeFlagParty.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -10786,6 +11575,31 @@ fileprivate struct FfiConverterSequenceTypeSealedExcerpt: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeShift: FfiConverterRustBuffer {
+    typealias SwiftType = [Shift]
+
+    public static func write(_ value: [Shift], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeShift.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Shift] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Shift]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeShift.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeTopic: FfiConverterRustBuffer {
     typealias SwiftType = [Topic]
 
@@ -10828,6 +11642,31 @@ fileprivate struct FfiConverterSequenceTypeAgeBand: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeAgeBand.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeShiftDay: FfiConverterRustBuffer {
+    typealias SwiftType = [ShiftDay]
+
+    public static func write(_ value: [ShiftDay], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeShiftDay.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ShiftDay] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ShiftDay]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeShiftDay.read(from: &buf))
         }
         return seq
     }

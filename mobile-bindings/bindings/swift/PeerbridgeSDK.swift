@@ -785,6 +785,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func flag(id: Uuid) async throws  -> FlagDetail
     
     /**
+     * Where a flag this user raised stands (received, acknowledged, resolved).
+     */
+    func flagProgress(flag: Uuid) async throws  -> FlagProgress
+    
+    /**
      * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
     func flagSubject(id: Uuid, reason: String) async throws  -> SubjectIdentity
@@ -844,6 +849,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func myDebriefs() async throws  -> [Debrief]
     
     /**
+     * The flags this user raised, newest first.
+     */
+    func myFlags() async throws  -> [FlagProgress]
+    
+    /**
      * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
      */
     func mySupervision() async throws  -> [SupervisorAssignment]
@@ -876,6 +886,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func peerProfiles(clinic: Uuid) async throws  -> [PeerProfile]
     
     func proposeIntroduction(clinic: Uuid, proposal: IntroductionCreate) async throws  -> IntroductionDetail
+    
+    /**
+     * Flags raised on this device that have not reached the clinic yet.
+     */
+    func queuedFlags() throws  -> [QueuedFlagInfo]
     
     /**
      * A peer flags risk in a conversation, quoting the messages at `seqs` (sealed to the
@@ -1750,6 +1765,25 @@ open func flag(id: Uuid)async throws  -> FlagDetail  {
 }
     
     /**
+     * Where a flag this user raised stands (received, acknowledged, resolved).
+     */
+open func flagProgress(flag: Uuid)async throws  -> FlagProgress  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_flag_progress(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(flag)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeFlagProgress_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
      * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
 open func flagSubject(id: Uuid, reason: String)async throws  -> SubjectIdentity  {
@@ -2051,6 +2085,25 @@ open func myDebriefs()async throws  -> [Debrief]  {
 }
     
     /**
+     * The flags this user raised, newest first.
+     */
+open func myFlags()async throws  -> [FlagProgress]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_my_flags(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeFlagProgress.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
      * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
      */
 open func mySupervision()async throws  -> [SupervisorAssignment]  {
@@ -2222,6 +2275,18 @@ open func proposeIntroduction(clinic: Uuid, proposal: IntroductionCreate)async t
             liftFunc: FfiConverterTypeIntroductionDetail_lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
+}
+    
+    /**
+     * Flags raised on this device that have not reached the clinic yet.
+     */
+open func queuedFlags()throws  -> [QueuedFlagInfo]  {
+    return try  FfiConverterSequenceTypeQueuedFlagInfo.lift(try rustCallWithError(FfiConverterTypePeerbridgeError_lift) {
+        uniffiCallStatus in
+    uniffi_peerbridge_mobile_fn_method_peerbridge_queued_flags(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3686,6 +3751,67 @@ public func FfiConverterTypeOpenedFlag_lower(_ value: OpenedFlag) -> RustBuffer 
 
 
 /**
+ * A flag this device raised that has not reached the clinic yet.
+ */
+public struct QueuedFlagInfo: Equatable, Hashable {
+    public var clientId: Uuid
+    public var conversation: Uuid
+    public var kind: FlagKind
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(clientId: Uuid, conversation: Uuid, kind: FlagKind) {
+        self.clientId = clientId
+        self.conversation = conversation
+        self.kind = kind
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension QueuedFlagInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueuedFlagInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueuedFlagInfo {
+        return
+            try QueuedFlagInfo(
+                clientId: FfiConverterTypeUuid.read(from: &buf), 
+                conversation: FfiConverterTypeUuid.read(from: &buf), 
+                kind: FfiConverterTypeFlagKind.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: QueuedFlagInfo, into buf: inout [UInt8]) {
+        FfiConverterTypeUuid.write(value.clientId, into: &buf)
+        FfiConverterTypeUuid.write(value.conversation, into: &buf)
+        FfiConverterTypeFlagKind.write(value.kind, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueuedFlagInfo_lift(_ buf: RustBuffer) throws -> QueuedFlagInfo {
+    return try FfiConverterTypeQueuedFlagInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueuedFlagInfo_lower(_ value: QueuedFlagInfo) -> RustBuffer {
+    return FfiConverterTypeQueuedFlagInfo.lower(value)
+}
+
+
+/**
  * What the on-device detector suggests for a text (only a suggestion; a person decides).
  */
 public struct RiskSuggestion: Equatable, Hashable {
@@ -3973,9 +4099,22 @@ public enum Event: Equatable, Hashable {
     )
     /**
      * A flag in this clinician's queue was raised, escalated to them or changed: re-read
-     * the queue (`flags()`), open it (`open_flag()`).
+     * the queue (`flags()`), open it (`open_flag()`). For the person who raised it: it was
+     * acknowledged or resolved; re-read `flag_progress()`.
      */
     case flagChanged(flag: Uuid
+    )
+    /**
+     * A flag raised while the device could not reach the server (it stayed queued) has now
+     * reached the clinic; `asked`: somebody was alerted (else it waits in the queue).
+     */
+    case flagRaised(conversation: Uuid, flag: Uuid, clientId: Uuid, asked: Bool
+    )
+    /**
+     * A queued flag was refused by the server when it was delivered (`reason` is the
+     * error code): it is not stored; the app should offer to raise it again or to call.
+     */
+    case flagFailed(conversation: Uuid, clientId: Uuid, reason: String
     )
     /**
      * A debrief was requested by a peer this clinician supervises, or (for the peer) a
@@ -4099,52 +4238,58 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 7: return .flagChanged(flag: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 8: return .debriefChanged(debrief: try FfiConverterTypeUuid.read(from: &buf)
+        case 8: return .flagRaised(conversation: try FfiConverterTypeUuid.read(from: &buf), flag: try FfiConverterTypeUuid.read(from: &buf), clientId: try FfiConverterTypeUuid.read(from: &buf), asked: try FfiConverterBool.read(from: &buf)
         )
         
-        case 9: return .identityCardSent(conversation: try FfiConverterTypeUuid.read(from: &buf)
+        case 9: return .flagFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), clientId: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .identityCard(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), firstName: try FfiConverterOptionString.read(from: &buf), phone: try FfiConverterOptionString.read(from: &buf), photo: try FfiConverterOptionString.read(from: &buf)
+        case 10: return .debriefChanged(debrief: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 11: return .unreadableMessage(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 11: return .identityCardSent(conversation: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 12: return .undecryptable(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 12: return .identityCard(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), firstName: try FfiConverterOptionString.read(from: &buf), phone: try FfiConverterOptionString.read(from: &buf), photo: try FfiConverterOptionString.read(from: &buf)
         )
         
-        case 13: return .memberAdded(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf), addedBy: try FfiConverterOptionTypeMember.read(from: &buf)
+        case 13: return .unreadableMessage(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), sender: try FfiConverterTypeMember.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 14: return .memberRemoved(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf)
+        case 14: return .undecryptable(conversation: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 15: return .membershipChangeRefused(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), refused: try FfiConverterSequenceTypeMember.read(from: &buf)
+        case 15: return .memberAdded(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf), addedBy: try FfiConverterOptionTypeMember.read(from: &buf)
         )
         
-        case 16: return .epochChanged(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf)
+        case 16: return .memberRemoved(conversation: try FfiConverterTypeUuid.read(from: &buf), member: try FfiConverterTypeMember.read(from: &buf)
         )
         
-        case 17: return .joined(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), members: try FfiConverterSequenceTypeMember.read(from: &buf)
+        case 17: return .membershipChangeRefused(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), refused: try FfiConverterSequenceTypeMember.read(from: &buf)
         )
         
-        case 18: return .joinFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 18: return .epochChanged(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 19: return .messagesPurged(conversation: try FfiConverterTypeUuid.read(from: &buf), fromSeq: try FfiConverterUInt64.read(from: &buf), toSeq: try FfiConverterUInt64.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf), commits: try FfiConverterUInt64.read(from: &buf)
+        case 19: return .joined(conversation: try FfiConverterTypeUuid.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), members: try FfiConverterSequenceTypeMember.read(from: &buf)
         )
         
-        case 20: return .removed(conversation: try FfiConverterTypeUuid.read(from: &buf)
+        case 20: return .joinFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 21: return .sent(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        case 21: return .messagesPurged(conversation: try FfiConverterTypeUuid.read(from: &buf), fromSeq: try FfiConverterUInt64.read(from: &buf), toSeq: try FfiConverterUInt64.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf), commits: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 22: return .sendFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 22: return .removed(conversation: try FfiConverterTypeUuid.read(from: &buf)
         )
         
-        case 23: return .connectionChanged(state: try FfiConverterTypeConnectionState.read(from: &buf)
+        case 23: return .sent(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 24: return .sendFailed(conversation: try FfiConverterTypeUuid.read(from: &buf), id: try FfiConverterTypeUuid.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 25: return .connectionChanged(state: try FfiConverterTypeConnectionState.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -4206,18 +4351,33 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterTypeUuid.write(flag, into: &buf)
             
         
-        case let .debriefChanged(debrief):
+        case let .flagRaised(conversation,flag,clientId,asked):
             writeInt(&buf, Int32(8))
+            FfiConverterTypeUuid.write(conversation, into: &buf)
+            FfiConverterTypeUuid.write(flag, into: &buf)
+            FfiConverterTypeUuid.write(clientId, into: &buf)
+            FfiConverterBool.write(asked, into: &buf)
+            
+        
+        case let .flagFailed(conversation,clientId,reason):
+            writeInt(&buf, Int32(9))
+            FfiConverterTypeUuid.write(conversation, into: &buf)
+            FfiConverterTypeUuid.write(clientId, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .debriefChanged(debrief):
+            writeInt(&buf, Int32(10))
             FfiConverterTypeUuid.write(debrief, into: &buf)
             
         
         case let .identityCardSent(conversation):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(11))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             
         
         case let .identityCard(conversation,seq,sender,firstName,phone,photo):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(12))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             FfiConverterTypeMember.write(sender, into: &buf)
@@ -4227,7 +4387,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .unreadableMessage(conversation,seq,sender,reason):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(13))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             FfiConverterTypeMember.write(sender, into: &buf)
@@ -4235,53 +4395,53 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .undecryptable(conversation,seq,reason):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(14))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .memberAdded(conversation,member,addedBy):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(15))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeMember.write(member, into: &buf)
             FfiConverterOptionTypeMember.write(addedBy, into: &buf)
             
         
         case let .memberRemoved(conversation,member):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(16))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeMember.write(member, into: &buf)
             
         
         case let .membershipChangeRefused(conversation,epoch,refused):
-            writeInt(&buf, Int32(15))
+            writeInt(&buf, Int32(17))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(epoch, into: &buf)
             FfiConverterSequenceTypeMember.write(refused, into: &buf)
             
         
         case let .epochChanged(conversation,epoch):
-            writeInt(&buf, Int32(16))
+            writeInt(&buf, Int32(18))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(epoch, into: &buf)
             
         
         case let .joined(conversation,epoch,members):
-            writeInt(&buf, Int32(17))
+            writeInt(&buf, Int32(19))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(epoch, into: &buf)
             FfiConverterSequenceTypeMember.write(members, into: &buf)
             
         
         case let .joinFailed(conversation,reason):
-            writeInt(&buf, Int32(18))
+            writeInt(&buf, Int32(20))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .messagesPurged(conversation,fromSeq,toSeq,count,commits):
-            writeInt(&buf, Int32(19))
+            writeInt(&buf, Int32(21))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterUInt64.write(fromSeq, into: &buf)
             FfiConverterUInt64.write(toSeq, into: &buf)
@@ -4290,26 +4450,26 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             
         
         case let .removed(conversation):
-            writeInt(&buf, Int32(20))
+            writeInt(&buf, Int32(22))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             
         
         case let .sent(conversation,id,seq):
-            writeInt(&buf, Int32(21))
+            writeInt(&buf, Int32(23))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeUuid.write(id, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
             
         
         case let .sendFailed(conversation,id,reason):
-            writeInt(&buf, Int32(22))
+            writeInt(&buf, Int32(24))
             FfiConverterTypeUuid.write(conversation, into: &buf)
             FfiConverterTypeUuid.write(id, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .connectionChanged(state):
-            writeInt(&buf, Int32(23))
+            writeInt(&buf, Int32(25))
             FfiConverterTypeConnectionState.write(state, into: &buf)
             
         }
@@ -4964,6 +5124,31 @@ fileprivate struct FfiConverterSequenceTypeMember: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeQueuedFlagInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [QueuedFlagInfo]
+
+    public static func write(_ value: [QueuedFlagInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeQueuedFlagInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [QueuedFlagInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [QueuedFlagInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeQueuedFlagInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeBoundaryReport: FfiConverterRustBuffer {
     typealias SwiftType = [BoundaryReport]
 
@@ -5106,6 +5291,31 @@ fileprivate struct FfiConverterSequenceTypeFlag: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeFlag.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFlagProgress: FfiConverterRustBuffer {
+    typealias SwiftType = [FlagProgress]
+
+    public static func write(_ value: [FlagProgress], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFlagProgress.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FlagProgress] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FlagProgress]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFlagProgress.read(from: &buf))
         }
         return seq
     }
@@ -5579,6 +5789,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_flag() != 27152) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_progress() != 14995) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_subject() != 49043) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5633,6 +5846,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_my_debriefs() != 25582) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_my_flags() != 45082) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_my_supervision() != 1023) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5661,6 +5877,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_propose_introduction() != 13575) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_queued_flags() != 51303) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_raise_flag() != 3401) {

@@ -334,6 +334,8 @@ pub struct PeerbridgeClient {
     account: Mutex<Option<Account>>,
     refresh_lock: tokio::sync::Mutex<()>,
     conv_locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Serialises changes to the queued flags (raising and delivering may overlap).
+    pub(crate) flag_outbox_lock: tokio::sync::Mutex<()>,
     pub(crate) receiver: tokio::sync::Mutex<Receiver>,
     /// Per introduction conversation: the HP device keys admitted by verified consents.
     pub(crate) admitted_hp: Mutex<HashMap<Uuid, Vec<Vec<u8>>>>,
@@ -424,6 +426,7 @@ impl PeerbridgeClient {
             account: Mutex::new(account),
             refresh_lock: tokio::sync::Mutex::new(()),
             conv_locks: Mutex::new(HashMap::new()),
+            flag_outbox_lock: tokio::sync::Mutex::new(()),
             receiver: tokio::sync::Mutex::new(Receiver::default()),
             admitted_hp: Mutex::new(HashMap::new()),
         })

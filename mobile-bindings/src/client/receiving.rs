@@ -7,6 +7,7 @@ impl PeerbridgeClient {
     /// Reads the conversation's log from the stored cursor, processes it, acknowledges it and
     /// returns the new events (deduplicated by client id and message id).
     pub async fn sync(&self, conversation: Uuid) -> Result<Vec<Event>> {
+        self.flush_queued_flags(Some(conversation)).await?;
         let lock = self.conv_lock(conversation);
         let _g = lock.lock().await;
         self.sync_locked(conversation).await?;
@@ -15,6 +16,7 @@ impl PeerbridgeClient {
 
     /// Accepts waiting welcomes, then syncs every conversation this device has joined.
     pub async fn sync_all(&self) -> Result<Vec<Event>> {
+        self.flush_queued_flags(None).await?;
         let mut out = self.accept_welcomes().await?;
         for id in self.known_conversations()? {
             let lock = self.conv_lock(id);
@@ -30,6 +32,15 @@ impl PeerbridgeClient {
             out.extend(self.drain_locked(id)?);
         }
         Ok(out)
+    }
+
+    /// Queued flags go first (a risk waiting on a phone is the most urgent thing it holds);
+    /// a transport failure leaves them queued and lets the sync go on.
+    async fn flush_queued_flags(&self, only: Option<Uuid>) -> Result<()> {
+        match self.flush_flags(only).await {
+            Err(e) if !e.is_transient() => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// The sync itself; the caller holds the conversation lock. Events go to the inbox.

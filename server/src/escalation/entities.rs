@@ -36,6 +36,32 @@ table!(settings, "escalation_settings", {
     pub notice_nn: String,
     pub notice_en: String,
     pub updated_at: DateTimeUtc,
+    pub time_zone: String,
+    pub followup_minutes: i32,
+    pub ooh_phone: Option<String>,
+    pub ooh_label_nb: Option<String>,
+    pub ooh_label_nn: Option<String>,
+    pub ooh_label_en: Option<String>,
+});
+
+table!(shift, "escalation_shifts", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub clinic_id: Uuid,
+    pub hp_id: Uuid,
+    pub level: i32,
+    /// Bit i set: the shift starts on `ShiftDay` number i (Mon = 0 … Sun = 6, holiday = 7).
+    pub days: i32,
+    pub start_minute: i32,
+    pub end_minute: i32,
+});
+
+table!(on_call, "escalation_on_call", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub clinic_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub hp_id: Uuid,
+    pub position: i32,
 });
 
 table!(roster, "escalation_roster", {
@@ -71,6 +97,8 @@ table!(flag, "flags", {
     pub resolved_by: Option<Uuid>,
     pub resolved_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    pub out_of_hours: bool,
+    pub asked: bool,
 });
 
 table!(excerpt, "flag_excerpts", {

@@ -9,13 +9,14 @@ use peerbridge_openapi::delivery::Notice;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, ConsultationReport, ConsultationReportRow,
     CrisisResource, CrisisResourceList, Debrief, DebriefCreate, EscalationSettings, FlagStatus,
-    Locale, Severity,
+    Locale, OutOfHours, OutOfHoursContact, RosterLevel, Severity, Shift, ShiftDay,
 };
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::entities::{consultation, crisis_resource, debrief, roster, settings};
+use super::calendar;
+use super::entities::{consultation, crisis_resource, debrief, on_call, roster, settings, shift};
 use super::service::{deadline, settings_of};
 use crate::accounts::entities::user;
 use crate::accounts::service::ACTIVE;
@@ -44,9 +45,55 @@ pub async fn get_settings(state: &AppState, clinic: Uuid) -> ApiResult<Escalatio
             .map(|r| r.hp_id)
             .collect()
     };
+    let shifts = shift::Entity::find()
+        .filter(shift::Column::ClinicId.eq(clinic))
+        .order_by_asc(shift::Column::Level)
+        .order_by_asc(shift::Column::StartMinute)
+        .order_by_asc(shift::Column::Id)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| Shift {
+            hp_id: r.hp_id,
+            level: if r.level == 0 {
+                RosterLevel::OnDuty
+            } else {
+                RosterLevel::NextResponder
+            },
+            days: days_of(r.days),
+            start: hhmm(r.start_minute),
+            end: hhmm(r.end_minute),
+        })
+        .collect();
+    let on_call = on_call::Entity::find()
+        .filter(on_call::Column::ClinicId.eq(clinic))
+        .order_by_asc(on_call::Column::Position)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| r.hp_id)
+        .collect();
+    let contact = match (
+        &s.ooh_phone,
+        &s.ooh_label_nb,
+        &s.ooh_label_nn,
+        &s.ooh_label_en,
+    ) {
+        (Some(phone), Some(nb), Some(nn), Some(en)) => Some(OutOfHoursContact {
+            phone: phone.clone(),
+            label_nb: nb.clone(),
+            label_nn: nn.clone(),
+            label_en: en.clone(),
+        }),
+        _ => None,
+    };
     Ok(EscalationSettings {
         on_duty: level(0),
         next_responders: level(1),
+        shifts,
+        out_of_hours: OutOfHours { on_call, contact },
+        time_zone: s.time_zone.clone(),
+        followup_minutes: s.followup_minutes.max(1) as u32,
         imminent_minutes: s.imminent_minutes.max(1) as u32,
         urgent_minutes: s.urgent_minutes.max(1) as u32,
         concerning_minutes: s.concerning_minutes.max(1) as u32,
@@ -55,6 +102,38 @@ pub async fn get_settings(state: &AppState, clinic: Uuid) -> ApiResult<Escalatio
         notice_nn: s.notice_nn,
         notice_en: s.notice_en,
     })
+}
+
+const DAYS: [ShiftDay; 8] = [
+    ShiftDay::Mon,
+    ShiftDay::Tue,
+    ShiftDay::Wed,
+    ShiftDay::Thu,
+    ShiftDay::Fri,
+    ShiftDay::Sat,
+    ShiftDay::Sun,
+    ShiftDay::Holiday,
+];
+
+/// A shift's stored day set (bit i: `DAYS[i]`).
+pub fn days_of(bits: i32) -> Vec<ShiftDay> {
+    DAYS.iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, d)| *d)
+        .collect()
+}
+
+fn day_bits(days: &[ShiftDay]) -> i32 {
+    DAYS.iter()
+        .enumerate()
+        .filter(|(_, d)| days.contains(d))
+        .fold(0, |acc, (i, _)| acc | (1 << i))
+}
+
+fn hhmm(minutes: i32) -> String {
+    let m = minutes.clamp(0, 24 * 60 - 1);
+    format!("{:02}:{:02}", m / 60, m % 60)
 }
 
 pub async fn put_settings(
@@ -67,6 +146,7 @@ pub async fn put_settings(
         ("imminent_minutes", req.imminent_minutes),
         ("urgent_minutes", req.urgent_minutes),
         ("concerning_minutes", req.concerning_minutes),
+        ("followup_minutes", req.followup_minutes),
     ] {
         if !(1..=10_080).contains(&v) {
             return Err(ApiError::invalid(field, "1 to 10080 minutes"));
@@ -74,6 +154,12 @@ pub async fn put_settings(
     }
     if req.routine_hour > 23 {
         return Err(ApiError::invalid("routine_hour", "0 to 23"));
+    }
+    if req.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(ApiError::invalid(
+            "time_zone",
+            "an IANA time zone name, e.g. Europe/Oslo",
+        ));
     }
     let notices = [
         validate::text("notice_nb", &req.notice_nb, 500)?,
@@ -86,6 +172,48 @@ pub async fn put_settings(
             "at most 200 people on the roster",
         ));
     }
+    if req.shifts.len() > 500 {
+        return Err(ApiError::invalid("shifts", "at most 500 shifts"));
+    }
+    if req.out_of_hours.on_call.len() > 50 {
+        return Err(ApiError::invalid(
+            "out_of_hours.on_call",
+            "at most 50 people on call",
+        ));
+    }
+    let mut shifts = Vec::new();
+    for (i, sh) in req.shifts.iter().enumerate() {
+        let field = |f: &str| format!("shifts[{i}].{f}");
+        if sh.days.is_empty() {
+            return Err(ApiError::invalid(&field("days"), "at least one day"));
+        }
+        let start = calendar::parse_hhmm(&sh.start)
+            .ok_or_else(|| ApiError::invalid(&field("start"), "HH:MM, 00:00 to 23:59"))?;
+        let end = calendar::parse_hhmm(&sh.end)
+            .ok_or_else(|| ApiError::invalid(&field("end"), "HH:MM, 00:00 to 23:59"))?;
+        shifts.push((sh, start, end));
+    }
+    let contact = match &req.out_of_hours.contact {
+        Some(c) => {
+            let phone = validate::text("out_of_hours.contact.phone", &c.phone, 50)?;
+            if !phone
+                .chars()
+                .all(|ch| ch.is_ascii_digit() || " +-()".contains(ch))
+            {
+                return Err(ApiError::invalid(
+                    "out_of_hours.contact.phone",
+                    "digits, spaces, +, - and parentheses",
+                ));
+            }
+            Some([
+                phone,
+                validate::text("out_of_hours.contact.label_nb", &c.label_nb, 200)?,
+                validate::text("out_of_hours.contact.label_nn", &c.label_nn, 200)?,
+                validate::text("out_of_hours.contact.label_en", &c.label_en, 200)?,
+            ])
+        }
+        None => None,
+    };
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
     let hps: Vec<Uuid> = user::Entity::find()
@@ -97,9 +225,12 @@ pub async fn put_settings(
         .into_iter()
         .map(|u| u.id)
         .collect();
+    let shift_hps: Vec<Uuid> = req.shifts.iter().map(|s| s.hp_id).collect();
     for (field, list) in [
         ("on_duty", &req.on_duty),
         ("next_responders", &req.next_responders),
+        ("shifts", &shift_hps),
+        ("out_of_hours.on_call", &req.out_of_hours.on_call),
     ] {
         if let Some(bad) = list.iter().find(|id| !hps.contains(id)) {
             return Err(ApiError::invalid(
@@ -120,6 +251,10 @@ pub async fn put_settings(
     }
     settings::Entity::delete_by_id(clinic).exec(&txn).await?;
     let [nb, nn, en] = notices;
+    let [ooh_phone, ooh_nb, ooh_nn, ooh_en] = match contact {
+        Some(c) => c.map(Some),
+        None => [None, None, None, None],
+    };
     settings::ActiveModel {
         clinic_id: Set(clinic),
         imminent_minutes: Set(req.imminent_minutes as i32),
@@ -130,6 +265,12 @@ pub async fn put_settings(
         notice_nn: Set(nn),
         notice_en: Set(en),
         updated_at: Set(now),
+        time_zone: Set(req.time_zone.clone()),
+        followup_minutes: Set(req.followup_minutes as i32),
+        ooh_phone: Set(ooh_phone),
+        ooh_label_nb: Set(ooh_nb),
+        ooh_label_nn: Set(ooh_nn),
+        ooh_label_en: Set(ooh_en),
     }
     .insert(&txn)
     .await?;
@@ -152,6 +293,43 @@ pub async fn put_settings(
             .await?;
         }
     }
+    shift::Entity::delete_many()
+        .filter(shift::Column::ClinicId.eq(clinic))
+        .exec(&txn)
+        .await?;
+    for (sh, start, end) in shifts {
+        shift::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            clinic_id: Set(clinic),
+            hp_id: Set(sh.hp_id),
+            level: Set(match sh.level {
+                RosterLevel::OnDuty => 0,
+                RosterLevel::NextResponder => 1,
+            }),
+            days: Set(day_bits(&sh.days)),
+            start_minute: Set(start as i32),
+            end_minute: Set(end as i32),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    on_call::Entity::delete_many()
+        .filter(on_call::Column::ClinicId.eq(clinic))
+        .exec(&txn)
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, id) in req.out_of_hours.on_call.iter().enumerate() {
+        if !seen.insert(*id) {
+            continue;
+        }
+        on_call::ActiveModel {
+            clinic_id: Set(clinic),
+            hp_id: Set(*id),
+            position: Set(i as i32),
+        }
+        .insert(&txn)
+        .await?;
+    }
     audit::append(
         &txn,
         now,
@@ -159,7 +337,13 @@ pub async fn put_settings(
             .clinic(Some(clinic))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(clinic)
-            .detail(json!({ "on_duty": req.on_duty, "next_responders": req.next_responders })),
+            .detail(json!({
+                "on_duty": req.on_duty,
+                "next_responders": req.next_responders,
+                "shifts": req.shifts.len(),
+                "on_call": req.out_of_hours.on_call,
+                "time_zone": req.time_zone,
+            })),
     )
     .await?;
     txn.commit().await?;

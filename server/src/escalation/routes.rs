@@ -8,8 +8,8 @@ use peerbridge_openapi::Problem;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationReport, CrisisResourceList, Debrief,
     DebriefCreate, EscalationKeyUpload, EscalationRecipient, EscalationSettings, Flag, FlagCreate,
-    FlagDetail, FlagNote, FlagReassign, FlagReceipt, FlagResolve, Locale, SubjectIdentity,
-    SubjectRequest,
+    FlagDetail, FlagNote, FlagProgress, FlagReassign, FlagReceipt, FlagResolve, Locale,
+    SubjectIdentity, SubjectRequest,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -25,7 +25,9 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(recipients)
         .service(raise)
         .service(queue)
+        .service(my_flags)
         .service(detail)
+        .service(progress)
         .service(subject)
         .service(acknowledge)
         .service(note)
@@ -173,6 +175,47 @@ async fn queue(
         )
         .await?,
     ))
+}
+
+/// The flags the caller raised, newest first (at most 100): where each stands.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(LocaleQuery),
+    responses(
+        (status = 200, body = Vec<FlagProgress>),
+    )
+)]
+#[get("/v1/me/flags")]
+#[tracing::instrument(skip_all)]
+async fn my_flags(
+    state: State,
+    auth: Auth<AnyRole>,
+    q: web::Query<LocaleQuery>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::my_flags(&state, &auth, q.locale).await?))
+}
+
+/// Where a flag the caller raised stands: received (open, not yet acknowledged),
+/// acknowledged, resolved; never who handles it. 404 for anybody but its raiser.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("flag_id" = Uuid, Path), LocaleQuery),
+    responses(
+        (status = 200, body = FlagProgress),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/flags/{flag_id}/progress")]
+#[tracing::instrument(skip_all)]
+async fn progress(
+    state: State,
+    auth: Auth<AnyRole>,
+    path: web::Path<Uuid>,
+    q: web::Query<LocaleQuery>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::progress(&state, &auth, *path, q.locale).await?))
 }
 
 /// A flag with its history and the calling device's sealed excerpt (responders only; audited).

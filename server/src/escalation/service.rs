@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Duration, Utc};
 use peerbridge_openapi::escalation::{
-    EscalationKeyUpload, EscalationRecipient, EventKind, Flag, FlagCreate, FlagDetail, FlagEvent,
-    FlagKind, FlagOutcome, FlagReceipt, FlagResolve, Locale, RiskCategory, SealedExcerpt, Severity,
-    SubjectIdentity,
+    CrisisResource, EscalationKeyUpload, EscalationRecipient, EventKind, Flag, FlagCreate,
+    FlagDetail, FlagEvent, FlagKind, FlagOutcome, FlagParty, FlagProgress, FlagReceipt,
+    FlagResolve, Locale, RiskCategory, SealedExcerpt, Severity, SubjectIdentity,
 };
 use peerbridge_openapi::signed::escalation_key_message;
 use peerbridge_openapi::{ErrorCode, Role};
@@ -19,7 +19,8 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::entities::{escalation_key, event, excerpt, flag, roster, settings};
+use super::calendar;
+use super::entities::{escalation_key, event, excerpt, flag, on_call, roster, settings, shift};
 use crate::accounts::entities::{device, user};
 use crate::accounts::service::ACTIVE;
 use crate::audit::{self, AuditEvent};
@@ -31,8 +32,8 @@ use crate::introductions::service as introductions;
 use crate::state::AppState;
 use crate::supervision;
 
-/// The highest ladder level: 0 on duty + supervisors, 1 next responders, 2 every HP of the
-/// clinic, 3 the clinic admins.
+/// The highest ladder level: 0 on duty now (or the out-of-hours on-call HPs) + supervisors,
+/// 1 next responders, 2 every HP of the clinic, 3 the clinic admins.
 pub const TOP_LEVEL: i32 = 3;
 const MAX_EXCERPTS: usize = 200;
 
@@ -40,6 +41,13 @@ pub const DEFAULT_NOTICE_NB: &str = "En behandler fra klinikken er bedt om å ta
 pub const DEFAULT_NOTICE_NN: &str = "Ein behandlar frå klinikken er beden om å ta kontakt med deg.";
 pub const DEFAULT_NOTICE_EN: &str =
     "A clinician from the clinic has been asked to check in with you.";
+
+/// What the conversation is told when nobody could be alerted: the flag is stored and
+/// waits, and nobody is said to have been asked.
+const RECEIVED_NB: &str = "Klinikken har mottatt meldingen, men ingen har bekreftet den ennå. Ved fare for liv: ring 113.";
+const RECEIVED_NN: &str =
+    "Klinikken har fått meldinga, men ingen har stadfesta ho enno. Ved fare for liv: ring 113.";
+const RECEIVED_EN: &str = "The clinic has received this, but no one has confirmed it yet. If a life is in danger, call 113.";
 
 // ---------------------------------------------------------------------------------------
 // Stored values
@@ -67,6 +75,12 @@ pub fn default_settings(clinic: Uuid, now: DateTime<Utc>) -> settings::Model {
         notice_nn: DEFAULT_NOTICE_NN.into(),
         notice_en: DEFAULT_NOTICE_EN.into(),
         updated_at: now,
+        time_zone: "Europe/Oslo".into(),
+        followup_minutes: 120,
+        ooh_phone: None,
+        ooh_label_nb: None,
+        ooh_label_nn: None,
+        ooh_label_en: None,
     }
 }
 
@@ -87,25 +101,20 @@ pub fn deadline(s: &settings::Model, severity: Severity, now: DateTime<Utc>) -> 
         Severity::Imminent => s.imminent_minutes,
         Severity::Urgent => s.urgent_minutes,
         Severity::Concerning => s.concerning_minutes,
-        Severity::Routine => return next_working_day(now, s.routine_hour.clamp(0, 23) as u32),
+        Severity::Routine => {
+            return calendar::next_working_day(
+                now,
+                s.routine_hour.clamp(0, 23) as u32,
+                calendar::zone(&s.time_zone),
+            );
+        }
     };
     now + Duration::minutes(i64::from(minutes.max(1)))
 }
 
-/// `hour`:00 Europe/Oslo on the next weekday after `now`'s local date.
-fn next_working_day(now: DateTime<Utc>, hour: u32) -> DateTime<Utc> {
-    let tz = chrono_tz::Europe::Oslo;
-    let mut day = now.with_timezone(&tz).date_naive();
-    loop {
-        day = day.succ_opt().unwrap_or(day);
-        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-            break;
-        }
-    }
-    day.and_hms_opt(hour, 0, 0)
-        .and_then(|t| tz.from_local_datetime(&t).earliest())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(now + Duration::hours(24))
+/// When an acknowledged, unresolved flag's responders are reminded (again).
+pub fn followup(s: &settings::Model, now: DateTime<Utc>) -> DateTime<Utc> {
+    now + Duration::minutes(i64::from(s.followup_minutes.max(1)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -148,26 +157,111 @@ async fn supervisors(db: &impl ConnectionTrait, peer: Option<Uuid>) -> ApiResult
     )
 }
 
-/// Who must act at `level` (cumulative): the on-duty HPs of the responsible clinic and the
-/// peer's supervisors; then the next responders; then every HP of the clinic; then its
-/// admins. Active accounts only.
+/// The clinic's roster at an instant: who is on duty and next responder now (the
+/// always-on lists and every shift covering it on the clinic's clock), and, when nobody is
+/// on duty, the out-of-hours on-call HPs who take the first level instead.
+pub struct Rota {
+    pub on_duty: Vec<Uuid>,
+    pub next: Vec<Uuid>,
+    pub out_of_hours: bool,
+}
+
+pub async fn rota_at(
+    db: &impl ConnectionTrait,
+    clinic: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<Rota> {
+    let policy = settings_of(db, clinic, now).await?;
+    let tz = calendar::zone(&policy.time_zone);
+    let mut on_duty = Vec::new();
+    let mut next = Vec::new();
+    for r in roster::Entity::find()
+        .filter(roster::Column::ClinicId.eq(clinic))
+        .all(db)
+        .await?
+    {
+        if r.level == 0 {
+            &mut on_duty
+        } else {
+            &mut next
+        }
+        .push(r.hp_id);
+    }
+    for sh in shift::Entity::find()
+        .filter(shift::Column::ClinicId.eq(clinic))
+        .all(db)
+        .await?
+    {
+        let days = super::followup::days_of(sh.days);
+        let (start, end) = (sh.start_minute.max(0) as u32, sh.end_minute.max(0) as u32);
+        if calendar::covers(&days, start, end, tz, now) {
+            if sh.level == 0 {
+                &mut on_duty
+            } else {
+                &mut next
+            }
+            .push(sh.hp_id);
+        }
+    }
+    let on_duty = only_active(db, on_duty).await?;
+    let out_of_hours = on_duty.is_empty();
+    let on_duty = if out_of_hours {
+        let on_call: Vec<Uuid> = on_call::Entity::find()
+            .filter(on_call::Column::ClinicId.eq(clinic))
+            .order_by_asc(on_call::Column::Position)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| r.hp_id)
+            .collect();
+        only_active(db, on_call).await?
+    } else {
+        on_duty
+    };
+    Ok(Rota {
+        on_duty,
+        next: only_active(db, next).await?,
+        out_of_hours,
+    })
+}
+
+async fn only_active(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> ApiResult<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let active: HashSet<Uuid> = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.clone()))
+        .filter(user::Column::Status.eq(ACTIVE))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let mut seen = HashSet::new();
+    Ok(ids
+        .into_iter()
+        .filter(|id| active.contains(id) && seen.insert(*id))
+        .collect())
+}
+
+/// Who must act at `level` (cumulative) at `now`: those on duty now at the responsible
+/// clinic (or its on-call HPs out of hours) and the peer's supervisors; then the next
+/// responders; then every HP of the clinic; then its admins. Active accounts only.
 pub async fn responders(
     db: &impl ConnectionTrait,
     clinic: Uuid,
     peer: Option<Uuid>,
     assigned_to: Option<Uuid>,
     level: i32,
+    now: DateTime<Utc>,
 ) -> ApiResult<HashSet<Uuid>> {
     let mut out: HashSet<Uuid> = HashSet::new();
-    let rota = roster::Entity::find()
-        .filter(roster::Column::ClinicId.eq(clinic))
-        .all(db)
-        .await?;
-    out.extend(rota.iter().filter(|r| r.level == 0).map(|r| r.hp_id));
+    let rota = rota_at(db, clinic, now).await?;
+    out.extend(rota.on_duty);
     out.extend(supervisors(db, peer).await?);
     out.extend(assigned_to);
     if level >= 1 {
-        out.extend(rota.iter().filter(|r| r.level == 1).map(|r| r.hp_id));
+        out.extend(rota.next);
     }
     if level >= 2 {
         out.extend(active_with_role(db, clinic, Role::Hp).await?);
@@ -186,18 +280,44 @@ pub async fn responders(
     Ok(out.into_iter().filter(|u| active.contains(u)).collect())
 }
 
+/// The first level above `level` that reaches somebody new at `now` (levels that add nobody
+/// are passed over: an empty next-responder list must not cost a deadline), or the top.
+pub async fn next_level(
+    db: &impl ConnectionTrait,
+    f: &flag::Model,
+    now: DateTime<Utc>,
+) -> ApiResult<i32> {
+    let current = responders(db, f.clinic_id, f.peer_id, f.assigned_to, f.level, now).await?;
+    let mut level = f.level + 1;
+    while level < TOP_LEVEL {
+        let reached = responders(db, f.clinic_id, f.peer_id, f.assigned_to, level, now).await?;
+        if reached.iter().any(|u| !current.contains(u)) {
+            break;
+        }
+        level += 1;
+    }
+    Ok(level.min(TOP_LEVEL))
+}
+
 pub async fn flag_responders(
     db: &impl ConnectionTrait,
     f: &flag::Model,
+    now: DateTime<Utc>,
 ) -> ApiResult<HashSet<Uuid>> {
-    responders(db, f.clinic_id, f.peer_id, f.assigned_to, f.level).await
+    responders(db, f.clinic_id, f.peer_id, f.assigned_to, f.level, now).await
 }
 
-/// Whether `user` may see the flag now.
-async fn can_see(db: &impl ConnectionTrait, f: &flag::Model, user: Uuid) -> ApiResult<bool> {
+/// Whether `user` may see the flag now (its responders at `now`, and whoever acknowledged
+/// or was assigned it: a shift ending does not take a flag out of its acknowledger's hands).
+async fn can_see(
+    db: &impl ConnectionTrait,
+    f: &flag::Model,
+    user: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
     Ok(f.acknowledged_by == Some(user)
         || f.assigned_to == Some(user)
-        || flag_responders(db, f).await?.contains(&user))
+        || flag_responders(db, f, now).await?.contains(&user))
 }
 
 /// What a flag on this conversation is about: the responsible clinic, the person at risk and
@@ -209,16 +329,39 @@ struct Subject {
     introduction: Option<Uuid>,
 }
 
+/// The person at risk in an introduction: who the raiser names, else the raiser for
+/// `help_now`, else the other party (what a party flags is what they read from the other).
+fn at_risk(
+    p: &Principal,
+    kind: FlagKind,
+    named: Option<FlagParty>,
+    service_user: Uuid,
+    peer: Uuid,
+) -> Uuid {
+    let party = |w: FlagParty| match w {
+        FlagParty::ServiceUser => service_user,
+        FlagParty::Peer => peer,
+    };
+    match (kind, named) {
+        (FlagKind::HelpNow, _) => p.user_id,
+        (FlagKind::Flag, Some(w)) if p.role == Role::Hp => party(w),
+        (FlagKind::Flag, _) if p.user_id == service_user => peer,
+        (FlagKind::Flag, _) => service_user,
+    }
+}
+
 async fn subject_of(
     state: &AppState,
     p: &Principal,
     conversation: Uuid,
+    kind: FlagKind,
+    named: Option<FlagParty>,
 ) -> ApiResult<(crate::delivery::entities::conversation::Model, Subject)> {
     let conv = crate::delivery::service::member_conversation(state, p, conversation).await?;
     let s = if let Some(i) = introductions::of_conversation(&state.db, &conv).await? {
         Subject {
             clinic: i.clinic_id,
-            subject: i.service_user_id,
+            subject: at_risk(p, kind, named, i.service_user_id, i.peer_id),
             peer: Some(i.peer_id),
             introduction: Some(i.id),
         }
@@ -292,8 +435,9 @@ pub async fn set_escalation_key(
 async fn recipient_keys(
     db: &impl ConnectionTrait,
     s: &Subject,
+    now: DateTime<Utc>,
 ) -> ApiResult<Vec<(device::Model, escalation_key::Model)>> {
-    let users: Vec<Uuid> = responders(db, s.clinic, s.peer, None, TOP_LEVEL)
+    let users: Vec<Uuid> = responders(db, s.clinic, s.peer, None, TOP_LEVEL, now)
         .await?
         .into_iter()
         .collect();
@@ -323,8 +467,8 @@ pub async fn recipients(
     p: &Principal,
     conversation: Uuid,
 ) -> ApiResult<Vec<EscalationRecipient>> {
-    let (_, s) = subject_of(state, p, conversation).await?;
-    Ok(recipient_keys(&state.db, &s)
+    let (_, s) = subject_of(state, p, conversation, FlagKind::Flag, None).await?;
+    Ok(recipient_keys(&state.db, &s, state.now())
         .await?
         .into_iter()
         .map(|(d, k)| EscalationRecipient {
@@ -362,7 +506,7 @@ pub async fn raise(
     conversation: Uuid,
     req: &FlagCreate,
 ) -> ApiResult<(FlagReceipt, bool)> {
-    let (conv, s) = subject_of(state, p, conversation).await?;
+    let (conv, s) = subject_of(state, p, conversation, req.kind, req.subject).await?;
     let (category, severity) = match (req.kind, p.role) {
         (FlagKind::HelpNow, Role::ServiceUser) => (RiskCategory::Other, Severity::Imminent),
         (FlagKind::HelpNow, _) => {
@@ -370,7 +514,8 @@ pub async fn raise(
                 "\"I need help now\" is the service user's button",
             ));
         }
-        (FlagKind::Flag, Role::Peer | Role::Hp) => (
+        // A service user flags what they read from their peer supporter (introductions only).
+        (FlagKind::Flag, Role::Peer | Role::Hp | Role::ServiceUser) => (
             req.category
                 .ok_or_else(|| ApiError::invalid("category", "required for a flag"))?,
             req.severity
@@ -378,7 +523,7 @@ pub async fn raise(
         ),
         (FlagKind::Flag, _) => {
             return Err(ApiError::forbidden(
-                "service users ask for help with kind help_now",
+                "flags are raised by the people in the conversation",
             ));
         }
     };
@@ -391,7 +536,7 @@ pub async fn raise(
         return Err(ApiError::invalid("excerpts", "at most 200 sealed copies"));
     }
     // Each sealed copy must be addressed to a current key of a possible responder.
-    let keys = recipient_keys(&state.db, &s).await?;
+    let keys = recipient_keys(&state.db, &s, now).await?;
     let mut copies = Vec::new();
     for (i, e) in req.excerpts.iter().enumerate() {
         let field = |f: &str| format!("excerpts[{i}].{f}");
@@ -422,15 +567,16 @@ pub async fn raise(
         }
         copies.push((dev.id, pk, enc, ct));
     }
-    // Start at the first level that reaches somebody.
+    // Start at the first level that reaches somebody (out of hours, the on-call HPs are
+    // the first level). When no level does, the flag waits and nobody is said to be asked.
+    let rota = rota_at(&state.db, s.clinic, now).await?;
     let mut level = 0;
-    while level < TOP_LEVEL
-        && responders(&state.db, s.clinic, s.peer, None, level)
-            .await?
-            .is_empty()
-    {
+    let mut first = responders(&state.db, s.clinic, s.peer, None, level, now).await?;
+    while level < TOP_LEVEL && first.is_empty() {
         level += 1;
+        first = responders(&state.db, s.clinic, s.peer, None, level, now).await?;
     }
+    let asked = !first.is_empty();
     let id = Uuid::new_v4();
     let txn = crate::storage::begin(&state.db).await?;
     let row = flag::ActiveModel {
@@ -457,6 +603,8 @@ pub async fn raise(
         resolved_by: Set(None),
         resolved_at: Set(None),
         created_at: Set(now),
+        out_of_hours: Set(rota.out_of_hours),
+        asked: Set(asked),
     }
     .insert(&txn)
     .await;
@@ -501,21 +649,20 @@ pub async fn raise(
             .clinic(Some(s.clinic))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(id)
-            .detail(
-                json!({ "kind": enum_str(&req.kind), "severity": enum_str(&severity),
-                            "level": level }),
-            ),
+            .detail(json!({
+                "kind": enum_str(&req.kind), "severity": enum_str(&severity), "level": level,
+                "out_of_hours": rota.out_of_hours, "asked": asked,
+            })),
     )
     .await?;
     txn.commit().await?;
-    tracing::info!(flag = %id, severity = %enum_str(&severity), level, "flag raised");
-    notify(
-        state,
-        &flag_responders(&state.db, &row).await?,
-        id,
-        "raised",
-    )
-    .await;
+    if asked {
+        tracing::info!(flag = %id, severity = %enum_str(&severity), level, out_of_hours = rota.out_of_hours, "flag raised");
+    } else {
+        state.metrics.escalation.unalertable();
+        tracing::error!(flag = %id, severity = %enum_str(&severity), "flag raised and nobody at any level of its clinic can be alerted");
+    }
+    notify(state, &first, id, "raised").await;
     Ok((receipt(&row, &policy, req.locale)?, true))
 }
 
@@ -544,12 +691,101 @@ async fn already_raised(
 }
 
 fn receipt(f: &flag::Model, s: &settings::Model, locale: Option<Locale>) -> ApiResult<FlagReceipt> {
+    let notice = if f.asked {
+        notice(s, locale)
+    } else {
+        match locale {
+            Some(Locale::Nn) => RECEIVED_NN,
+            Some(Locale::En) => RECEIVED_EN,
+            _ => RECEIVED_NB,
+        }
+        .to_owned()
+    };
     Ok(FlagReceipt {
         id: f.id,
         status: stored("flags.status", &f.status)?,
         created_at: f.created_at,
-        notice: notice(s, locale),
+        notice,
+        asked: f.asked,
+        out_of_hours: out_of_hours_contact(f, s, locale),
     })
+}
+
+/// The clinic's out-of-hours service in the raiser's words, for a flag raised out of hours.
+fn out_of_hours_contact(
+    f: &flag::Model,
+    s: &settings::Model,
+    locale: Option<Locale>,
+) -> Option<CrisisResource> {
+    if !f.out_of_hours {
+        return None;
+    }
+    let label = match locale {
+        Some(Locale::Nn) => s.ooh_label_nn.clone(),
+        Some(Locale::En) => s.ooh_label_en.clone(),
+        _ => s.ooh_label_nb.clone(),
+    };
+    Some(CrisisResource {
+        label: label?,
+        phone: s.ooh_phone.clone()?,
+        description: None,
+    })
+}
+
+/// Where a flag the caller raised stands (received, acknowledged, resolved); 404 for a
+/// flag somebody else raised.
+pub async fn progress(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    locale: Option<Locale>,
+) -> ApiResult<FlagProgress> {
+    let f = flag::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|f| f.raised_by == p.user_id)
+        .ok_or_else(ApiError::not_found)?;
+    let s = settings_of(&state.db, f.clinic_id, state.now()).await?;
+    progress_dto(&f, &s, locale)
+}
+
+fn progress_dto(
+    f: &flag::Model,
+    s: &settings::Model,
+    locale: Option<Locale>,
+) -> ApiResult<FlagProgress> {
+    Ok(FlagProgress {
+        id: f.id,
+        conversation_id: f.conversation_id,
+        kind: stored("flags.kind", &f.kind)?,
+        status: stored("flags.status", &f.status)?,
+        created_at: f.created_at,
+        acknowledged_at: f.acknowledged_at,
+        resolved_at: f.resolved_at,
+        asked: f.asked,
+        out_of_hours: out_of_hours_contact(f, s, locale),
+    })
+}
+
+/// The flags the caller raised, newest first (at most 100).
+pub async fn my_flags(
+    state: &AppState,
+    p: &Principal,
+    locale: Option<Locale>,
+) -> ApiResult<Vec<FlagProgress>> {
+    use sea_orm::QuerySelect;
+    let rows = flag::Entity::find()
+        .filter(flag::Column::RaisedBy.eq(p.user_id))
+        .order_by_desc(flag::Column::CreatedAt)
+        .limit(100)
+        .all(&state.db)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for f in rows {
+        let s = settings_of(&state.db, f.clinic_id, state.now()).await?;
+        out.push(progress_dto(&f, &s, locale)?);
+    }
+    Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -583,8 +819,13 @@ pub async fn add_event(
 // ---------------------------------------------------------------------------------------
 // The queue
 
-async fn dto(db: &impl ConnectionTrait, f: &flag::Model, me: Uuid) -> ApiResult<Flag> {
-    let named = responders(db, f.clinic_id, f.peer_id, None, f.level.min(1)).await?;
+async fn dto(
+    db: &impl ConnectionTrait,
+    f: &flag::Model,
+    me: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<Flag> {
+    let named = responders(db, f.clinic_id, f.peer_id, None, f.level.min(1), now).await?;
     let group = crate::delivery::entities::conversation::Entity::find_by_id(f.conversation_id)
         .one(db)
         .await?
@@ -604,6 +845,7 @@ async fn dto(db: &impl ConnectionTrait, f: &flag::Model, me: Uuid) -> ApiResult<
         subject_id: f.subject_id,
         level: f.level.clamp(0, TOP_LEVEL) as u8,
         deadline_at: f.deadline_at,
+        out_of_hours: f.out_of_hours,
         assigned_to: f.assigned_to,
         acknowledged_by: f.acknowledged_by,
         acknowledged_at: f.acknowledged_at,
@@ -653,6 +895,7 @@ pub async fn queue(
     if let Some(c) = p.clinic_id {
         any = any.add(flag::Column::ClinicId.eq(c));
     }
+    let now = state.now();
     let mut q = flag::Entity::find().filter(any);
     q = match status {
         StatusFilter::Active => q.filter(flag::Column::Status.is_in(["open", "acknowledged"])),
@@ -668,10 +911,10 @@ pub async fn queue(
         .await?;
     let mut out = Vec::new();
     for f in rows {
-        if !can_see(&state.db, &f, p.user_id).await? {
+        if !can_see(&state.db, &f, p.user_id, now).await? {
             continue;
         }
-        let d = dto(&state.db, &f, p.user_id).await?;
+        let d = dto(&state.db, &f, p.user_id, now).await?;
         if scope == Scope::Mine && !d.mine {
             continue;
         }
@@ -699,7 +942,7 @@ async fn visible(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<flag::M
         .one(&state.db)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !can_see(&state.db, &f, p.user_id).await? {
+    if !can_see(&state.db, &f, p.user_id, state.now()).await? {
         return Err(ApiError::not_found());
     }
     Ok(f)
@@ -759,7 +1002,7 @@ pub async fn detail(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Flag
     .await?;
     txn.commit().await?;
     Ok(FlagDetail {
-        flag: dto(&state.db, &f, p.user_id).await?,
+        flag: dto(&state.db, &f, p.user_id, state.now()).await?,
         events,
         excerpt: mine,
     })
@@ -847,7 +1090,8 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
         .one(&txn)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let before = flag_responders(&txn, &f).await?;
+    let before = flag_responders(&txn, &f, now).await?;
+    let policy = settings_of(&txn, f.clinic_id, now).await?;
     let mut am: flag::ActiveModel = f.clone().into();
     let (kind, action, mut note, mut assigned, mut outcome) =
         (EventKind::Note, "flag.note_added", None, None, None);
@@ -859,6 +1103,8 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
             am.status = Set("acknowledged".into());
             am.acknowledged_by = Set(Some(p.user_id));
             am.acknowledged_at = Set(Some(now));
+            // From now on the deadline is the follow-up: reminders until it is resolved.
+            am.deadline_at = Set(followup(&policy, now));
             (EventKind::Acknowledged, "flag.acknowledged")
         }
         Act::Note(text) => {
@@ -934,8 +1180,15 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
     )
     .await?;
     let mut tell = before;
-    tell.extend(flag_responders(&txn, &updated).await?);
+    tell.extend(flag_responders(&txn, &updated, now).await?);
     txn.commit().await?;
+    if kind == EventKind::Acknowledged || (kind == EventKind::Resolved && f.status == "open") {
+        super::metrics::acknowledged(state, &f, now);
+    }
+    // The raiser hears that it moved (their app reads `progress`), never who moved it.
+    if matches!(kind, EventKind::Acknowledged | EventKind::Resolved) {
+        tell.insert(f.raised_by);
+    }
     notify(state, &tell, id, &enum_str(&kind)).await;
     detail(state, p, id).await
 }

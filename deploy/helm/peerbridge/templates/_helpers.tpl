@@ -186,3 +186,22 @@ sleep, the unready delay and the drain timeout.
 {{- fail (printf "shutdown.terminationGracePeriodSeconds (%v) must be greater than preStopSleepSeconds + unreadyDelaySeconds + drainSeconds (%v)" $s.terminationGracePeriodSeconds $needed) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Label matchers of a selector in the alert rules: the given matchers and the rendered
+alerts.selector, in braces; nothing when both are empty (`metric{}` is not valid PromQL).
+Call with (list <rendered alerts.selector> <matchers>...).
+*/}}
+{{- define "peerbridge.alertMatchers" -}}
+{{- $m := compact . -}}
+{{- if $m }}{{ printf "{%s}" (join ", " $m) }}{{ end -}}
+{{- end }}
+
+{{/*
+Runbook link of an alert: alerts.runbookBaseUrl (deploy/README.md) and the alert's
+section anchor. Call with (list $ "AlertName").
+*/}}
+{{- define "peerbridge.runbook" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s#%s" $root.Values.alerts.runbookBaseUrl (index . 1 | lower) -}}
+{{- end }}

@@ -11,6 +11,7 @@ mod m20261124_000004_push;
 mod m20261124_000005_introductions;
 mod m20261124_000006_escalation;
 mod m20261206_000007_web_push;
+mod m20261206_000008_rosters;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_introductions::Migration),
             Box::new(m20261124_000006_escalation::Migration),
             Box::new(m20261206_000007_web_push::Migration),
+            Box::new(m20261206_000008_rosters::Migration),
         ]
     }
 }

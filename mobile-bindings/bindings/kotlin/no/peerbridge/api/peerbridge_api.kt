@@ -2741,14 +2741,37 @@ public object FfiConverterTypeEscalationRecipient: FfiConverterRustBuffer<Escala
  */
 data class EscalationSettings (
     /**
-     * HPs on duty: the first responders with the peer's supervisors.
+     * HPs always on duty (at any hour): the first responders with the peer's supervisors.
+     * Clinics with opening hours use `shifts` instead.
      */
     var `onDuty`: List<Uuid>
     , 
     /**
-     * The next responders when the on-duty HPs do not acknowledge in time.
+     * HPs always next responders, when the on-duty HPs do not acknowledge in time.
      */
     var `nextResponders`: List<Uuid>
+    , 
+    /**
+     * Recurring shifts in `time_zone`: who is on duty (or next responder) when. Nobody on
+     * duty at a moment (no shift and no `on_duty`) is out of hours.
+     */
+    var `shifts`: List<Shift>
+    , 
+    /**
+     * Who is alerted, and where people are pointed, when nobody is on duty.
+     */
+    var `outOfHours`: OutOfHours
+    , 
+    /**
+     * The clinic's IANA time zone for shifts and working days (default `Europe/Oslo`).
+     */
+    var `timeZone`: kotlin.String
+    , 
+    /**
+     * Minutes an acknowledged flag may stay unresolved before its responders are reminded,
+     * and again at this interval (default 120).
+     */
+    var `followupMinutes`: kotlin.UInt
     , 
     /**
      * Minutes to acknowledge (defaults 5, 15, 240).
@@ -2760,7 +2783,8 @@ data class EscalationSettings (
     var `concerningMinutes`: kotlin.UInt
     , 
     /**
-     * Routine flags are due at this hour (Europe/Oslo) on the next working day (default 10).
+     * Routine flags are due at this hour (the clinic's time zone) on the next working day:
+     * not a weekend or a Norwegian public holiday (default 10).
      */
     var `routineHour`: kotlin.UInt
     , 
@@ -2791,6 +2815,10 @@ public object FfiConverterTypeEscalationSettings: FfiConverterRustBuffer<Escalat
         return EscalationSettings(
             FfiConverterSequenceTypeUuid.read(buf),
             FfiConverterSequenceTypeUuid.read(buf),
+            FfiConverterSequenceTypeShift.read(buf),
+            FfiConverterTypeOutOfHours.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
@@ -2804,6 +2832,10 @@ public object FfiConverterTypeEscalationSettings: FfiConverterRustBuffer<Escalat
     override fun allocationSize(value: EscalationSettings) = (
             FfiConverterSequenceTypeUuid.allocationSize(value.`onDuty`) +
             FfiConverterSequenceTypeUuid.allocationSize(value.`nextResponders`) +
+            FfiConverterSequenceTypeShift.allocationSize(value.`shifts`) +
+            FfiConverterTypeOutOfHours.allocationSize(value.`outOfHours`) +
+            FfiConverterString.allocationSize(value.`timeZone`) +
+            FfiConverterUInt.allocationSize(value.`followupMinutes`) +
             FfiConverterUInt.allocationSize(value.`imminentMinutes`) +
             FfiConverterUInt.allocationSize(value.`urgentMinutes`) +
             FfiConverterUInt.allocationSize(value.`concerningMinutes`) +
@@ -2816,6 +2848,10 @@ public object FfiConverterTypeEscalationSettings: FfiConverterRustBuffer<Escalat
     override fun write(value: EscalationSettings, buf: ByteBuffer) {
             FfiConverterSequenceTypeUuid.write(value.`onDuty`, buf)
             FfiConverterSequenceTypeUuid.write(value.`nextResponders`, buf)
+            FfiConverterSequenceTypeShift.write(value.`shifts`, buf)
+            FfiConverterTypeOutOfHours.write(value.`outOfHours`, buf)
+            FfiConverterString.write(value.`timeZone`, buf)
+            FfiConverterUInt.write(value.`followupMinutes`, buf)
             FfiConverterUInt.write(value.`imminentMinutes`, buf)
             FfiConverterUInt.write(value.`urgentMinutes`, buf)
             FfiConverterUInt.write(value.`concerningMinutes`, buf)
@@ -2866,9 +2902,16 @@ data class Flag (
     var `level`: kotlin.UByte
     , 
     /**
-     * When the current level's time to acknowledge runs out.
+     * Open: when the current level's time to acknowledge runs out (at the top level, when
+     * it is alerted again). Acknowledged: when its responders are reminded that it is not
+     * resolved yet.
      */
     var `deadlineAt`: DateTime
+    , 
+    /**
+     * Raised while nobody was on duty (routed to the out-of-hours on-call HPs).
+     */
+    var `outOfHours`: kotlin.Boolean
     , 
     var `assignedTo`: Uuid?
     , 
@@ -2915,6 +2958,7 @@ public object FfiConverterTypeFlag: FfiConverterRustBuffer<Flag> {
             FfiConverterTypeUuid.read(buf),
             FfiConverterUByte.read(buf),
             FfiConverterTypeDateTime.read(buf),
+            FfiConverterBoolean.read(buf),
             FfiConverterOptionalTypeUuid.read(buf),
             FfiConverterOptionalTypeUuid.read(buf),
             FfiConverterOptionalTypeDateTime.read(buf),
@@ -2939,6 +2983,7 @@ public object FfiConverterTypeFlag: FfiConverterRustBuffer<Flag> {
             FfiConverterTypeUuid.allocationSize(value.`subjectId`) +
             FfiConverterUByte.allocationSize(value.`level`) +
             FfiConverterTypeDateTime.allocationSize(value.`deadlineAt`) +
+            FfiConverterBoolean.allocationSize(value.`outOfHours`) +
             FfiConverterOptionalTypeUuid.allocationSize(value.`assignedTo`) +
             FfiConverterOptionalTypeUuid.allocationSize(value.`acknowledgedBy`) +
             FfiConverterOptionalTypeDateTime.allocationSize(value.`acknowledgedAt`) +
@@ -2962,6 +3007,7 @@ public object FfiConverterTypeFlag: FfiConverterRustBuffer<Flag> {
             FfiConverterTypeUuid.write(value.`subjectId`, buf)
             FfiConverterUByte.write(value.`level`, buf)
             FfiConverterTypeDateTime.write(value.`deadlineAt`, buf)
+            FfiConverterBoolean.write(value.`outOfHours`, buf)
             FfiConverterOptionalTypeUuid.write(value.`assignedTo`, buf)
             FfiConverterOptionalTypeUuid.write(value.`acknowledgedBy`, buf)
             FfiConverterOptionalTypeDateTime.write(value.`acknowledgedAt`, buf)
@@ -3001,6 +3047,14 @@ data class FlagCreate (
      * The raiser's language, for the wording of the in-conversation notice.
      */
     var `locale`: Locale?
+    , 
+    /**
+     * Who is at risk, in an introduction. Default: the raiser for `help_now`; for a `flag`
+     * the other party (a peer's flag is about the service user, a service user's flag is
+     * about the peer); an HP in the conversation names the party. Ignored in supervision
+     * conversations (the peer supporter is the subject).
+     */
+    var `subject`: FlagParty?
     
 ){
     
@@ -3023,6 +3077,7 @@ public object FfiConverterTypeFlagCreate: FfiConverterRustBuffer<FlagCreate> {
             FfiConverterOptionalTypeSeverity.read(buf),
             FfiConverterSequenceTypeSealedExcerpt.read(buf),
             FfiConverterOptionalTypeLocale.read(buf),
+            FfiConverterOptionalTypeFlagParty.read(buf),
         )
     }
 
@@ -3032,7 +3087,8 @@ public object FfiConverterTypeFlagCreate: FfiConverterRustBuffer<FlagCreate> {
             FfiConverterOptionalTypeRiskCategory.allocationSize(value.`category`) +
             FfiConverterOptionalTypeSeverity.allocationSize(value.`severity`) +
             FfiConverterSequenceTypeSealedExcerpt.allocationSize(value.`excerpts`) +
-            FfiConverterOptionalTypeLocale.allocationSize(value.`locale`)
+            FfiConverterOptionalTypeLocale.allocationSize(value.`locale`) +
+            FfiConverterOptionalTypeFlagParty.allocationSize(value.`subject`)
     )
 
     override fun write(value: FlagCreate, buf: ByteBuffer) {
@@ -3042,6 +3098,7 @@ public object FfiConverterTypeFlagCreate: FfiConverterRustBuffer<FlagCreate> {
             FfiConverterOptionalTypeSeverity.write(value.`severity`, buf)
             FfiConverterSequenceTypeSealedExcerpt.write(value.`excerpts`, buf)
             FfiConverterOptionalTypeLocale.write(value.`locale`, buf)
+            FfiConverterOptionalTypeFlagParty.write(value.`subject`, buf)
     }
 }
 
@@ -3104,8 +3161,9 @@ data class FlagEvent (
     var `actor`: Uuid?
     , 
     /**
-     * The ladder level after an escalation (0 on-duty and supervisors, 1 next responders,
-     * 2 every HP of the clinic, 3 the clinic admins).
+     * The ladder level after an escalation (0 on duty now, or the out-of-hours on-call HPs
+     * when nobody is, and the peer's supervisors; 1 next responders; 2 every HP of the
+     * clinic; 3 the clinic admins, re-alerted until someone acknowledges).
      */
     var `level`: kotlin.UByte?
     , 
@@ -3199,6 +3257,93 @@ public object FfiConverterTypeFlagNote: FfiConverterRustBuffer<FlagNote> {
 
 
 
+/**
+ * What the person who raised a flag may know about it: where it stands, never who reads
+ * it or what they wrote.
+ */
+data class FlagProgress (
+    var `id`: Uuid
+    , 
+    var `conversationId`: Uuid
+    , 
+    var `kind`: FlagKind
+    , 
+    /**
+     * `open`: received, not yet acknowledged; `acknowledged`: a clinician has taken it on;
+     * `resolved`: followed up.
+     */
+    var `status`: FlagStatus
+    , 
+    var `createdAt`: DateTime
+    , 
+    var `acknowledgedAt`: DateTime?
+    , 
+    var `resolvedAt`: DateTime?
+    , 
+    /**
+     * Whether at least one clinician was alerted when it was stored.
+     */
+    var `asked`: kotlin.Boolean
+    , 
+    /**
+     * Set when it was raised out of hours: the service the clinic points people to.
+     */
+    var `outOfHours`: CrisisResource?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFlagProgress: FfiConverterRustBuffer<FlagProgress> {
+    override fun read(buf: ByteBuffer): FlagProgress {
+        return FlagProgress(
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterTypeFlagKind.read(buf),
+            FfiConverterTypeFlagStatus.read(buf),
+            FfiConverterTypeDateTime.read(buf),
+            FfiConverterOptionalTypeDateTime.read(buf),
+            FfiConverterOptionalTypeDateTime.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeCrisisResource.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FlagProgress) = (
+            FfiConverterTypeUuid.allocationSize(value.`id`) +
+            FfiConverterTypeUuid.allocationSize(value.`conversationId`) +
+            FfiConverterTypeFlagKind.allocationSize(value.`kind`) +
+            FfiConverterTypeFlagStatus.allocationSize(value.`status`) +
+            FfiConverterTypeDateTime.allocationSize(value.`createdAt`) +
+            FfiConverterOptionalTypeDateTime.allocationSize(value.`acknowledgedAt`) +
+            FfiConverterOptionalTypeDateTime.allocationSize(value.`resolvedAt`) +
+            FfiConverterBoolean.allocationSize(value.`asked`) +
+            FfiConverterOptionalTypeCrisisResource.allocationSize(value.`outOfHours`)
+    )
+
+    override fun write(value: FlagProgress, buf: ByteBuffer) {
+            FfiConverterTypeUuid.write(value.`id`, buf)
+            FfiConverterTypeUuid.write(value.`conversationId`, buf)
+            FfiConverterTypeFlagKind.write(value.`kind`, buf)
+            FfiConverterTypeFlagStatus.write(value.`status`, buf)
+            FfiConverterTypeDateTime.write(value.`createdAt`, buf)
+            FfiConverterOptionalTypeDateTime.write(value.`acknowledgedAt`, buf)
+            FfiConverterOptionalTypeDateTime.write(value.`resolvedAt`, buf)
+            FfiConverterBoolean.write(value.`asked`, buf)
+            FfiConverterOptionalTypeCrisisResource.write(value.`outOfHours`, buf)
+    }
+}
+
+
+
 data class FlagReassign (
     /**
      * An HP of the flag's clinic.
@@ -3246,10 +3391,24 @@ data class FlagReceipt (
     var `createdAt`: DateTime
     , 
     /**
-     * The clinic's wording for the in-conversation notice that a clinician was asked to
-     * check in (in the raiser's locale when known). Clients always send it.
+     * What to tell the conversation, in the raiser's locale when known: the clinic's
+     * wording that a clinician was asked to check in when somebody was alerted; when nobody
+     * could be (no responder at any level), a plain "received, not yet seen" wording
+     * instead. Clients always send it.
      */
     var `notice`: kotlin.String
+    , 
+    /**
+     * Whether at least one clinician was alerted when the flag was stored. `false` means it
+     * waits in the queue with nobody alerted yet: never tell the person somebody was asked.
+     */
+    var `asked`: kotlin.Boolean
+    , 
+    /**
+     * Set when nobody was on duty at the clinic (out of hours): the service the clinic
+     * points people to meanwhile, e.g. the legevakt.
+     */
+    var `outOfHours`: CrisisResource?
     
 ){
     
@@ -3270,6 +3429,8 @@ public object FfiConverterTypeFlagReceipt: FfiConverterRustBuffer<FlagReceipt> {
             FfiConverterTypeFlagStatus.read(buf),
             FfiConverterTypeDateTime.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeCrisisResource.read(buf),
         )
     }
 
@@ -3277,7 +3438,9 @@ public object FfiConverterTypeFlagReceipt: FfiConverterRustBuffer<FlagReceipt> {
             FfiConverterTypeUuid.allocationSize(value.`id`) +
             FfiConverterTypeFlagStatus.allocationSize(value.`status`) +
             FfiConverterTypeDateTime.allocationSize(value.`createdAt`) +
-            FfiConverterString.allocationSize(value.`notice`)
+            FfiConverterString.allocationSize(value.`notice`) +
+            FfiConverterBoolean.allocationSize(value.`asked`) +
+            FfiConverterOptionalTypeCrisisResource.allocationSize(value.`outOfHours`)
     )
 
     override fun write(value: FlagReceipt, buf: ByteBuffer) {
@@ -3285,6 +3448,8 @@ public object FfiConverterTypeFlagReceipt: FfiConverterRustBuffer<FlagReceipt> {
             FfiConverterTypeFlagStatus.write(value.`status`, buf)
             FfiConverterTypeDateTime.write(value.`createdAt`, buf)
             FfiConverterString.write(value.`notice`, buf)
+            FfiConverterBoolean.write(value.`asked`, buf)
+            FfiConverterOptionalTypeCrisisResource.write(value.`outOfHours`, buf)
     }
 }
 
@@ -4507,6 +4672,109 @@ public object FfiConverterTypeNeedsRecord: FfiConverterRustBuffer<NeedsRecord> {
 
 
 /**
+ * The clinic's route when nobody is on duty.
+ */
+data class OutOfHours (
+    /**
+     * Active HPs of the clinic alerted first when nobody is on duty (an agreed on-call
+     * rota); empty: the ladder starts with the peer's supervisors, then climbs.
+     */
+    var `onCall`: List<Uuid>
+    , 
+    /**
+     * The service a person who raised a flag out of hours is pointed to meanwhile (e.g.
+     * the local legevakt), per locale like the notice; none: only the crisis resources.
+     */
+    var `contact`: OutOfHoursContact?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutOfHours: FfiConverterRustBuffer<OutOfHours> {
+    override fun read(buf: ByteBuffer): OutOfHours {
+        return OutOfHours(
+            FfiConverterSequenceTypeUuid.read(buf),
+            FfiConverterOptionalTypeOutOfHoursContact.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OutOfHours) = (
+            FfiConverterSequenceTypeUuid.allocationSize(value.`onCall`) +
+            FfiConverterOptionalTypeOutOfHoursContact.allocationSize(value.`contact`)
+    )
+
+    override fun write(value: OutOfHours, buf: ByteBuffer) {
+            FfiConverterSequenceTypeUuid.write(value.`onCall`, buf)
+            FfiConverterOptionalTypeOutOfHoursContact.write(value.`contact`, buf)
+    }
+}
+
+
+
+/**
+ * An out-of-hours service, worded per locale.
+ */
+data class OutOfHoursContact (
+    /**
+     * e.g. "113".
+     */
+    var `phone`: kotlin.String
+    , 
+    var `labelNb`: kotlin.String
+    , 
+    var `labelNn`: kotlin.String
+    , 
+    var `labelEn`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutOfHoursContact: FfiConverterRustBuffer<OutOfHoursContact> {
+    override fun read(buf: ByteBuffer): OutOfHoursContact {
+        return OutOfHoursContact(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OutOfHoursContact) = (
+            FfiConverterString.allocationSize(value.`phone`) +
+            FfiConverterString.allocationSize(value.`labelNb`) +
+            FfiConverterString.allocationSize(value.`labelNn`) +
+            FfiConverterString.allocationSize(value.`labelEn`)
+    )
+
+    override fun write(value: OutOfHoursContact, buf: ByteBuffer) {
+            FfiConverterString.write(value.`phone`, buf)
+            FfiConverterString.write(value.`labelNb`, buf)
+            FfiConverterString.write(value.`labelNn`, buf)
+            FfiConverterString.write(value.`labelEn`, buf)
+    }
+}
+
+
+
+/**
  * What a peer supporter may change about themselves.
  */
 data class OwnPeerProfileUpdate (
@@ -5610,6 +5878,72 @@ public object FfiConverterTypeSession: FfiConverterRustBuffer<Session> {
             FfiConverterTypeDateTime.write(value.`accessTokenExpiresAt`, buf)
             FfiConverterString.write(value.`refreshToken`, buf)
             FfiConverterTypeDateTime.write(value.`refreshTokenExpiresAt`, buf)
+    }
+}
+
+
+
+/**
+ * A recurring shift on the clinic's local clock.
+ */
+data class Shift (
+    /**
+     * An active HP of the clinic.
+     */
+    var `hpId`: Uuid
+    , 
+    var `level`: RosterLevel
+    , 
+    var `days`: List<ShiftDay>
+    , 
+    /**
+     * Local start, `HH:MM`.
+     */
+    var `start`: kotlin.String
+    , 
+    /**
+     * Local end, `HH:MM`; at or before `start` it ends the next day (a night shift; equal to
+     * `start` is 24 hours).
+     */
+    var `end`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeShift: FfiConverterRustBuffer<Shift> {
+    override fun read(buf: ByteBuffer): Shift {
+        return Shift(
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterTypeRosterLevel.read(buf),
+            FfiConverterSequenceTypeShiftDay.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Shift) = (
+            FfiConverterTypeUuid.allocationSize(value.`hpId`) +
+            FfiConverterTypeRosterLevel.allocationSize(value.`level`) +
+            FfiConverterSequenceTypeShiftDay.allocationSize(value.`days`) +
+            FfiConverterString.allocationSize(value.`start`) +
+            FfiConverterString.allocationSize(value.`end`)
+    )
+
+    override fun write(value: Shift, buf: ByteBuffer) {
+            FfiConverterTypeUuid.write(value.`hpId`, buf)
+            FfiConverterTypeRosterLevel.write(value.`level`, buf)
+            FfiConverterSequenceTypeShiftDay.write(value.`days`, buf)
+            FfiConverterString.write(value.`start`, buf)
+            FfiConverterString.write(value.`end`, buf)
     }
 }
 
@@ -6976,6 +7310,14 @@ enum class EventKind {
     
     RAISED,
     ESCALATED,
+    /**
+     * Still unacknowledged at the top of the ladder: its responders were alerted again.
+     */
+    REALERTED,
+    /**
+     * Acknowledged but not resolved within the follow-up time: its responders reminded.
+     */
+    OVERDUE,
     ACKNOWLEDGED,
     NOTE,
     REASSIGNED,
@@ -7078,6 +7420,43 @@ public object FfiConverterTypeFlagOutcome: FfiConverterRustBuffer<FlagOutcome> {
     override fun allocationSize(value: FlagOutcome) = 4UL
 
     override fun write(value: FlagOutcome, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * A party of an introduction.
+ */
+
+enum class FlagParty {
+    
+    SERVICE_USER,
+    PEER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFlagParty: FfiConverterRustBuffer<FlagParty> {
+    override fun read(buf: ByteBuffer) = try {
+        FlagParty.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: FlagParty) = 4UL
+
+    override fun write(value: FlagParty, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -7484,6 +7863,43 @@ public object FfiConverterTypeRole: FfiConverterRustBuffer<Role> {
 
 
 /**
+ * A roster level a shift fills.
+ */
+
+enum class RosterLevel {
+    
+    ON_DUTY,
+    NEXT_RESPONDER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRosterLevel: FfiConverterRustBuffer<RosterLevel> {
+    override fun read(buf: ByteBuffer) = try {
+        RosterLevel.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RosterLevel) = 4UL
+
+    override fun write(value: RosterLevel, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * Ordered from most to least urgent.
  */
 
@@ -7514,6 +7930,50 @@ public object FfiConverterTypeSeverity: FfiConverterRustBuffer<Severity> {
     override fun allocationSize(value: Severity) = 4UL
 
     override fun write(value: Severity, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * A day a shift starts on. On a Norwegian public holiday only shifts listing `holiday`
+ * apply, whatever the weekday.
+ */
+
+enum class ShiftDay {
+    
+    MON,
+    TUE,
+    WED,
+    THU,
+    FRI,
+    SAT,
+    SUN,
+    HOLIDAY;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeShiftDay: FfiConverterRustBuffer<ShiftDay> {
+    override fun read(buf: ByteBuffer) = try {
+        ShiftDay.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ShiftDay) = 4UL
+
+    override fun write(value: ShiftDay, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -7792,6 +8252,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeCrisisResource: FfiConverterRustBuffer<CrisisResource?> {
+    override fun read(buf: ByteBuffer): CrisisResource? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeCrisisResource.read(buf)
+    }
+
+    override fun allocationSize(value: CrisisResource?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeCrisisResource.allocationSize(value)
+        }
+    }
+
+    override fun write(value: CrisisResource?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeCrisisResource.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeFrankingStamp: FfiConverterRustBuffer<FrankingStamp?> {
     override fun read(buf: ByteBuffer): FrankingStamp? {
         if (buf.get().toInt() == 0) {
@@ -7814,6 +8306,38 @@ public object FfiConverterOptionalTypeFrankingStamp: FfiConverterRustBuffer<Fran
         } else {
             buf.put(1)
             FfiConverterTypeFrankingStamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOutOfHoursContact: FfiConverterRustBuffer<OutOfHoursContact?> {
+    override fun read(buf: ByteBuffer): OutOfHoursContact? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOutOfHoursContact.read(buf)
+    }
+
+    override fun allocationSize(value: OutOfHoursContact?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOutOfHoursContact.allocationSize(value)
+        }
+    }
+
+    override fun write(value: OutOfHoursContact?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOutOfHoursContact.write(value, buf)
         }
     }
 }
@@ -8006,6 +8530,38 @@ public object FfiConverterOptionalTypeFlagOutcome: FfiConverterRustBuffer<FlagOu
         } else {
             buf.put(1)
             FfiConverterTypeFlagOutcome.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeFlagParty: FfiConverterRustBuffer<FlagParty?> {
+    override fun read(buf: ByteBuffer): FlagParty? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeFlagParty.read(buf)
+    }
+
+    override fun allocationSize(value: FlagParty?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeFlagParty.allocationSize(value)
+        }
+    }
+
+    override fun write(value: FlagParty?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeFlagParty.write(value, buf)
         }
     }
 }
@@ -8556,6 +9112,34 @@ public object FfiConverterSequenceTypeSealedExcerpt: FfiConverterRustBuffer<List
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeShift: FfiConverterRustBuffer<List<Shift>> {
+    override fun read(buf: ByteBuffer): List<Shift> {
+        val len = buf.getInt()
+        return List<Shift>(len) {
+            FfiConverterTypeShift.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Shift>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeShift.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Shift>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeShift.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeTopic: FfiConverterRustBuffer<List<Topic>> {
     override fun read(buf: ByteBuffer): List<Topic> {
         val len = buf.getInt()
@@ -8602,6 +9186,34 @@ public object FfiConverterSequenceTypeAgeBand: FfiConverterRustBuffer<List<AgeBa
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeAgeBand.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeShiftDay: FfiConverterRustBuffer<List<ShiftDay>> {
+    override fun read(buf: ByteBuffer): List<ShiftDay> {
+        val len = buf.getInt()
+        return List<ShiftDay>(len) {
+            FfiConverterTypeShiftDay.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ShiftDay>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeShiftDay.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ShiftDay>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeShiftDay.write(it, buf)
         }
     }
 }

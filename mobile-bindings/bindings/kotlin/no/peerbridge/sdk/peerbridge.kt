@@ -68,7 +68,9 @@ import no.peerbridge.api.FfiConverterTypeEnrolleeRole
 import no.peerbridge.api.FfiConverterTypeEscalationSettings
 import no.peerbridge.api.FfiConverterTypeFlag
 import no.peerbridge.api.FfiConverterTypeFlagDetail
+import no.peerbridge.api.FfiConverterTypeFlagKind
 import no.peerbridge.api.FfiConverterTypeFlagOutcome
+import no.peerbridge.api.FfiConverterTypeFlagProgress
 import no.peerbridge.api.FfiConverterTypeFlagReceipt
 import no.peerbridge.api.FfiConverterTypeIntroductionCreate
 import no.peerbridge.api.FfiConverterTypeIntroductionDetail
@@ -101,7 +103,9 @@ import no.peerbridge.api.FfiConverterTypeUserSummary
 import no.peerbridge.api.FfiConverterTypeUuid
 import no.peerbridge.api.Flag
 import no.peerbridge.api.FlagDetail
+import no.peerbridge.api.FlagKind
 import no.peerbridge.api.FlagOutcome
+import no.peerbridge.api.FlagProgress
 import no.peerbridge.api.FlagReceipt
 import no.peerbridge.api.IntroductionCreate
 import no.peerbridge.api.IntroductionDetail
@@ -148,7 +152,9 @@ import no.peerbridge.api.RustBuffer as RustBufferEnrolleeRole
 import no.peerbridge.api.RustBuffer as RustBufferEscalationSettings
 import no.peerbridge.api.RustBuffer as RustBufferFlag
 import no.peerbridge.api.RustBuffer as RustBufferFlagDetail
+import no.peerbridge.api.RustBuffer as RustBufferFlagKind
 import no.peerbridge.api.RustBuffer as RustBufferFlagOutcome
+import no.peerbridge.api.RustBuffer as RustBufferFlagProgress
 import no.peerbridge.api.RustBuffer as RustBufferFlagReceipt
 import no.peerbridge.api.RustBuffer as RustBufferIntroductionCreate
 import no.peerbridge.api.RustBuffer as RustBufferIntroductionDetail
@@ -939,6 +945,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_flag(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_progress(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_subject(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_flags(
@@ -975,6 +983,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_my_debriefs(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_my_flags(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_my_supervision(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_needs(
@@ -994,6 +1004,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_peer_profiles(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_propose_introduction(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_queued_flags(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_raise_flag(
     ): Int
@@ -1185,6 +1197,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flag(`ptr`: Long,`id`: RustBufferUuid.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flag_progress(`ptr`: Long,`flag`: RustBufferUuid.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flag_subject(`ptr`: Long,`id`: RustBufferUuid.ByValue,`reason`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_flags(`ptr`: Long,
@@ -1221,6 +1235,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_my_debriefs(`ptr`: Long,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_my_flags(`ptr`: Long,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_my_supervision(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_needs(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,
@@ -1241,6 +1257,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_propose_introduction(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`proposal`: RustBufferIntroductionCreate.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_queued_flags(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_raise_flag(`ptr`: Long,`conversation`: RustBufferUuid.ByValue,`category`: RustBufferRiskCategory.ByValue,`severity`: RustBufferSeverity.ByValue,`note`: RustBuffer.ByValue,`seqs`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_reassign_flag(`ptr`: Long,`id`: RustBufferUuid.ByValue,`hp`: RustBufferUuid.ByValue,
@@ -1578,6 +1596,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_flag() and 0xFFFF) != 27152) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_progress() and 0xFFFF) != 14995) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_flag_subject() and 0xFFFF) != 49043) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1632,6 +1653,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_my_debriefs() and 0xFFFF) != 25582) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_my_flags() and 0xFFFF) != 45082) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_my_supervision() and 0xFFFF) != 1023) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1660,6 +1684,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_propose_introduction() and 0xFFFF) != 13575) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_queued_flags() and 0xFFFF) != 51303) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_raise_flag() and 0xFFFF) != 3401) {
@@ -2456,6 +2483,11 @@ public interface PeerbridgeInterface {
     suspend fun `flag`(`id`: Uuid): FlagDetail
     
     /**
+     * Where a flag this user raised stands (received, acknowledged, resolved).
+     */
+    suspend fun `flagProgress`(`flag`: Uuid): FlagProgress
+    
+    /**
      * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
     suspend fun `flagSubject`(`id`: Uuid, `reason`: kotlin.String): SubjectIdentity
@@ -2515,6 +2547,11 @@ public interface PeerbridgeInterface {
     suspend fun `myDebriefs`(): List<Debrief>
     
     /**
+     * The flags this user raised, newest first.
+     */
+    suspend fun `myFlags`(): List<FlagProgress>
+    
+    /**
      * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
      */
     suspend fun `mySupervision`(): List<SupervisorAssignment>
@@ -2547,6 +2584,11 @@ public interface PeerbridgeInterface {
     suspend fun `peerProfiles`(`clinic`: Uuid): List<PeerProfile>
     
     suspend fun `proposeIntroduction`(`clinic`: Uuid, `proposal`: IntroductionCreate): IntroductionDetail
+    
+    /**
+     * Flags raised on this device that have not reached the clinic yet.
+     */
+    fun `queuedFlags`(): List<QueuedFlagInfo>
     
     /**
      * A peer flags risk in a conversation, quoting the messages at `seqs` (sealed to the
@@ -3741,6 +3783,31 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
 
     
     /**
+     * Where a flag this user raised stands (received, acknowledged, resolved).
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `flagProgress`(`flag`: Uuid) : FlagProgress {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_flag_progress(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`flag`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferFlagProgress.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeFlagProgress.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Who the flagged person is, for a stated reason (kept with the audit entry).
      */
     @Throws(PeerbridgeException::class)
@@ -4152,6 +4219,30 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
 
     
     /**
+     * The flags this user raised, newest first.
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `myFlags`() : List<FlagProgress> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_my_flags(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeFlagProgress.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * The caller's own supervision assignments (a peer's supervisors, an HP's peers).
      */
     @Throws(PeerbridgeException::class)
@@ -4383,6 +4474,23 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         PeerbridgeException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * Flags raised on this device that have not reached the clinic yet.
+     */
+    @Throws(PeerbridgeException::class)override fun `queuedFlags`(): List<QueuedFlagInfo> {
+            return FfiConverterSequenceTypeQueuedFlagInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PeerbridgeException) { _status ->
+    UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_queued_flags(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -6044,6 +6152,52 @@ public object FfiConverterTypeOpenedFlag: FfiConverterRustBuffer<OpenedFlag> {
 
 
 /**
+ * A flag this device raised that has not reached the clinic yet.
+ */
+data class QueuedFlagInfo (
+    var `clientId`: Uuid
+    , 
+    var `conversation`: Uuid
+    , 
+    var `kind`: FlagKind
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeQueuedFlagInfo: FfiConverterRustBuffer<QueuedFlagInfo> {
+    override fun read(buf: ByteBuffer): QueuedFlagInfo {
+        return QueuedFlagInfo(
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterTypeFlagKind.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: QueuedFlagInfo) = (
+            FfiConverterTypeUuid.allocationSize(value.`clientId`) +
+            FfiConverterTypeUuid.allocationSize(value.`conversation`) +
+            FfiConverterTypeFlagKind.allocationSize(value.`kind`)
+    )
+
+    override fun write(value: QueuedFlagInfo, buf: ByteBuffer) {
+            FfiConverterTypeUuid.write(value.`clientId`, buf)
+            FfiConverterTypeUuid.write(value.`conversation`, buf)
+            FfiConverterTypeFlagKind.write(value.`kind`, buf)
+    }
+}
+
+
+
+/**
  * What the on-device detector suggests for a text (only a suggestion; a person decides).
  */
 data class RiskSuggestion (
@@ -6317,10 +6471,42 @@ sealed class Event {
     
     /**
      * A flag in this clinician's queue was raised, escalated to them or changed: re-read
-     * the queue (`flags()`), open it (`open_flag()`).
+     * the queue (`flags()`), open it (`open_flag()`). For the person who raised it: it was
+     * acknowledged or resolved; re-read `flag_progress()`.
      */
     data class FlagChanged(
         val `flag`: no.peerbridge.api.Uuid) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A flag raised while the device could not reach the server (it stayed queued) has now
+     * reached the clinic; `asked`: somebody was alerted (else it waits in the queue).
+     */
+    data class FlagRaised(
+        val `conversation`: no.peerbridge.api.Uuid, 
+        val `flag`: no.peerbridge.api.Uuid, 
+        val `clientId`: no.peerbridge.api.Uuid, 
+        val `asked`: kotlin.Boolean) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A queued flag was refused by the server when it was delivered (`reason` is the
+     * error code): it is not stored; the app should offer to raise it again or to call.
+     */
+    data class FlagFailed(
+        val `conversation`: no.peerbridge.api.Uuid, 
+        val `clientId`: no.peerbridge.api.Uuid, 
+        val `reason`: kotlin.String) : Event()
         
     {
         
@@ -6600,13 +6786,24 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             7 -> Event.FlagChanged(
                 FfiConverterTypeUuid.read(buf),
                 )
-            8 -> Event.DebriefChanged(
+            8 -> Event.FlagRaised(
+                FfiConverterTypeUuid.read(buf),
+                FfiConverterTypeUuid.read(buf),
+                FfiConverterTypeUuid.read(buf),
+                FfiConverterBoolean.read(buf),
+                )
+            9 -> Event.FlagFailed(
+                FfiConverterTypeUuid.read(buf),
+                FfiConverterTypeUuid.read(buf),
+                FfiConverterString.read(buf),
+                )
+            10 -> Event.DebriefChanged(
                 FfiConverterTypeUuid.read(buf),
                 )
-            9 -> Event.IdentityCardSent(
+            11 -> Event.IdentityCardSent(
                 FfiConverterTypeUuid.read(buf),
                 )
-            10 -> Event.IdentityCard(
+            12 -> Event.IdentityCard(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterTypeMember.read(buf),
@@ -6614,65 +6811,65 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterOptionalString.read(buf),
                 FfiConverterOptionalString.read(buf),
                 )
-            11 -> Event.UnreadableMessage(
+            13 -> Event.UnreadableMessage(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterTypeMember.read(buf),
                 FfiConverterString.read(buf),
                 )
-            12 -> Event.Undecryptable(
+            14 -> Event.Undecryptable(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterString.read(buf),
                 )
-            13 -> Event.MemberAdded(
+            15 -> Event.MemberAdded(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeMember.read(buf),
                 FfiConverterOptionalTypeMember.read(buf),
                 )
-            14 -> Event.MemberRemoved(
+            16 -> Event.MemberRemoved(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeMember.read(buf),
                 )
-            15 -> Event.MembershipChangeRefused(
+            17 -> Event.MembershipChangeRefused(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterSequenceTypeMember.read(buf),
                 )
-            16 -> Event.EpochChanged(
+            18 -> Event.EpochChanged(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            17 -> Event.Joined(
+            19 -> Event.Joined(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterSequenceTypeMember.read(buf),
                 )
-            18 -> Event.JoinFailed(
+            20 -> Event.JoinFailed(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterString.read(buf),
                 )
-            19 -> Event.MessagesPurged(
+            21 -> Event.MessagesPurged(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            20 -> Event.Removed(
+            22 -> Event.Removed(
                 FfiConverterTypeUuid.read(buf),
                 )
-            21 -> Event.Sent(
+            23 -> Event.Sent(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            22 -> Event.SendFailed(
+            24 -> Event.SendFailed(
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterTypeUuid.read(buf),
                 FfiConverterString.read(buf),
                 )
-            23 -> Event.ConnectionChanged(
+            25 -> Event.ConnectionChanged(
                 FfiConverterTypeConnectionState.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -6743,6 +6940,25 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             (
                 4UL
                 + FfiConverterTypeUuid.allocationSize(value.`flag`)
+            )
+        }
+        is Event.FlagRaised -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeUuid.allocationSize(value.`conversation`)
+                + FfiConverterTypeUuid.allocationSize(value.`flag`)
+                + FfiConverterTypeUuid.allocationSize(value.`clientId`)
+                + FfiConverterBoolean.allocationSize(value.`asked`)
+            )
+        }
+        is Event.FlagFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeUuid.allocationSize(value.`conversation`)
+                + FfiConverterTypeUuid.allocationSize(value.`clientId`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
         }
         is Event.DebriefChanged -> {
@@ -6939,18 +7155,33 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterTypeUuid.write(value.`flag`, buf)
                 Unit
             }
-            is Event.DebriefChanged -> {
+            is Event.FlagRaised -> {
                 buf.putInt(8)
+                FfiConverterTypeUuid.write(value.`conversation`, buf)
+                FfiConverterTypeUuid.write(value.`flag`, buf)
+                FfiConverterTypeUuid.write(value.`clientId`, buf)
+                FfiConverterBoolean.write(value.`asked`, buf)
+                Unit
+            }
+            is Event.FlagFailed -> {
+                buf.putInt(9)
+                FfiConverterTypeUuid.write(value.`conversation`, buf)
+                FfiConverterTypeUuid.write(value.`clientId`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is Event.DebriefChanged -> {
+                buf.putInt(10)
                 FfiConverterTypeUuid.write(value.`debrief`, buf)
                 Unit
             }
             is Event.IdentityCardSent -> {
-                buf.putInt(9)
+                buf.putInt(11)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 Unit
             }
             is Event.IdentityCard -> {
-                buf.putInt(10)
+                buf.putInt(12)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 FfiConverterTypeMember.write(value.`sender`, buf)
@@ -6960,7 +7191,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.UnreadableMessage -> {
-                buf.putInt(11)
+                buf.putInt(13)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 FfiConverterTypeMember.write(value.`sender`, buf)
@@ -6968,53 +7199,53 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.Undecryptable -> {
-                buf.putInt(12)
+                buf.putInt(14)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is Event.MemberAdded -> {
-                buf.putInt(13)
+                buf.putInt(15)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeMember.write(value.`member`, buf)
                 FfiConverterOptionalTypeMember.write(value.`addedBy`, buf)
                 Unit
             }
             is Event.MemberRemoved -> {
-                buf.putInt(14)
+                buf.putInt(16)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeMember.write(value.`member`, buf)
                 Unit
             }
             is Event.MembershipChangeRefused -> {
-                buf.putInt(15)
+                buf.putInt(17)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`epoch`, buf)
                 FfiConverterSequenceTypeMember.write(value.`refused`, buf)
                 Unit
             }
             is Event.EpochChanged -> {
-                buf.putInt(16)
+                buf.putInt(18)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`epoch`, buf)
                 Unit
             }
             is Event.Joined -> {
-                buf.putInt(17)
+                buf.putInt(19)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`epoch`, buf)
                 FfiConverterSequenceTypeMember.write(value.`members`, buf)
                 Unit
             }
             is Event.JoinFailed -> {
-                buf.putInt(18)
+                buf.putInt(20)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is Event.MessagesPurged -> {
-                buf.putInt(19)
+                buf.putInt(21)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterULong.write(value.`fromSeq`, buf)
                 FfiConverterULong.write(value.`toSeq`, buf)
@@ -7023,26 +7254,26 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 Unit
             }
             is Event.Removed -> {
-                buf.putInt(20)
+                buf.putInt(22)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 Unit
             }
             is Event.Sent -> {
-                buf.putInt(21)
+                buf.putInt(23)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeUuid.write(value.`id`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
             is Event.SendFailed -> {
-                buf.putInt(22)
+                buf.putInt(24)
                 FfiConverterTypeUuid.write(value.`conversation`, buf)
                 FfiConverterTypeUuid.write(value.`id`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is Event.ConnectionChanged -> {
-                buf.putInt(23)
+                buf.putInt(25)
                 FfiConverterTypeConnectionState.write(value.`state`, buf)
                 Unit
             }
@@ -7850,6 +8081,34 @@ public object FfiConverterSequenceTypeMember: FfiConverterRustBuffer<List<Member
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeQueuedFlagInfo: FfiConverterRustBuffer<List<QueuedFlagInfo>> {
+    override fun read(buf: ByteBuffer): List<QueuedFlagInfo> {
+        val len = buf.getInt()
+        return List<QueuedFlagInfo>(len) {
+            FfiConverterTypeQueuedFlagInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<QueuedFlagInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeQueuedFlagInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<QueuedFlagInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeQueuedFlagInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeBoundaryReport: FfiConverterRustBuffer<List<BoundaryReport>> {
     override fun read(buf: ByteBuffer): List<BoundaryReport> {
         val len = buf.getInt()
@@ -8008,6 +8267,34 @@ public object FfiConverterSequenceTypeFlag: FfiConverterRustBuffer<List<Flag>> {
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeFlag.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFlagProgress: FfiConverterRustBuffer<List<FlagProgress>> {
+    override fun read(buf: ByteBuffer): List<FlagProgress> {
+        val len = buf.getInt()
+        return List<FlagProgress>(len) {
+            FfiConverterTypeFlagProgress.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FlagProgress>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFlagProgress.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FlagProgress>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFlagProgress.write(it, buf)
         }
     }
 }
@@ -8291,6 +8578,10 @@ public object FfiConverterSequenceTypeUuid: FfiConverterRustBuffer<List<Uuid>> {
         }
     }
 }
+
+
+
+
 
 
 
