@@ -8,7 +8,13 @@
 //!   device's own view of the group: the counterpart's must come from a pseudonymous leaf
 //!   that is not ours, ours from our own leaf. A record that fails is reported
 //!   ([`Event::ConsentRejected`]) and ignored, so the server cannot forge a consent.
-//! - The latest valid statement per side and scope (by its signed `issued_at`) decides.
+//! - The latest valid statement per side and scope (by its signed `issued_at`; at the same
+//!   second a withdrawal wins) decides, and the client keeps that state itself: its own
+//!   actions as it took them, and the newest valid counterpart statement it has seen. The
+//!   server's list can only move it forward, so a grant replayed after a withdrawal this
+//!   client saw (or made) changes nothing. (Not covered: a withdrawal the server withholds
+//!   before this client ever saw it; the withdrawing side never sends its card, but this side
+//!   may still send its own.)
 //! - The identity card is sent once, inside the group, only when both sides' latest valid
 //!   `reveal` statements are grants. After that, this side's reveal cannot be withdrawn.
 //! - The introducing HP's devices are admitted to the group only when both sides' latest
@@ -58,6 +64,27 @@ const CARD_KEY: &str = "identity-card";
 
 fn card_sent_key(intro: Uuid) -> String {
     format!("card-sent/{intro}")
+}
+
+/// The consent state this client keeps itself, per introduction: for each (whose, scope)
+/// the newest verified record it has seen, and its own actions as it took them. The
+/// server's list can add newer records but never take the client back: a grant the server
+/// replays after a withdrawal the client has seen, or a grant of its own after it withdrew,
+/// changes nothing.
+fn consent_seen_key(intro: Uuid) -> String {
+    format!("consent-seen/{intro}")
+}
+
+/// (mine, reveal) → (issued_at, grant), as a list for the store's codec.
+type ConsentSlots = Vec<((bool, bool), (i64, bool))>;
+
+/// Whether a record (issued_at, grant) is newer than what was seen. At the same second a
+/// withdrawal wins over a grant: a replay can never beat a withdrawal by a tie.
+fn newer(record: (i64, bool), seen: Option<(i64, bool)>) -> bool {
+    match seen {
+        None => true,
+        Some(s) => (record.0, !record.1) > (s.0, !s.1),
+    }
 }
 
 impl PeerbridgeClient {
@@ -492,7 +519,16 @@ impl PeerbridgeClient {
             let _g = lock.lock().await;
             self.sync_locked(conv).await?;
         }
-        let issued_at = Utc::now().timestamp();
+        // Strictly after this device's previous action on the introduction, so a grant after
+        // a withdrawal in the same second is not taken for the older one.
+        let slots: ConsentSlots = self.state_get(&consent_seen_key(id))?.unwrap_or_default();
+        let last_own = slots
+            .iter()
+            .filter(|((mine, _), _)| *mine)
+            .map(|(_, (at, _))| *at)
+            .max()
+            .unwrap_or(i64::MIN);
+        let issued_at = Utc::now().timestamp().max(last_own.saturating_add(1));
         let statement = consent_statement(id, gid.as_bytes(), scope, action, issued_at);
         let sig = self.mls()?.sign_as_member(&gid, &statement)?;
         let _: ConsentRecord = self
@@ -509,6 +545,12 @@ impl PeerbridgeClient {
             )
             .await?
             .json()?;
+        // The client's own action is its own truth from now on.
+        let mut slots: ConsentSlots = self.state_get(&consent_seen_key(id))?.unwrap_or_default();
+        let slot = (true, scope == ConsentScope::Reveal);
+        slots.retain(|(k, _)| *k != slot);
+        slots.push((slot, (issued_at, action == ConsentAction::Grant)));
+        self.state_put(&consent_seen_key(id), &slots)?;
         let (state, events) = self.check_consents(id, conv).await?;
         self.push_events(conv, events)?;
         Ok(state)
@@ -565,8 +607,13 @@ impl PeerbridgeClient {
         let own_leaf = self.mls()?.own_leaf_index(&gid)?;
         let mut events = Vec::new();
         let mut state = ConsentState::default();
-        // (mine, scope) -> (issued_at, grant)
-        let mut latest: std::collections::HashMap<(bool, bool), (i64, bool)> = Default::default();
+        // (mine, reveal) -> (issued_at, grant): what this client has seen before, then newer
+        // verified records only.
+        let kept: ConsentSlots = self.state_get(&consent_seen_key(id))?.unwrap_or_default();
+        let own: std::collections::HashSet<(bool, bool)> =
+            kept.iter().filter(|(k, _)| k.0).map(|(k, _)| *k).collect();
+        let mut latest: std::collections::HashMap<(bool, bool), (i64, bool)> =
+            kept.into_iter().collect();
         for r in &records {
             let statement = consent_statement(id, gid.as_bytes(), r.scope, r.action, r.issued_at);
             let (Ok(key), Ok(sig)) = (
@@ -594,13 +641,18 @@ impl PeerbridgeClient {
             }
             let slot = (r.mine, r.scope == ConsentScope::Reveal);
             let grant = r.action == ConsentAction::Grant;
-            match latest.get(&slot) {
-                Some((at, _)) if *at > r.issued_at => {}
-                _ => {
-                    latest.insert(slot, (r.issued_at, grant));
-                }
+            // This device's own actions are known here; the server's copy of them is only
+            // read when this device has none (e.g. restored on a new phone).
+            if own.contains(&slot) {
+                continue;
+            }
+            if newer((r.issued_at, grant), latest.get(&slot).copied()) {
+                latest.insert(slot, (r.issued_at, grant));
             }
         }
+        let mut slots: ConsentSlots = latest.iter().map(|(k, v)| (*k, *v)).collect();
+        slots.sort();
+        self.state_put(&consent_seen_key(id), &slots)?;
         let holds = |mine: bool, reveal: bool| latest.get(&(mine, reveal)).is_some_and(|(_, g)| *g);
         state.my_reveal = holds(true, true);
         state.their_reveal = holds(false, true);

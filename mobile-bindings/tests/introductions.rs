@@ -213,15 +213,103 @@ async fn an_introduction_from_suggestion_to_reveal_and_the_hp_invited_by_both() 
             .withdraw_consent(intro, ConsentScope::Reveal)
             .await
             .expect("withdraw");
-        // The server forges the peer's grant: a record not signed by the peer's leaf.
+        // The server forges the peer's grant: a record not signed by the peer's leaf; the
+        // right statement correctly signed by a key that is no member of the group; and the
+        // peer's real grant from another introduction, copied into this one.
         forge_grant(&app, intro).await;
+        let group = {
+            use peerbridge_server::delivery::entities::conversation;
+            use sea_orm::EntityTrait;
+            conversation::Entity::find_by_id(conv)
+                .one(&app.state.db)
+                .await
+                .expect("read")
+                .expect("conversation")
+                .group_id
+        };
+        let outsider = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let at = chrono::Utc::now().timestamp() + 120;
+        let statement = peerbridge_mobile::api::signed::consent_statement(
+            intro,
+            &group,
+            ConsentScope::Reveal,
+            peerbridge_mobile::api::introductions::ConsentAction::Grant,
+            at,
+        );
+        insert_consent(
+            &app,
+            intro,
+            at,
+            outsider.verifying_key().to_bytes().to_vec(),
+            ed25519_dalek::Signer::sign(&outsider, &statement)
+                .to_bytes()
+                .to_vec(),
+        )
+        .await;
+        peer.client
+            .consent(other.id, ConsentScope::Reveal)
+            .await
+            .expect("consent elsewhere");
+        {
+            use peerbridge_server::introductions::entities::consent;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            let elsewhere = consent::Entity::find()
+                .filter(consent::Column::IntroductionId.eq(other.id))
+                .one(&app.state.db)
+                .await
+                .expect("read")
+                .expect("the peer's grant in the other introduction");
+            insert_consent(
+                &app,
+                intro,
+                elsewhere.issued_at + 300,
+                elsewhere.signature_key.clone(),
+                elsewhere.signature.clone(),
+            )
+            .await;
+            insert_consent(
+                &app,
+                intro,
+                elsewhere.issued_at,
+                elsewhere.signature_key,
+                elsewhere.signature,
+            )
+            .await;
+        }
         let state = su
             .client
             .consent(intro, ConsentScope::Reveal)
             .await
             .expect("consent");
         assert!(state.my_reveal && !state.their_reveal, "{state:?}");
-        assert!(state.rejected >= 1, "the forged record was rejected");
+        assert_eq!(
+            state.rejected, 4,
+            "every forged record was rejected: {state:?}"
+        );
+        // The server now drops the peer's withdrawal, replaying the earlier grant: the
+        // service user's client has seen the withdrawal and is not taken back.
+        {
+            use peerbridge_server::introductions::entities::consent;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            let dropped = consent::Entity::delete_many()
+                .filter(consent::Column::IntroductionId.eq(intro))
+                .filter(consent::Column::Action.eq("withdraw"))
+                .exec(&app.state.db)
+                .await
+                .expect("drop");
+            assert_eq!(dropped.rows_affected, 1);
+        }
+        let replayed = su.client.consent_state(intro).await.expect("state");
+        assert!(
+            replayed.my_reveal && !replayed.their_reveal && !replayed.card_sent,
+            "{replayed:?}"
+        );
+        // Nor is the peer's own client: it knows it withdrew.
+        let own = peer.client.consent_state(intro).await.expect("state");
+        assert!(
+            !own.my_reveal && own.their_reveal && !own.card_sent,
+            "{own:?}"
+        );
         assert!(
             !state.card_sent,
             "no card without the counterpart's valid consent"
@@ -445,4 +533,25 @@ async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
         let got = su.client.sync(conv).await.expect("sync");
         assert!(texts(&got).is_empty());
     }
+}
+
+/// A consent row as a server could write it, in the peer's name.
+async fn insert_consent(app: &TestApp, intro: Uuid, issued_at: i64, key: Vec<u8>, sig: Vec<u8>) {
+    use peerbridge_server::introductions::entities::consent;
+    use sea_orm::{ActiveModelTrait, Set};
+    consent::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        introduction_id: Set(intro),
+        party: Set("peer".into()),
+        device_id: Set(Uuid::new_v4()),
+        scope: Set("reveal".into()),
+        action: Set("grant".into()),
+        issued_at: Set(issued_at),
+        signature_key: Set(key),
+        signature: Set(sig),
+        recorded_at: Set(chrono::Utc::now()),
+    }
+    .insert(&app.state.db)
+    .await
+    .expect("forged row");
 }
