@@ -311,7 +311,10 @@ async fn a_service_users_flag_about_the_peer_raised_offline_reaches_the_clinic_o
             )
             .await
             .expect(200);
-        let su = enroll(
+        // The service user's phone reaches the server through a relay that can lose answers.
+        let relay = peerbridge_tests::lossy::LossyProxy::start(&app.base).await;
+        let su = enroll_at(
+            &relay.base,
             &app,
             &hp_home,
             home,
@@ -446,6 +449,48 @@ async fn a_service_users_flag_about_the_peer_raised_offline_reaches_the_clinic_o
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[0].status, FlagStatus::Resolved);
         assert!(mine[0].resolved_at.is_some());
+
+        // The server stores a flag but its answer is lost on the way: the phone's retry is
+        // the same flag, stored once.
+        peer.client
+            .send_text(conv, "Jeg har skrevet et brev til familien min")
+            .await
+            .expect("send");
+        let seq = su
+            .client
+            .sync(conv)
+            .await
+            .expect("sync")
+            .iter()
+            .find_map(|e| match e {
+                Event::Text { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .expect("received");
+        relay.lose_answers("POST", "/flags", 1);
+        let receipt = su
+            .client
+            .raise_flag(
+                conv,
+                RiskCategory::SuicideRisk,
+                Severity::Imminent,
+                "",
+                &[seq],
+            )
+            .await
+            .expect("stored despite the lost answer");
+        assert_eq!(relay.lost(), 1, "the first answer was lost");
+        {
+            use peerbridge_server::escalation::entities::flag as flags;
+            use sea_orm::EntityTrait;
+            let stored = flags::Entity::find()
+                .all(&back.state.db)
+                .await
+                .expect("read");
+            assert_eq!(stored.len(), 2, "one flag per raise");
+            assert!(stored.iter().any(|f| f.id == receipt.id));
+        }
+        assert!(su.client.queued_flags().expect("queued").is_empty());
         back.shutdown.shutdown().await;
     }
 }

@@ -79,6 +79,19 @@ pub async fn enroll(
     name: &str,
     phone: &str,
 ) -> Device {
+    enroll_at(&app.base, app, hp, clinic, role, name, phone).await
+}
+
+/// Enrolls a device that reaches the server at `base` (e.g. through a relay).
+pub async fn enroll_at(
+    base: &str,
+    app: &TestApp,
+    hp: &Staff,
+    clinic: Uuid,
+    role: &str,
+    name: &str,
+    phone: &str,
+) -> Device {
     let invite: serde_json::Value = app
         .client()
         .post(
@@ -91,9 +104,8 @@ pub async fn enroll(
         .json();
     let dir = tempfile::tempdir().expect("tempdir");
     let wire = Wire::default();
-    let client =
-        PeerbridgeClient::open_with_options(&app.base, dir.path(), &[7; 32], options(&wire))
-            .expect("open");
+    let client = PeerbridgeClient::open_with_options(base, dir.path(), &[7; 32], options(&wire))
+        .expect("open");
     let s = client
         .enroll(invite["code"].as_str().expect("code"), "Phone")
         .await
