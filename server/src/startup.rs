@@ -272,6 +272,8 @@ impl Application {
                 if ladder_state.is_shutting_down() {
                     break;
                 }
+                // Flag wake-ups owed and not yet sent (each replica; rows are claimed).
+                ladder_state.push.redeliver().await;
                 if let Err(e) = crate::escalation::ladder::tick(&ladder_state, &holder).await {
                     ladder_state.metrics.escalation.ladder_failed();
                     tracing::error!(error = %e, "escalation ladder pass failed; retrying");

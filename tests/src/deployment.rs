@@ -45,6 +45,11 @@ impl Deployment {
     }
 
     pub async fn replica(&self, app: &TestApp) -> ServerProcess {
+        self.replica_with(app, &[]).await
+    }
+
+    /// A replica with extra environment settings.
+    pub async fn replica_with(&self, app: &TestApp, env: &[(&str, &str)]) -> ServerProcess {
         let mut cmd = command(app.db.dir.path());
         cmd.env("DATABASE_URL", &app.db.url);
         if !self.redis.is_empty() {
@@ -58,6 +63,7 @@ impl Deployment {
             .env("PEERBRIDGE_INDEX_KEY", &self.index)
             .env("PEERBRIDGE_SHUTDOWN_UNREADY_DELAY_SECS", "0")
             .env("PEERBRIDGE_LOG_LEVEL", "info");
+        cmd.envs(env.iter().copied());
         let p = ServerProcess::start(cmd).await;
         p.wait_ready().await;
         p

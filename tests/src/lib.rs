@@ -10,6 +10,7 @@ pub mod api;
 pub mod backends;
 pub mod binary;
 pub mod deployment;
+pub mod gateway;
 pub mod lossy;
 pub mod mls_device;
 pub mod relay;

@@ -91,6 +91,81 @@ async fn survives_sigkill(backend: Backend, dep: Deployment) {
     );
 }
 
+/// The process that stored a flag is killed before its wake-up reached the HP's push
+/// gateway (down at that moment): the wake-up was owed in the flag's own transaction, and
+/// the next process sends it (embedded default: SQLite file, in-process bus, real binary).
+#[tokio::test]
+async fn a_flag_wake_up_owed_by_a_killed_process_is_sent_by_the_next_one() {
+    use peerbridge_server::notify::wakeups::entity as wakeups;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let dep = Deployment::embedded();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| dep.configure(c)).await;
+    let (conv, peer, hp) = setup(&app).await;
+    // A port for the gateway, free but not listening yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let allowed = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("PEERBRIDGE_PUSH_ALLOWED_HOSTS", allowed.as_str()),
+        ("PEERBRIDGE_LADDER_INTERVAL_MS", "200"),
+    ];
+    let mut a = dep.replica_with(&app, &env).await;
+    let at_a = Client::new(&a.base());
+    let hp_token = token_at(&a.base(), &hp.session, &hp.device).await;
+    at_a.put(
+        "/v1/me/push-endpoint",
+        Some(&hp_token),
+        json!({ "url": format!("{allowed}/hp-phone") }),
+    )
+    .await
+    .expect(204);
+    let peer_token = token_at(&a.base(), &peer.session, &peer.device).await;
+    at_a.post(
+        &format!("/v1/conversations/{conv}/flags"),
+        Some(&peer_token),
+        flag_body(Uuid::new_v4()),
+    )
+    .await
+    .expect(201);
+    a.child.start_kill().expect("kill");
+    let _ = a.child.wait().await;
+    let owed = wakeups::Entity::find()
+        .count(&app.state.db)
+        .await
+        .expect("count");
+    assert_eq!(owed, 1, "the wake-up is owed in the database");
+
+    // The gateway comes up; the next process sends what was owed.
+    let (_, seen) = peerbridge_tests::gateway::start(port).await;
+    let _b = dep.replica_with(&app, &env).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.lock().expect("seen").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no wake-up within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = seen.lock().expect("seen").clone();
+    assert_eq!(got[0].0, "/hp-phone");
+    assert_eq!(got[0].1, peerbridge_server::notify::push::WAKE_BODY);
+    for _ in 0..50 {
+        if wakeups::Entity::find()
+            .count(&app.state.db)
+            .await
+            .expect("count")
+            == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the delivered wake-up is still owed");
+}
+
 #[tokio::test]
 async fn with_redis_down_a_flag_is_stored_and_reaches_the_queue_by_polling() {
     if !postgres_available().await {

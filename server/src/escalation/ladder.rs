@@ -183,13 +183,10 @@ pub async fn step(
         .detail(json!({ "level": next_level })),
     )
     .await?;
-    txn.commit().await?;
-    state.metrics.escalation.breach(what, &f.severity);
-    tracing::warn!(flag = %f.id, level = next_level, step = what.as_str(), "flag past its deadline");
     let after = flag::Model {
         level: next_level,
         deadline_at: next_deadline,
-        ..f
+        ..f.clone()
     };
     // A reminder goes to whoever holds the flag and whoever is on duty now (not the whole
     // clinic again); an escalation or re-alert to every responder of the level.
@@ -198,11 +195,15 @@ pub async fn step(
             level: 0,
             ..after.clone()
         };
-        flag_responders(&state.db, &first, now).await?
+        flag_responders(&txn, &first, now).await?
     } else {
-        flag_responders(&state.db, &after, now).await?
+        flag_responders(&txn, &after, now).await?
     };
     tell.extend(after.acknowledged_by);
+    crate::notify::wakeups::owe(&txn, &tell.iter().copied().collect::<Vec<_>>(), now).await?;
+    txn.commit().await?;
+    state.metrics.escalation.breach(what, &f.severity);
+    tracing::warn!(flag = %f.id, level = next_level, step = what.as_str(), "flag past its deadline");
     notify(state, &tell, after.id, what.as_str()).await;
     Ok(true)
 }

@@ -642,6 +642,9 @@ pub async fn raise(
         None,
     )
     .await?;
+    // Owed wake-ups are stored with the flag: a process killed before it pushes still
+    // ends in a push (from another replica, or this one restarted).
+    crate::notify::wakeups::owe(&txn, &first.iter().copied().collect::<Vec<_>>(), now).await?;
     audit::append(
         &txn,
         now,
@@ -1181,13 +1184,14 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
     .await?;
     let mut tell = before;
     tell.extend(flag_responders(&txn, &updated, now).await?);
-    txn.commit().await?;
-    if kind == EventKind::Acknowledged || (kind == EventKind::Resolved && f.status == "open") {
-        super::metrics::acknowledged(state, &f, now);
-    }
     // The raiser hears that it moved (their app reads `progress`), never who moved it.
     if matches!(kind, EventKind::Acknowledged | EventKind::Resolved) {
         tell.insert(f.raised_by);
+    }
+    crate::notify::wakeups::owe(&txn, &tell.iter().copied().collect::<Vec<_>>(), now).await?;
+    txn.commit().await?;
+    if kind == EventKind::Acknowledged || (kind == EventKind::Resolved && f.status == "open") {
+        super::metrics::acknowledged(state, &f, now);
     }
     notify(state, &tell, id, &enum_str(&kind)).await;
     detail(state, p, id).await

@@ -4,6 +4,7 @@
 //! notice only delays a read, and the services that call this never wait for it.
 
 pub mod push;
+pub mod wakeups;
 pub mod webpush;
 
 use peerbridge_openapi::delivery::Notice;

@@ -187,22 +187,9 @@ impl Pusher {
                 if (kind == WakeKind::Message && online) || !me.debounce(d.id, kind) {
                     continue;
                 }
-                let Some(url) = d.push_url.filter(|u| me.is_allowed(u)) else {
+                let device = d.id;
+                let Some(request) = me.request_for(d, kind) else {
                     continue;
-                };
-                let request = match (d.push_p256dh, d.push_auth) {
-                    (Some(p256dh), Some(auth)) => match me.web_push(&url, &p256dh, &auth, kind) {
-                        Some(r) => r,
-                        None => continue,
-                    },
-                    _ => Wake {
-                        url,
-                        headers: vec![
-                            ("content-type", "application/json".into()),
-                            ("ttl", "3600".into()),
-                        ],
-                        body: WAKE_BODY.as_bytes().to_vec(),
-                    },
                 };
                 let permit = match kind {
                     // A flag waits for a free slot rather than be dropped.
@@ -210,19 +197,19 @@ impl Pusher {
                     WakeKind::Message => me.slots.clone().try_acquire_owned().ok(),
                 };
                 let Some(permit) = permit else {
-                    // Saturated: the device still catches up at its next poll or reconnect.
+                    // Saturated: the device still catches up at its next poll or reconnect
+                    // (and a flag's owed wake-up is redelivered).
                     continue;
                 };
-                let http = me.http.clone();
+                let me = me.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
+                    let started = me.clock.now();
                     for attempt in 0..ATTEMPTS {
-                        let mut rb = http.post(&request.url).body(request.body.clone());
-                        for (name, value) in &request.headers {
-                            rb = rb.header(*name, value);
-                        }
-                        let sent = rb.send().await;
-                        if sent.is_ok_and(|r| r.status().is_success()) {
+                        if me.send(&request).await {
+                            if kind == WakeKind::Flag {
+                                let _ = super::wakeups::paid(&me.db, device, started).await;
+                            }
                             return;
                         }
                         tokio::time::sleep(Duration::from_millis(500 * 3u64.pow(attempt))).await;
@@ -231,6 +218,70 @@ impl Pusher {
                 });
             }
         });
+    }
+
+    /// Sends the flag wake-ups still owed when due (see `wakeups`); every replica calls this
+    /// at the ladder's interval. Nothing happens without push gateways configured.
+    pub async fn redeliver(self: &Arc<Self>) {
+        if self.allowed.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let Ok(due) = super::wakeups::claim_due(&self.db, now).await else {
+            return;
+        };
+        for w in due {
+            let request = device::Entity::find_by_id(w.device_id)
+                .filter(device::Column::RevokedAt.is_null())
+                .one(&self.db)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|d| self.request_for(d, WakeKind::Flag));
+            let Some(request) = request else {
+                // The device is gone or has no usable endpoint: nothing left to owe it.
+                let _ = super::wakeups::drop_row(&self.db, w.id).await;
+                continue;
+            };
+            if self.send(&request).await {
+                let _ = super::wakeups::paid(&self.db, w.device_id, now).await;
+                tracing::info!(
+                    attempts = w.attempts,
+                    "push: an owed flag wake-up was delivered"
+                );
+            } else if w.attempts >= super::wakeups::GIVE_UP_AFTER {
+                let _ = super::wakeups::drop_row(&self.db, w.id).await;
+                tracing::error!(
+                    attempts = w.attempts,
+                    "push: an owed flag wake-up was given up"
+                );
+            }
+        }
+    }
+
+    /// The request that wakes this device, if it has a usable, allowed endpoint.
+    fn request_for(&self, d: device::Model, kind: WakeKind) -> Option<Wake> {
+        let url = d.push_url.filter(|u| self.is_allowed(u))?;
+        match (d.push_p256dh, d.push_auth) {
+            (Some(p256dh), Some(auth)) => self.web_push(&url, &p256dh, &auth, kind),
+            _ => Some(Wake {
+                url,
+                headers: vec![
+                    ("content-type", "application/json".into()),
+                    ("ttl", "3600".into()),
+                ],
+                body: WAKE_BODY.as_bytes().to_vec(),
+            }),
+        }
+    }
+
+    /// One attempt; `true` when the push service accepted it.
+    async fn send(&self, request: &Wake) -> bool {
+        let mut rb = self.http.post(&request.url).body(request.body.clone());
+        for (name, value) in &request.headers {
+            rb = rb.header(*name, value);
+        }
+        rb.send().await.is_ok_and(|r| r.status().is_success())
     }
 
     /// The encrypted, VAPID-signed request for a Web Push subscription; `None` (logged

@@ -1,6 +1,7 @@
 //! Escalation that holds out of hours: shifts on the clinic's clock, the out-of-hours
 //! on-call list and contact, the clinic's time zone and follow-up interval; per flag,
-//! whether it was raised out of hours and whether anybody was alerted.
+//! whether it was raised out of hours and whether anybody was alerted; flag wake-ups owed
+//! to devices, written with the change that owes them.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -44,6 +45,25 @@ impl MigrationTrait for Migration {
                 .col(uuid("hp_id"))
                 .col(integer("position"))
                 .primary_key(Index::create().col("clinic_id").col("hp_id"))
+                .take(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("flag_wakeups")
+                .col(uuid("id").primary_key())
+                .col(uuid("device_id"))
+                .col(timestamp_with_time_zone("created_at"))
+                .col(timestamp_with_time_zone("due_at"))
+                .col(integer("attempts"))
+                .take(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("flag_wakeups_due")
+                .table("flag_wakeups")
+                .col("due_at")
                 .take(),
         )
         .await?;
@@ -96,6 +116,8 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+        m.drop_table(Table::drop().table("flag_wakeups").take())
+            .await?;
         m.drop_table(Table::drop().table("escalation_on_call").take())
             .await?;
         m.drop_table(Table::drop().table("escalation_shifts").take())
