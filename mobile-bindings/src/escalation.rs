@@ -233,15 +233,22 @@ impl PeerbridgeClient {
         self.state_put(FLAG_OUTBOX, &outbox)
     }
 
-    /// The notice is part of raising a flag: the wording is the server's (the clinic's when
-    /// somebody was asked, a plain "received" when nobody could be), the notice is not
-    /// optional.
+    /// The notice is part of raising a flag: the wording is the server's, the notice is not
+    /// optional. When somebody was alerted it is a `clinician_asked` notice (readers' apps
+    /// show the clinic's wording in their own language); when nobody could be, a plain
+    /// `info` line with the server's "received, not yet confirmed": no reader's app may turn
+    /// it into "a clinician was asked".
     async fn tell_conversation(&self, conv: Uuid, receipt: &FlagReceipt) {
+        let kind = if receipt.asked {
+            NoticeKind::ClinicianAsked
+        } else {
+            NoticeKind::Info
+        };
         if let Err(e) = self
             .send_envelope(
                 conv,
                 &Envelope::SystemNotice {
-                    kind: NoticeKind::ClinicianAsked,
+                    kind,
                     text: receipt.notice.clone(),
                 },
             )

@@ -491,6 +491,42 @@ async fn a_service_users_flag_about_the_peer_raised_offline_reaches_the_clinic_o
             assert!(stored.iter().any(|f| f.id == receipt.id));
         }
         assert!(su.client.queued_flags().expect("queued").is_empty());
+
+        // Nobody left to alert: the conversation is told plainly that the clinic received
+        // it, never (not even in a reader's app) that a clinician was asked.
+        {
+            use peerbridge_server::accounts::entities::user;
+            use sea_orm::prelude::Expr;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            user::Entity::update_many()
+                .col_expr(user::Column::Status, Expr::value("deactivated"))
+                .filter(user::Column::ClinicId.eq(home))
+                .filter(user::Column::Role.is_in(["hp", "clinic_admin"]))
+                .exec(&back.state.db)
+                .await
+                .expect("deactivate");
+        }
+        let lonely = su
+            .client
+            .help_now(conv, "", &[])
+            .await
+            .expect("stored all the same");
+        assert!(!lonely.asked);
+        let told = peer.client.sync(conv).await.expect("sync");
+        let notices: Vec<(&str, &str)> = told
+            .iter()
+            .filter_map(|e| match e {
+                Event::Notice { kind, text, .. } => Some((kind.as_str(), text.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notices.last().map(|(k, _)| *k), Some("info"), "{notices:?}");
+        assert!(
+            notices
+                .last()
+                .is_some_and(|(_, t)| t.contains("ingen har bekreftet")),
+            "{notices:?}"
+        );
         back.shutdown.shutdown().await;
     }
 }

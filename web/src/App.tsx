@@ -291,6 +291,7 @@ export function App() {
         {helpOpen ? (
           <Help
             conversation={screen.name === "chat" ? (screen.intro.conversation_id ?? null) : null}
+            subscribe={subscribe}
             onClose={() => setHelpOpen(false)}
           />
         ) : (

@@ -40,6 +40,11 @@ export async function setPasscode(passcode: string): Promise<void> {
 }
 
 /** The message-catalogue key for an error the SDK raised. */
+/** The server could not be reached (the SDK keeps what it can and retries later). */
+export function isOffline(e: unknown): boolean {
+  return (e as PeerbridgeError | undefined)?.code === "network";
+}
+
 export function errorKey(e: unknown): string {
   const code = (e as PeerbridgeError | undefined)?.code;
   return code ? `errors.${code}` : "errors.unknown";

@@ -535,10 +535,35 @@ try {
   await admin
     .getByLabel("Beskjed til personen når klinikken er varslet (English)")
     .fill("A nurse from the clinic will contact you.");
+  // A weekday day shift, the on-call nurse and the legevakt for nights and weekends.
+  await admin.getByRole("button", { name: "Legg til vakt" }).click();
+  const shift = admin.getByRole("group", { name: "Vakt 1" });
+  await shift.getByLabel("Hvem").selectOption({ label: "Hanne Sykepleier" });
+  await shift.getByLabel("Fra").fill("08:00");
+  await shift.getByLabel("Til").fill("15:30");
+  await admin
+    .getByRole("group", { name: /^Bakvakt når ingen er på vakt/ })
+    .getByLabel("Hanne Sykepleier")
+    .check();
+  await admin.getByLabel("Telefon til legevakt eller tilsvarende").fill("116 117");
+  await admin.getByLabel("Navn (bokmål)").fill("Legevakten");
+  await admin.getByLabel("Navn (nynorsk)").fill("Legevakta");
+  await admin.getByLabel("Navn (engelsk)").fill("Out-of-hours doctor");
   await accessible(admin, "clinic settings");
   await admin.screenshot({ path: join(shots, "desktop-clinic.png"), fullPage: true });
   await admin.getByRole("button", { name: "Lagre" }).first().click();
   await admin.getByText("Lagret.").waitFor();
+  // What was saved is what the server keeps (read back after leaving the page).
+  await admin.getByRole("button", { name: "Varsler", exact: true }).click();
+  await admin.getByRole("button", { name: "Klinikken", exact: true }).click();
+  const kept = admin.getByRole("group", { name: "Vakt 1" });
+  assert.equal(await kept.getByLabel("Til").inputValue(), "15:30");
+  assert.equal(await kept.getByLabel("Fredag").isChecked(), true);
+  assert.equal(await kept.getByLabel("Lørdag").isChecked(), false);
+  assert.equal(
+    await admin.getByLabel("Telefon til legevakt eller tilsvarende").inputValue(),
+    "116 117",
+  );
 
   // The service user writes what a person at risk writes; the peer's app suggests (only
   // suggests) telling the clinic, and the peer flags two messages.
@@ -570,7 +595,10 @@ try {
   await accessible(peer.page, "flag panel");
   const raised = Date.now();
   await peer.page.getByRole("button", { name: "Send varsel" }).click();
-  await peer.page.getByText("Klinikken har fått varselet.").waitFor({ timeout: 15000 });
+  // The raiser hears where it stands, honestly: received and not yet confirmed.
+  await peer.page
+    .getByText("Klinikken har mottatt det. En behandler er varslet, men har ikke bekreftet ennå.")
+    .waitFor({ timeout: 15000 });
 
   // The HP's console shows it live, with the imminent alarm; she opens it verified, sees
   // the left-out message as a gap (and not its text), acknowledges and resolves.
@@ -594,6 +622,8 @@ try {
   await hp.screenshot({ path: join(shots, "desktop-flag.png") });
   await hp.getByRole("button", { name: "Kvitter – jeg tar dette" }).click();
   await hp.getByText("Status: kvittert").waitFor();
+  // The peer's screen follows without a reload: a clinician has taken it on.
+  await peer.page.getByText("En behandler har tatt saken.").waitFor({ timeout: 15000 });
   // The queue survives a reload of the console: the flag is there, and opens verified again.
   await hp.reload();
   await hp
@@ -603,6 +633,7 @@ try {
   await hp.getByLabel("Utfall").selectOption("contacted_the_person");
   await hp.getByRole("button", { name: "Lukk varselet" }).click();
   await hp.getByText("Status: lukket").waitFor();
+  await peer.page.getByText("Klinikken har fulgt det opp.").waitFor({ timeout: 15000 });
 
   // The service user is told, in the clinic's words and in the language they chose.
   await su.page
@@ -690,7 +721,9 @@ try {
 
   await su.page.getByRole("button", { name: "Trenger hjelp nå" }).click();
   await su.page.getByRole("button", { name: "Be klinikken kontakte meg nå" }).click();
-  await su.page.getByText("Klinikken har fått beskjed.").waitFor({ timeout: 15000 });
+  await su.page
+    .getByText("Klinikken har mottatt det. En behandler er varslet, men har ikke bekreftet ennå.")
+    .waitFor({ timeout: 15000 });
   await su.page.getByRole("button", { name: "Lukk", exact: true }).click();
   for (let i = 0; i < 150 && pushesFor(hpPush, before).length === 0; i++)
     await su.page.waitForTimeout(100);

@@ -190,6 +190,7 @@ export function Chat(props: {
           messages={lines.filter((l) => !l.sender.is_me).map((l) => ({ seq: l.seq, body: l.body }))}
           preselected={flagging.seqs}
           suggested={flagging.risk}
+          subscribe={props.subscribe}
           onDone={() => setFlagging(null)}
         />
       )}

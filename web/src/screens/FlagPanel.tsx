@@ -3,9 +3,10 @@
 // serious, and a note. Leaving messages out is allowed and visible to the HP as a gap.
 import { useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
-import type { RiskCategory, Severity } from "peerbridge-web";
-import { client, errorKey } from "../sdk";
+import type { Event, RiskCategory, Severity } from "peerbridge-web";
+import { client, errorKey, isOffline } from "../sdk";
 import { ErrorText } from "../ErrorText";
+import { FlagStatus } from "./FlagStatus";
 
 const CATEGORIES: RiskCategory[] = [
   "suicide_risk",
@@ -23,6 +24,7 @@ export function FlagPanel(props: {
   messages: { seq: number; body: string }[];
   preselected: number[];
   suggested: { category: RiskCategory; severity: Severity } | null;
+  subscribe: (l: (events: Event[]) => void) => () => void;
   onDone: () => void;
 }) {
   const { t } = useTranslation();
@@ -32,7 +34,8 @@ export function FlagPanel(props: {
   );
   const [severity, setSeverity] = useState<Severity>(props.suggested?.severity ?? "urgent");
   const [note, setNote] = useState("");
-  const [sent, setSent] = useState(false);
+  // The stored flag's id, or null while it waits on this device for a connection.
+  const [sent, setSent] = useState<{ flag: string | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const submit = async (e: FormEvent) => {
@@ -40,17 +43,24 @@ export function FlagPanel(props: {
     setError(null);
     try {
       const seqs = [...picked].sort((a, b) => a - b);
-      await (await client()).raiseFlag(props.conversation, category, severity, note.trim(), seqs);
-      setSent(true);
+      const receipt = await (
+        await client()
+      ).raiseFlag(props.conversation, category, severity, note.trim(), seqs);
+      setSent({ flag: receipt.id });
     } catch (err) {
-      setError(t(errorKey(err)));
+      if (isOffline(err)) setSent({ flag: null });
+      else setError(t(errorKey(err)));
     }
   };
 
   if (sent) {
     return (
       <div className="card">
-        <p role="status">{t("peerflag.sent")}</p>
+        <FlagStatus
+          flag={sent.flag}
+          conversation={props.conversation}
+          subscribe={props.subscribe}
+        />
         <button type="button" className="secondary" onClick={props.onDone}>
           {t("help.close")}
         </button>

@@ -2,14 +2,20 @@
 // away, and (inside a conversation) a flag that asks the clinic to make contact.
 import { useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
-import type { CrisisResourceList } from "peerbridge-web";
-import { client, errorKey } from "../sdk";
+import type { CrisisResourceList, Event } from "peerbridge-web";
+import { client, errorKey, isOffline } from "../sdk";
 import { ErrorText } from "../ErrorText";
+import { FlagStatus } from "./FlagStatus";
 
-export function Help(props: { conversation: string | null; onClose: () => void }) {
+export function Help(props: {
+  conversation: string | null;
+  subscribe: (l: (events: Event[]) => void) => () => void;
+  onClose: () => void;
+}) {
   const { t, i18n } = useTranslation();
   const [list, setList] = useState<CrisisResourceList | null>(null);
-  const [told, setTold] = useState(false);
+  // The stored request's id, or null while it waits on this device for a connection.
+  const [told, setTold] = useState<{ flag: string | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const heading = useRef<HTMLHeadingElement>(null);
 
@@ -30,10 +36,11 @@ export function Help(props: { conversation: string | null; onClose: () => void }
   const tell = async () => {
     if (!props.conversation) return;
     try {
-      await (await client()).helpNow(props.conversation, "", []);
-      setTold(true);
+      const receipt = await (await client()).helpNow(props.conversation, "", []);
+      setTold({ flag: receipt.id });
     } catch (e) {
-      setError(t(errorKey(e)));
+      if (isOffline(e)) setTold({ flag: null });
+      else setError(t(errorKey(e)));
     }
   };
 
@@ -61,7 +68,11 @@ export function Help(props: { conversation: string | null; onClose: () => void }
       )}
       {props.conversation &&
         (told ? (
-          <p role="status">{t("help.told")}</p>
+          <FlagStatus
+            flag={told.flag}
+            conversation={props.conversation}
+            subscribe={props.subscribe}
+          />
         ) : (
           <button type="button" className="urgent" onClick={tell}>
             {t("help.tellClinic")}

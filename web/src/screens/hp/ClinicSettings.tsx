@@ -1,5 +1,6 @@
-// Clinic admins: who is on duty and who is next when a flag is not acknowledged in time,
-// the deadlines, the notice a person receives when a clinician is asked to check in (in each
+// Clinic admins: who is on duty and who is next when a flag is not acknowledged in time
+// (always, or in shifts on the clinic's clock), who is on call and where people are pointed
+// when nobody is on duty, the deadlines and the follow-up time, the notice a person receives when a clinician is asked to check in (in each
 // language), the crisis resources shown under "I need help now", and staff accounts.
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
@@ -16,6 +17,7 @@ import { useAction } from "../../useAction";
 import { ErrorText } from "../../ErrorText";
 import { Choices } from "../../Choices";
 import { lookUpNames, userLabel } from "../../people";
+import { Shifts } from "./Shifts";
 
 const LOCALES: Locale[] = ["nb", "nn", "en"];
 
@@ -60,7 +62,12 @@ export function ClinicSettings(props: { clinic: string }) {
   const showNames = () => run(async () => setNames(await lookUpNames(props.clinic, staff)));
 
   const number = (
-    key: "imminent_minutes" | "urgent_minutes" | "concerning_minutes" | "routine_hour",
+    key:
+      | "imminent_minutes"
+      | "urgent_minutes"
+      | "concerning_minutes"
+      | "routine_hour"
+      | "followup_minutes",
   ) => (
     <>
       <label htmlFor={`s-${key}`}>{t(`clinic.${key}`)}</label>
@@ -68,7 +75,7 @@ export function ClinicSettings(props: { clinic: string }) {
         id={`s-${key}`}
         type="number"
         min={key === "routine_hour" ? 0 : 1}
-        value={settings ? settings[key] : 0}
+        value={settings ? (settings[key] ?? 120) : 0}
         onChange={(e) => settings && setSettings({ ...settings, [key]: Number(e.target.value) })}
       />
     </>
@@ -78,8 +85,17 @@ export function ClinicSettings(props: { clinic: string }) {
     e.preventDefault();
     if (!settings) return;
     setSaved(null);
+    // A contact without a phone number is no contact.
+    const contact = settings.out_of_hours?.contact;
+    const body: EscalationSettings = {
+      ...settings,
+      out_of_hours: {
+        on_call: settings.out_of_hours?.on_call ?? [],
+        contact: contact && contact.phone.trim() ? contact : null,
+      },
+    };
     const ok = await run(async () => {
-      setSettings(await (await client()).setEscalationSettings(props.clinic, settings));
+      setSettings(await (await client()).setEscalationSettings(props.clinic, body));
       return true;
     });
     if (ok) setSaved("settings");
@@ -132,10 +148,53 @@ export function ClinicSettings(props: { clinic: string }) {
               onChange={(chosen) => setSettings({ ...settings, [key]: chosen })}
             />
           ))}
+          <Shifts
+            shifts={settings.shifts ?? []}
+            staff={staff}
+            names={names}
+            onChange={(shifts) => setSettings({ ...settings, shifts })}
+          />
+          <Choices
+            legend={t("clinic.on_call")}
+            options={staff
+              .filter((u) => u.role === "hp")
+              .map((u) => ({ key: u.id, label: userLabel(u, names) }))}
+            chosen={settings.out_of_hours?.on_call ?? []}
+            onChange={(on_call) =>
+              setSettings({
+                ...settings,
+                out_of_hours: { contact: settings.out_of_hours?.contact ?? null, on_call },
+              })
+            }
+          />
+          <fieldset>
+            <legend>{t("clinic.contact")}</legend>
+            {(["phone", "label_nb", "label_nn", "label_en"] as const).map((field) => (
+              <div key={field}>
+                <label htmlFor={`ooh-${field}`}>{t(`clinic.contact_${field}`)}</label>
+                <input
+                  id={`ooh-${field}`}
+                  value={settings.out_of_hours?.contact?.[field] ?? ""}
+                  onChange={(e) => {
+                    const empty = { phone: "", label_nb: "", label_nn: "", label_en: "" };
+                    const contact = {
+                      ...(settings.out_of_hours?.contact ?? empty),
+                      [field]: e.target.value,
+                    };
+                    setSettings({
+                      ...settings,
+                      out_of_hours: { on_call: settings.out_of_hours?.on_call ?? [], contact },
+                    });
+                  }}
+                />
+              </div>
+            ))}
+          </fieldset>
           {number("imminent_minutes")}
           {number("urgent_minutes")}
           {number("concerning_minutes")}
           {number("routine_hour")}
+          {number("followup_minutes")}
           {LOCALES.map((l) => {
             const key = `notice_${l}` as const;
             return (
