@@ -76,7 +76,11 @@ pub async fn metrics(state: State) -> HttpResponse {
         .metrics
         .bus_local_only
         .set(i64::try_from(state.bus.local_only()).unwrap_or(i64::MAX));
-    crate::escalation::metrics::refresh(&state).await;
+    state
+        .metrics
+        .escalation
+        .refresh(&state.db, state.now())
+        .await;
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())

@@ -39,6 +39,34 @@ pub fn day_kind(day: NaiveDate) -> ShiftDay {
     }
 }
 
+const DAYS: [ShiftDay; 8] = [
+    ShiftDay::Mon,
+    ShiftDay::Tue,
+    ShiftDay::Wed,
+    ShiftDay::Thu,
+    ShiftDay::Fri,
+    ShiftDay::Sat,
+    ShiftDay::Sun,
+    ShiftDay::Holiday,
+];
+
+/// A shift's stored day set (bit i: the i-th of Mon … Sun, holiday).
+pub fn days_of(bits: i32) -> Vec<ShiftDay> {
+    DAYS.iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, d)| *d)
+        .collect()
+}
+
+/// The stored form of a day set.
+pub fn day_bits(days: &[ShiftDay]) -> i32 {
+    DAYS.iter()
+        .enumerate()
+        .filter(|(_, d)| days.contains(d))
+        .fold(0, |acc, (i, _)| acc | (1 << i))
+}
+
 /// The clinic's time zone; an unknown stored name falls back to Europe/Oslo (names are
 /// checked when settings are written).
 pub fn zone(name: &str) -> Tz {

@@ -9,7 +9,7 @@ use peerbridge_openapi::delivery::Notice;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, ConsultationReport, ConsultationReportRow,
     CrisisResource, CrisisResourceList, Debrief, DebriefCreate, EscalationSettings, FlagStatus,
-    Locale, OutOfHours, OutOfHoursContact, RosterLevel, Severity, Shift, ShiftDay,
+    Locale, OutOfHours, OutOfHoursContact, RosterLevel, Severity, Shift,
 };
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
@@ -60,7 +60,7 @@ pub async fn get_settings(state: &AppState, clinic: Uuid) -> ApiResult<Escalatio
             } else {
                 RosterLevel::NextResponder
             },
-            days: days_of(r.days),
+            days: calendar::days_of(r.days),
             start: hhmm(r.start_minute),
             end: hhmm(r.end_minute),
         })
@@ -102,33 +102,6 @@ pub async fn get_settings(state: &AppState, clinic: Uuid) -> ApiResult<Escalatio
         notice_nn: s.notice_nn,
         notice_en: s.notice_en,
     })
-}
-
-const DAYS: [ShiftDay; 8] = [
-    ShiftDay::Mon,
-    ShiftDay::Tue,
-    ShiftDay::Wed,
-    ShiftDay::Thu,
-    ShiftDay::Fri,
-    ShiftDay::Sat,
-    ShiftDay::Sun,
-    ShiftDay::Holiday,
-];
-
-/// A shift's stored day set (bit i: `DAYS[i]`).
-pub fn days_of(bits: i32) -> Vec<ShiftDay> {
-    DAYS.iter()
-        .enumerate()
-        .filter(|(i, _)| bits & (1 << i) != 0)
-        .map(|(_, d)| *d)
-        .collect()
-}
-
-fn day_bits(days: &[ShiftDay]) -> i32 {
-    DAYS.iter()
-        .enumerate()
-        .filter(|(_, d)| days.contains(d))
-        .fold(0, |acc, (i, _)| acc | (1 << i))
 }
 
 fn hhmm(minutes: i32) -> String {
@@ -306,7 +279,7 @@ pub async fn put_settings(
                 RosterLevel::OnDuty => 0,
                 RosterLevel::NextResponder => 1,
             }),
-            days: Set(day_bits(&sh.days)),
+            days: Set(calendar::day_bits(&sh.days)),
             start_minute: Set(start as i32),
             end_minute: Set(end as i32),
         }

@@ -202,7 +202,7 @@ pub async fn step(
     tell.extend(after.acknowledged_by);
     crate::notify::wakeups::owe(&txn, &tell.iter().copied().collect::<Vec<_>>(), now).await?;
     txn.commit().await?;
-    state.metrics.escalation.breach(what, &f.severity);
+    state.metrics.escalation.breach(what.as_str(), &f.severity);
     tracing::warn!(flag = %f.id, level = next_level, step = what.as_str(), "flag past its deadline");
     notify(state, &tell, after.id, what.as_str()).await;
     Ok(true)

@@ -3,17 +3,19 @@
 //! replica reports the same; alert on `max`), deadline breaches by step, time to
 //! acknowledge, flags nobody could be alerted about, and the ladder job's health.
 
+//!
+//! Kept free of the application state (telemetry owns these figures and the state owns
+//! telemetry): callers pass the database and the time.
+
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::entities::flag;
-use super::ladder::Step;
-use crate::state::AppState;
 
 type Labels = Vec<(String, String)>;
 
@@ -46,9 +48,9 @@ impl EscalationMetrics {
         // series whose first sample is already 1, and a family with no series is not even
         // listed in the exposition.
         for severity in SEVERITIES {
-            for step in [Step::Escalated, Step::Realerted, Step::Overdue] {
+            for step in STEPS {
                 let _ = m.breaches.get_or_create(&vec![
-                    ("step".into(), step.as_str().into()),
+                    ("step".into(), step.into()),
                     ("severity".into(), severity.into()),
                 ]);
             }
@@ -108,10 +110,11 @@ impl EscalationMetrics {
         self.ladder_failures.inc();
     }
 
-    pub fn breach(&self, step: Step, severity: &str) {
+    /// A ladder step (`escalated`, `realerted`, `overdue`) on a flag of `severity`.
+    pub fn breach(&self, step: &'static str, severity: &str) {
         self.breaches
             .get_or_create(&vec![
-                ("step".into(), step.as_str().into()),
+                ("step".into(), step.into()),
                 ("severity".into(), label(severity)),
             ])
             .inc();
@@ -133,6 +136,7 @@ impl EscalationMetrics {
 }
 
 const SEVERITIES: [&str; 4] = ["imminent", "urgent", "concerning", "routine"];
+const STEPS: [&str; 3] = ["escalated", "realerted", "overdue"];
 
 /// A stored severity as a label: one of the four names, else `unknown` (a corrupt row must
 /// not mint series).
@@ -143,54 +147,51 @@ fn label(severity: &str) -> String {
     }
 }
 
-/// Records the time a flag waited for its first acknowledgement.
-pub fn acknowledged(state: &AppState, f: &flag::Model, now: DateTime<Utc>) {
-    let waited = (now - f.created_at).num_milliseconds().max(0) as f64 / 1000.0;
-    state
-        .metrics
-        .escalation
-        .time_to_acknowledge
-        .get_or_create(&vec![("severity".into(), label(&f.severity))])
-        .observe(waited);
-}
-
-/// Reads the waiting flags into the gauges (called when `/metrics` is scraped).
-pub async fn refresh(state: &AppState) {
-    let rows = match flag::Entity::find()
-        .filter(flag::Column::Status.is_in(["open", "acknowledged"]))
-        .all(&state.db)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::warn!(error = %e, "escalation metrics: flags unreadable");
-            return;
-        }
-    };
-    let m = &state.metrics.escalation;
-    m.waiting.clear();
-    m.oldest_unacknowledged.clear();
-    let now = state.now();
-    for severity in SEVERITIES {
-        m.oldest_unacknowledged
-            .get_or_create(&vec![("severity".into(), severity.into())])
-            .set(0);
+impl EscalationMetrics {
+    /// Records the time a flag waited for its first acknowledgement.
+    pub fn acknowledged(&self, f: &flag::Model, now: DateTime<Utc>) {
+        let waited = (now - f.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+        self.time_to_acknowledge
+            .get_or_create(&vec![("severity".into(), label(&f.severity))])
+            .observe(waited);
     }
-    for f in rows {
-        m.waiting
-            .get_or_create(&vec![
-                ("status".into(), f.status.clone()),
-                ("level".into(), f.level.clamp(0, 3).to_string()),
-                ("severity".into(), label(&f.severity)),
-            ])
-            .inc();
-        if f.status == "open" {
-            let age = (now - f.created_at).num_seconds().max(0);
-            let g = m
-                .oldest_unacknowledged
-                .get_or_create(&vec![("severity".into(), label(&f.severity))]);
-            if age > g.get() {
-                g.set(age);
+
+    /// Reads the waiting flags into the gauges (when `/metrics` is scraped).
+    pub async fn refresh(&self, db: &impl ConnectionTrait, now: DateTime<Utc>) {
+        let rows = match flag::Entity::find()
+            .filter(flag::Column::Status.is_in(["open", "acknowledged"]))
+            .all(db)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "escalation metrics: flags unreadable");
+                return;
+            }
+        };
+        self.waiting.clear();
+        self.oldest_unacknowledged.clear();
+        for severity in SEVERITIES {
+            self.oldest_unacknowledged
+                .get_or_create(&vec![("severity".into(), severity.into())])
+                .set(0);
+        }
+        for f in rows {
+            self.waiting
+                .get_or_create(&vec![
+                    ("status".into(), f.status.clone()),
+                    ("level".into(), f.level.clamp(0, 3).to_string()),
+                    ("severity".into(), label(&f.severity)),
+                ])
+                .inc();
+            if f.status == "open" {
+                let age = (now - f.created_at).num_seconds().max(0);
+                let g = self
+                    .oldest_unacknowledged
+                    .get_or_create(&vec![("severity".into(), label(&f.severity))]);
+                if age > g.get() {
+                    g.set(age);
+                }
             }
         }
     }

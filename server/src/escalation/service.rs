@@ -192,7 +192,7 @@ pub async fn rota_at(
         .all(db)
         .await?
     {
-        let days = super::followup::days_of(sh.days);
+        let days = calendar::days_of(sh.days);
         let (start, end) = (sh.start_minute.max(0) as u32, sh.end_minute.max(0) as u32);
         if calendar::covers(&days, start, end, tz, now) {
             if sh.level == 0 {
@@ -1191,7 +1191,7 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
     crate::notify::wakeups::owe(&txn, &tell.iter().copied().collect::<Vec<_>>(), now).await?;
     txn.commit().await?;
     if kind == EventKind::Acknowledged || (kind == EventKind::Resolved && f.status == "open") {
-        super::metrics::acknowledged(state, &f, now);
+        state.metrics.escalation.acknowledged(&f, now);
     }
     notify(state, &tell, id, &enum_str(&kind)).await;
     detail(state, p, id).await
