@@ -534,24 +534,3 @@ async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
         assert!(texts(&got).is_empty());
     }
 }
-
-/// A consent row as a server could write it, in the peer's name.
-async fn insert_consent(app: &TestApp, intro: Uuid, issued_at: i64, key: Vec<u8>, sig: Vec<u8>) {
-    use peerbridge_server::introductions::entities::consent;
-    use sea_orm::{ActiveModelTrait, Set};
-    consent::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        introduction_id: Set(intro),
-        party: Set("peer".into()),
-        device_id: Set(Uuid::new_v4()),
-        scope: Set("reveal".into()),
-        action: Set("grant".into()),
-        issued_at: Set(issued_at),
-        signature_key: Set(key),
-        signature: Set(sig),
-        recorded_at: Set(chrono::Utc::now()),
-    }
-    .insert(&app.state.db)
-    .await
-    .expect("forged row");
-}

@@ -291,9 +291,28 @@ pub async fn introduced(hp: &Device, clinic: Uuid, su: &Device, peer: &Device) -
 /// Inserts a grant of the peer's `reveal` that the peer never signed (as a compromised
 /// server could), newer than anything the peer said.
 pub async fn forge_grant(app: &TestApp, intro: Uuid) {
+    let fake_key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    insert_consent(
+        app,
+        intro,
+        chrono::Utc::now().timestamp() + 60,
+        fake_key.verifying_key().to_bytes().to_vec(),
+        vec![1; 64],
+    )
+    .await;
+}
+
+/// A reveal grant in the peer's name written straight into the server's table, as a
+/// compromised server could.
+pub async fn insert_consent(
+    app: &TestApp,
+    intro: Uuid,
+    issued_at: i64,
+    key: Vec<u8>,
+    sig: Vec<u8>,
+) {
     use peerbridge_server::introductions::entities::consent;
     use sea_orm::{ActiveModelTrait, Set};
-    let fake_key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     consent::ActiveModel {
         id: Set(Uuid::new_v4()),
         introduction_id: Set(intro),
@@ -301,9 +320,9 @@ pub async fn forge_grant(app: &TestApp, intro: Uuid) {
         device_id: Set(Uuid::new_v4()),
         scope: Set("reveal".into()),
         action: Set("grant".into()),
-        issued_at: Set(chrono::Utc::now().timestamp() + 60),
-        signature_key: Set(fake_key.verifying_key().to_bytes().to_vec()),
-        signature: Set(vec![1; 64]),
+        issued_at: Set(issued_at),
+        signature_key: Set(key),
+        signature: Set(sig),
         recorded_at: Set(chrono::Utc::now()),
     }
     .insert(&app.state.db)

@@ -104,6 +104,23 @@ pub async fn get_settings(state: &AppState, clinic: Uuid) -> ApiResult<Escalatio
     })
 }
 
+/// A service's phone number as people dial it ("113", "116 117", "+47 (22) 00 00 00"):
+/// digits, spaces, `+`, `-` and parentheses, at most 50 characters. Not a person's number
+/// (`validate::phone`): emergency numbers are short.
+fn service_phone(field: &str, s: &str) -> ApiResult<String> {
+    let phone = validate::text(field, s, 50)?;
+    if !phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+    {
+        return Err(ApiError::invalid(
+            field,
+            "digits, spaces, +, - and parentheses",
+        ));
+    }
+    Ok(phone)
+}
+
 fn hhmm(minutes: i32) -> String {
     let m = minutes.clamp(0, 24 * 60 - 1);
     format!("{:02}:{:02}", m / 60, m % 60)
@@ -168,16 +185,7 @@ pub async fn put_settings(
     }
     let contact = match &req.out_of_hours.contact {
         Some(c) => {
-            let phone = validate::text("out_of_hours.contact.phone", &c.phone, 50)?;
-            if !phone
-                .chars()
-                .all(|ch| ch.is_ascii_digit() || " +-()".contains(ch))
-            {
-                return Err(ApiError::invalid(
-                    "out_of_hours.contact.phone",
-                    "digits, spaces, +, - and parentheses",
-                ));
-            }
+            let phone = service_phone("out_of_hours.contact.phone", &c.phone)?;
             Some([
                 phone,
                 validate::text("out_of_hours.contact.label_nb", &c.label_nb, 200)?,
@@ -440,17 +448,7 @@ pub async fn put_crisis_resources(
     let mut clean = Vec::new();
     for (i, r) in req.resources.iter().enumerate() {
         let label = validate::text(&format!("resources[{i}].label"), &r.label, 200)?;
-        let phone = validate::text(&format!("resources[{i}].phone"), &r.phone, 50)?;
-        if !r
-            .phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-()".contains(c))
-        {
-            return Err(ApiError::invalid(
-                &format!("resources[{i}].phone"),
-                "digits, spaces, +, - and parentheses",
-            ));
-        }
+        let phone = service_phone(&format!("resources[{i}].phone"), &r.phone)?;
         let description = r
             .description
             .as_deref()
