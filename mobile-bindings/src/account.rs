@@ -148,7 +148,8 @@ impl PeerbridgeClient {
     }
 
     /// An HP invites a service user or a peer of their clinic; the one-time code (and its QR
-    /// payload) is shown once, to hand over in person.
+    /// payload, with the clinic's escalation key this device pinned) is shown once, to hand
+    /// over in person.
     pub async fn create_invite(
         &self,
         clinic: Uuid,
@@ -156,18 +157,22 @@ impl PeerbridgeClient {
         display_name: Option<String>,
         phone: Option<String>,
     ) -> Result<InviteCreated> {
-        self.authed(
-            Method::POST,
-            &format!("/v1/clinics/{clinic}/invites"),
-            Some(&InviteCreate {
-                role,
-                display_name,
-                phone,
-                expires_in_hours: None,
-            }),
-        )
-        .await?
-        .json()
+        let mut created: InviteCreated = self
+            .authed(
+                Method::POST,
+                &format!("/v1/clinics/{clinic}/invites"),
+                Some(&InviteCreate {
+                    role,
+                    display_name,
+                    phone,
+                    expires_in_hours: None,
+                }),
+            )
+            .await?
+            .json()?;
+        // The link carries the clinic's escalation key as this device trusts it.
+        created.qr_payload = self.with_authority(clinic, &created.qr_payload).await?;
+        Ok(created)
     }
 
     /// Makes an HP of the clinic one of a peer's supervisors (they then receive the peer's

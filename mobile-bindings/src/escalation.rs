@@ -13,9 +13,9 @@ use peerbridge_mls::{Envelope, NoticeKind};
 use peerbridge_openapi::delivery::FrankingKeys;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
-    EscalationKeyUpload, EscalationRecipient, Flag, FlagCreate, FlagDetail, FlagKind, FlagNote,
-    FlagOutcome, FlagProgress, FlagReassign, FlagReceipt, FlagResolve, Locale, RiskCategory,
-    SealedExcerpt, Severity, SubjectIdentity, SubjectRequest,
+    EscalationKeyUpload, Flag, FlagCreate, FlagDetail, FlagKind, FlagNote, FlagOutcome,
+    FlagProgress, FlagReassign, FlagReceipt, FlagResolve, Locale, RiskCategory, SealedExcerpt,
+    Severity, SubjectIdentity, SubjectRequest,
 };
 use peerbridge_openapi::signed::escalation_key_message;
 use reqwest::Method;
@@ -28,7 +28,7 @@ use crate::events::Event;
 use crate::hooks::franking::{KeptMessage, franked_key};
 use crate::http::{b64, unb64};
 
-const ESCALATION_KEY: &str = "escalation-key";
+pub(crate) const ESCALATION_KEY: &str = "escalation-key";
 /// Flags raised on this device that the server has not confirmed yet.
 const FLAG_OUTBOX: &str = "flag-outbox";
 
@@ -54,9 +54,9 @@ pub struct QueuedFlagInfo {
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredEscalationKey {
-    secret: Vec<u8>,
-    public: Vec<u8>,
+pub(crate) struct StoredEscalationKey {
+    pub(crate) secret: Vec<u8>,
+    pub(crate) public: Vec<u8>,
 }
 
 /// One verified line of an opened excerpt.
@@ -184,23 +184,11 @@ impl PeerbridgeClient {
     /// Seals the excerpt to the responders' current keys and posts the flag (one attempt).
     async fn deliver_flag(&self, q: &QueuedFlag) -> Result<FlagReceipt> {
         let conv = q.conversation;
-        let recipients: Vec<EscalationRecipient> = self
-            .get(&format!("/v1/conversations/{conv}/escalation-recipients"))
-            .await?;
+        // Only keys the clinic's authority certified (see `authority`): the server cannot
+        // slip in a reader of its own. With none trusted the flag still goes, unreadable
+        // by nobody because it holds no copy: the alarm matters more than the quote.
         let mut excerpts = Vec::new();
-        for r in &recipients {
-            let (Ok(device), Ok(pk), Ok(sig)) = (
-                unb64("device_key", &r.device_key),
-                unb64("public_key", &r.public_key),
-                unb64("signature", &r.signature),
-            ) else {
-                continue;
-            };
-            // Only keys their device signed: the server cannot slip in a key of its own.
-            if !peerbridge_mls::verify_signature(&device, &escalation_key_message(&pk), &sig) {
-                tracing::warn!("an escalation key is not signed by its device; skipped");
-                continue;
-            }
+        for (r, pk) in self.trusted_recipients(conv).await? {
             let (enc, ct) =
                 excerpt::seal(&q.excerpt, &pk).map_err(|e| SdkError::Mls(e.to_string()))?;
             excerpts.push(SealedExcerpt {

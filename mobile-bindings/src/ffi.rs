@@ -16,8 +16,8 @@ use peerbridge_openapi::clinics::{Clinic, Invite, InviteCreated, StaffCreate, St
 use peerbridge_openapi::delivery::KeyPackageStatus;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationKind, ConsultationReport, CrisisResourceList, Debrief,
-    EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagProgress, FlagReceipt, Locale,
-    RiskCategory, Severity, SubjectIdentity,
+    EscalationAuthority, EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagProgress,
+    FlagReceipt, Locale, RiskCategory, Severity, SubjectIdentity,
 };
 use peerbridge_openapi::ffi_types::{NaiveDate, Uuid};
 use peerbridge_openapi::introductions::{
@@ -30,6 +30,7 @@ use peerbridge_openapi::users::{Device, Me, UserDetail, UserSummary};
 use peerbridge_openapi::{EnrolleeRole, StaffRole};
 use tokio::task::JoinHandle;
 
+use crate::authority::EscalationKeyReview;
 use crate::client::{ConversationInfo, HistoryPage, PeerbridgeClient, SessionInfo};
 use crate::error::SdkError;
 use crate::escalation::{OpenedFlag, QueuedFlagInfo};
@@ -327,7 +328,7 @@ impl Peerbridge {
         guard_sync(|| self.sdk.session())
     }
 
-    /// Enrolls this device with the one-time invite code from the clinic.
+    /// Enrolls this device with the one-time invite code or invite link from the clinic.
     pub async fn enroll(&self, invite_code: String, device_label: String) -> Res<SessionInfo> {
         guard(self.sdk.enroll(&invite_code, &device_label)).await
     }
@@ -817,6 +818,31 @@ impl Peerbridge {
     /// HPs: publishes this device's escalation key (call after sign-in).
     pub async fn ensure_escalation_key(&self) -> Res<()> {
         guard(self.sdk.ensure_escalation_key()).await
+    }
+
+    /// HPs: the fingerprint of this device's escalation key, to show the certifying admin.
+    pub fn escalation_key_fingerprint(&self) -> Res<Option<String>> {
+        guard_sync(|| self.sdk.escalation_key_fingerprint())
+    }
+
+    /// The fingerprint of the clinic's escalation authority this device trusts, if any.
+    pub fn escalation_authority_fingerprint(&self) -> Res<Option<String>> {
+        guard_sync(|| self.sdk.escalation_authority_fingerprint())
+    }
+
+    /// Clinic admins: creates the clinic's escalation authority on this device.
+    pub async fn setup_escalation_authority(&self) -> Res<EscalationAuthority> {
+        guard(self.sdk.setup_escalation_authority()).await
+    }
+
+    /// Clinic admins: HP devices' escalation keys with locally computed fingerprints.
+    pub async fn escalation_keys(&self) -> Res<Vec<EscalationKeyReview>> {
+        guard(self.sdk.escalation_keys()).await
+    }
+
+    /// Clinic admins (the authority's device): certifies a key whose fingerprint matches.
+    pub async fn certify_escalation_key(&self, device_id: Uuid, fingerprint: String) -> Res<()> {
+        guard(self.sdk.certify_escalation_key(device_id, fingerprint)).await
     }
 
     /// The HP's queue: most severe and oldest first.

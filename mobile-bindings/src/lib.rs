@@ -17,6 +17,7 @@
 //! never run twice in parallel; no server input can make the SDK panic.
 
 mod account;
+mod authority;
 mod client;
 mod clinic;
 mod error;
@@ -42,6 +43,7 @@ mod remote_types {
     uniffi::use_remote_type!(peerbridge_openapi::DateTime);
 }
 
+pub use authority::{EscalationKeyReview, key_fingerprint as escalation_key_fingerprint};
 pub use client::{ConversationInfo, HistoryPage, PeerbridgeClient, SdkOptions, SessionInfo};
 pub use error::{Result, SdkError};
 pub use escalation::{ExcerptLine, OpenedFlag, QueuedFlagInfo};

@@ -530,3 +530,284 @@ async fn a_service_users_flag_about_the_peer_raised_offline_reaches_the_clinic_o
         back.shutdown.shutdown().await;
     }
 }
+
+/// Who reads an excerpt is the clinic's decision, not the server's. A clinic admin's device
+/// creates the clinic's escalation authority and certifies an HP device's key after
+/// comparing fingerprints (a wrong fingerprint is refused). The service user's phone pins
+/// the authority from the HP's invite link, the peer's on first use. A reader the server
+/// adds (a device it made up, whose key its own device signed and a key of the server's
+/// certified) is listed by the server but gets no copy; nor does a real HP whose key is not
+/// certified yet; after the server swaps in an authority of its own, pinned phones still
+/// seal only to the certified device. The admin holds no copy it could not open.
+#[tokio::test]
+async fn only_keys_the_clinic_certified_receive_an_excerpt() {
+    use ed25519_dalek::{Signer, SigningKey};
+    use peerbridge_mobile::api::EnrolleeRole;
+    use peerbridge_openapi::signed::{escalation_certificate_message, escalation_key_message};
+    use peerbridge_server::accounts::entities::device;
+    use peerbridge_server::escalation::entities::{authority, escalation_key, excerpt};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+    use uuid::Uuid;
+
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let op = app.bootstrap_operator().await;
+        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
+        let admin_staff = app
+            .create_staff(&op, home, "clinic_admin", "Arne Admin")
+            .await;
+        let night_staff = app.create_staff(&op, home, "hp", "Nina Natt").await;
+        let admin = staff_sdk(&app, &admin_staff).await;
+        let hp = staff_sdk(&app, &hp_home).await;
+        let night = staff_sdk(&app, &night_staff).await;
+        for d in [&hp, &night] {
+            d.client.ensure_escalation_key().await.expect("key");
+        }
+        let device_of = |d: &Device| d.client.session().expect("s").expect("s").device_id;
+        let (hp_device, night_device) = (device_of(&hp), device_of(&night));
+        app.client()
+            .put(
+                &format!("/v1/clinics/{home}/escalation-settings"),
+                Some(admin_staff.token()),
+                json!({ "on_duty": [hp.user_id, night.user_id], "next_responders": [],
+                        "imminent_minutes": 5, "urgent_minutes": 15, "concerning_minutes": 240,
+                        "routine_hour": 10, "notice_nb": "Klinikken tar kontakt.",
+                        "notice_nn": "Klinikken tek kontakt.", "notice_en": "The clinic will contact you." }),
+            )
+            .await
+            .expect(200);
+
+        // The admin's device creates the authority and certifies the day HP's key, after
+        // reading its fingerprint off the HP's screen; someone else's fingerprint is refused.
+        let created = admin
+            .client
+            .setup_escalation_authority()
+            .await
+            .expect("authority");
+        assert_eq!(created.clinic_id, home);
+        let hp_fp = hp
+            .client
+            .escalation_key_fingerprint()
+            .expect("fp")
+            .expect("fp");
+        let night_fp = night
+            .client
+            .escalation_key_fingerprint()
+            .expect("fp")
+            .expect("fp");
+        let review = admin.client.escalation_keys().await.expect("review");
+        assert_eq!(review.len(), 2);
+        assert!(review.iter().all(|k| !k.certified));
+        assert!(
+            review
+                .iter()
+                .any(|k| k.device_id == hp_device && k.fingerprint == hp_fp)
+        );
+        assert!(matches!(
+            admin
+                .client
+                .certify_escalation_key(hp_device, night_fp.clone())
+                .await,
+            Err(SdkError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            hp.client
+                .certify_escalation_key(night_device, night_fp)
+                .await,
+            Err(SdkError::Forbidden(_))
+        ));
+        admin
+            .client
+            .certify_escalation_key(hp_device, hp_fp.to_lowercase())
+            .await
+            .expect("certified");
+        // Publishing the same key again (every sign-in) keeps its certificate.
+        hp.client.ensure_escalation_key().await.expect("again");
+        let review = admin.client.escalation_keys().await.expect("review");
+        assert!(
+            review
+                .iter()
+                .any(|k| k.device_id == hp_device && k.certified)
+        );
+        assert!(
+            review
+                .iter()
+                .any(|k| k.device_id == night_device && !k.certified)
+        );
+
+        // The service user enrolls with the link the HP's app made (it carries the
+        // authority the HP's device pinned); the peer with the bare code.
+        let invite = hp
+            .client
+            .create_invite(
+                home,
+                EnrolleeRole::ServiceUser,
+                Some("Solveig Brukersen".into()),
+                Some("+47 911 11 111".into()),
+            )
+            .await
+            .expect("invite");
+        assert!(
+            invite.qr_payload.contains("&authority="),
+            "{}",
+            invite.qr_payload
+        );
+        let su = enroll_with(&app.base, &invite.qr_payload).await;
+        assert_eq!(
+            su.client.escalation_authority_fingerprint().expect("pin"),
+            admin
+                .client
+                .escalation_authority_fingerprint()
+                .expect("pin")
+        );
+        let peer = enroll(
+            &app,
+            &hp_home,
+            home,
+            "peer",
+            "Per Likemann",
+            "+47 922 22 222",
+        )
+        .await;
+        assert_eq!(
+            peer.client.escalation_authority_fingerprint().expect("pin"),
+            None
+        );
+        approved(&hp, home, &peer, profile(&["nb"], &[], false)).await;
+        let (_, conv) = introduced(&hp, home, &su, &peer).await;
+        su.client
+            .send_text(conv, "Jeg orker ikke mer, jeg vil ta livet mitt")
+            .await
+            .expect("send");
+        let seqs = seqs_of(&peer.client.sync(conv).await.expect("sync"));
+
+        // The server adds a reader: a device of its own making on the HP's account, its key
+        // signed by that device (all the old check asked for) and "certified" by a key of
+        // the server's.
+        let rogue_device = SigningKey::from_bytes(&[9; 32]);
+        let rogue_authority = SigningKey::from_bytes(&[10; 32]);
+        let rogue_hpke = peerbridge_mls::excerpt::EscalationKey::generate().expect("hpke");
+        let rogue_id = Uuid::new_v4();
+        device::ActiveModel {
+            id: Set(rogue_id),
+            user_id: Set(hp.user_id),
+            public_key: Set(rogue_device.verifying_key().to_bytes().to_vec()),
+            label: Set("Workstation".into()),
+            created_at: Set(chrono::Utc::now()),
+            last_seen_at: Set(None),
+            revoked_at: Set(None),
+            tokens_not_before: Set(None),
+            push_url: Set(None),
+            push_p256dh: Set(None),
+            push_auth: Set(None),
+            stream_seen_at: Set(None),
+        }
+        .insert(&app.state.db)
+        .await
+        .expect("rogue device");
+        escalation_key::ActiveModel {
+            device_id: Set(rogue_id),
+            public_key: Set(rogue_hpke.public.clone()),
+            signature: Set(rogue_device
+                .sign(&escalation_key_message(&rogue_hpke.public))
+                .to_bytes()
+                .to_vec()),
+            created_at: Set(chrono::Utc::now()),
+            certificate: Set(Some(
+                rogue_authority
+                    .sign(&escalation_certificate_message(
+                        home,
+                        rogue_id,
+                        &rogue_hpke.public,
+                    ))
+                    .to_bytes()
+                    .to_vec(),
+            )),
+        }
+        .insert(&app.state.db)
+        .await
+        .expect("rogue key");
+        // The server does offer it (so its absence below is the client's doing).
+        let peer_principal = peerbridge_server::auth::extract::Principal {
+            user_id: peer.user_id,
+            device_id: device_of(&peer),
+            clinic_id: Some(home),
+            role: peerbridge_mobile::Role::Peer,
+        };
+        let listed: Vec<String> =
+            peerbridge_server::escalation::service::recipients(&app.state, &peer_principal, conv)
+                .await
+                .expect("recipients")
+                .into_iter()
+                .map(|r| r.device_id.to_string())
+                .collect();
+        for d in [rogue_id, hp_device, night_device] {
+            assert!(listed.contains(&d.to_string()), "{d} listed");
+        }
+
+        let copies = |flag: Uuid| {
+            let db = app.state.db.clone();
+            async move {
+                let mut d: Vec<Uuid> = excerpt::Entity::find()
+                    .filter(excerpt::Column::FlagId.eq(flag))
+                    .all(&db)
+                    .await
+                    .expect("rows")
+                    .into_iter()
+                    .map(|e| e.device_id)
+                    .collect();
+                d.sort();
+                d
+            }
+        };
+        let flag = peer
+            .client
+            .raise_flag(conv, RiskCategory::SuicideRisk, Severity::Urgent, "", &seqs)
+            .await
+            .expect("flag");
+        assert_eq!(copies(flag.id).await, vec![hp_device]);
+        let opened = hp
+            .client
+            .open_flag(flag.id)
+            .await
+            .expect("the certified HP reads it");
+        assert_eq!(opened.lines.len(), 1);
+        assert!(matches!(
+            night.client.open_flag(flag.id).await,
+            Err(SdkError::NotFound(_))
+        ));
+        // The peer pinned the authority on first use.
+        assert_eq!(
+            peer.client.escalation_authority_fingerprint().expect("pin"),
+            admin
+                .client
+                .escalation_authority_fingerprint()
+                .expect("pin")
+        );
+
+        // The server swaps in its own authority: the service user's phone (pinned from the
+        // link) still seals only to the device the clinic certified.
+        let mut a = authority::Entity::find_by_id(home)
+            .one(&app.state.db)
+            .await
+            .expect("row")
+            .expect("row")
+            .into_active_model();
+        a.public_key = Set(rogue_authority.verifying_key().to_bytes().to_vec());
+        a.update(&app.state.db).await.expect("swap");
+        let help = su
+            .client
+            .help_now(conv, "Kan noen ringe meg?", &[])
+            .await
+            .expect("help now");
+        assert_eq!(copies(help.id).await, vec![hp_device]);
+        hp.client.open_flag(help.id).await.expect("opens");
+
+        // The admin's device is at the top of the ladder but published no key: it holds no
+        // copy it could not open.
+        let admin_device = device_of(&admin);
+        for f in [flag.id, help.id] {
+            assert!(!copies(f).await.contains(&admin_device));
+        }
+    }
+}

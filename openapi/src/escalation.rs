@@ -32,14 +32,90 @@ pub struct EscalationKeyUpload {
     pub signature: String,
 }
 
-/// A device an excerpt must be sealed to.
+/// A device an excerpt may be sealed to. A raising client seals only to keys whose
+/// `certificate` verifies under the clinic's escalation authority it pinned (from the invite
+/// link or on first use); the server's word that a device is a responder is not enough.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct EscalationRecipient {
+    /// The HP device.
+    pub device_id: Uuid,
     /// The HP device's Ed25519 public key, base64url (verifies `signature`).
     pub device_key: String,
     /// X25519 public key, base64url.
     pub public_key: String,
+    pub signature: String,
+    /// The clinic's escalation authority's Ed25519 signature over
+    /// `signed::escalation_certificate_message(clinic, device_id, public_key)`, base64url;
+    /// absent until a clinic admin certified this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// A clinic's escalation authority: the Ed25519 key (held on a clinic admin's device) that
+/// certifies which HP devices may read excerpts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct EscalationAuthority {
+    pub clinic_id: Uuid,
+    /// Ed25519 public key, base64url; absent while the clinic has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Set the clinic's escalation authority (once; a clinic admin's device keeps the secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct EscalationAuthorityCreate {
+    /// Ed25519 public key (32 bytes), base64url.
+    #[schema(
+        min_length = 43,
+        max_length = 43,
+        pattern = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+    )]
+    pub public_key: String,
+}
+
+/// An HP device's escalation key as a clinic admin reviews it for certification.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct EscalationKeyInfo {
+    pub device_id: Uuid,
+    pub user_id: Uuid,
+    pub display_name: String,
+    pub device_label: String,
+    /// X25519 public key, base64url.
+    pub public_key: String,
+    /// The device's signature over `signed::escalation_key_message`, base64url.
+    pub signature: String,
+    /// The device's Ed25519 public key, base64url.
+    pub device_key: String,
+    pub published_at: DateTime<Utc>,
+    /// Whether the current key carries a certificate by the clinic's authority.
+    pub certified: bool,
+}
+
+/// A clinic admin's certificate for one HP device's current escalation key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct EscalationCertificateUpload {
+    /// The key being certified (must be the device's current key), base64url.
+    #[schema(
+        min_length = 43,
+        max_length = 43,
+        pattern = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+    )]
+    pub public_key: String,
+    /// The authority's Ed25519 signature over `signed::escalation_certificate_message`.
+    #[schema(
+        min_length = 86,
+        max_length = 86,
+        pattern = r"^[A-Za-z0-9_-]{85}[AQgw]$"
+    )]
     pub signature: String,
 }
 

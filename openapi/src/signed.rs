@@ -75,6 +75,24 @@ pub fn escalation_key_message(hpke_public_key: &[u8]) -> Vec<u8> {
     m
 }
 
+/// The bytes a clinic's escalation authority signs (Ed25519, a key held on a clinic admin's
+/// device, never by the server) to certify that an HP device's escalation key may receive
+/// excerpts from the clinic's conversations:
+/// `"peerbridge/escalation-cert/v1\n" || clinic_id (16) || device_id (16) || public_key (32)`.
+/// A raising client pins the authority's public key (from the invite link, or on first use)
+/// and seals only to keys certified by it, so a recipient the server adds is refused.
+pub fn escalation_certificate_message(
+    clinic_id: Uuid,
+    device_id: Uuid,
+    hpke_public_key: &[u8],
+) -> Vec<u8> {
+    let mut m = b"peerbridge/escalation-cert/v1\n".to_vec();
+    m.extend_from_slice(clinic_id.as_bytes());
+    m.extend_from_slice(device_id.as_bytes());
+    m.extend_from_slice(hpke_public_key);
+    m
+}
+
 /// The bytes the server signs (Ed25519, its franking key) to stamp an application message:
 /// `"peerbridge/frank/v1\n" || commitment (32) || group_id_len (u16 BE) || group_id ||
 /// sender_len (u16 BE) || sender (UTF-8 handle) || seq (u64 BE) || received_at (i64 BE,
@@ -130,6 +148,21 @@ mod golden {
         assert_eq!(
             hex(&leaf_binding_message(&[0xab; 4])),
             format!("{}abababab", hex(b"peerbridge/leaf/v1\n"))
+        );
+    }
+
+    #[test]
+    fn escalation_certificate() {
+        assert_eq!(
+            hex(&escalation_certificate_message(
+                ID,
+                Uuid::from_u128(1),
+                &[0x01, 0x02]
+            )),
+            format!(
+                "{}00112233445566778899aabbccddeeff000000000000000000000000000000010102",
+                hex(b"peerbridge/escalation-cert/v1\n")
+            )
         );
     }
 

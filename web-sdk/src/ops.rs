@@ -56,7 +56,7 @@ export! {
     // ------------------------------------------------------------ sessions and devices
     /// The current session, or `null` before enrolment.
     "session" fn session() -> "Promise<SessionInfo | null>" = |sdk| sdk.session();
-    /// Redeems an invite code with this device.
+    /// Redeems an invite code or invite link (`…#code=…&authority=…`) with this device.
     "enroll" fn enroll(invite_code: "string", device_label: "string") -> "Promise<SessionInfo>"
         = |sdk| sdk.enroll(&arg::<String>(invite_code)?, &arg::<String>(device_label)?).await;
     /// Staff setup, step one: the authenticator secret for the setup code.
@@ -291,6 +291,21 @@ export! {
     /// HPs: publishes this device's escalation key (call after sign-in).
     "ensureEscalationKey" fn ensure_escalation_key() -> "Promise<null>"
         = |sdk| sdk.ensure_escalation_key().await;
+    /// HPs: the fingerprint of this device's escalation key, to show the certifying admin.
+    "escalationKeyFingerprint" fn escalation_key_fingerprint() -> "Promise<string | null>"
+        = |sdk| sdk.escalation_key_fingerprint();
+    /// The fingerprint of the clinic's escalation authority this device trusts, if any.
+    "escalationAuthorityFingerprint" fn escalation_authority_fingerprint() -> "Promise<string | null>"
+        = |sdk| sdk.escalation_authority_fingerprint();
+    /// Clinic admins: creates the clinic's escalation authority on this device.
+    "setupEscalationAuthority" fn setup_escalation_authority() -> "Promise<EscalationAuthority>"
+        = |sdk| sdk.setup_escalation_authority().await;
+    /// Clinic admins: HP devices' escalation keys with locally computed fingerprints.
+    "escalationKeys" fn escalation_keys() -> "Promise<EscalationKeyReview[]>"
+        = |sdk| sdk.escalation_keys().await;
+    /// Clinic admins (the authority's device): certifies a key whose fingerprint matches.
+    "certifyEscalationKey" fn certify_escalation_key(device: "string", fingerprint: "string") -> "Promise<null>"
+        = |sdk| sdk.certify_escalation_key(id(device)?, arg::<String>(fingerprint)?).await;
     /// The HP's queue: most severe and oldest first.
     "flags" fn flags() -> "Promise<Flag[]>" = |sdk| sdk.flags().await;
     "flag" fn flag(flag: "string") -> "Promise<FlagDetail>" = |sdk| sdk.flag(id(flag)?).await;

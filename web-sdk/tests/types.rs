@@ -14,8 +14,8 @@ use peerbridge_mobile::api::clinics::{
 };
 use peerbridge_mobile::api::escalation::{
     Consultation, ConsultationKind, ConsultationReport, ConsultationReportRow, CrisisResourceList,
-    Debrief, EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagProgress, FlagReceipt, Locale,
-    RiskCategory, Severity, SubjectIdentity,
+    Debrief, EscalationAuthority, EscalationSettings, Flag, FlagDetail, FlagOutcome, FlagProgress,
+    FlagReceipt, Locale, RiskCategory, Severity, SubjectIdentity,
 };
 use peerbridge_mobile::api::introductions::{
     BoundaryCategory, BoundaryReport, ConsentScope, IntroductionCreate, IntroductionDetail, Needs,
@@ -26,8 +26,8 @@ use peerbridge_mobile::api::supervision::SupervisorAssignment;
 use peerbridge_mobile::api::users::{Device, Me, UserDetail, UserStatus, UserSummary};
 use peerbridge_mobile::api::{EnrolleeRole, Role, StaffRole, delivery::KeyPackageStatus};
 use peerbridge_mobile::{
-    ConnectionState, ConsentState, ConversationInfo, Event, ExcerptLine, HistoryPage, IdentityCard,
-    Member, OpenedFlag, QueuedFlagInfo, RiskSuggestion, SessionInfo,
+    ConnectionState, ConsentState, ConversationInfo, EscalationKeyReview, Event, ExcerptLine,
+    HistoryPage, IdentityCard, Member, OpenedFlag, QueuedFlagInfo, RiskSuggestion, SessionInfo,
 };
 use utoipa::OpenApi;
 
@@ -75,6 +75,8 @@ use utoipa::OpenApi;
         FlagReceipt,
         FlagProgress,
         QueuedFlagInfo,
+        EscalationAuthority,
+        EscalationKeyReview,
         Flag,
         FlagDetail,
         SubjectIdentity,

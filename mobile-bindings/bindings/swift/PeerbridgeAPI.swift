@@ -2627,6 +2627,311 @@ public func FfiConverterTypeDeviceRegistration_lower(_ value: DeviceRegistration
 
 
 /**
+ * A clinic's escalation authority: the Ed25519 key (held on a clinic admin's device) that
+ * certifies which HP devices may read excerpts.
+ */
+public struct EscalationAuthority: Equatable, Hashable {
+    public var clinicId: Uuid
+    /**
+     * Ed25519 public key, base64url; absent while the clinic has none.
+     */
+    public var publicKey: String?
+    public var createdAt: DateTime?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(clinicId: Uuid, 
+        /**
+         * Ed25519 public key, base64url; absent while the clinic has none.
+         */publicKey: String?, createdAt: DateTime?) {
+        self.clinicId = clinicId
+        self.publicKey = publicKey
+        self.createdAt = createdAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EscalationAuthority: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEscalationAuthority: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EscalationAuthority {
+        return
+            try EscalationAuthority(
+                clinicId: FfiConverterTypeUuid.read(from: &buf), 
+                publicKey: FfiConverterOptionString.read(from: &buf), 
+                createdAt: FfiConverterOptionTypeDateTime.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EscalationAuthority, into buf: inout [UInt8]) {
+        FfiConverterTypeUuid.write(value.clinicId, into: &buf)
+        FfiConverterOptionString.write(value.publicKey, into: &buf)
+        FfiConverterOptionTypeDateTime.write(value.createdAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationAuthority_lift(_ buf: RustBuffer) throws -> EscalationAuthority {
+    return try FfiConverterTypeEscalationAuthority.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationAuthority_lower(_ value: EscalationAuthority) -> RustBuffer {
+    return FfiConverterTypeEscalationAuthority.lower(value)
+}
+
+
+/**
+ * Set the clinic's escalation authority (once; a clinic admin's device keeps the secret).
+ */
+public struct EscalationAuthorityCreate: Equatable, Hashable {
+    /**
+     * Ed25519 public key (32 bytes), base64url.
+     */
+    public var publicKey: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Ed25519 public key (32 bytes), base64url.
+         */publicKey: String) {
+        self.publicKey = publicKey
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EscalationAuthorityCreate: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEscalationAuthorityCreate: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EscalationAuthorityCreate {
+        return
+            try EscalationAuthorityCreate(
+                publicKey: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EscalationAuthorityCreate, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.publicKey, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationAuthorityCreate_lift(_ buf: RustBuffer) throws -> EscalationAuthorityCreate {
+    return try FfiConverterTypeEscalationAuthorityCreate.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationAuthorityCreate_lower(_ value: EscalationAuthorityCreate) -> RustBuffer {
+    return FfiConverterTypeEscalationAuthorityCreate.lower(value)
+}
+
+
+/**
+ * A clinic admin's certificate for one HP device's current escalation key.
+ */
+public struct EscalationCertificateUpload: Equatable, Hashable {
+    /**
+     * The key being certified (must be the device's current key), base64url.
+     */
+    public var publicKey: String
+    /**
+     * The authority's Ed25519 signature over `signed::escalation_certificate_message`.
+     */
+    public var signature: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The key being certified (must be the device's current key), base64url.
+         */publicKey: String, 
+        /**
+         * The authority's Ed25519 signature over `signed::escalation_certificate_message`.
+         */signature: String) {
+        self.publicKey = publicKey
+        self.signature = signature
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EscalationCertificateUpload: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEscalationCertificateUpload: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EscalationCertificateUpload {
+        return
+            try EscalationCertificateUpload(
+                publicKey: FfiConverterString.read(from: &buf), 
+                signature: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EscalationCertificateUpload, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.publicKey, into: &buf)
+        FfiConverterString.write(value.signature, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationCertificateUpload_lift(_ buf: RustBuffer) throws -> EscalationCertificateUpload {
+    return try FfiConverterTypeEscalationCertificateUpload.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationCertificateUpload_lower(_ value: EscalationCertificateUpload) -> RustBuffer {
+    return FfiConverterTypeEscalationCertificateUpload.lower(value)
+}
+
+
+/**
+ * An HP device's escalation key as a clinic admin reviews it for certification.
+ */
+public struct EscalationKeyInfo: Equatable, Hashable {
+    public var deviceId: Uuid
+    public var userId: Uuid
+    public var displayName: String
+    public var deviceLabel: String
+    /**
+     * X25519 public key, base64url.
+     */
+    public var publicKey: String
+    /**
+     * The device's signature over `signed::escalation_key_message`, base64url.
+     */
+    public var signature: String
+    /**
+     * The device's Ed25519 public key, base64url.
+     */
+    public var deviceKey: String
+    public var publishedAt: DateTime
+    /**
+     * Whether the current key carries a certificate by the clinic's authority.
+     */
+    public var certified: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(deviceId: Uuid, userId: Uuid, displayName: String, deviceLabel: String, 
+        /**
+         * X25519 public key, base64url.
+         */publicKey: String, 
+        /**
+         * The device's signature over `signed::escalation_key_message`, base64url.
+         */signature: String, 
+        /**
+         * The device's Ed25519 public key, base64url.
+         */deviceKey: String, publishedAt: DateTime, 
+        /**
+         * Whether the current key carries a certificate by the clinic's authority.
+         */certified: Bool) {
+        self.deviceId = deviceId
+        self.userId = userId
+        self.displayName = displayName
+        self.deviceLabel = deviceLabel
+        self.publicKey = publicKey
+        self.signature = signature
+        self.deviceKey = deviceKey
+        self.publishedAt = publishedAt
+        self.certified = certified
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EscalationKeyInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEscalationKeyInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EscalationKeyInfo {
+        return
+            try EscalationKeyInfo(
+                deviceId: FfiConverterTypeUuid.read(from: &buf), 
+                userId: FfiConverterTypeUuid.read(from: &buf), 
+                displayName: FfiConverterString.read(from: &buf), 
+                deviceLabel: FfiConverterString.read(from: &buf), 
+                publicKey: FfiConverterString.read(from: &buf), 
+                signature: FfiConverterString.read(from: &buf), 
+                deviceKey: FfiConverterString.read(from: &buf), 
+                publishedAt: FfiConverterTypeDateTime.read(from: &buf), 
+                certified: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EscalationKeyInfo, into buf: inout [UInt8]) {
+        FfiConverterTypeUuid.write(value.deviceId, into: &buf)
+        FfiConverterTypeUuid.write(value.userId, into: &buf)
+        FfiConverterString.write(value.displayName, into: &buf)
+        FfiConverterString.write(value.deviceLabel, into: &buf)
+        FfiConverterString.write(value.publicKey, into: &buf)
+        FfiConverterString.write(value.signature, into: &buf)
+        FfiConverterString.write(value.deviceKey, into: &buf)
+        FfiConverterTypeDateTime.write(value.publishedAt, into: &buf)
+        FfiConverterBool.write(value.certified, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationKeyInfo_lift(_ buf: RustBuffer) throws -> EscalationKeyInfo {
+    return try FfiConverterTypeEscalationKeyInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationKeyInfo_lower(_ value: EscalationKeyInfo) -> RustBuffer {
+    return FfiConverterTypeEscalationKeyInfo.lower(value)
+}
+
+
+/**
  * Publish this HP device's escalation key (replaces the previous one).
  */
 public struct EscalationKeyUpload: Equatable, Hashable {
@@ -2696,9 +3001,15 @@ public func FfiConverterTypeEscalationKeyUpload_lower(_ value: EscalationKeyUplo
 
 
 /**
- * A device an excerpt must be sealed to.
+ * A device an excerpt may be sealed to. A raising client seals only to keys whose
+ * `certificate` verifies under the clinic's escalation authority it pinned (from the invite
+ * link or on first use); the server's word that a device is a responder is not enough.
  */
 public struct EscalationRecipient: Equatable, Hashable {
+    /**
+     * The HP device.
+     */
+    public var deviceId: Uuid
     /**
      * The HP device's Ed25519 public key, base64url (verifies `signature`).
      */
@@ -2708,19 +3019,35 @@ public struct EscalationRecipient: Equatable, Hashable {
      */
     public var publicKey: String
     public var signature: String
+    /**
+     * The clinic's escalation authority's Ed25519 signature over
+     * `signed::escalation_certificate_message(clinic, device_id, public_key)`, base64url;
+     * absent until a clinic admin certified this key.
+     */
+    public var certificate: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
+         * The HP device.
+         */deviceId: Uuid, 
+        /**
          * The HP device's Ed25519 public key, base64url (verifies `signature`).
          */deviceKey: String, 
         /**
          * X25519 public key, base64url.
-         */publicKey: String, signature: String) {
+         */publicKey: String, signature: String, 
+        /**
+         * The clinic's escalation authority's Ed25519 signature over
+         * `signed::escalation_certificate_message(clinic, device_id, public_key)`, base64url;
+         * absent until a clinic admin certified this key.
+         */certificate: String?) {
+        self.deviceId = deviceId
         self.deviceKey = deviceKey
         self.publicKey = publicKey
         self.signature = signature
+        self.certificate = certificate
     }
 
     
@@ -2739,16 +3066,20 @@ public struct FfiConverterTypeEscalationRecipient: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EscalationRecipient {
         return
             try EscalationRecipient(
+                deviceId: FfiConverterTypeUuid.read(from: &buf), 
                 deviceKey: FfiConverterString.read(from: &buf), 
                 publicKey: FfiConverterString.read(from: &buf), 
-                signature: FfiConverterString.read(from: &buf)
+                signature: FfiConverterString.read(from: &buf), 
+                certificate: FfiConverterOptionString.read(from: &buf)
         )
     }
 
     public static func write(_ value: EscalationRecipient, into buf: inout [UInt8]) {
+        FfiConverterTypeUuid.write(value.deviceId, into: &buf)
         FfiConverterString.write(value.deviceKey, into: &buf)
         FfiConverterString.write(value.publicKey, into: &buf)
         FfiConverterString.write(value.signature, into: &buf)
+        FfiConverterOptionString.write(value.certificate, into: &buf)
     }
 }
 

@@ -703,6 +703,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     
     func boundaryReports(clinic: Uuid, id: Uuid) async throws  -> [BoundaryReport]
     
+    /**
+     * Clinic admins (the authority's device): certifies a key whose fingerprint matches.
+     */
+    func certifyEscalationKey(deviceId: Uuid, fingerprint: String) async throws 
+    
     func changeRole(clinic: Uuid, user: Uuid, role: StaffRole) async throws  -> UserSummary
     
     func clearPushEndpoint() async throws 
@@ -769,7 +774,7 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func devices() async throws  -> [Device]
     
     /**
-     * Enrolls this device with the one-time invite code from the clinic.
+     * Enrolls this device with the one-time invite code or invite link from the clinic.
      */
     func enroll(inviteCode: String, deviceLabel: String) async throws  -> SessionInfo
     
@@ -779,6 +784,21 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func ensureEscalationKey() async throws 
     
     func ensureKeyPackages() async throws  -> KeyPackageStatus
+    
+    /**
+     * The fingerprint of the clinic's escalation authority this device trusts, if any.
+     */
+    func escalationAuthorityFingerprint() throws  -> String?
+    
+    /**
+     * HPs: the fingerprint of this device's escalation key, to show the certifying admin.
+     */
+    func escalationKeyFingerprint() throws  -> String?
+    
+    /**
+     * Clinic admins: HP devices' escalation keys with locally computed fingerprints.
+     */
+    func escalationKeys() async throws  -> [EscalationKeyReview]
     
     func escalationSettings(clinic: Uuid) async throws  -> EscalationSettings
     
@@ -962,6 +982,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func setPeerProfile(clinic: Uuid, peer: Uuid, profile: PeerProfileUpdate) async throws  -> PeerProfile
     
     func setTopics(clinic: Uuid, topics: [Topic]) async throws  -> [Topic]
+    
+    /**
+     * Clinic admins: creates the clinic's escalation authority on this device.
+     */
+    func setupEscalationAuthority() async throws  -> EscalationAuthority
     
     /**
      * Staff sign-in with password and authenticator code.
@@ -1272,6 +1297,25 @@ open func boundaryReports(clinic: Uuid, id: Uuid)async throws  -> [BoundaryRepor
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeBoundaryReport.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * Clinic admins (the authority's device): certifies a key whose fingerprint matches.
+     */
+open func certifyEscalationKey(deviceId: Uuid, fingerprint: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_certify_escalation_key(
+                        self.uniffiCloneHandle(),FfiConverterTypeUuid_lower(deviceId),FfiConverterString.lower(fingerprint)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_void,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_void,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -1679,7 +1723,7 @@ open func devices()async throws  -> [Device]  {
 }
     
     /**
-     * Enrolls this device with the one-time invite code from the clinic.
+     * Enrolls this device with the one-time invite code or invite link from the clinic.
      */
 open func enroll(inviteCode: String, deviceLabel: String)async throws  -> SessionInfo  {
     return
@@ -1728,6 +1772,49 @@ open func ensureKeyPackages()async throws  -> KeyPackageStatus  {
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeKeyPackageStatus_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * The fingerprint of the clinic's escalation authority this device trusts, if any.
+     */
+open func escalationAuthorityFingerprint()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypePeerbridgeError_lift) {
+        uniffiCallStatus in
+    uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_authority_fingerprint(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * HPs: the fingerprint of this device's escalation key, to show the certifying admin.
+     */
+open func escalationKeyFingerprint()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypePeerbridgeError_lift) {
+        uniffiCallStatus in
+    uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_key_fingerprint(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Clinic admins: HP devices' escalation keys with locally computed fingerprints.
+     */
+open func escalationKeys()async throws  -> [EscalationKeyReview]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_keys(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeEscalationKeyReview.lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -2678,6 +2765,25 @@ open func setTopics(clinic: Uuid, topics: [Topic])async throws  -> [Topic]  {
 }
     
     /**
+     * Clinic admins: creates the clinic's escalation authority on this device.
+     */
+open func setupEscalationAuthority()async throws  -> EscalationAuthority  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_setup_escalation_authority(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeEscalationAuthority_lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
      * Staff sign-in with password and authenticator code.
      */
 open func staffLogin(login: String, password: String, totpCode: String, deviceLabel: String)async throws  -> SessionInfo  {
@@ -3384,6 +3490,89 @@ public func FfiConverterTypeConversationInfo_lift(_ buf: RustBuffer) throws -> C
 #endif
 public func FfiConverterTypeConversationInfo_lower(_ value: ConversationInfo) -> RustBuffer {
     return FfiConverterTypeConversationInfo.lower(value)
+}
+
+
+/**
+ * An HP device's escalation key as a clinic admin reviews it.
+ */
+public struct EscalationKeyReview: Equatable, Hashable {
+    public var deviceId: Uuid
+    public var userId: Uuid
+    public var displayName: String
+    public var deviceLabel: String
+    /**
+     * Compare with the fingerprint the HP's own device shows before certifying.
+     */
+    public var fingerprint: String
+    public var publishedAt: DateTime
+    public var certified: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(deviceId: Uuid, userId: Uuid, displayName: String, deviceLabel: String, 
+        /**
+         * Compare with the fingerprint the HP's own device shows before certifying.
+         */fingerprint: String, publishedAt: DateTime, certified: Bool) {
+        self.deviceId = deviceId
+        self.userId = userId
+        self.displayName = displayName
+        self.deviceLabel = deviceLabel
+        self.fingerprint = fingerprint
+        self.publishedAt = publishedAt
+        self.certified = certified
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EscalationKeyReview: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEscalationKeyReview: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EscalationKeyReview {
+        return
+            try EscalationKeyReview(
+                deviceId: FfiConverterTypeUuid.read(from: &buf), 
+                userId: FfiConverterTypeUuid.read(from: &buf), 
+                displayName: FfiConverterString.read(from: &buf), 
+                deviceLabel: FfiConverterString.read(from: &buf), 
+                fingerprint: FfiConverterString.read(from: &buf), 
+                publishedAt: FfiConverterTypeDateTime.read(from: &buf), 
+                certified: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EscalationKeyReview, into buf: inout [UInt8]) {
+        FfiConverterTypeUuid.write(value.deviceId, into: &buf)
+        FfiConverterTypeUuid.write(value.userId, into: &buf)
+        FfiConverterString.write(value.displayName, into: &buf)
+        FfiConverterString.write(value.deviceLabel, into: &buf)
+        FfiConverterString.write(value.fingerprint, into: &buf)
+        FfiConverterTypeDateTime.write(value.publishedAt, into: &buf)
+        FfiConverterBool.write(value.certified, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationKeyReview_lift(_ buf: RustBuffer) throws -> EscalationKeyReview {
+    return try FfiConverterTypeEscalationKeyReview.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEscalationKeyReview_lower(_ value: EscalationKeyReview) -> RustBuffer {
+    return FfiConverterTypeEscalationKeyReview.lower(value)
 }
 
 
@@ -5074,6 +5263,31 @@ fileprivate struct FfiConverterSequenceTypeConversationInfo: FfiConverterRustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeEscalationKeyReview: FfiConverterRustBuffer {
+    typealias SwiftType = [EscalationKeyReview]
+
+    public static func write(_ value: [EscalationKeyReview], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeEscalationKeyReview.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [EscalationKeyReview] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [EscalationKeyReview]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeEscalationKeyReview.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeExcerptLine: FfiConverterRustBuffer {
     typealias SwiftType = [ExcerptLine]
 
@@ -5699,6 +5913,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_boundary_reports() != 48215) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_certify_escalation_key() != 27434) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_change_role() != 35887) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5774,13 +5991,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_devices() != 31962) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_enroll() != 60413) {
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_enroll() != 27747) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_escalation_key() != 46872) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_key_packages() != 7871) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_authority_fingerprint() != 27432) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_key_fingerprint() != 50224) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_keys() != 8595) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_settings() != 52821) {
@@ -5952,6 +6178,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_topics() != 52003) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_setup_escalation_authority() != 57722) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_staff_login() != 6763) {

@@ -3,16 +3,18 @@
 use super::*;
 
 impl PeerbridgeClient {
-    /// Enrolls this device with a one-time invite from the clinic; the device key is
-    /// registered and a session starts.
+    /// Enrolls this device with a one-time invite from the clinic (the bare code, or the
+    /// invite link, whose clinic key this device then pins); the device key is registered
+    /// and a session starts.
     pub async fn enroll(&self, invite_code: &str, device_label: &str) -> Result<SessionInfo> {
         if self.account()?.is_some() {
             return Err(SdkError::InvalidInput(
                 "this device is already enrolled".into(),
             ));
         }
+        let link = crate::authority::parse_invite(invite_code)?;
         let body = InviteRedeem {
-            code: invite_code.to_owned(),
+            code: link.code,
             device: self.registration(device_label),
         };
         let s: Session = self
@@ -20,7 +22,13 @@ impl PeerbridgeClient {
             .call(Method::POST, "/v1/invites/redeem", None, Some(&body))
             .await?
             .json()?;
-        self.start_session(s)
+        let info = self.start_session(s)?;
+        // The clinic's escalation authority as the inviting HP's device knew it: pinned
+        // before the server is asked anything about it.
+        if let (Some(key), Some(clinic)) = (link.authority, info.clinic_id) {
+            self.pin_authority(clinic, &key)?;
+        }
+        Ok(info)
     }
 
     /// Stores a new session's account and tokens.
@@ -110,7 +118,7 @@ impl PeerbridgeClient {
         }))
     }
 
-    pub(super) fn session_info(&self) -> Result<SessionInfo> {
+    pub(crate) fn session_info(&self) -> Result<SessionInfo> {
         self.session()?
             .ok_or_else(|| SdkError::Unauthenticated("this device is not enrolled".into()))
     }

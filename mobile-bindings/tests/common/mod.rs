@@ -102,14 +102,16 @@ pub async fn enroll_at(
         .await
         .expect(201)
         .json();
+    enroll_with(base, invite["code"].as_str().expect("code")).await
+}
+
+/// A new phone enrolled with an invite code or a whole invite link.
+pub async fn enroll_with(base: &str, invite: &str) -> Device {
     let dir = tempfile::tempdir().expect("tempdir");
     let wire = Wire::default();
     let client = PeerbridgeClient::open_with_options(base, dir.path(), &[7; 32], options(&wire))
         .expect("open");
-    let s = client
-        .enroll(invite["code"].as_str().expect("code"), "Phone")
-        .await
-        .expect("enroll");
+    let s = client.enroll(invite, "Phone").await.expect("enroll");
     client.ensure_key_packages().await.expect("key packages");
     Device {
         client: Arc::new(client),

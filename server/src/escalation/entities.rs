@@ -23,6 +23,16 @@ table!(escalation_key, "escalation_keys", {
     pub public_key: Vec<u8>,
     pub signature: Vec<u8>,
     pub created_at: DateTimeUtc,
+    /// The clinic authority's signature over `signed::escalation_certificate_message`.
+    pub certificate: Option<Vec<u8>>,
+});
+
+table!(authority, "escalation_authorities", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub clinic_id: Uuid,
+    pub public_key: Vec<u8>,
+    pub created_by: Uuid,
+    pub created_at: DateTimeUtc,
 });
 
 table!(settings, "escalation_settings", {

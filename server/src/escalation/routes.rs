@@ -7,8 +7,9 @@ use chrono::NaiveDate;
 use peerbridge_openapi::Problem;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationReport, CrisisResourceList, Debrief,
-    DebriefCreate, EscalationKeyUpload, EscalationRecipient, EscalationSettings, Flag, FlagCreate,
-    FlagDetail, FlagNote, FlagProgress, FlagReassign, FlagReceipt, FlagResolve, Locale,
+    DebriefCreate, EscalationAuthority, EscalationAuthorityCreate, EscalationCertificateUpload,
+    EscalationKeyInfo, EscalationKeyUpload, EscalationRecipient, EscalationSettings, Flag,
+    FlagCreate, FlagDetail, FlagNote, FlagProgress, FlagReassign, FlagReceipt, FlagResolve, Locale,
     SubjectIdentity, SubjectRequest,
 };
 use serde::Deserialize;
@@ -22,6 +23,11 @@ use crate::state::State;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(set_escalation_key)
+        .service(get_authority)
+        .service(create_authority)
+        .service(list_keys)
+        .service(certify_key)
+        .service(conversation_authority)
         .service(recipients)
         .service(raise)
         .service(queue)
@@ -102,7 +108,126 @@ async fn set_escalation_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The HP devices an excerpt from this conversation must be sealed to (members only).
+/// The clinic's escalation authority (its members): the key raising clients pin.
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = EscalationAuthority),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/clinics/{clinic_id}/escalation-authority")]
+#[tracing::instrument(skip_all)]
+async fn get_authority(
+    state: State,
+    auth: Auth<AnyRole>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let clinic = path.into_inner();
+    auth.require_clinic(clinic)?;
+    Ok(HttpResponse::Ok().json(super::authority::get(&state, clinic).await?))
+}
+
+/// Set the clinic's escalation authority once (clinic admins; the secret stays on their device).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path)),
+    request_body = EscalationAuthorityCreate,
+    responses(
+        (status = 200, body = EscalationAuthority),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[put("/v1/clinics/{clinic_id}/escalation-authority")]
+#[tracing::instrument(skip_all)]
+async fn create_authority(
+    state: State,
+    auth: Auth<ClinicAdmin>,
+    path: web::Path<Uuid>,
+    body: crate::json::Json<EscalationAuthorityCreate>,
+) -> ApiResult<HttpResponse> {
+    let clinic = path.into_inner();
+    auth.require_clinic(clinic)?;
+    Ok(HttpResponse::Ok().json(super::authority::create(&state, &auth, clinic, &body).await?))
+}
+
+/// The clinic's staff devices with a published escalation key, certified or not (clinic admins).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Vec<EscalationKeyInfo>),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/clinics/{clinic_id}/escalation-keys")]
+#[tracing::instrument(skip_all)]
+async fn list_keys(
+    state: State,
+    auth: Auth<ClinicAdmin>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let clinic = path.into_inner();
+    auth.require_clinic(clinic)?;
+    Ok(HttpResponse::Ok().json(super::authority::keys(&state, clinic).await?))
+}
+
+/// Store the clinic authority's certificate for a device's current escalation key (clinic admins).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("clinic_id" = Uuid, Path), ("device_id" = Uuid, Path)),
+    request_body = EscalationCertificateUpload,
+    responses(
+        (status = 204, description = "Certified"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[put("/v1/clinics/{clinic_id}/escalation-keys/{device_id}/certificate")]
+#[tracing::instrument(skip_all)]
+async fn certify_key(
+    state: State,
+    auth: Auth<ClinicAdmin>,
+    path: web::Path<(Uuid, Uuid)>,
+    body: crate::json::Json<EscalationCertificateUpload>,
+) -> ApiResult<HttpResponse> {
+    let (clinic, device) = path.into_inner();
+    auth.require_clinic(clinic)?;
+    super::authority::certify(&state, &auth, clinic, device, &body).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The escalation authority of the clinic this conversation's flags go to (members only).
+#[utoipa::path(
+    tag = "escalation",
+    security(("bearer" = [])),
+    params(("conversation_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = EscalationAuthority),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/v1/conversations/{conversation_id}/escalation-authority")]
+#[tracing::instrument(skip_all)]
+async fn conversation_authority(
+    state: State,
+    auth: Auth<AnyRole>,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::conversation_authority(&state, &auth, *path).await?))
+}
+
+/// The HP devices an excerpt from this conversation may be sealed to (members only).
 #[utoipa::path(
     tag = "escalation",
     security(("bearer" = [])),

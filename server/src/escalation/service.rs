@@ -406,6 +406,12 @@ pub async fn set_escalation_key(
     }
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
+    // Publishing the same key again keeps its certificate; a new key needs a new one.
+    let certificate = escalation_key::Entity::find_by_id(p.device_id)
+        .one(&txn)
+        .await?
+        .filter(|k| k.public_key == key)
+        .and_then(|k| k.certificate);
     escalation_key::Entity::delete_by_id(p.device_id)
         .exec(&txn)
         .await?;
@@ -414,6 +420,7 @@ pub async fn set_escalation_key(
         public_key: Set(key),
         signature: Set(sig),
         created_at: Set(now),
+        certificate: Set(certificate),
     }
     .insert(&txn)
     .await?;
@@ -462,6 +469,16 @@ async fn recipient_keys(
         .collect())
 }
 
+/// The escalation authority of the clinic a flag from this conversation goes to.
+pub async fn conversation_authority(
+    state: &AppState,
+    p: &Principal,
+    conversation: Uuid,
+) -> ApiResult<peerbridge_openapi::escalation::EscalationAuthority> {
+    let (_, s) = subject_of(state, p, conversation, FlagKind::Flag, None).await?;
+    super::authority::get(state, s.clinic).await
+}
+
 pub async fn recipients(
     state: &AppState,
     p: &Principal,
@@ -472,9 +489,11 @@ pub async fn recipients(
         .await?
         .into_iter()
         .map(|(d, k)| EscalationRecipient {
+            device_id: d.id,
             device_key: b64(&d.public_key),
             public_key: b64(&k.public_key),
             signature: b64(&k.signature),
+            certificate: k.certificate.as_deref().map(b64),
         })
         .collect())
 }

@@ -12,6 +12,7 @@ mod m20261124_000005_introductions;
 mod m20261124_000006_escalation;
 mod m20261206_000007_web_push;
 mod m20261206_000008_rosters;
+mod m20261207_000009_escalation_authority;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_escalation::Migration),
             Box::new(m20261206_000007_web_push::Migration),
             Box::new(m20261206_000008_rosters::Migration),
+            Box::new(m20261207_000009_escalation_authority::Migration),
         ]
     }
 }

@@ -2638,6 +2638,230 @@ public object FfiConverterTypeDeviceRegistration: FfiConverterRustBuffer<DeviceR
 
 
 /**
+ * A clinic's escalation authority: the Ed25519 key (held on a clinic admin's device) that
+ * certifies which HP devices may read excerpts.
+ */
+data class EscalationAuthority (
+    var `clinicId`: Uuid
+    , 
+    /**
+     * Ed25519 public key, base64url; absent while the clinic has none.
+     */
+    var `publicKey`: kotlin.String?
+    , 
+    var `createdAt`: DateTime?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEscalationAuthority: FfiConverterRustBuffer<EscalationAuthority> {
+    override fun read(buf: ByteBuffer): EscalationAuthority {
+        return EscalationAuthority(
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeDateTime.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EscalationAuthority) = (
+            FfiConverterTypeUuid.allocationSize(value.`clinicId`) +
+            FfiConverterOptionalString.allocationSize(value.`publicKey`) +
+            FfiConverterOptionalTypeDateTime.allocationSize(value.`createdAt`)
+    )
+
+    override fun write(value: EscalationAuthority, buf: ByteBuffer) {
+            FfiConverterTypeUuid.write(value.`clinicId`, buf)
+            FfiConverterOptionalString.write(value.`publicKey`, buf)
+            FfiConverterOptionalTypeDateTime.write(value.`createdAt`, buf)
+    }
+}
+
+
+
+/**
+ * Set the clinic's escalation authority (once; a clinic admin's device keeps the secret).
+ */
+data class EscalationAuthorityCreate (
+    /**
+     * Ed25519 public key (32 bytes), base64url.
+     */
+    var `publicKey`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEscalationAuthorityCreate: FfiConverterRustBuffer<EscalationAuthorityCreate> {
+    override fun read(buf: ByteBuffer): EscalationAuthorityCreate {
+        return EscalationAuthorityCreate(
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EscalationAuthorityCreate) = (
+            FfiConverterString.allocationSize(value.`publicKey`)
+    )
+
+    override fun write(value: EscalationAuthorityCreate, buf: ByteBuffer) {
+            FfiConverterString.write(value.`publicKey`, buf)
+    }
+}
+
+
+
+/**
+ * A clinic admin's certificate for one HP device's current escalation key.
+ */
+data class EscalationCertificateUpload (
+    /**
+     * The key being certified (must be the device's current key), base64url.
+     */
+    var `publicKey`: kotlin.String
+    , 
+    /**
+     * The authority's Ed25519 signature over `signed::escalation_certificate_message`.
+     */
+    var `signature`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEscalationCertificateUpload: FfiConverterRustBuffer<EscalationCertificateUpload> {
+    override fun read(buf: ByteBuffer): EscalationCertificateUpload {
+        return EscalationCertificateUpload(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EscalationCertificateUpload) = (
+            FfiConverterString.allocationSize(value.`publicKey`) +
+            FfiConverterString.allocationSize(value.`signature`)
+    )
+
+    override fun write(value: EscalationCertificateUpload, buf: ByteBuffer) {
+            FfiConverterString.write(value.`publicKey`, buf)
+            FfiConverterString.write(value.`signature`, buf)
+    }
+}
+
+
+
+/**
+ * An HP device's escalation key as a clinic admin reviews it for certification.
+ */
+data class EscalationKeyInfo (
+    var `deviceId`: Uuid
+    , 
+    var `userId`: Uuid
+    , 
+    var `displayName`: kotlin.String
+    , 
+    var `deviceLabel`: kotlin.String
+    , 
+    /**
+     * X25519 public key, base64url.
+     */
+    var `publicKey`: kotlin.String
+    , 
+    /**
+     * The device's signature over `signed::escalation_key_message`, base64url.
+     */
+    var `signature`: kotlin.String
+    , 
+    /**
+     * The device's Ed25519 public key, base64url.
+     */
+    var `deviceKey`: kotlin.String
+    , 
+    var `publishedAt`: DateTime
+    , 
+    /**
+     * Whether the current key carries a certificate by the clinic's authority.
+     */
+    var `certified`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEscalationKeyInfo: FfiConverterRustBuffer<EscalationKeyInfo> {
+    override fun read(buf: ByteBuffer): EscalationKeyInfo {
+        return EscalationKeyInfo(
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeDateTime.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EscalationKeyInfo) = (
+            FfiConverterTypeUuid.allocationSize(value.`deviceId`) +
+            FfiConverterTypeUuid.allocationSize(value.`userId`) +
+            FfiConverterString.allocationSize(value.`displayName`) +
+            FfiConverterString.allocationSize(value.`deviceLabel`) +
+            FfiConverterString.allocationSize(value.`publicKey`) +
+            FfiConverterString.allocationSize(value.`signature`) +
+            FfiConverterString.allocationSize(value.`deviceKey`) +
+            FfiConverterTypeDateTime.allocationSize(value.`publishedAt`) +
+            FfiConverterBoolean.allocationSize(value.`certified`)
+    )
+
+    override fun write(value: EscalationKeyInfo, buf: ByteBuffer) {
+            FfiConverterTypeUuid.write(value.`deviceId`, buf)
+            FfiConverterTypeUuid.write(value.`userId`, buf)
+            FfiConverterString.write(value.`displayName`, buf)
+            FfiConverterString.write(value.`deviceLabel`, buf)
+            FfiConverterString.write(value.`publicKey`, buf)
+            FfiConverterString.write(value.`signature`, buf)
+            FfiConverterString.write(value.`deviceKey`, buf)
+            FfiConverterTypeDateTime.write(value.`publishedAt`, buf)
+            FfiConverterBoolean.write(value.`certified`, buf)
+    }
+}
+
+
+
+/**
  * Publish this HP device's escalation key (replaces the previous one).
  */
 data class EscalationKeyUpload (
@@ -2685,9 +2909,16 @@ public object FfiConverterTypeEscalationKeyUpload: FfiConverterRustBuffer<Escala
 
 
 /**
- * A device an excerpt must be sealed to.
+ * A device an excerpt may be sealed to. A raising client seals only to keys whose
+ * `certificate` verifies under the clinic's escalation authority it pinned (from the invite
+ * link or on first use); the server's word that a device is a responder is not enough.
  */
 data class EscalationRecipient (
+    /**
+     * The HP device.
+     */
+    var `deviceId`: Uuid
+    , 
     /**
      * The HP device's Ed25519 public key, base64url (verifies `signature`).
      */
@@ -2699,6 +2930,13 @@ data class EscalationRecipient (
     var `publicKey`: kotlin.String
     , 
     var `signature`: kotlin.String
+    , 
+    /**
+     * The clinic's escalation authority's Ed25519 signature over
+     * `signed::escalation_certificate_message(clinic, device_id, public_key)`, base64url;
+     * absent until a clinic admin certified this key.
+     */
+    var `certificate`: kotlin.String?
     
 ){
     
@@ -2715,22 +2953,28 @@ data class EscalationRecipient (
 public object FfiConverterTypeEscalationRecipient: FfiConverterRustBuffer<EscalationRecipient> {
     override fun read(buf: ByteBuffer): EscalationRecipient {
         return EscalationRecipient(
+            FfiConverterTypeUuid.read(buf),
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
     override fun allocationSize(value: EscalationRecipient) = (
+            FfiConverterTypeUuid.allocationSize(value.`deviceId`) +
             FfiConverterString.allocationSize(value.`deviceKey`) +
             FfiConverterString.allocationSize(value.`publicKey`) +
-            FfiConverterString.allocationSize(value.`signature`)
+            FfiConverterString.allocationSize(value.`signature`) +
+            FfiConverterOptionalString.allocationSize(value.`certificate`)
     )
 
     override fun write(value: EscalationRecipient, buf: ByteBuffer) {
+            FfiConverterTypeUuid.write(value.`deviceId`, buf)
             FfiConverterString.write(value.`deviceKey`, buf)
             FfiConverterString.write(value.`publicKey`, buf)
             FfiConverterString.write(value.`signature`, buf)
+            FfiConverterOptionalString.write(value.`certificate`, buf)
     }
 }
 

@@ -51,6 +51,7 @@ import no.peerbridge.api.DateTime
 import no.peerbridge.api.Debrief
 import no.peerbridge.api.Device
 import no.peerbridge.api.EnrolleeRole
+import no.peerbridge.api.EscalationAuthority
 import no.peerbridge.api.EscalationSettings
 import no.peerbridge.api.FfiConverterTypeBoundaryCategory
 import no.peerbridge.api.FfiConverterTypeBoundaryReport
@@ -65,6 +66,7 @@ import no.peerbridge.api.FfiConverterTypeDateTime
 import no.peerbridge.api.FfiConverterTypeDebrief
 import no.peerbridge.api.FfiConverterTypeDevice
 import no.peerbridge.api.FfiConverterTypeEnrolleeRole
+import no.peerbridge.api.FfiConverterTypeEscalationAuthority
 import no.peerbridge.api.FfiConverterTypeEscalationSettings
 import no.peerbridge.api.FfiConverterTypeFlag
 import no.peerbridge.api.FfiConverterTypeFlagDetail
@@ -149,6 +151,7 @@ import no.peerbridge.api.RustBuffer as RustBufferDateTime
 import no.peerbridge.api.RustBuffer as RustBufferDebrief
 import no.peerbridge.api.RustBuffer as RustBufferDevice
 import no.peerbridge.api.RustBuffer as RustBufferEnrolleeRole
+import no.peerbridge.api.RustBuffer as RustBufferEscalationAuthority
 import no.peerbridge.api.RustBuffer as RustBufferEscalationSettings
 import no.peerbridge.api.RustBuffer as RustBufferFlag
 import no.peerbridge.api.RustBuffer as RustBufferFlagDetail
@@ -885,6 +888,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_boundary_reports(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_certify_escalation_key(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_change_role(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_clear_push_endpoint(
@@ -940,6 +945,12 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_escalation_key(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_key_packages(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_authority_fingerprint(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_key_fingerprint(
+    ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_keys(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_settings(
     ): Int
@@ -1055,6 +1066,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_topics(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_setup_escalation_authority(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_staff_login(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_start(
@@ -1137,6 +1150,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_boundary_reports(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`id`: RustBufferUuid.ByValue,
     ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_certify_escalation_key(`ptr`: Long,`deviceId`: RustBufferUuid.ByValue,`fingerprint`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_change_role(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,`role`: RustBufferStaffRole.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_clear_push_endpoint(`ptr`: Long,
@@ -1192,6 +1207,12 @@ internal object UniffiLib {
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_ensure_escalation_key(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_ensure_key_packages(`ptr`: Long,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_authority_fingerprint(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_key_fingerprint(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_keys(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_settings(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,
     ): Long
@@ -1306,6 +1327,8 @@ internal object UniffiLib {
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_peer_profile(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`peer`: RustBufferUuid.ByValue,`profile`: RustBufferPeerProfileUpdate.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_topics(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`topics`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_setup_escalation_authority(`ptr`: Long,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_staff_login(`ptr`: Long,`login`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`totpCode`: RustBuffer.ByValue,`deviceLabel`: RustBuffer.ByValue,
     ): Long
@@ -1506,6 +1529,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_boundary_reports() and 0xFFFF) != 48215) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_certify_escalation_key() and 0xFFFF) != 27434) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_change_role() and 0xFFFF) != 35887) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1581,13 +1607,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_devices() and 0xFFFF) != 31962) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_enroll() and 0xFFFF) != 60413) {
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_enroll() and 0xFFFF) != 27747) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_escalation_key() and 0xFFFF) != 46872) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_key_packages() and 0xFFFF) != 7871) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_authority_fingerprint() and 0xFFFF) != 27432) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_key_fingerprint() and 0xFFFF) != 50224) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_keys() and 0xFFFF) != 8595) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_escalation_settings() and 0xFFFF) != 52821) {
@@ -1759,6 +1794,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_topics() and 0xFFFF) != 52003) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_setup_escalation_authority() and 0xFFFF) != 57722) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_staff_login() and 0xFFFF) != 6763) {
@@ -2401,6 +2439,11 @@ public interface PeerbridgeInterface {
     
     suspend fun `boundaryReports`(`clinic`: Uuid, `id`: Uuid): List<BoundaryReport>
     
+    /**
+     * Clinic admins (the authority's device): certifies a key whose fingerprint matches.
+     */
+    suspend fun `certifyEscalationKey`(`deviceId`: Uuid, `fingerprint`: kotlin.String)
+    
     suspend fun `changeRole`(`clinic`: Uuid, `user`: Uuid, `role`: StaffRole): UserSummary
     
     suspend fun `clearPushEndpoint`()
@@ -2467,7 +2510,7 @@ public interface PeerbridgeInterface {
     suspend fun `devices`(): List<Device>
     
     /**
-     * Enrolls this device with the one-time invite code from the clinic.
+     * Enrolls this device with the one-time invite code or invite link from the clinic.
      */
     suspend fun `enroll`(`inviteCode`: kotlin.String, `deviceLabel`: kotlin.String): SessionInfo
     
@@ -2477,6 +2520,21 @@ public interface PeerbridgeInterface {
     suspend fun `ensureEscalationKey`()
     
     suspend fun `ensureKeyPackages`(): KeyPackageStatus
+    
+    /**
+     * The fingerprint of the clinic's escalation authority this device trusts, if any.
+     */
+    fun `escalationAuthorityFingerprint`(): kotlin.String?
+    
+    /**
+     * HPs: the fingerprint of this device's escalation key, to show the certifying admin.
+     */
+    fun `escalationKeyFingerprint`(): kotlin.String?
+    
+    /**
+     * Clinic admins: HP devices' escalation keys with locally computed fingerprints.
+     */
+    suspend fun `escalationKeys`(): List<EscalationKeyReview>
     
     suspend fun `escalationSettings`(`clinic`: Uuid): EscalationSettings
     
@@ -2660,6 +2718,11 @@ public interface PeerbridgeInterface {
     suspend fun `setPeerProfile`(`clinic`: Uuid, `peer`: Uuid, `profile`: PeerProfileUpdate): PeerProfile
     
     suspend fun `setTopics`(`clinic`: Uuid, `topics`: List<Topic>): List<Topic>
+    
+    /**
+     * Clinic admins: creates the clinic's escalation authority on this device.
+     */
+    suspend fun `setupEscalationAuthority`(): EscalationAuthority
     
     /**
      * Staff sign-in with password and authenticator code.
@@ -3099,6 +3162,33 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterSequenceTypeBoundaryReport.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Clinic admins (the authority's device): certifies a key whose fingerprint matches.
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `certifyEscalationKey`(`deviceId`: Uuid, `fingerprint`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_certify_escalation_key(
+                uniffiHandle,
+                
+        FfiConverterTypeUuid.lower(`deviceId`),
+        FfiConverterString.lower(`fingerprint`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_void(future) },
+        // lift function
+        { },
+        
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -3667,7 +3757,7 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
 
     
     /**
-     * Enrolls this device with the one-time invite code from the clinic.
+     * Enrolls this device with the one-time invite code or invite link from the clinic.
      */
     @Throws(PeerbridgeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -3732,6 +3822,64 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeKeyPackageStatus.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The fingerprint of the clinic's escalation authority this device trusts, if any.
+     */
+    @Throws(PeerbridgeException::class)override fun `escalationAuthorityFingerprint`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PeerbridgeException) { _status ->
+    UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_authority_fingerprint(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * HPs: the fingerprint of this device's escalation key, to show the certifying admin.
+     */
+    @Throws(PeerbridgeException::class)override fun `escalationKeyFingerprint`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PeerbridgeException) { _status ->
+    UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_key_fingerprint(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Clinic admins: HP devices' escalation keys with locally computed fingerprints.
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `escalationKeys`() : List<EscalationKeyReview> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_escalation_keys(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeEscalationKeyReview.lift(it) },
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -5049,6 +5197,30 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
 
     
     /**
+     * Clinic admins: creates the clinic's escalation authority on this device.
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setupEscalationAuthority`() : EscalationAuthority {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_setup_escalation_authority(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation).let { RustBufferEscalationAuthority.create(it.capacity.toULong(), it.len.toULong(), it.data) } },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeEscalationAuthority.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Staff sign-in with password and authenticator code.
      */
     @Throws(PeerbridgeException::class)
@@ -5881,6 +6053,75 @@ public object FfiConverterTypeConversationInfo: FfiConverterRustBuffer<Conversat
             FfiConverterULong.write(value.`lastSeq`, buf)
             FfiConverterBoolean.write(value.`joined`, buf)
             FfiConverterBoolean.write(value.`unread`, buf)
+    }
+}
+
+
+
+/**
+ * An HP device's escalation key as a clinic admin reviews it.
+ */
+data class EscalationKeyReview (
+    var `deviceId`: Uuid
+    , 
+    var `userId`: Uuid
+    , 
+    var `displayName`: kotlin.String
+    , 
+    var `deviceLabel`: kotlin.String
+    , 
+    /**
+     * Compare with the fingerprint the HP's own device shows before certifying.
+     */
+    var `fingerprint`: kotlin.String
+    , 
+    var `publishedAt`: DateTime
+    , 
+    var `certified`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEscalationKeyReview: FfiConverterRustBuffer<EscalationKeyReview> {
+    override fun read(buf: ByteBuffer): EscalationKeyReview {
+        return EscalationKeyReview(
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterTypeUuid.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeDateTime.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EscalationKeyReview) = (
+            FfiConverterTypeUuid.allocationSize(value.`deviceId`) +
+            FfiConverterTypeUuid.allocationSize(value.`userId`) +
+            FfiConverterString.allocationSize(value.`displayName`) +
+            FfiConverterString.allocationSize(value.`deviceLabel`) +
+            FfiConverterString.allocationSize(value.`fingerprint`) +
+            FfiConverterTypeDateTime.allocationSize(value.`publishedAt`) +
+            FfiConverterBoolean.allocationSize(value.`certified`)
+    )
+
+    override fun write(value: EscalationKeyReview, buf: ByteBuffer) {
+            FfiConverterTypeUuid.write(value.`deviceId`, buf)
+            FfiConverterTypeUuid.write(value.`userId`, buf)
+            FfiConverterString.write(value.`displayName`, buf)
+            FfiConverterString.write(value.`deviceLabel`, buf)
+            FfiConverterString.write(value.`fingerprint`, buf)
+            FfiConverterTypeDateTime.write(value.`publishedAt`, buf)
+            FfiConverterBoolean.write(value.`certified`, buf)
     }
 }
 
@@ -8025,6 +8266,34 @@ public object FfiConverterSequenceTypeConversationInfo: FfiConverterRustBuffer<L
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeEscalationKeyReview: FfiConverterRustBuffer<List<EscalationKeyReview>> {
+    override fun read(buf: ByteBuffer): List<EscalationKeyReview> {
+        val len = buf.getInt()
+        return List<EscalationKeyReview>(len) {
+            FfiConverterTypeEscalationKeyReview.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<EscalationKeyReview>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeEscalationKeyReview.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<EscalationKeyReview>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeEscalationKeyReview.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeExcerptLine: FfiConverterRustBuffer<List<ExcerptLine>> {
     override fun read(buf: ByteBuffer): List<ExcerptLine> {
         val len = buf.getInt()
@@ -8578,6 +8847,8 @@ public object FfiConverterSequenceTypeUuid: FfiConverterRustBuffer<List<Uuid>> {
         }
     }
 }
+
+
 
 
 
