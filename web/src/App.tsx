@@ -28,7 +28,7 @@ type Screen =
   | { name: "loading" }
   | { name: "locked" }
   | { name: "elsewhere" }
-  | { name: "join"; code: string }
+  | { name: "join"; code: string; authority: string }
   | { name: "privacy" }
   | { name: "home" }
   | { name: "chat"; intro: PartyIntroduction }
@@ -39,11 +39,12 @@ type Screen =
 
 export type Listener = (events: Event[]) => void;
 
-/** The invite code from a join link (`/join#code=…`), removed from the address at once. */
-function codeFromLink(): string {
-  const m = /^#code=([A-Za-z0-9-]+)$/.exec(location.hash);
+/** The invite code from a join link (`/join#code=…&authority=…`), removed from the address
+ * at once, with the clinic's key the inviting HP's app put beside it (pinned at enrolment). */
+function codeFromLink(): { code: string; authority: string } {
+  const m = /^#code=([A-Za-z0-9-]+)(?:&authority=([A-Za-z0-9_-]{43}))?$/.exec(location.hash);
   if (location.pathname === "/join" || m) history.replaceState(null, "", "/");
-  return m ? m[1] : "";
+  return { code: m?.[1] ?? "", authority: m?.[2] ?? "" };
 }
 
 export function App() {
@@ -75,7 +76,7 @@ export function App() {
       .then(async (c) => {
         const s = await c.session();
         if (s) signedIn(s);
-        else setScreen({ name: "join", code: linkCode.current });
+        else setScreen({ name: "join", ...linkCode.current });
       })
       .catch((e) => {
         // Another tab holds this account: this one waits instead of touching the store.
@@ -84,7 +85,7 @@ export function App() {
           return;
         }
         setError(i18n.t(errorKey(e)));
-        setScreen({ name: "join", code: linkCode.current });
+        setScreen({ name: "join", ...linkCode.current });
       });
   }, [signedIn]);
 
@@ -180,6 +181,7 @@ export function App() {
       main = (
         <Join
           initialCode={screen.code}
+          authority={screen.authority}
           onJoined={signedIn}
           onStaff={() => setScreen({ name: "staff" })}
         />
@@ -187,7 +189,10 @@ export function App() {
       break;
     case "staff":
       main = (
-        <StaffLogin onSignedIn={signedIn} onBack={() => setScreen({ name: "join", code: "" })} />
+        <StaffLogin
+          onSignedIn={signedIn}
+          onBack={() => setScreen({ name: "join", code: "", authority: "" })}
+        />
       );
       break;
     case "console":

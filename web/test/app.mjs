@@ -565,6 +565,26 @@ try {
     "116 117",
   );
 
+  // The clinic's key is made on the admin's device; the nurse's workstation is approved by
+  // typing the code its own screen shows (a wrong code is refused). Only approved
+  // workstations get the quoted messages of a flag.
+  await admin.getByRole("button", { name: "Lag klinikkens nøkkel på denne enheten" }).click();
+  await admin.getByText("Klinikkens nøkkel:").waitFor();
+  await hp.getByRole("button", { name: "Varsler", exact: true }).click();
+  const nurseCode = (await hp.locator("#my-escalation-key").textContent()).trim();
+  assert.match(nurseCode, /^[0-9A-F]{4}( [0-9A-F]{4}){4}$/);
+  const approve = admin.getByLabel(
+    "Skriv koden som vises på arbeidsstasjonen til Hanne Sykepleier",
+  );
+  await approve.fill("0000 0000 0000 0000 0000");
+  await admin.getByRole("button", { name: "Godkjenn", exact: true }).click();
+  await admin.getByText("Noe av det du skrev, ble ikke godtatt. Sjekk og prøv igjen.").waitFor();
+  assert.equal(await admin.getByText("Godkjent.", { exact: true }).count(), 0);
+  await approve.fill(nurseCode.toLowerCase());
+  await admin.getByRole("button", { name: "Godkjenn", exact: true }).click();
+  await admin.getByText("Godkjent.", { exact: true }).waitFor();
+  await accessible(admin, "escalation keys");
+
   // The service user writes what a person at risk writes; the peer's app suggests (only
   // suggests) telling the clinic, and the peer flags two messages.
   await su.page.getByLabel("Melding").fill("Jeg orker ikke mer.");

@@ -1,5 +1,5 @@
 // Enrolment: the invite code from the clinic (typed, or filled in from the join link or QR
-// code), redeemed with this browser's new device key.
+// code), redeemed with this browser's new device key; a link's clinic key is pinned with it.
 import { useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import type { SessionInfo } from "peerbridge-web";
@@ -8,6 +8,8 @@ import { ErrorText } from "../ErrorText";
 
 export function Join(props: {
   initialCode: string;
+  /** The clinic's key from the invite link, if it came with one. */
+  authority: string;
   onJoined: (s: SessionInfo) => void;
   onStaff: () => void;
 }) {
@@ -22,7 +24,13 @@ export function Join(props: {
     setError(null);
     try {
       const c = await client();
-      const s = await c.enroll(code.trim().toUpperCase(), t("app.name"));
+      const typed = code.trim().toUpperCase();
+      // The link's clinic key goes with its own code only (a code typed over it has none).
+      const invite =
+        props.authority && typed === props.initialCode.toUpperCase()
+          ? `code=${typed}&authority=${props.authority}`
+          : typed;
+      const s = await c.enroll(invite, t("app.name"));
       await c.ensureKeyPackages();
       props.onJoined(s);
     } catch (err) {

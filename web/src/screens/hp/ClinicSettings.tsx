@@ -1,7 +1,7 @@
 // Clinic admins: who is on duty and who is next when a flag is not acknowledged in time
 // (always, or in shifts on the clinic's clock), who is on call and where people are pointed
 // when nobody is on duty, the deadlines and the follow-up time, the notice a person receives when a clinician is asked to check in (in each
-// language), the crisis resources shown under "I need help now", and staff accounts.
+// language), the clinic's key that certifies who may read quoted messages, the crisis resources shown under "I need help now", and staff accounts.
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 import type {
@@ -18,6 +18,7 @@ import { ErrorText } from "../../ErrorText";
 import { Choices } from "../../Choices";
 import { lookUpNames, userLabel } from "../../people";
 import { Shifts } from "./Shifts";
+import { EscalationKeys } from "./EscalationKeys";
 
 const LOCALES: Locale[] = ["nb", "nn", "en"];
 
@@ -217,6 +218,8 @@ export function ClinicSettings(props: { clinic: string }) {
           {saved === "settings" && <p role="status">{t("clinic.saved")}</p>}
         </form>
       )}
+
+      <EscalationKeys />
 
       <form onSubmit={saveResources} className="card">
         <h2>{t("clinic.resources")}</h2>

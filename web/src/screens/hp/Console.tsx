@@ -13,6 +13,7 @@ import { Supervision } from "./Supervision";
 import { Report } from "./Report";
 import { ClinicSettings } from "./ClinicSettings";
 import { Notifications } from "../Notifications";
+import { MyEscalationKey } from "./EscalationKeys";
 
 export type Tab = "queue" | "invites" | "people" | "supervision" | "report" | "clinic";
 
@@ -41,6 +42,7 @@ export function Console(props: { session: SessionInfo; subscribe: (l: Listener) 
       <>
         <Queue subscribe={props.subscribe} onOpen={setFlag} />
         <Notifications />
+        <MyEscalationKey />
       </>
     );
   } else if (tab === "invites") {
