@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use peerbridge_mls::excerpt::{self, EscalationKey, Excerpt, ExcerptMessage};
 use peerbridge_mls::{Envelope, NoticeKind};
+use peerbridge_openapi::Role;
 use peerbridge_openapi::delivery::FrankingKeys;
 use peerbridge_openapi::escalation::{
     Consultation, ConsultationCreate, ConsultationKind, CrisisResourceList, Debrief, DebriefCreate,
@@ -31,6 +32,8 @@ use crate::http::{b64, unb64};
 pub(crate) const ESCALATION_KEY: &str = "escalation-key";
 /// Flags raised on this device that the server has not confirmed yet.
 const FLAG_OUTBOX: &str = "flag-outbox";
+/// How each visible flag looked when this device last caught up (`flag_catch_up`).
+const FLAGS_SEEN: &str = "flags-seen";
 
 /// A flag waiting on the device: the excerpt in the clear (the device's store is sealed),
 /// sealed to the responders only when it is delivered, so an offline raise needs nothing
@@ -305,6 +308,48 @@ impl PeerbridgeClient {
     /// The flags this user raised, newest first (at most 100).
     pub async fn my_flags(&self) -> Result<Vec<FlagProgress>> {
         self.get("/v1/me/flags").await
+    }
+
+    /// After (re)connecting: a `FlagChanged` for every flag this user can see that is new,
+    /// changed or gone since this device last looked. Notices sent while the device was away
+    /// are lost with the socket; a flag raised at night must not wait for the next one.
+    /// Responders compare the clinic queue, raisers their own flags.
+    pub(crate) async fn flag_catch_up(&self) -> Result<Vec<Event>> {
+        let now: BTreeMap<Uuid, String> = match self.session_info()?.role {
+            Role::Hp | Role::ClinicAdmin => self
+                .flags()
+                .await?
+                .into_iter()
+                .map(|f| {
+                    let look = format!(
+                        "{:?}|{}|{:?}|{:?}|{}",
+                        f.status, f.level, f.assigned_to, f.acknowledged_by, f.deadline_at
+                    );
+                    (f.id, look)
+                })
+                .collect(),
+            Role::Peer | Role::ServiceUser => self
+                .my_flags()
+                .await?
+                .into_iter()
+                .map(|f| (f.id, format!("{:?}|{:?}", f.status, f.acknowledged_at)))
+                .collect(),
+            Role::Operator => return Ok(Vec::new()),
+        };
+        let before: BTreeMap<Uuid, String> = self.state_get(FLAGS_SEEN)?.unwrap_or_default();
+        let mut changed: Vec<Uuid> = now
+            .iter()
+            .filter(|(id, look)| before.get(*id) != Some(*look))
+            .map(|(id, _)| *id)
+            .collect();
+        changed.extend(before.keys().filter(|id| !now.contains_key(*id)));
+        if before != now {
+            self.state_put(FLAGS_SEEN, &now)?;
+        }
+        Ok(changed
+            .into_iter()
+            .map(|flag| Event::FlagChanged { flag })
+            .collect())
     }
 
     // ------------------------------------------------------------------ responders

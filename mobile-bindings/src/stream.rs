@@ -2,7 +2,7 @@
 //! SDK, which then reads the log over HTTP from its cursor; notices carry no content. When
 //! the socket is down the SDK polls instead and reconnects with capped, jittered exponential
 //! backoff. `hello` (every connect) and `resync` (the server dropped notices) trigger a full
-//! sync, so a reconnect never misses anything: the database, not the socket, is the truth.
+//! sync and a flag catch-up (`flag_catch_up`), so a reconnect never misses anything: the database, not the socket, is the truth.
 
 use std::time::Duration;
 
@@ -218,7 +218,12 @@ impl PeerbridgeClient {
             return Ok(Vec::new());
         };
         match n {
-            Notice::Hello { .. } | Notice::Resync => self.tolerant(self.sync_all().await),
+            Notice::Hello { .. } | Notice::Resync => {
+                let mut events = self.tolerant(self.sync_all().await)?;
+                // Flags raised or moved while this device was not listening.
+                events.extend(self.tolerant(self.flag_catch_up().await)?);
+                Ok(events)
+            }
             Notice::Welcome { .. } => self.tolerant(self.accept_welcomes().await),
             Notice::Flag { flag_id, .. } => Ok(vec![Event::FlagChanged { flag: flag_id }]),
             Notice::Debrief { debrief_id } => Ok(vec![Event::DebriefChanged {

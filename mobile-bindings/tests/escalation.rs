@@ -809,5 +809,22 @@ async fn only_keys_the_clinic_certified_receive_an_excerpt() {
         for f in [flag.id, help.id] {
             assert!(!copies(f).await.contains(&admin_device));
         }
+
+        // The night HP's device was not listening when either flag was raised (no notice
+        // could reach it); when it connects it still hears of both.
+        let mut night_events = listen(&night.client);
+        let mut heard = std::collections::BTreeSet::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !(heard.contains(&flag.id) && heard.contains(&help.id)) {
+            let batch = tokio::time::timeout_at(deadline, night_events.recv())
+                .await
+                .expect("told of the flags raised while away within 20 s")
+                .expect("loop");
+            for e in batch {
+                if let Event::FlagChanged { flag } = e {
+                    heard.insert(flag);
+                }
+            }
+        }
     }
 }
