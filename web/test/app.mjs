@@ -911,7 +911,12 @@ try {
     for (const p of c.pages()) {
       const name = `failure-${Math.random().toString(36).slice(2, 8)}.png`;
       await p.screenshot({ path: join(shots, name), fullPage: true }).catch(() => {});
-      console.error(`page ${p.url()} → ${name}`);
+      // Errors the page showed (already plain words, no content of anyone's messages).
+      const alerts = await p
+        .locator("[role=alert]")
+        .allInnerTexts()
+        .catch(() => []);
+      console.error(`page ${p.url()} → ${name}; alerts: ${JSON.stringify(alerts)}`);
     }
   }
 } finally {
