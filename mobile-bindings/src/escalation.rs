@@ -32,6 +32,8 @@ use crate::http::{b64, unb64};
 pub(crate) const ESCALATION_KEY: &str = "escalation-key";
 /// Flags raised on this device that the server has not confirmed yet.
 const FLAG_OUTBOX: &str = "flag-outbox";
+/// The person's language for what the clinic says back (`set_locale`).
+const LOCALE: &str = "locale";
 /// How each visible flag looked when this device last caught up (`flag_catch_up`).
 const FLAGS_SEEN: &str = "flags-seen";
 
@@ -209,7 +211,7 @@ impl PeerbridgeClient {
                 category: q.category,
                 severity: q.severity,
                 excerpts,
-                locale: None,
+                locale: self.state_get(LOCALE)?,
                 subject: None,
             }),
         )
@@ -308,6 +310,16 @@ impl PeerbridgeClient {
     /// The flags this user raised, newest first (at most 100).
     pub async fn my_flags(&self) -> Result<Vec<FlagProgress>> {
         self.get("/v1/me/flags").await
+    }
+
+    /// The language the person reads the app in: the clinic's answer to a flag (the
+    /// receipt's notice, the "received, not yet confirmed" line) comes back in it. Kept on
+    /// the device, so a flag delivered later from the outbox uses it too.
+    pub fn set_locale(&self, locale: Locale) -> Result<()> {
+        if self.state_get::<Locale>(LOCALE)? == Some(locale) {
+            return Ok(());
+        }
+        self.state_put(LOCALE, &locale)
     }
 
     /// After (re)connecting: a `FlagChanged` for every flag this user can see that is new,

@@ -820,6 +820,11 @@ impl Peerbridge {
         guard(self.sdk.ensure_escalation_key()).await
     }
 
+    /// The person's language for the clinic's answers to a flag (kept on the device).
+    pub fn set_locale(&self, locale: Locale) -> Res<()> {
+        guard_sync(|| self.sdk.set_locale(locale))
+    }
+
     /// HPs: the fingerprint of this device's escalation key, to show the certifying admin.
     pub fn escalation_key_fingerprint(&self) -> Res<Option<String>> {
         guard_sync(|| self.sdk.escalation_key_fingerprint())

@@ -766,6 +766,8 @@ async fn only_keys_the_clinic_certified_receive_an_excerpt() {
             .await
             .expect("flag");
         assert_eq!(copies(flag.id).await, vec![hp_device]);
+        // The peer's app set no language: the clinic's bokmål wording.
+        assert_eq!(flag.notice, "Klinikken tar kontakt.");
         let opened = hp
             .client
             .open_flag(flag.id)
@@ -795,11 +797,16 @@ async fn only_keys_the_clinic_certified_receive_an_excerpt() {
             .into_active_model();
         a.public_key = Set(rogue_authority.verifying_key().to_bytes().to_vec());
         a.update(&app.state.db).await.expect("swap");
+        // The service user reads the app in nynorsk: the clinic answers in nynorsk.
+        su.client
+            .set_locale(peerbridge_mobile::api::escalation::Locale::Nn)
+            .expect("locale");
         let help = su
             .client
             .help_now(conv, "Kan noen ringe meg?", &[])
             .await
             .expect("help now");
+        assert_eq!(help.notice, "Klinikken tek kontakt.");
         assert_eq!(copies(help.id).await, vec![hp_device]);
         hp.client.open_flag(help.id).await.expect("opens");
 

@@ -291,6 +291,8 @@ export! {
     /// HPs: publishes this device's escalation key (call after sign-in).
     "ensureEscalationKey" fn ensure_escalation_key() -> "Promise<null>"
         = |sdk| sdk.ensure_escalation_key().await;
+    /// The person's language for the clinic's answers to a flag (kept on the device).
+    "setLocale" fn set_locale(locale: "Locale") -> "Promise<null>" = |sdk| sdk.set_locale(arg(locale)?);
     /// HPs: the fingerprint of this device's escalation key, to show the certifying admin.
     "escalationKeyFingerprint" fn escalation_key_fingerprint() -> "Promise<string | null>"
         = |sdk| sdk.escalation_key_fingerprint();

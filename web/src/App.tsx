@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import type { ConversationInfo, Event, PartyIntroduction, SessionInfo } from "peerbridge-web";
-import { client, errorKey, protection } from "./sdk";
+import { client, errorKey, languageChanged, protection } from "./sdk";
 import i18n, { LANGUAGES, setLanguage, type Language } from "./i18n";
 import { Join } from "./screens/Join";
 import { Privacy } from "./screens/Privacy";
@@ -264,7 +264,10 @@ export function App() {
         <select
           id="language"
           value={i18n.language}
-          onChange={(e) => setLanguage(e.target.value as Language)}
+          onChange={(e) => {
+            setLanguage(e.target.value as Language);
+            languageChanged(e.target.value as Language);
+          }}
         >
           {LANGUAGES.map((l) => (
             <option key={l} value={l}>

@@ -3,6 +3,7 @@
 // person's passcode once they set one (the app lock). No protocol or crypto logic lives in
 // TypeScript.
 import init, { PeerbridgeWeb, type PeerbridgeError } from "peerbridge-web";
+import i18n, { type Language } from "./i18n";
 
 export type { PeerbridgeWeb };
 const ACCOUNT = "main";
@@ -18,14 +19,23 @@ export async function protection(): Promise<"device" | "passcode" | null> {
 
 /** Opens the account store (with the passcode when it is locked). */
 export function unlock(passcode: string | null): Promise<PeerbridgeWeb> {
-  const attempt = loaded.then(() =>
-    PeerbridgeWeb.openOnThisBrowser(location.origin, ACCOUNT, passcode),
-  );
+  const attempt = loaded
+    .then(() => PeerbridgeWeb.openOnThisBrowser(location.origin, ACCOUNT, passcode))
+    .then(async (c) => {
+      // The clinic answers a flag in the language the person reads the app in.
+      await c.setLocale(i18n.language as Language).catch(() => undefined);
+      return c;
+    });
   opened = attempt.catch((e) => {
     opened = null;
     throw e;
   });
   return opened;
+}
+
+/** Tells an open client the language chosen now (nothing to do before one is open). */
+export function languageChanged(lang: Language): void {
+  void opened?.then((c) => c.setLocale(lang)).catch(() => undefined);
 }
 
 /** The open client (opening it without a passcode if nothing opened it yet). */

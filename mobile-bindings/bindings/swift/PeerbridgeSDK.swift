@@ -977,6 +977,11 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
      */
     func setIdentityCard(card: IdentityCard) throws 
     
+    /**
+     * The person's language for the clinic's answers to a flag (kept on the device).
+     */
+    func setLocale(locale: Locale) throws 
+    
     func setNeeds(clinic: Uuid, user: Uuid, needs: Needs) async throws  -> NeedsRecord
     
     func setPeerProfile(clinic: Uuid, peer: Uuid, profile: PeerProfileUpdate) async throws  -> PeerProfile
@@ -2712,6 +2717,18 @@ open func setIdentityCard(card: IdentityCard)throws   {try rustCallWithError(Ffi
     uniffi_peerbridge_mobile_fn_method_peerbridge_set_identity_card(
             self.uniffiCloneHandle(),
         FfiConverterTypeIdentityCard_lower(card),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The person's language for the clinic's answers to a flag (kept on the device).
+     */
+open func setLocale(locale: Locale)throws   {try rustCallWithError(FfiConverterTypePeerbridgeError_lift) {
+        uniffiCallStatus in
+    uniffi_peerbridge_mobile_fn_method_peerbridge_set_locale(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLocale_lower(locale),uniffiCallStatus
     )
 }
 }
@@ -6169,6 +6186,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() != 50011) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_locale() != 42484) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_set_needs() != 226) {

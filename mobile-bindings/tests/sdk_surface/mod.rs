@@ -36,6 +36,7 @@ pub fn sdk_operations(root: &Path) -> BTreeSet<String> {
     files.extend(
         [
             "src/account.rs",
+            "src/authority.rs",
             "src/clinic.rs",
             "src/introductions.rs",
             "src/escalation.rs",

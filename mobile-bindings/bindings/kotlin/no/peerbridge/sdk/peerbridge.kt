@@ -1060,6 +1060,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_locale(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_needs(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_set_peer_profile(
@@ -1321,6 +1323,8 @@ internal object UniffiLib {
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_escalation_settings(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`settings`: RustBufferEscalationSettings.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_identity_card(`ptr`: Long,`card`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_locale(`ptr`: Long,`locale`: RustBufferLocale.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_set_needs(`ptr`: Long,`clinic`: RustBufferUuid.ByValue,`user`: RustBufferUuid.ByValue,`needs`: RustBufferNeeds.ByValue,
     ): Long
@@ -1785,6 +1789,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_identity_card() and 0xFFFF) != 50011) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_locale() and 0xFFFF) != 42484) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_set_needs() and 0xFFFF) != 226) {
@@ -2712,6 +2719,11 @@ public interface PeerbridgeInterface {
      * What this user shows when both consent to reveal (kept sealed on the device).
      */
     fun `setIdentityCard`(`card`: IdentityCard)
+    
+    /**
+     * The person's language for the clinic's answers to a flag (kept on the device).
+     */
+    fun `setLocale`(`locale`: Locale)
     
     suspend fun `setNeeds`(`clinic`: Uuid, `user`: Uuid, `needs`: Needs): NeedsRecord
     
@@ -5119,6 +5131,23 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         it,
         
         FfiConverterTypeIdentityCard.lower(`card`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The person's language for the clinic's answers to a flag (kept on the device).
+     */
+    @Throws(PeerbridgeException::class)override fun `setLocale`(`locale`: Locale)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(PeerbridgeException) { _status ->
+    UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_set_locale(
+        it,
+        
+        FfiConverterTypeLocale.lower(`locale`),_status)
 }
     }
     
