@@ -170,8 +170,13 @@ impl PeerbridgeClient {
             )
             .await?
             .json()?;
-        // The link carries the clinic's escalation key as this device trusts it.
-        created.qr_payload = self.with_authority(clinic, &created.qr_payload).await?;
+        // The link carries the clinic's escalation key as this device trusts it. The code
+        // exists now and is shown only once: if the key cannot be looked up, the link goes
+        // without it (the new device then pins on first use) rather than the code being lost.
+        match self.with_authority(clinic, &created.qr_payload).await {
+            Ok(link) => created.qr_payload = link,
+            Err(e) => tracing::warn!(code = e.code(), "invite link without the clinic key"),
+        }
         Ok(created)
     }
 

@@ -662,6 +662,31 @@ async fn staff_of_clinic_a_cannot_reach_any_clinic_b_resource() {
                 format!("/v1/clinics/{a}/peers/{pb}/supervisors/{hpb}"),
                 Value::Null,
             ),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/escalation-authority"),
+                Value::Null,
+            ),
+            (
+                "PUT",
+                format!("/v1/clinics/{b}/escalation-authority"),
+                json!({"public_key": "A".repeat(43)}),
+            ),
+            (
+                "GET",
+                format!("/v1/clinics/{b}/escalation-keys"),
+                Value::Null,
+            ),
+            (
+                "PUT",
+                format!("/v1/clinics/{b}/escalation-keys/{db_}/certificate"),
+                json!({"public_key": "A".repeat(43), "signature": "A".repeat(86)}),
+            ),
+            (
+                "PUT",
+                format!("/v1/clinics/{a}/escalation-keys/{db_}/certificate"),
+                json!({"public_key": "A".repeat(43), "signature": "A".repeat(86)}),
+            ),
         ];
 
         // The matrix must cover every clinic-scoped operation the API documents.

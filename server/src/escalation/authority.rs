@@ -157,10 +157,7 @@ pub async fn certify(
         .ok_or_else(|| ApiError::invalid("signature", "64 bytes, base64url"))?;
     let now = state.now();
     let txn = crate::storage::begin(&state.db).await?;
-    let authority = key_of(&txn, clinic).await?.ok_or_else(|| {
-        ApiError::new(ErrorCode::Conflict).detail("the clinic has no escalation authority yet")
-    })?;
-    // The device must be a live device of this clinic's staff.
+    // The device must be a live device of this clinic's staff (another clinic's is not found).
     let dev = device::Entity::find_by_id(device_id)
         .one(&txn)
         .await?
@@ -175,6 +172,9 @@ pub async fn certify(
         .one(&txn)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    let authority = key_of(&txn, clinic).await?.ok_or_else(|| {
+        ApiError::new(ErrorCode::Conflict).detail("the clinic has no escalation authority yet")
+    })?;
     if key.public_key != pk {
         return Err(ApiError::new(ErrorCode::Conflict)
             .detail("the device has published another key since; review it again"));
