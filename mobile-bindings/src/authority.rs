@@ -134,7 +134,7 @@ impl PeerbridgeClient {
 
     /// The authority this device seals under for `clinic`: its pin, or (first use) the
     /// server's, which it then pins. `None` only while neither exists.
-    pub(crate) async fn authority_of(
+    pub(crate) fn authority_of(
         &self,
         clinic: Uuid,
         server_says: Option<&str>,
@@ -163,9 +163,7 @@ impl PeerbridgeClient {
         let auth: EscalationAuthority = self
             .get(&format!("/v1/conversations/{conv}/escalation-authority"))
             .await?;
-        let authority = self
-            .authority_of(auth.clinic_id, auth.public_key.as_deref())
-            .await?;
+        let authority = self.authority_of(auth.clinic_id, auth.public_key.as_deref())?;
         let recipients: Vec<EscalationRecipient> = self
             .get(&format!("/v1/conversations/{conv}/escalation-recipients"))
             .await?;
@@ -346,7 +344,7 @@ impl PeerbridgeClient {
                 let a: EscalationAuthority = self
                     .get(&format!("/v1/clinics/{clinic}/escalation-authority"))
                     .await?;
-                self.authority_of(clinic, a.public_key.as_deref()).await?
+                self.authority_of(clinic, a.public_key.as_deref())?
             }
         };
         Ok(match pinned {

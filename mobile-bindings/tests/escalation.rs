@@ -8,12 +8,29 @@ use std::time::Duration;
 
 use peerbridge_mobile::api::escalation::{FlagKind, RiskCategory, Severity};
 use peerbridge_mobile::{ConnectionState, Event, SdkError};
+use peerbridge_tests::api::Staff;
 use peerbridge_tests::{TestApp, backends};
 use serde_json::json;
+use uuid::Uuid;
 
 mod common;
 
 use common::*;
+
+/// Puts `hps` on duty (always) with short test deadlines and the clinic's notice in
+/// bokmål, nynorsk and English.
+async fn on_duty(app: &TestApp, admin: &Staff, clinic: Uuid, hps: &[Uuid], notice: [&str; 3]) {
+    app.client()
+        .put(
+            &format!("/v1/clinics/{clinic}/escalation-settings"),
+            Some(admin.token()),
+            json!({ "on_duty": hps, "next_responders": [], "imminent_minutes": 5,
+                    "urgent_minutes": 15, "concerning_minutes": 240, "routine_hour": 10,
+                    "notice_nb": notice[0], "notice_nn": notice[1], "notice_en": notice[2] }),
+        )
+        .await
+        .expect(200);
+}
 
 fn seqs_of(events: &[Event]) -> Vec<u64> {
     events
@@ -39,17 +56,18 @@ async fn a_flag_reaches_the_on_duty_hp_who_opens_and_verifies_the_excerpt() {
             .ensure_escalation_key()
             .await
             .expect("escalation key");
-        app.client()
-            .put(
-                &format!("/v1/clinics/{home}/escalation-settings"),
-                Some(admin.token()),
-                json!({ "on_duty": [hp.user_id], "next_responders": [], "imminent_minutes": 5,
-                        "urgent_minutes": 15, "concerning_minutes": 240, "routine_hour": 10,
-                        "notice_nb": "En sykepleier fra klinikken tar kontakt med deg.",
-                        "notice_nn": "Ein sjukepleiar tek kontakt.", "notice_en": "A nurse will contact you." }),
-            )
-            .await
-            .expect(200);
+        on_duty(
+            &app,
+            &admin,
+            home,
+            &[hp.user_id],
+            [
+                "En sykepleier fra klinikken tar kontakt med deg.",
+                "Ein sjukepleiar tek kontakt.",
+                "A nurse will contact you.",
+            ],
+        )
+        .await;
         let su = enroll(
             &app,
             &hp_home,
@@ -300,17 +318,18 @@ async fn a_service_users_flag_about_the_peer_raised_offline_reaches_the_clinic_o
             .await;
         let hp = staff_sdk(&app, &hp_home).await;
         hp.client.ensure_escalation_key().await.expect("key");
-        app.client()
-            .put(
-                &format!("/v1/clinics/{home}/escalation-settings"),
-                Some(admin.token()),
-                json!({ "on_duty": [hp.user_id], "next_responders": [], "imminent_minutes": 5,
-                        "urgent_minutes": 15, "concerning_minutes": 240, "routine_hour": 10,
-                        "notice_nb": "En sykepleier tar kontakt.",
-                        "notice_nn": "Ein sjukepleiar tek kontakt.", "notice_en": "A nurse will call." }),
-            )
-            .await
-            .expect(200);
+        on_duty(
+            &app,
+            &admin,
+            home,
+            &[hp.user_id],
+            [
+                "En sykepleier tar kontakt.",
+                "Ein sjukepleiar tek kontakt.",
+                "A nurse will call.",
+            ],
+        )
+        .await;
         // The service user's phone reaches the server through a relay that can lose answers.
         let relay = peerbridge_tests::lossy::LossyProxy::start(&app.base).await;
         let su = enroll_at(
@@ -547,7 +566,6 @@ async fn only_keys_the_clinic_certified_receive_an_excerpt() {
     use peerbridge_server::accounts::entities::device;
     use peerbridge_server::escalation::entities::{authority, escalation_key, excerpt};
     use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
-    use uuid::Uuid;
 
     for backend in backends().await {
         let app = TestApp::spawn(backend).await;
@@ -565,17 +583,18 @@ async fn only_keys_the_clinic_certified_receive_an_excerpt() {
         }
         let device_of = |d: &Device| d.client.session().expect("s").expect("s").device_id;
         let (hp_device, night_device) = (device_of(&hp), device_of(&night));
-        app.client()
-            .put(
-                &format!("/v1/clinics/{home}/escalation-settings"),
-                Some(admin_staff.token()),
-                json!({ "on_duty": [hp.user_id, night.user_id], "next_responders": [],
-                        "imminent_minutes": 5, "urgent_minutes": 15, "concerning_minutes": 240,
-                        "routine_hour": 10, "notice_nb": "Klinikken tar kontakt.",
-                        "notice_nn": "Klinikken tek kontakt.", "notice_en": "The clinic will contact you." }),
-            )
-            .await
-            .expect(200);
+        on_duty(
+            &app,
+            &admin_staff,
+            home,
+            &[hp.user_id, night.user_id],
+            [
+                "Klinikken tar kontakt.",
+                "Klinikken tek kontakt.",
+                "The clinic will contact you.",
+            ],
+        )
+        .await;
 
         // The admin's device creates the authority and certifies the day HP's key, after
         // reading its fingerprint off the HP's screen; someone else's fingerprint is refused.
