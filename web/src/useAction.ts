@@ -1,5 +1,7 @@
 // One pattern for every button that calls the SDK: clear the last error, run, show the
-// API's problem code in plain words if it fails.
+// API's problem code in plain words if it fails. Reloads that events trigger in the
+// background go through `refresh`: they neither disable the person's buttons (a tap landing
+// while a refresh runs would be lost) nor clear the error an action of theirs just showed.
 import { useCallback, useState } from "react";
 import i18n from "./i18n";
 import { errorKey } from "./sdk";
@@ -21,5 +23,12 @@ export function useAction() {
       setBusy(false);
     }
   }, []);
-  return { error, busy, run, setError };
+  const refresh = useCallback(async (f: () => Promise<void>): Promise<void> => {
+    try {
+      await f();
+    } catch (e) {
+      setError(i18n.t(errorKey(e)));
+    }
+  }, []);
+  return { error, busy, run, refresh, setError };
 }

@@ -31,7 +31,8 @@ export function ChatOptions(props: {
   onEnded: () => void;
 }) {
   const { t } = useTranslation();
-  const { error, busy, run } = useAction();
+  const { error, busy, run, refresh } = useAction();
+  const { subscribe } = props;
   const id = props.intro.id;
   const alias = props.intro.counterpart_alias;
   const [intro, setIntro] = useState(props.intro);
@@ -54,8 +55,8 @@ export function ChatOptions(props: {
   }, [id]);
 
   useEffect(() => {
-    void run(load);
-    return props.subscribe((events) => {
+    void refresh(load);
+    return subscribe((events) => {
       if (
         events.some(
           (e) =>
@@ -64,9 +65,9 @@ export function ChatOptions(props: {
             e.type === "identity_card_sent",
         )
       )
-        void run(load);
+        void refresh(load);
     });
-  }, [id, load, props, run]);
+  }, [id, load, refresh, subscribe]);
 
   const consent = (scope: ConsentScope, give: boolean) =>
     run(async () => {

@@ -35,10 +35,11 @@ export function Home(props: {
     }
   }, [t]);
 
+  const { subscribe } = props;
   useEffect(() => {
     void load();
-    return props.subscribe(() => void load());
-  }, [load, props]);
+    return subscribe(() => void load());
+  }, [load, subscribe]);
 
   const act = async (f: () => Promise<unknown>) => {
     setError(null);

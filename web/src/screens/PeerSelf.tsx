@@ -14,7 +14,7 @@ const KINDS: ConsultationKind[] = ["chat", "call", "video", "meeting"];
 
 export function PeerSelf(props: { subscribe: (l: Listener) => () => void; onBack: () => void }) {
   const { t } = useTranslation();
-  const { error, busy, run } = useAction();
+  const { error, busy, run, refresh } = useAction();
   const [profile, setProfile] = useState<PeerProfile | null>(null);
   const [capacity, setCapacity] = useState("3");
   const [availability, setAvailability] = useState("");
@@ -42,12 +42,13 @@ export function PeerSelf(props: { subscribe: (l: Listener) => () => void; onBack
     setLogs(await c.myConsultations());
   }, []);
 
+  const { subscribe } = props;
   useEffect(() => {
-    void run(load);
-    return props.subscribe((events) => {
-      if (events.some((e) => e.type === "debrief_changed")) void run(load);
+    void refresh(load);
+    return subscribe((events) => {
+      if (events.some((e) => e.type === "debrief_changed")) void refresh(load);
     });
-  }, [load, props, run]);
+  }, [load, refresh, subscribe]);
 
   const save = async (e: FormEvent, paused?: boolean) => {
     e.preventDefault();

@@ -28,9 +28,10 @@ export function Queue(props: {
     }
   }, [t]);
 
+  const { subscribe } = props;
   useEffect(() => {
     void load();
-    const stop = props.subscribe((events) => {
+    const stop = subscribe((events) => {
       if (events.some((e) => e.type === "flag_changed")) void load();
     });
     const tick = setInterval(() => void load(), 30000);
@@ -38,7 +39,7 @@ export function Queue(props: {
       stop();
       clearInterval(tick);
     };
-  }, [load, props]);
+  }, [load, subscribe]);
 
   const shown = (flags ?? []).filter((f) =>
     filter === "all" ? true : filter === "mine" ? f.mine : f.status === filter,

@@ -13,7 +13,7 @@ import { Chat } from "../Chat";
 
 export function Supervision(props: { clinic: string; subscribe: (l: Listener) => () => void }) {
   const { t } = useTranslation();
-  const { error, run } = useAction();
+  const { error, run, refresh } = useAction();
   const [debriefs, setDebriefs] = useState<Debrief[] | null>(null);
   const [convs, setConvs] = useState<ConversationInfo[]>([]);
   const [peers, setPeers] = useState<UserSummary[]>([]);
@@ -27,12 +27,14 @@ export function Supervision(props: { clinic: string; subscribe: (l: Listener) =>
     setPeers((await c.clinicUsers(props.clinic)).filter((u) => u.role === "peer"));
   }, [props.clinic]);
 
+  const { subscribe } = props;
   useEffect(() => {
-    void run(load);
-    return props.subscribe((events) => {
-      if (events.some((e) => e.type === "debrief_changed" || e.type === "joined")) void run(load);
+    void refresh(load);
+    return subscribe((events) => {
+      if (events.some((e) => e.type === "debrief_changed" || e.type === "joined"))
+        void refresh(load);
     });
-  }, [load, props, run]);
+  }, [load, refresh, subscribe]);
 
   if (open) {
     return (
