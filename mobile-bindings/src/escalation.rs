@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::client::PeerbridgeClient;
 use crate::error::{Result, SdkError};
 use crate::events::Event;
+use crate::hooks::detector::{RiskSuggestion, suggest_risk};
 use crate::hooks::franking::{KeptMessage, franked_key};
 use crate::http::{b64, unb64};
 
@@ -36,6 +37,24 @@ const FLAG_OUTBOX: &str = "flag-outbox";
 const LOCALE: &str = "locale";
 /// How each visible flag looked when this device last caught up (`flag_catch_up`).
 const FLAGS_SEEN: &str = "flags-seen";
+/// The clinic's crisis numbers as last fetched, per language (`draft_offer` works offline).
+const CRISIS_RESOURCES: &str = "crisis-resources";
+/// How long `draft_offer` waits for the clinic's list before it shows what it has.
+const OFFER_FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What the app offers a person whose own draft reads as risk: the crisis numbers (the
+/// clinic's, in their language) and the help they can ask for here. Only an offer: nothing
+/// is sent, flagged or kept by it, and the draft never leaves the device.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, uniffi::Record)]
+pub struct DraftOffer {
+    /// What the on-device detector read in the draft.
+    pub suggestion: RiskSuggestion,
+    pub resources: CrisisResourceList,
+    /// This person can press "I need help now" (service users).
+    pub help_now: bool,
+    /// This person can ask their supervisors for an urgent talk (peer supporters).
+    pub debrief: bool,
+}
 
 /// A flag waiting on the device: the excerpt in the clear (the device's store is sealed),
 /// sealed to the responders only when it is delivered, so an offline raise needs nothing
@@ -527,12 +546,50 @@ impl PeerbridgeClient {
     }
 
     pub async fn crisis_resources(&self, locale: Locale) -> Result<CrisisResourceList> {
-        let l = match locale {
-            Locale::Nb => "nb",
-            Locale::Nn => "nn",
-            Locale::En => "en",
+        let l = locale_code(locale);
+        let list: CrisisResourceList = self
+            .get(&format!("/v1/crisis-resources?locale={l}"))
+            .await?;
+        self.state_put(&format!("{CRISIS_RESOURCES}-{l}"), &list)?;
+        Ok(list)
+    }
+
+    /// The writer's side of the detector: when the person's own `draft` reads as risk, what
+    /// to offer them before they send it (`None` for a draft that does not). The draft is
+    /// read on this device only. The numbers are the clinic's as last fetched; with none
+    /// kept it waits a moment for the server and otherwise offers the national numbers, so
+    /// the offer never depends on a connection. Nothing is sent or flagged.
+    pub async fn draft_offer(&self, draft: &str) -> Result<Option<DraftOffer>> {
+        let Some(suggestion) = suggest_risk(draft) else {
+            return Ok(None);
         };
-        self.get(&format!("/v1/crisis-resources?locale={l}")).await
+        let role = self.session_info()?.role;
+        let locale = self.state_get::<Locale>(LOCALE)?.unwrap_or(Locale::Nb);
+        let kept = self.state_get::<CrisisResourceList>(&format!(
+            "{CRISIS_RESOURCES}-{}",
+            locale_code(locale)
+        ))?;
+        let resources = match kept {
+            Some(list) => list,
+            None => {
+                match crate::platform::timeout(OFFER_FETCH_WAIT, self.crisis_resources(locale))
+                    .await
+                {
+                    Ok(Ok(list)) => list,
+                    _ => CrisisResourceList {
+                        locale,
+                        resources: peerbridge_openapi::escalation::CrisisResource::defaults(locale),
+                        check_in_notice: None,
+                    },
+                }
+            }
+        };
+        Ok(Some(DraftOffer {
+            suggestion,
+            resources,
+            help_now: role == Role::ServiceUser,
+            debrief: role == Role::Peer,
+        }))
     }
 
     // ------------------------------------------------------------------ supervision
@@ -603,5 +660,13 @@ impl PeerbridgeClient {
 
     pub async fn my_consultations(&self) -> Result<Vec<Consultation>> {
         self.get("/v1/me/consultations").await
+    }
+}
+
+fn locale_code(locale: Locale) -> &'static str {
+    match locale {
+        Locale::Nb => "nb",
+        Locale::Nn => "nn",
+        Locale::En => "en",
     }
 }

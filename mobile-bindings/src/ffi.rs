@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use crate::authority::EscalationKeyReview;
 use crate::client::{ConversationInfo, HistoryPage, PeerbridgeClient, SessionInfo};
 use crate::error::SdkError;
-use crate::escalation::{OpenedFlag, QueuedFlagInfo};
+use crate::escalation::{DraftOffer, OpenedFlag, QueuedFlagInfo};
 use crate::events::{ConnectionState, Event, Member};
 use crate::hooks::detector::RiskSuggestion;
 use crate::introductions::{ConsentState, IdentityCard};
@@ -892,6 +892,12 @@ impl Peerbridge {
 
     pub async fn crisis_resources(&self, locale: Locale) -> Res<CrisisResourceList> {
         guard(self.sdk.crisis_resources(locale)).await
+    }
+
+    /// When the person's own draft reads as risk: the crisis numbers and the help they can
+    /// ask for, to offer before they send it. Read on the device; nothing is sent or flagged.
+    pub async fn draft_offer(&self, draft: String) -> Res<Option<DraftOffer>> {
+        guard(self.sdk.draft_offer(&draft)).await
     }
 
     pub async fn request_debrief(&self, introduction: Option<Uuid>, urgent: bool) -> Res<Debrief> {

@@ -46,7 +46,7 @@ mod remote_types {
 pub use authority::{EscalationKeyReview, key_fingerprint as escalation_key_fingerprint};
 pub use client::{ConversationInfo, HistoryPage, PeerbridgeClient, SdkOptions, SessionInfo};
 pub use error::{Result, SdkError};
-pub use escalation::{ExcerptLine, OpenedFlag, QueuedFlagInfo};
+pub use escalation::{DraftOffer, ExcerptLine, OpenedFlag, QueuedFlagInfo};
 pub use events::{ConnectionState, Event, Member};
 #[cfg(not(target_arch = "wasm32"))]
 pub use ffi::{

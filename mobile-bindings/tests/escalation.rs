@@ -854,3 +854,146 @@ async fn only_keys_the_clinic_certified_receive_an_excerpt() {
         }
     }
 }
+
+/// Rows the server holds that a person's draft could have caused: the conversation's log
+/// entries and the clinic's flags.
+async fn sent_and_flagged(app: &TestApp, conv: Uuid) -> (u64, u64) {
+    use peerbridge_server::delivery::entities::log_entry;
+    use peerbridge_server::escalation::entities::flag as flags;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let entries = log_entry::Entity::find()
+        .filter(log_entry::Column::ConversationId.eq(conv))
+        .count(&app.state.db)
+        .await
+        .expect("count");
+    let flagged = flags::Entity::find()
+        .count(&app.state.db)
+        .await
+        .expect("count");
+    (entries, flagged)
+}
+
+#[tokio::test]
+async fn a_risky_draft_offers_its_writer_help_and_nothing_is_sent_or_flagged_until_they_act() {
+    use peerbridge_mobile::api::escalation::Locale;
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let op = app.bootstrap_operator().await;
+        let (home, hp_home) = clinic(&app, &op, "Haukeland", "vest").await;
+        let hp = staff_sdk(&app, &hp_home).await;
+        hp.client.ensure_escalation_key().await.expect("key");
+        let su = enroll(
+            &app,
+            &hp_home,
+            home,
+            "service_user",
+            "Solveig Brukersen",
+            "+47 911 11 111",
+        )
+        .await;
+        let peer = enroll(
+            &app,
+            &hp_home,
+            home,
+            "peer",
+            "Per Likemann",
+            "+47 922 22 222",
+        )
+        .await;
+        approved(&hp, home, &peer, profile(&["nb", "nn"], &[], false)).await;
+        let (_, conv) = introduced(&hp, home, &su, &peer).await;
+        // The clinic's own numbers in nynorsk; the service user reads the app in nynorsk.
+        app.client()
+            .put(
+                &format!("/v1/clinics/{home}/crisis-resources"),
+                Some(hp_home.token()),
+                json!({ "locale": "nn", "resources": [
+                    { "label": "Naudnummer", "phone": "113" },
+                    { "label": "Klinikken på dagtid", "phone": "+47 55 97 50 00" }] }),
+            )
+            .await
+            .expect(200);
+        su.client.set_locale(Locale::Nn).expect("locale");
+        let before = sent_and_flagged(&app, conv).await;
+
+        // Safe drafts, including ones about the medication routine, offer nothing.
+        for safe in [
+            "Har fylt dosetten for neste veke, og no et eg middag.",
+            "Takk for praten i går, det hjelpte å høyre korleis du gjorde det.",
+            "Eg gruar meg litt til legetimen på torsdag.",
+        ] {
+            assert_eq!(
+                su.client.draft_offer(safe).await.expect("offer"),
+                None,
+                "{safe}"
+            );
+        }
+        // A risky draft: the clinic's numbers in the writer's language, and the button.
+        let draft = "Eg orkar ikkje meir, eg vil ikkje leve lenger";
+        let offer = su
+            .client
+            .draft_offer(draft)
+            .await
+            .expect("offer")
+            .expect("a risky draft gets an offer");
+        assert_eq!(offer.resources.locale, Locale::Nn);
+        let phones: Vec<&str> = offer
+            .resources
+            .resources
+            .iter()
+            .map(|r| r.phone.as_str())
+            .collect();
+        assert_eq!(phones, ["113", "+47 55 97 50 00"]);
+        assert!(offer.help_now && !offer.debrief);
+        // A peer writing the same gets their supervisors' urgent talk instead.
+        let peers = peer
+            .client
+            .draft_offer("I can't do this anymore, I want to end it all")
+            .await
+            .expect("offer")
+            .expect("the peer's risky draft gets an offer");
+        assert!(!peers.help_now && peers.debrief);
+        assert_eq!(peers.resources.locale, Locale::Nb);
+
+        // Nothing left the device: no message, no flag, nothing queued to go.
+        assert_eq!(sent_and_flagged(&app, conv).await, before);
+        assert!(su.client.queued_flags().expect("queued").is_empty());
+        assert!(
+            !peer
+                .client
+                .sync(conv)
+                .await
+                .expect("sync")
+                .iter()
+                .any(|e| matches!(e, Event::Text { .. })),
+            "the counterpart received nothing"
+        );
+
+        // Positive control: the person's own actions are what the counts see.
+        su.client.send_text(conv, draft).await.expect("send");
+        su.client.help_now(conv, "", &[]).await.expect("help now");
+        assert_eq!(sent_and_flagged(&app, conv).await.1, before.1 + 1);
+        assert!(sent_and_flagged(&app, conv).await.0 > before.0);
+
+        // Offline, the offer still comes: the clinic's list as last fetched, or the national
+        // numbers on a device that never fetched one.
+        app.shutdown.shutdown().await;
+        let offline = su
+            .client
+            .draft_offer(draft)
+            .await
+            .expect("offer offline")
+            .expect("offer");
+        assert_eq!(offline.resources, offer.resources);
+        hp.client.set_locale(Locale::En).expect("locale");
+        let national = hp
+            .client
+            .draft_offer("I am going to kill myself tonight")
+            .await
+            .expect("offer offline")
+            .expect("offer");
+        assert_eq!(national.resources.locale, Locale::En);
+        assert_eq!(national.resources.resources[0].phone, "113");
+        assert!(!national.help_now && !national.debrief);
+    }
+}

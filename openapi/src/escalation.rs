@@ -612,7 +612,7 @@ pub struct CrisisResource {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct CrisisResourceList {
@@ -626,6 +626,59 @@ pub struct CrisisResourceList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub check_in_notice: Option<String>,
+}
+
+impl CrisisResource {
+    /// The national numbers every person in Norway can call, in `l`: what a clinic that set
+    /// none lists, and what an app shows when it cannot reach the server.
+    pub fn defaults(l: Locale) -> Vec<CrisisResource> {
+        let r = |label: &str, phone: &str, description: &str| CrisisResource {
+            label: label.into(),
+            phone: phone.into(),
+            description: Some(description.into()),
+        };
+        match l {
+            Locale::Nb => vec![
+                r(
+                    "Nødnummer – ambulanse",
+                    "113",
+                    "Ved akutt fare for liv og helse",
+                ),
+                r("Legevakt", "116 117", "Når du trenger lege raskt"),
+                r(
+                    "Mental Helse hjelpetelefon",
+                    "116 123",
+                    "Døgnåpen samtaletelefon",
+                ),
+            ],
+            Locale::Nn => vec![
+                r(
+                    "Naudnummer – ambulanse",
+                    "113",
+                    "Ved akutt fare for liv og helse",
+                ),
+                r("Legevakt", "116 117", "Når du treng lege raskt"),
+                r(
+                    "Mental Helse hjelpetelefon",
+                    "116 123",
+                    "Døgnope samtaletelefon",
+                ),
+            ],
+            Locale::En => vec![
+                r(
+                    "Emergency – ambulance",
+                    "113",
+                    "Immediate danger to life or health",
+                ),
+                r(
+                    "Out-of-hours doctor (legevakt)",
+                    "116 117",
+                    "When you need a doctor quickly",
+                ),
+                r("Mental Helse helpline", "116 123", "Open day and night"),
+            ],
+        }
+    }
 }
 
 /// A peer supporter asks their supervisors for a debrief (no content).

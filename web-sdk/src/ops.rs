@@ -328,6 +328,9 @@ export! {
         = |sdk| sdk.resolve_flag(id(flag)?, arg(outcome)?, arg(note)?).await;
     "crisisResources" fn crisis_resources(locale: "Locale") -> "Promise<CrisisResourceList>"
         = |sdk| sdk.crisis_resources(arg(locale)?).await;
+    /// When the person's own draft reads as risk: what to offer them before they send it.
+    "draftOffer" fn draft_offer(draft: "string") -> "Promise<DraftOffer | null>"
+        = |sdk| sdk.draft_offer(&arg::<String>(draft)?).await;
     "requestDebrief" fn request_debrief(introduction: "string | null", urgent: "boolean") -> "Promise<Debrief>"
         = |sdk| sdk.request_debrief(arg(introduction)?, arg(urgent)?).await;
     "debriefQueue" fn debrief_queue() -> "Promise<Debrief[]>" = |sdk| sdk.debrief_queue().await;

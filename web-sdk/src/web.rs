@@ -289,6 +289,14 @@ impl PeerbridgeWeb {
         to_js(&peerbridge_mobile::suggest_risk(&text))
     }
 
+    /// The detector's integer head scores for `text`, in the order of its weights file
+    /// (what `detectRisk` decides from): the browser build is checked against the native
+    /// build's scores of the held-out corpus with it.
+    #[wasm_bindgen(js_name = detectorScores)]
+    pub fn detector_scores(text: String) -> Vec<i32> {
+        peerbridge_mls::detector::scores(&text).to_array().to_vec()
+    }
+
     /// This device's Ed25519 public key (unpadded base64url).
     #[wasm_bindgen(js_name = devicePublicKey)]
     pub fn device_public_key(&self) -> String {

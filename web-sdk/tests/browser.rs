@@ -898,3 +898,83 @@ async fn the_storage_key_is_kept_wrapped_and_a_wrong_key_or_passcode_is_refused(
         "passcode"
     );
 }
+
+/// Acceptance 3 of the detector: the browser build scores every held-out message exactly as
+/// the native build does (the integer head scores the native test checks against
+/// `heldout_scores.jsonl`, and the suggestion made from them).
+#[tokio::test]
+#[ignore = "needs web-sdk/pkg and Chromium: run by web-sdk/test/run"]
+async fn the_browser_detector_scores_the_held_out_split_exactly_as_the_native_build() {
+    use peerbridge_mls::detector;
+    let backend = backends().await[0];
+    let app = TestApp::spawn(backend).await;
+    let mut b = Browser::launch(&app.base).await;
+    b.fresh().await;
+    let corpus: std::collections::HashMap<String, String> =
+        include_str!("../../mls/detector/corpus.jsonl")
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("corpus line");
+                (
+                    v["id"].as_str().expect("id").to_owned(),
+                    v["text"].as_str().expect("text").to_owned(),
+                )
+            })
+            .collect();
+    let mut ids = Vec::new();
+    let mut expected = Vec::new();
+    for line in include_str!("../../mls/detector/heldout_scores.jsonl").lines() {
+        let v: Value = serde_json::from_str(line).expect("score line");
+        let id = v["id"].as_str().expect("id").to_owned();
+        expected.push(v["logits"].clone());
+        ids.push(id);
+    }
+    assert!(ids.len() >= 600, "only {} held-out messages", ids.len());
+    let texts: Vec<&str> = ids.iter().map(|id| corpus[id].as_str()).collect();
+    let got = b
+        .eval(
+            "return arg.map((t) => ({ scores: Array.from(PeerbridgeWeb.detectorScores(t)), \
+                                      suggestion: PeerbridgeWeb.detectRisk(t) }));",
+            json!(texts),
+        )
+        .await
+        .expect("scores in the browser");
+    let got = got.as_array().expect("array");
+    assert_eq!(got.len(), ids.len());
+    let mut risky = 0;
+    for (i, (id, text)) in ids.iter().zip(&texts).enumerate() {
+        assert_eq!(
+            got[i]["scores"], expected[i],
+            "browser scores of {id} {text:?}"
+        );
+        let native = peerbridge_mobile::suggest_risk(text);
+        // Compared field by field: JSON from JS writes 1.0 as 1.
+        let shape = |v: &Value| {
+            (!v.is_null()).then(|| {
+                (
+                    v["category"].clone(),
+                    v["severity"].clone(),
+                    v["score"].as_f64().expect("score"),
+                )
+            })
+        };
+        assert_eq!(
+            shape(&got[i]["suggestion"]),
+            shape(&serde_json::to_value(&native).expect("json")),
+            "browser suggestion for {id} {text:?}"
+        );
+        let native_scores: Vec<i32> = detector::scores(text).to_array().to_vec();
+        assert_eq!(
+            got[i]["scores"],
+            json!(native_scores),
+            "native scores of {id}"
+        );
+        risky += usize::from(native.is_some());
+    }
+    // Both kinds of decision were compared, not only "no risk".
+    assert!(
+        risky > 100 && risky < ids.len() - 100,
+        "{risky} of {}",
+        ids.len()
+    );
+}

@@ -26,8 +26,9 @@ use peerbridge_mobile::api::supervision::SupervisorAssignment;
 use peerbridge_mobile::api::users::{Device, Me, UserDetail, UserStatus, UserSummary};
 use peerbridge_mobile::api::{EnrolleeRole, Role, StaffRole, delivery::KeyPackageStatus};
 use peerbridge_mobile::{
-    ConnectionState, ConsentState, ConversationInfo, EscalationKeyReview, Event, ExcerptLine,
-    HistoryPage, IdentityCard, Member, OpenedFlag, QueuedFlagInfo, RiskSuggestion, SessionInfo,
+    ConnectionState, ConsentState, ConversationInfo, DraftOffer, EscalationKeyReview, Event,
+    ExcerptLine, HistoryPage, IdentityCard, Member, OpenedFlag, QueuedFlagInfo, RiskSuggestion,
+    SessionInfo,
 };
 use utoipa::OpenApi;
 
@@ -75,6 +76,7 @@ use utoipa::OpenApi;
         FlagReceipt,
         FlagProgress,
         QueuedFlagInfo,
+        DraftOffer,
         EscalationAuthority,
         EscalationKeyReview,
         Flag,

@@ -593,11 +593,16 @@ try {
   // sent or flagged by it); a safe one offers nothing.
   await su.page.getByLabel("Melding").fill("Jeg har bestemt meg for å ta livet mitt i kveld");
   await su.page.getByText("Det du skriv, høyrest tungt ut.", { exact: false }).waitFor();
+  // The clinic's numbers, in the writer's language, one tap away.
+  await su.page
+    .getByRole("link", { name: /116 123/ })
+    .first()
+    .waitFor();
   await accessible(su.page, "draft offer");
   await su.page.screenshot({ path: join(shots, "phone-draft-offer.png") });
   await su.page.getByRole("button", { name: "Send" }).click();
   await su.page.getByLabel("Melding").fill("Jeg gleder meg til timen på torsdag");
-  await su.page.waitForTimeout(300);
+  await su.page.waitForTimeout(1000);
   assert.equal(await su.page.getByText("høyrest tungt ut", { exact: false }).count(), 0);
   await su.page.getByLabel("Melding").fill("Pillene ligger klare på badet");
   await su.page.getByRole("button", { name: "Send" }).click();
@@ -605,6 +610,11 @@ try {
   await peer.page.getByText("Denne meldingen kan handle om selvmord").first().waitFor();
   await accessible(peer.page, "peer chat with a suggestion");
   await peer.page.screenshot({ path: join(shots, "phone-peer-suggestion.png") });
+  // A peer whose own draft sounds heavy is offered an urgent talk with their supervisor
+  // (nothing is sent by it; the draft is theirs to delete).
+  await peer.page.getByLabel("Melding").fill("Jeg vil ikke leve lenger");
+  await peer.page.getByRole("button", { name: "Be om en prat nå" }).waitFor();
+  await peer.page.getByLabel("Melding").fill("");
   await peer.page.getByRole("button", { name: "Si fra til klinikken" }).first().click();
   // Quote the first and the last, leaving the middle one out: the HP must see the gap.
   await peer.page.getByLabel("Jeg orker ikke mer.").check();

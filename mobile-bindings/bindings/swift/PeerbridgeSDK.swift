@@ -774,6 +774,12 @@ public protocol PeerbridgeProtocol: AnyObject, Sendable {
     func devices() async throws  -> [Device]
     
     /**
+     * When the person's own draft reads as risk: the crisis numbers and the help they can
+     * ask for, to offer before they send it. Read on the device; nothing is sent or flagged.
+     */
+    func draftOffer(draft: String) async throws  -> DraftOffer?
+    
+    /**
      * Enrolls this device with the one-time invite code or invite link from the clinic.
      */
     func enroll(inviteCode: String, deviceLabel: String) async throws  -> SessionInfo
@@ -1723,6 +1729,26 @@ open func devices()async throws  -> [Device]  {
             completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
             freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeDevice.lift,
+            errorHandler: FfiConverterTypePeerbridgeError_lift
+        )
+}
+    
+    /**
+     * When the person's own draft reads as risk: the crisis numbers and the help they can
+     * ask for, to offer before they send it. Read on the device; nothing is sent or flagged.
+     */
+open func draftOffer(draft: String)async throws  -> DraftOffer?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_peerbridge_mobile_fn_method_peerbridge_draft_offer(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(draft)
+                )
+            },
+            pollFunc: ffi_peerbridge_mobile_rust_future_poll_rust_buffer,
+            completeFunc: ffi_peerbridge_mobile_rust_future_complete_rust_buffer,
+            freeFunc: ffi_peerbridge_mobile_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeDraftOffer.lift,
             errorHandler: FfiConverterTypePeerbridgeError_lift
         )
 }
@@ -3511,6 +3537,91 @@ public func FfiConverterTypeConversationInfo_lower(_ value: ConversationInfo) ->
 
 
 /**
+ * What the app offers a person whose own draft reads as risk: the crisis numbers (the
+ * clinic's, in their language) and the help they can ask for here. Only an offer: nothing
+ * is sent, flagged or kept by it, and the draft never leaves the device.
+ */
+public struct DraftOffer: Equatable, Hashable {
+    /**
+     * What the on-device detector read in the draft.
+     */
+    public var suggestion: RiskSuggestion
+    public var resources: CrisisResourceList
+    /**
+     * This person can press "I need help now" (service users).
+     */
+    public var helpNow: Bool
+    /**
+     * This person can ask their supervisors for an urgent talk (peer supporters).
+     */
+    public var debrief: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * What the on-device detector read in the draft.
+         */suggestion: RiskSuggestion, resources: CrisisResourceList, 
+        /**
+         * This person can press "I need help now" (service users).
+         */helpNow: Bool, 
+        /**
+         * This person can ask their supervisors for an urgent talk (peer supporters).
+         */debrief: Bool) {
+        self.suggestion = suggestion
+        self.resources = resources
+        self.helpNow = helpNow
+        self.debrief = debrief
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DraftOffer: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDraftOffer: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DraftOffer {
+        return
+            try DraftOffer(
+                suggestion: FfiConverterTypeRiskSuggestion.read(from: &buf), 
+                resources: FfiConverterTypeCrisisResourceList.read(from: &buf), 
+                helpNow: FfiConverterBool.read(from: &buf), 
+                debrief: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DraftOffer, into buf: inout [UInt8]) {
+        FfiConverterTypeRiskSuggestion.write(value.suggestion, into: &buf)
+        FfiConverterTypeCrisisResourceList.write(value.resources, into: &buf)
+        FfiConverterBool.write(value.helpNow, into: &buf)
+        FfiConverterBool.write(value.debrief, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftOffer_lift(_ buf: RustBuffer) throws -> DraftOffer {
+    return try FfiConverterTypeDraftOffer.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDraftOffer_lower(_ value: DraftOffer) -> RustBuffer {
+    return FfiConverterTypeDraftOffer.lower(value)
+}
+
+
+/**
  * An HP device's escalation key as a clinic admin reviews it.
  */
 public struct EscalationKeyReview: Equatable, Hashable {
@@ -5086,6 +5197,30 @@ fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeDraftOffer: FfiConverterRustBuffer {
+    typealias SwiftType = DraftOffer?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDraftOffer.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDraftOffer.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeIdentityCard: FfiConverterRustBuffer {
     typealias SwiftType = IdentityCard?
 
@@ -6006,6 +6141,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_devices() != 31962) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_peerbridge_mobile_checksum_method_peerbridge_draft_offer() != 61152) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_peerbridge_mobile_checksum_method_peerbridge_enroll() != 27747) {

@@ -342,55 +342,6 @@ fn locale_str(l: Locale) -> &'static str {
     }
 }
 
-fn defaults(l: Locale) -> Vec<CrisisResource> {
-    let r = |label: &str, phone: &str, description: &str| CrisisResource {
-        label: label.into(),
-        phone: phone.into(),
-        description: Some(description.into()),
-    };
-    match l {
-        Locale::Nb => vec![
-            r(
-                "Nødnummer – ambulanse",
-                "113",
-                "Ved akutt fare for liv og helse",
-            ),
-            r("Legevakt", "116 117", "Når du trenger lege raskt"),
-            r(
-                "Mental Helse hjelpetelefon",
-                "116 123",
-                "Døgnåpen samtaletelefon",
-            ),
-        ],
-        Locale::Nn => vec![
-            r(
-                "Naudnummer – ambulanse",
-                "113",
-                "Ved akutt fare for liv og helse",
-            ),
-            r("Legevakt", "116 117", "Når du treng lege raskt"),
-            r(
-                "Mental Helse hjelpetelefon",
-                "116 123",
-                "Døgnope samtaletelefon",
-            ),
-        ],
-        Locale::En => vec![
-            r(
-                "Emergency – ambulance",
-                "113",
-                "Immediate danger to life or health",
-            ),
-            r(
-                "Out-of-hours doctor (legevakt)",
-                "116 117",
-                "When you need a doctor quickly",
-            ),
-            r("Mental Helse helpline", "116 123", "Open day and night"),
-        ],
-    }
-}
-
 pub async fn crisis_resources(
     state: &AppState,
     clinic: Option<Uuid>,
@@ -408,7 +359,7 @@ pub async fn crisis_resources(
         None => Vec::new(),
     };
     let resources = if rows.is_empty() {
-        defaults(locale)
+        CrisisResource::defaults(locale)
     } else {
         rows.into_iter()
             .map(|r| CrisisResource {

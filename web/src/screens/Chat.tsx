@@ -6,6 +6,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } fro
 import { useTranslation } from "react-i18next";
 import {
   PeerbridgeWeb,
+  type DraftOffer,
   type Event,
   type Locale,
   type PartyIntroduction,
@@ -15,6 +16,7 @@ import { client, errorKey } from "../sdk";
 import type { Listener } from "../App";
 import { FlagPanel } from "./FlagPanel";
 import { ChatOptions } from "./ChatOptions";
+import { CrisisNumbers } from "./Help";
 import { ErrorText } from "../ErrorText";
 
 type Line = Extract<Event, { type: "text" }>;
@@ -79,13 +81,14 @@ export function Chat(props: {
     }
   }, [conv, t]);
 
+  const { subscribe } = props;
   useEffect(() => {
     heading.current?.focus();
     void load();
-    return props.subscribe((events) => {
+    return subscribe((events) => {
       if (events.some((e) => "conversation" in e && e.conversation === conv)) void load();
     });
-  }, [conv, load, props]);
+  }, [conv, load, subscribe]);
 
   useEffect(() => {
     // Only the answer for the language now chosen counts (switching quickly must not let an
@@ -113,12 +116,39 @@ export function Chat(props: {
     [lines, props.peer],
   );
 
-  // The writer's own draft, read on this device only: when it sounds like risk, help is
-  // offered next to the compose box. Nothing is sent or flagged by this.
-  const draftRisk = useMemo(
-    () => (draft.trim().length > 8 ? PeerbridgeWeb.detectRisk(draft) : null),
-    [draft],
-  );
+  // The writer's own draft, read on this device only (the SDK's `draftOffer`): when it
+  // sounds like risk, help is offered next to the compose box, with the clinic's numbers.
+  // Nothing is sent or flagged by this. Read once the typing pauses; only the answer for
+  // the draft as it is now counts.
+  const [offer, setOffer] = useState<DraftOffer | null>(null);
+  const [debriefAsked, setDebriefAsked] = useState(false);
+  useEffect(() => {
+    if (draft.trim().length <= 8) {
+      setOffer(null);
+      return;
+    }
+    let current = true;
+    const timer = setTimeout(() => {
+      client()
+        .then((c) => c.draftOffer(draft))
+        .then((o) => current && setOffer(o ?? null))
+        .catch(() => current && setOffer(null));
+    }, 250);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [draft]);
+
+  const askDebrief = async () => {
+    setError(null);
+    try {
+      await (await client()).requestDebrief(props.intro?.id ?? null, true);
+      setDebriefAsked(true);
+    } catch (err) {
+      setError(t(errorKey(err)));
+    }
+  };
 
   const send = async (e: FormEvent) => {
     e.preventDefault();
@@ -198,13 +228,26 @@ export function Chat(props: {
       <form onSubmit={send} className="compose">
         <label htmlFor="message">{t("chat.message")}</label>
         <textarea id="message" rows={2} value={draft} onChange={(e) => setDraft(e.target.value)} />
-        {draftRisk && props.onHelp && (
-          <p className="suggest" role="status">
-            {t("chat.draftHelp")}{" "}
-            <button type="button" className="urgent" onClick={props.onHelp}>
-              {t("nav.help")}
-            </button>
-          </p>
+        {offer && (offer.help_now || offer.debrief) && (
+          <div className="suggest" role="status">
+            <p>
+              {offer.help_now ? t("chat.draftHelp") : t("chat.draftDebrief")}{" "}
+              {offer.help_now && props.onHelp && (
+                <button type="button" className="urgent" onClick={props.onHelp}>
+                  {t("nav.help")}
+                </button>
+              )}
+              {offer.debrief &&
+                (debriefAsked ? (
+                  <span>{t("self.asked")}</span>
+                ) : (
+                  <button type="button" className="urgent" onClick={() => void askDebrief()}>
+                    {t("chat.draftDebriefAsk")}
+                  </button>
+                ))}
+            </p>
+            <CrisisNumbers resources={offer.resources.resources} />
+          </div>
         )}
         <button type="submit">{t("chat.send")}</button>
         {!props.online && <p className="muted">{t("chat.queued")}</p>}

@@ -2,7 +2,7 @@
 // away, and (inside a conversation) a flag that asks the clinic to make contact.
 import { useEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
-import type { CrisisResourceList, Event } from "peerbridge-web";
+import type { CrisisResource, CrisisResourceList, Event } from "peerbridge-web";
 import { client, errorKey, isOffline } from "../sdk";
 import { ErrorText } from "../ErrorText";
 import { FlagStatus } from "./FlagStatus";
@@ -55,15 +55,7 @@ export function Help(props: {
       {list && (
         <>
           <p>{t("help.resources")}</p>
-          <ul className="plain">
-            {list.resources.map((r) => (
-              <li key={r.phone + r.label}>
-                <a href={`tel:${r.phone.replace(/[^0-9+]/g, "")}`}>
-                  {r.label}: {r.phone}
-                </a>
-              </li>
-            ))}
-          </ul>
+          <CrisisNumbers resources={list.resources} />
         </>
       )}
       {props.conversation &&
@@ -83,5 +75,20 @@ export function Help(props: {
         {t("help.close")}
       </button>
     </section>
+  );
+}
+
+/** The crisis numbers as links a phone dials with one tap. */
+export function CrisisNumbers(props: { resources: CrisisResource[] }) {
+  return (
+    <ul className="plain">
+      {props.resources.map((r) => (
+        <li key={r.phone + r.label}>
+          <a href={`tel:${r.phone.replace(/[^0-9+]/g, "")}`}>
+            {r.label}: {r.phone}
+          </a>
+        </li>
+      ))}
+    </ul>
   );
 }

@@ -940,6 +940,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_devices(
     ): Int
+    external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_draft_offer(
+    ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_enroll(
     ): Int
     external fun uniffi_peerbridge_mobile_checksum_method_peerbridge_ensure_escalation_key(
@@ -1203,6 +1205,8 @@ internal object UniffiLib {
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_device_public_key(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_devices(`ptr`: Long,
+    ): Long
+    external fun uniffi_peerbridge_mobile_fn_method_peerbridge_draft_offer(`ptr`: Long,`draft`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_peerbridge_mobile_fn_method_peerbridge_enroll(`ptr`: Long,`inviteCode`: RustBuffer.ByValue,`deviceLabel`: RustBuffer.ByValue,
     ): Long
@@ -1609,6 +1613,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_devices() and 0xFFFF) != 31962) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_draft_offer() and 0xFFFF) != 61152) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_peerbridge_mobile_checksum_method_peerbridge_enroll() and 0xFFFF) != 27747) {
@@ -2515,6 +2522,12 @@ public interface PeerbridgeInterface {
     fun `devicePublicKey`(): kotlin.String
     
     suspend fun `devices`(): List<Device>
+    
+    /**
+     * When the person's own draft reads as risk: the crisis numbers and the help they can
+     * ask for, to offer before they send it. Read on the device; nothing is sent or flagged.
+     */
+    suspend fun `draftOffer`(`draft`: kotlin.String): DraftOffer?
     
     /**
      * Enrolls this device with the one-time invite code or invite link from the clinic.
@@ -3762,6 +3775,32 @@ open class Peerbridge: Disposable, AutoCloseable, PeerbridgeInterface
         { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterSequenceTypeDevice.lift(it) },
+        // Error FFI converter
+        PeerbridgeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * When the person's own draft reads as risk: the crisis numbers and the help they can
+     * ask for, to offer before they send it. Read on the device; nothing is sent or flagged.
+     */
+    @Throws(PeerbridgeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `draftOffer`(`draft`: kotlin.String) : DraftOffer? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_peerbridge_mobile_fn_method_peerbridge_draft_offer(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`draft`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_peerbridge_mobile_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_peerbridge_mobile_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeDraftOffer.lift(it) },
         // Error FFI converter
         PeerbridgeException.ErrorHandler,
     )
@@ -6088,6 +6127,68 @@ public object FfiConverterTypeConversationInfo: FfiConverterRustBuffer<Conversat
 
 
 /**
+ * What the app offers a person whose own draft reads as risk: the crisis numbers (the
+ * clinic's, in their language) and the help they can ask for here. Only an offer: nothing
+ * is sent, flagged or kept by it, and the draft never leaves the device.
+ */
+data class DraftOffer (
+    /**
+     * What the on-device detector read in the draft.
+     */
+    var `suggestion`: RiskSuggestion
+    , 
+    var `resources`: CrisisResourceList
+    , 
+    /**
+     * This person can press "I need help now" (service users).
+     */
+    var `helpNow`: kotlin.Boolean
+    , 
+    /**
+     * This person can ask their supervisors for an urgent talk (peer supporters).
+     */
+    var `debrief`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDraftOffer: FfiConverterRustBuffer<DraftOffer> {
+    override fun read(buf: ByteBuffer): DraftOffer {
+        return DraftOffer(
+            FfiConverterTypeRiskSuggestion.read(buf),
+            FfiConverterTypeCrisisResourceList.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DraftOffer) = (
+            FfiConverterTypeRiskSuggestion.allocationSize(value.`suggestion`) +
+            FfiConverterTypeCrisisResourceList.allocationSize(value.`resources`) +
+            FfiConverterBoolean.allocationSize(value.`helpNow`) +
+            FfiConverterBoolean.allocationSize(value.`debrief`)
+    )
+
+    override fun write(value: DraftOffer, buf: ByteBuffer) {
+            FfiConverterTypeRiskSuggestion.write(value.`suggestion`, buf)
+            FfiConverterTypeCrisisResourceList.write(value.`resources`, buf)
+            FfiConverterBoolean.write(value.`helpNow`, buf)
+            FfiConverterBoolean.write(value.`debrief`, buf)
+    }
+}
+
+
+
+/**
  * An HP device's escalation key as a clinic admin reviews it.
  */
 data class EscalationKeyReview (
@@ -8037,6 +8138,38 @@ public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteA
         } else {
             buf.put(1)
             FfiConverterByteArray.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeDraftOffer: FfiConverterRustBuffer<DraftOffer?> {
+    override fun read(buf: ByteBuffer): DraftOffer? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDraftOffer.read(buf)
+    }
+
+    override fun allocationSize(value: DraftOffer?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDraftOffer.allocationSize(value)
+        }
+    }
+
+    override fun write(value: DraftOffer?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDraftOffer.write(value, buf)
         }
     }
 }
