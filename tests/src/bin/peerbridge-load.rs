@@ -1,0 +1,759 @@
+//! Open-loop load generator for the delivery path (issue 18's measuring tool).
+//!
+//! For each backend (SQLite + in-process bus; PostgreSQL + Redis when both are up) it starts
+//! the real `peerbridge` binary, sets up `C` supervision conversations (one peer device
+//! sending in each, HP devices receiving, several conversations per HP), and measures in
+//! one sitting, as ratios against references taken in the same run:
+//!
+//! - **maximum accepted sends/s**: an open-loop ladder of offered rates (a fixed schedule,
+//!   one task per send, many in flight: the generator does not slow down with the server);
+//!   payloads are MLS ciphertexts encrypted before the run, so client crypto is not measured;
+//! - **send → delivered** p50/p99/p999 at half that maximum, "delivered" meaning the
+//!   receiving device was notified over its WebSocket and read the entry over HTTP;
+//! - the server's CPU (cores) and RSS; accepted and delivered rates;
+//! - the maximum with 4 conversations against all `C`, and with `I` idle WebSockets open
+//!   against none (and the RSS each idle socket costs);
+//! - **references**: the same database's raw single-row insert rate (same payload, one
+//!   commit per row; PostgreSQL with 8 connections), and an in-memory relay (no auth, no
+//!   durability, like the openmls example delivery service) under this same sender;
+//! - with Redis: send latency in a closed loop with Redis up, then cut.
+//!
+//! `cargo run --release -p peerbridge-tests --bin peerbridge-load -- [conversations]
+//! [idle sockets] [seconds per step]` (defaults 200, 2000, 4). Run it on a quiet machine
+//! with `ulimit -n 65536`. Figures only: nothing here asserts a speed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use peerbridge_mls::{Envelope, GroupId, MessageId};
+use peerbridge_openapi::auth::Session;
+use peerbridge_openapi::delivery::LogPage;
+use peerbridge_server::config::DatabaseKind;
+use peerbridge_server::crypto::keys::generate_key_b64;
+use peerbridge_tests::api::device_login_at;
+use peerbridge_tests::backends::{postgres_available, redis_available};
+use peerbridge_tests::binary::{ServerProcess, command};
+use peerbridge_tests::mls_device::{MlsDevice, b64, unb64};
+use peerbridge_tests::{Backend, Client, TestApp, redis_url};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+/// Conversations each HP device receives.
+const CONVS_PER_HP: usize = 25;
+/// Distinct ciphertexts per conversation, reused with fresh client ids (the server does not
+/// decrypt; the receivers here do not either).
+const PAYLOADS: usize = 8;
+/// Sends in flight at most; beyond it a send is counted as refused by the generator.
+const IN_FLIGHT: usize = 16_384;
+/// Sends per round of the Redis outage phase.
+const OUTAGE_SENDS: usize = 400;
+
+/// One conversation as the generator drives it.
+#[derive(Clone)]
+struct Conv {
+    id: Uuid,
+    /// The sending peer device's access token at the measured server.
+    token: String,
+    payloads: Arc<Vec<String>>,
+}
+
+/// A send the server accepted: conversation index, seq, sent at, answered at.
+type Accepted = (usize, u64, Instant, Instant);
+
+/// An HP device's access token at the measured server and the conversations it receives
+/// (index, id, start cursor).
+type HpReceiver = (String, Vec<(usize, Uuid, u64)>);
+
+/// When each entry was read by its receiver, by (conversation index, seq).
+type Deliveries = Arc<Mutex<HashMap<(usize, u64), Instant>>>;
+
+#[derive(Default, Clone, Copy)]
+struct Step {
+    offered: f64,
+    accepted: f64,
+    delivered: f64,
+    refused: u64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    undelivered: usize,
+    cpu: f64,
+    rss: f64,
+}
+
+fn proc_field(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(2))
+        .pool_max_idle_per_host(usize::MAX)
+        .build()
+        .expect("http client")
+}
+
+/// Offers `rate` sends/s for `secs` across `convs` (round robin) against `base`, then waits
+/// up to 5 s for stragglers. Each send is its own task: the schedule does not wait for
+/// answers. `deliveries` (when receivers run) gives send → delivered latency.
+async fn offer(
+    http: &reqwest::Client,
+    base: &str,
+    convs: &[Conv],
+    rate: f64,
+    secs: f64,
+    deliveries: Option<&Deliveries>,
+    pid: Option<u32>,
+) -> Step {
+    let sent: Arc<Mutex<Vec<Accepted>>> = Arc::default();
+    let refused = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    let cpu0 = pid.map(cpu_seconds).unwrap_or(0.0);
+    let start = Instant::now();
+    let total = (rate * secs).round() as u64;
+    let mut tasks = Vec::with_capacity(total as usize);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut issued = 0u64;
+    while issued < total {
+        tick.tick().await;
+        // Every send due by now goes out now (a fixed schedule, whatever the answers do).
+        let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
+        while issued < due {
+            let k = issued as usize % convs.len();
+            let c = &convs[k];
+            let Ok(permit) = gate.clone().try_acquire_owned() else {
+                refused.fetch_add(1, Ordering::Relaxed);
+                issued += 1;
+                continue;
+            };
+            let body = format!(
+                r#"{{"client_id":"{}","ciphertext":"{}"}}"#,
+                Uuid::new_v4(),
+                c.payloads[issued as usize % c.payloads.len()]
+            );
+            let req = http
+                .post(format!("{base}/v1/conversations/{}/messages", c.id))
+                .bearer_auth(&c.token)
+                .header("content-type", "application/json")
+                .body(body);
+            let sent = sent.clone();
+            let refused = refused.clone();
+            tasks.push(tokio::spawn(async move {
+                let t0 = Instant::now();
+                let r = req.send().await;
+                let ok = match r {
+                    Ok(r) if r.status().as_u16() == 201 => r
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["seq"].as_u64()),
+                    _ => None,
+                };
+                match ok {
+                    Some(seq) => sent
+                        .lock()
+                        .expect("lock")
+                        .push((k, seq, t0, Instant::now())),
+                    None => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                drop(permit);
+            }));
+            issued += 1;
+        }
+    }
+    let window = start.elapsed().as_secs_f64().max(secs);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+    }
+    let cpu = pid.map(|p| (cpu_seconds(p) - cpu0) / start.elapsed().as_secs_f64());
+    // Receivers get a moment to read the last entries.
+    if deliveries.is_some() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let sent = sent.lock().expect("lock").clone();
+    let end = start + Duration::from_secs_f64(window);
+    let accepted = sent.iter().filter(|s| s.3 <= end).count() as f64 / window;
+    let mut step = Step {
+        offered: rate,
+        accepted,
+        refused: refused.load(Ordering::Relaxed),
+        cpu: cpu.unwrap_or(0.0),
+        rss: pid.map(|p| proc_field(p, "VmRSS:")).unwrap_or(0.0),
+        ..Step::default()
+    };
+    if let Some(d) = deliveries {
+        let d = d.lock().expect("lock");
+        let mut lat = Vec::with_capacity(sent.len());
+        let mut delivered_in_window = 0usize;
+        for (k, seq, t0, _) in &sent {
+            match d.get(&(*k, *seq)) {
+                Some(at) => {
+                    lat.push(at.saturating_duration_since(*t0).as_secs_f64() * 1000.0);
+                    if *at <= end {
+                        delivered_in_window += 1;
+                    }
+                }
+                None => step.undelivered += 1,
+            }
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        step.delivered = delivered_in_window as f64 / window;
+        step.p50 = percentile(&lat, 0.5);
+        step.p99 = percentile(&lat, 0.99);
+        step.p999 = percentile(&lat, 0.999);
+    }
+    step
+}
+
+/// The highest accepted rate on a ladder of offered rates (×1.5 a step from `from`),
+/// stopping when the server accepts less than 90 % of what was offered.
+async fn maximum(
+    http: &reqwest::Client,
+    base: &str,
+    convs: &[Conv],
+    from: f64,
+    secs: f64,
+    pid: Option<u32>,
+) -> Step {
+    let mut best = Step::default();
+    let mut rate = from;
+    for _ in 0..12 {
+        let s = offer(http, base, convs, rate, secs, None, pid).await;
+        if s.accepted > best.accepted {
+            best = s;
+        }
+        if s.accepted < 0.9 * rate || s.refused > 0 {
+            break;
+        }
+        rate *= 1.5;
+    }
+    best
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A device's `/v1/stream` WebSocket.
+async fn connect(base: &str, token: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/v1/stream", base.replacen("http://", "ws://", 1));
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket connects")
+        .0
+}
+
+/// Every receiving device on its WebSocket; each `message` notice wakes that
+/// conversation's reader, which reads from its cursor over HTTP and records when.
+async fn receivers(
+    base: &str,
+    hp_tokens: &[HpReceiver],
+) -> (Deliveries, Vec<tokio::task::JoinHandle<()>>) {
+    let deliveries: Deliveries = Arc::default();
+    let mut tasks = Vec::new();
+    for (token, convs) in hp_tokens {
+        let mut wakers: HashMap<Uuid, tokio::sync::watch::Sender<u64>> = HashMap::new();
+        for &(k, conv, start) in convs {
+            let (tx, mut rx) = tokio::sync::watch::channel(start);
+            wakers.insert(conv, tx);
+            let http = Client::new(base);
+            let token = token.clone();
+            let deliveries = deliveries.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut cursor = start;
+                while rx.changed().await.is_ok() {
+                    loop {
+                        let r = http
+                            .get(
+                                &format!(
+                                    "/v1/conversations/{conv}/messages?after={cursor}&limit=500"
+                                ),
+                                Some(&token),
+                            )
+                            .await;
+                        if r.status != 200 {
+                            break;
+                        }
+                        let page: LogPage = r.parse();
+                        let now = Instant::now();
+                        {
+                            let mut d = deliveries.lock().expect("lock");
+                            for e in &page.items {
+                                d.insert((k, e.seq), now);
+                            }
+                        }
+                        let more = page.items.len() == 500;
+                        cursor = page.cursor;
+                        if !more {
+                            break;
+                        }
+                    }
+                }
+            }));
+        }
+        let mut ws = connect(base, token).await;
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(frame)) = ws.next().await {
+                let Message::Text(t) = frame else { continue };
+                let Ok(n) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
+                    continue;
+                };
+                if n["type"] != "message" {
+                    continue;
+                }
+                let conv = n["conversation_id"]
+                    .as_str()
+                    .and_then(|s| s.parse::<Uuid>().ok());
+                if let (Some(tx), Some(seq)) =
+                    (conv.and_then(|c| wakers.get(&c)), n["seq"].as_u64())
+                {
+                    tx.send_replace(seq);
+                }
+            }
+        }));
+    }
+    (deliveries, tasks)
+}
+
+struct Setup {
+    convs: Vec<Conv>,
+    hps: Vec<HpReceiver>,
+    payload: usize,
+}
+
+async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
+    let c = app.client();
+    let op = app.bootstrap_operator().await;
+    let (clinic, first) = app.clinic_with_hp(&op, "Load").await;
+    let mut hps = vec![first];
+    for i in 1..n.div_ceil(CONVS_PER_HP) {
+        hps.push(
+            app.create_staff(&op, clinic, "hp", &format!("HP {i}"))
+                .await,
+        );
+    }
+    let mut hp_devs: Vec<MlsDevice> = hps
+        .iter()
+        .map(|h| MlsDevice::new(c.clone(), h.token(), h.session.device_id, &h.device))
+        .collect();
+    let mut convs = Vec::with_capacity(n);
+    let mut payload = 0;
+    for k in 0..n {
+        let h = k % hps.len();
+        let hp = &hps[h];
+        let peer = app
+            .redeem(&app.create_invite(hp, clinic, "peer").await.code)
+            .await;
+        c.post(
+            &format!(
+                "/v1/clinics/{clinic}/peers/{}/supervisors",
+                peer.session.user_id
+            ),
+            Some(hp.token()),
+            json!({ "hp_id": hp.session.user_id }),
+        )
+        .await
+        .expect(201);
+        hp_devs[h].upload_key_packages(1).await.expect(200);
+        let mut p = MlsDevice::new(
+            c.clone(),
+            peer.token(),
+            peer.session.device_id,
+            &peer.device,
+        );
+        let conv = app.supervision_conversation(&peer).await;
+        let claimed: Vec<peerbridge_openapi::delivery::ClaimedKeyPackage> = p
+            .claim(conv.id, hp.session.user_id)
+            .await
+            .expect(200)
+            .parse();
+        p.open_group(conv.id, &conv.group_id, &claimed)
+            .await
+            .expect(201);
+        let gid = GroupId::new(unb64(&conv.group_id)).expect("gid");
+        let payloads: Vec<String> = (0..PAYLOADS)
+            .map(|i| {
+                let ct = p
+                    .mls
+                    .encrypt(
+                        &gid,
+                        &Envelope::Text {
+                            id: MessageId::random(),
+                            body: format!("load {k}:{i} {}", "x".repeat(160)),
+                            sent_at: 0,
+                        },
+                    )
+                    .expect("encrypt");
+                payload = ct.len();
+                b64(&ct)
+            })
+            .collect();
+        let s: Session = device_login_at(server, peer.session.device_id, &peer.device)
+            .await
+            .expect(200)
+            .parse();
+        convs.push(Conv {
+            id: conv.id,
+            token: s.access_token,
+            payloads: Arc::new(payloads),
+        });
+    }
+    let mut by_hp = Vec::new();
+    for (h, dev) in hp_devs.iter_mut().enumerate() {
+        let joined: HashMap<Uuid, u64> = dev.accept_welcomes().await.into_iter().collect();
+        let s: Session = device_login_at(server, hps[h].session.device_id, &hps[h].device)
+            .await
+            .expect(200)
+            .parse();
+        let mine = convs
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| k % hps.len() == h)
+            .map(|(k, conv)| (k, conv.id, joined.get(&conv.id).copied().unwrap_or(0)))
+            .collect();
+        by_hp.push((s.access_token, mine));
+    }
+    Setup {
+        convs,
+        hps: by_hp,
+        payload,
+    }
+}
+
+/// The database's own single-row insert rate with the same payload size, one commit per
+/// row (SQLite: one connection, as its single writer; PostgreSQL: 8 connections).
+async fn raw_inserts(url: &str, backend: Backend, payload: usize) -> f64 {
+    let kind = match backend {
+        Backend::Sqlite => DatabaseKind::Sqlite,
+        _ => DatabaseKind::Postgres,
+    };
+    let conns = if backend == Backend::Sqlite { 1 } else { 8 };
+    let db = peerbridge_server::storage::connect_url(url, kind, conns)
+        .await
+        .expect("db");
+    let blob = if backend == Backend::Sqlite {
+        "BLOB"
+    } else {
+        "BYTEA"
+    };
+    db.execute_unprepared(&format!(
+        "CREATE TABLE load_raw (id BIGINT PRIMARY KEY, payload {blob} NOT NULL)"
+    ))
+    .await
+    .expect("table");
+    let n = 3000u64;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..conns {
+        let db = db.clone();
+        let next = next.clone();
+        let bytes = vec![0x5au8; payload];
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let sql = if backend == Backend::Sqlite {
+                    "INSERT INTO load_raw (id, payload) VALUES (?, ?)"
+                } else {
+                    "INSERT INTO load_raw (id, payload) VALUES ($1, $2)"
+                };
+                db.execute_raw(Statement::from_sql_and_values(
+                    db.get_database_backend(),
+                    sql,
+                    [(i as i64).into(), bytes.clone().into()],
+                ))
+                .await
+                .expect("insert");
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The reference: an in-memory relay with the send route's shape (no auth, no durability,
+/// no fan-out work beyond appending), like the openmls example delivery service.
+async fn reference_relay() -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    type Logs = web::Data<Mutex<HashMap<String, Vec<web::Bytes>>>>;
+    async fn send(logs: Logs, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+        let mut l = logs.lock().expect("lock");
+        let log = l.entry(path.into_inner()).or_default();
+        log.push(body);
+        HttpResponse::Created().json(json!({ "seq": log.len(), "created": true }))
+    }
+    let logs: Logs = web::Data::new(Mutex::new(HashMap::new()));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(logs.clone())
+            .route("/v1/conversations/{id}/messages", web::post().to(send))
+    })
+    .workers(2)
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    format!("http://{addr}")
+}
+
+struct Figures {
+    backend: &'static str,
+    max: Step,
+    half: Step,
+    max_4: Step,
+    max_idle: Step,
+    idle: usize,
+    idle_kib: f64,
+    raw: f64,
+    relay: f64,
+    payload: usize,
+    conversations: usize,
+    outage: Option<[(f64, f64); 2]>,
+}
+
+async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {
+    let (jwt, field, index) = (generate_key_b64(), generate_key_b64(), generate_key_b64());
+    let prefix = format!("pbload{}", Uuid::new_v4().simple());
+    let redis = (backend == Backend::Postgres).then(redis_url);
+    let (j, f, i, p, r) = (
+        jwt.clone(),
+        field.clone(),
+        index.clone(),
+        prefix.clone(),
+        redis.clone(),
+    );
+    let app = TestApp::spawn_with(backend, move |c| {
+        c.jwt_signing_kid = Some("k1".into());
+        c.jwt_signing_key = Some(j);
+        c.field_keys = Some(format!("f1:{f}"));
+        c.index_key = Some(i);
+        c.redis_url = r;
+        c.redis_channel_prefix = p;
+    })
+    .await;
+    let mut cmd = command(app.db.dir.path());
+    cmd.env("DATABASE_URL", &app.db.url)
+        .env("PEERBRIDGE_BIND", "127.0.0.1:0")
+        .env("PEERBRIDGE_JWT_SIGNING_KID", "k1")
+        .env("PEERBRIDGE_JWT_SIGNING_KEY", &jwt)
+        .env("PEERBRIDGE_FIELD_KEYS", format!("f1:{field}"))
+        .env("PEERBRIDGE_INDEX_KEY", &index)
+        .env("PEERBRIDGE_REDIS_CHANNEL_PREFIX", &prefix)
+        .env("PEERBRIDGE_LOG_LEVEL", "info");
+    // The server reaches Redis through a relay the generator can cut.
+    let relay = match &redis {
+        Some(_) => Some(peerbridge_tests::relay::Relay::start().await),
+        None => None,
+    };
+    if let Some(r) = &relay {
+        cmd.env("REDIS_URL", &r.url);
+    }
+    let server = ServerProcess::start(cmd).await;
+    server.wait_ready().await;
+    let base = server.base();
+    let pid = server.child.id();
+    let set = setup(&app, &Client::new(&base), n).await;
+    eprintln!("{n} conversations set up");
+    let http = http_client();
+
+    // Idle sockets first, on a server that has not yet grown its heap under load: what
+    // each costs, and the maximum with them open.
+    let rss_before = pid.map(|p| proc_field(p, "VmRSS:")).unwrap_or(0.0);
+    // An idle device still reads its socket (so pings are answered), nothing more.
+    let mut sockets = Vec::with_capacity(idle);
+    for k in 0..idle {
+        let mut ws = connect(&base, &set.hps[k % set.hps.len()].0).await;
+        sockets.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = ws.next().await {}
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = pid.map(|p| proc_field(p, "VmRSS:")).unwrap_or(0.0);
+    let idle_kib = if idle > 0 {
+        (rss_after - rss_before) * 1024.0 / idle as f64
+    } else {
+        0.0
+    };
+    let max_idle = maximum(&http, &base, &set.convs, 100.0, secs, pid).await;
+    for s in sockets {
+        s.abort();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The maximum with every conversation, then 4; the latency at half the maximum with
+    // the receivers reading.
+    let max = maximum(&http, &base, &set.convs, 100.0, secs, pid).await;
+    let max_4 = maximum(&http, &base, &set.convs[..4.min(n)], 100.0, secs, pid).await;
+    let (deliveries, readers) = receivers(&base, &set.hps).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let half = offer(
+        &http,
+        &base,
+        &set.convs,
+        (max.accepted / 2.0).max(10.0),
+        secs * 2.0,
+        Some(&deliveries),
+        pid,
+    )
+    .await;
+    for r in readers {
+        r.abort();
+    }
+
+    // With Redis: closed-loop send latency with Redis up, then cut.
+    let outage = match &relay {
+        Some(relay) => {
+            let mut figures = [(0.0, 0.0); 2];
+            for (round, up) in [true, false].into_iter().enumerate() {
+                relay.set_up(up);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let mut lat = Vec::new();
+                for i in 0..OUTAGE_SENDS {
+                    let c = &set.convs[i % set.convs.len()];
+                    let t = Instant::now();
+                    let r = http
+                        .post(format!("{base}/v1/conversations/{}/messages", c.id))
+                        .bearer_auth(&c.token)
+                        .json(&json!({ "client_id": Uuid::new_v4(), "ciphertext": c.payloads[0] }))
+                        .send()
+                        .await
+                        .expect("send");
+                    assert_eq!(r.status().as_u16(), 201);
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+                figures[round] = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+            }
+            relay.set_up(true);
+            Some(figures)
+        }
+        None => None,
+    };
+
+    let raw = raw_inserts(&app.db.url, backend, set.payload).await;
+    let relay_base = reference_relay().await;
+    let relay_max = maximum(&http, &relay_base, &set.convs, 1000.0, secs, None).await;
+    Figures {
+        backend: if backend == Backend::Sqlite {
+            "SQLite + in-process bus"
+        } else {
+            "PostgreSQL + Redis"
+        },
+        max,
+        half,
+        max_4,
+        max_idle,
+        idle,
+        idle_kib,
+        raw,
+        relay: relay_max.accepted,
+        payload: set.payload,
+        conversations: n,
+        outage,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let n = args.first().copied().unwrap_or(200).max(4);
+    let idle = args.get(1).copied().unwrap_or(2000);
+    let secs = args.get(2).copied().unwrap_or(4) as f64;
+    let started = Instant::now();
+    let mut all = vec![run(Backend::Sqlite, n, idle, secs).await];
+    if postgres_available().await && redis_available().await {
+        all.push(run(Backend::Postgres, n, idle, secs).await);
+    }
+    println!("conversations={n} idle sockets={idle} seconds per step={secs}");
+    println!(
+        "| backend | max accepted/s | raw inserts/s | ÷ raw | relay/s | ÷ relay | at half max: delivered/s, p50/p99/p999 ms, undelivered | server CPU cores at max | RSS MiB | max with 4 convs ({n} ÷ 4) | max with {idle} idle sockets (÷ none) | RSS per idle socket KiB | payload B |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for f in &all {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.3} | {:.0}, {:.1}/{:.1}/{:.1}, {} | {:.2} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.1} | {} |",
+            f.backend,
+            f.max.accepted,
+            f.raw,
+            f.max.accepted / f.raw,
+            f.relay,
+            f.max.accepted / f.relay,
+            f.half.delivered,
+            f.half.p50,
+            f.half.p99,
+            f.half.p999,
+            f.half.undelivered,
+            f.max.cpu,
+            f.max.rss.max(f.half.rss),
+            f.max_4.accepted,
+            f.max.accepted / f.max_4.accepted,
+            f.max_idle.accepted,
+            f.max_idle.accepted / f.max.accepted,
+            f.idle_kib,
+            f.payload
+        );
+        let _ = (f.idle, f.conversations, f.half.offered, f.half.accepted);
+    }
+    for f in &all {
+        if let Some([(up50, up99), (down50, down99)]) = f.outage {
+            println!(
+                "{}: send latency in a closed loop of {OUTAGE_SENDS}: Redis up p50 {up50:.1} ms p99 {up99:.1} ms; Redis cut p50 {down50:.1} ms p99 {down99:.1} ms; p99 cut ÷ up {:.2}",
+                f.backend,
+                down99 / up99
+            );
+        }
+    }
+    println!("total run time {:.0} s", started.elapsed().as_secs_f64());
+}
