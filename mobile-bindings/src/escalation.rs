@@ -546,7 +546,7 @@ impl PeerbridgeClient {
     }
 
     pub async fn crisis_resources(&self, locale: Locale) -> Result<CrisisResourceList> {
-        let l = locale_code(locale);
+        let l = locale.code();
         let list: CrisisResourceList = self
             .get(&format!("/v1/crisis-resources?locale={l}"))
             .await?;
@@ -565,10 +565,8 @@ impl PeerbridgeClient {
         };
         let role = self.session_info()?.role;
         let locale = self.state_get::<Locale>(LOCALE)?.unwrap_or(Locale::Nb);
-        let kept = self.state_get::<CrisisResourceList>(&format!(
-            "{CRISIS_RESOURCES}-{}",
-            locale_code(locale)
-        ))?;
+        let kept =
+            self.state_get::<CrisisResourceList>(&format!("{CRISIS_RESOURCES}-{}", locale.code()))?;
         let resources = match kept {
             Some(list) => list,
             None => {
@@ -660,13 +658,5 @@ impl PeerbridgeClient {
 
     pub async fn my_consultations(&self) -> Result<Vec<Consultation>> {
         self.get("/v1/me/consultations").await
-    }
-}
-
-fn locale_code(locale: Locale) -> &'static str {
-    match locale {
-        Locale::Nb => "nb",
-        Locale::Nn => "nn",
-        Locale::En => "en",
     }
 }

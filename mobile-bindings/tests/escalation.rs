@@ -972,8 +972,19 @@ async fn a_risky_draft_offers_its_writer_help_and_nothing_is_sent_or_flagged_unt
         // Positive control: the person's own actions are what the counts see.
         su.client.send_text(conv, draft).await.expect("send");
         su.client.help_now(conv, "", &[]).await.expect("help now");
-        assert_eq!(sent_and_flagged(&app, conv).await.1, before.1 + 1);
-        assert!(sent_and_flagged(&app, conv).await.0 > before.0);
+        let (entries, flagged) = sent_and_flagged(&app, conv).await;
+        assert!(entries > before.0);
+        assert_eq!(flagged, before.1 + 1);
+        // ...and the counterpart's sync, which showed no text above, shows the one sent.
+        assert!(
+            peer.client
+                .sync(conv)
+                .await
+                .expect("sync")
+                .iter()
+                .any(|e| matches!(e, Event::Text { body, .. } if body == draft)),
+            "the peer receives what the person chose to send"
+        );
 
         // Offline, the offer still comes: the clinic's list as last fetched, or the national
         // numbers on a device that never fetched one.

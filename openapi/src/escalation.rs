@@ -587,6 +587,17 @@ pub enum Locale {
     En,
 }
 
+impl Locale {
+    /// The wire spelling (`nb`, `nn`, `en`), for query strings and stored rows.
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::Nb => "nb",
+            Locale::Nn => "nn",
+            Locale::En => "en",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]

@@ -240,8 +240,14 @@ impl crate::TestApp {
     pub async fn peer_with_supervisor(&self) -> (Uuid, crate::Staff, crate::api::Enrolled) {
         let op = self.bootstrap_operator().await;
         let (clinic, hp) = self.clinic_with_hp(&op, "Supervision").await;
+        let peer = self.supervised_peer(&hp, clinic).await;
+        (clinic, hp, peer)
+    }
+
+    /// A new peer, invited by `hp` at `clinic` and enrolled, whom `hp` supervises.
+    pub async fn supervised_peer(&self, hp: &crate::Staff, clinic: Uuid) -> crate::api::Enrolled {
         let peer = self
-            .redeem(&self.create_invite(&hp, clinic, "peer").await.code)
+            .redeem(&self.create_invite(hp, clinic, "peer").await.code)
             .await;
         self.client()
             .post(
@@ -254,7 +260,7 @@ impl crate::TestApp {
             )
             .await
             .expect(201);
-        (clinic, hp, peer)
+        peer
     }
 
     /// Creates the peer's supervision conversation on the server (no MLS group yet).

@@ -334,14 +334,6 @@ pub async fn put_settings(
 // ---------------------------------------------------------------------------------------
 // Crisis resources
 
-fn locale_str(l: Locale) -> &'static str {
-    match l {
-        Locale::Nb => "nb",
-        Locale::Nn => "nn",
-        Locale::En => "en",
-    }
-}
-
 pub async fn crisis_resources(
     state: &AppState,
     clinic: Option<Uuid>,
@@ -351,7 +343,7 @@ pub async fn crisis_resources(
         Some(c) => {
             crisis_resource::Entity::find()
                 .filter(crisis_resource::Column::ClinicId.eq(c))
-                .filter(crisis_resource::Column::Locale.eq(locale_str(locale)))
+                .filter(crisis_resource::Column::Locale.eq(locale.code()))
                 .order_by_asc(crisis_resource::Column::Position)
                 .all(&state.db)
                 .await?
@@ -412,13 +404,13 @@ pub async fn put_crisis_resources(
     let txn = crate::storage::begin(&state.db).await?;
     crisis_resource::Entity::delete_many()
         .filter(crisis_resource::Column::ClinicId.eq(clinic))
-        .filter(crisis_resource::Column::Locale.eq(locale_str(req.locale)))
+        .filter(crisis_resource::Column::Locale.eq(req.locale.code()))
         .exec(&txn)
         .await?;
     for (i, (label, phone, description)) in clean.into_iter().enumerate() {
         crisis_resource::ActiveModel {
             clinic_id: Set(clinic),
-            locale: Set(locale_str(req.locale).into()),
+            locale: Set(req.locale.code().into()),
             position: Set(i as i32),
             label: Set(label),
             phone: Set(phone),
@@ -434,7 +426,7 @@ pub async fn put_crisis_resources(
             .clinic(Some(clinic))
             .actor(Some(p.user_id), Some(p.device_id))
             .subject(clinic)
-            .detail(json!({ "locale": locale_str(req.locale) })),
+            .detail(json!({ "locale": req.locale.code() })),
     )
     .await?;
     txn.commit().await?;

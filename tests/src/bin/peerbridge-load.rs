@@ -385,19 +385,7 @@ async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
     for k in 0..n {
         let h = k % hps.len();
         let hp = &hps[h];
-        let peer = app
-            .redeem(&app.create_invite(hp, clinic, "peer").await.code)
-            .await;
-        c.post(
-            &format!(
-                "/v1/clinics/{clinic}/peers/{}/supervisors",
-                peer.session.user_id
-            ),
-            Some(hp.token()),
-            json!({ "hp_id": hp.session.user_id }),
-        )
-        .await
-        .expect(201);
+        let peer = app.supervised_peer(hp, clinic).await;
         hp_devs[h].upload_key_packages(1).await.expect(200);
         let mut p = MlsDevice::new(
             c.clone(),
@@ -551,12 +539,10 @@ struct Figures {
     half: Step,
     max_4: Step,
     max_idle: Step,
-    idle: usize,
     idle_kib: f64,
     raw: f64,
     relay: f64,
     payload: usize,
-    conversations: usize,
     outage: Option<[(f64, f64); 2]>,
 }
 
@@ -692,12 +678,10 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {
         half,
         max_4,
         max_idle,
-        idle,
         idle_kib,
         raw,
         relay: relay_max.accepted,
         payload: set.payload,
-        conversations: n,
         outage,
     }
 }
@@ -718,18 +702,19 @@ async fn main() {
     }
     println!("conversations={n} idle sockets={idle} seconds per step={secs}");
     println!(
-        "| backend | max accepted/s | raw inserts/s | ÷ raw | relay/s | ÷ relay | at half max: delivered/s, p50/p99/p999 ms, undelivered | server CPU cores at max | RSS MiB | max with 4 convs ({n} ÷ 4) | max with {idle} idle sockets (÷ none) | RSS per idle socket KiB | payload B |"
+        "| backend | max accepted/s | raw inserts/s | ÷ raw | relay/s | ÷ relay | at half max (offered/s): delivered/s, p50/p99/p999 ms, undelivered | server CPU cores at max | RSS MiB | max with 4 convs ({n} ÷ 4) | max with {idle} idle sockets (÷ none) | RSS per idle socket KiB | payload B |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in &all {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.3} | {:.0}, {:.1}/{:.1}/{:.1}, {} | {:.2} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.1} | {} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.3} | ({:.0}) {:.0}, {:.1}/{:.1}/{:.1}, {} | {:.2} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.1} | {} |",
             f.backend,
             f.max.accepted,
             f.raw,
             f.max.accepted / f.raw,
             f.relay,
             f.max.accepted / f.relay,
+            f.half.offered,
             f.half.delivered,
             f.half.p50,
             f.half.p99,
@@ -744,7 +729,6 @@ async fn main() {
             f.idle_kib,
             f.payload
         );
-        let _ = (f.idle, f.conversations, f.half.offered, f.half.accepted);
     }
     for f in &all {
         if let Some([(up50, up99), (down50, down99)]) = f.outage {
