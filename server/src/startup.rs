@@ -262,6 +262,20 @@ impl Application {
                 }
             }
         });
+        // Presence: the devices with a live stream here are marked seen once per heartbeat,
+        // in one statement per 500 devices (push skips message wake-ups for them).
+        let presence_state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::delivery::stream::HEARTBEAT);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if presence_state.is_shutting_down() {
+                    break;
+                }
+                crate::delivery::service::streams_seen(&presence_state).await;
+            }
+        });
         // The escalation ladder: every replica ticks, the database lease lets one act.
         let ladder_state = state.clone();
         let holder = format!("replica-{}", uuid::Uuid::new_v4());

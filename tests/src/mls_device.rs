@@ -366,6 +366,15 @@ impl Stream {
         }
     }
 
+    /// Closes the connection from the client's side and waits for the server's close.
+    pub async fn close(mut self) {
+        use futures_util::StreamExt;
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(_)) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.ws.next()).await
+        {}
+    }
+
     /// Waits for a notice of `kind` (skipping others).
     pub async fn until(&mut self, kind: &str) -> serde_json::Value {
         loop {

@@ -167,3 +167,95 @@ async fn a_browser_passes_its_token_as_a_subprotocol_and_the_server_selects_the_
         );
     }
 }
+
+/// The device's `stream_seen_at` as push reads it.
+async fn seen_at(app: &TestApp, device: Uuid) -> Option<chrono::DateTime<chrono::Utc>> {
+    use peerbridge_server::accounts::entities::device;
+    use sea_orm::EntityTrait;
+    device::Entity::find_by_id(device)
+        .one(&app.state.db)
+        .await
+        .expect("query")
+        .expect("device")
+        .stream_seen_at
+}
+
+#[tokio::test]
+async fn presence_is_kept_by_the_replica_and_ends_when_the_last_stream_closes() {
+    for backend in peerbridge_tests::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let s = app.supervision_pair().await;
+        let hp = s.h.device_id;
+        assert_eq!(seen_at(&app, hp).await, None, "never connected: not seen");
+        let mut first = Stream::connect(&app.base, s.hp.token()).await;
+        assert_eq!(first.next().await.expect("hello")["type"], "hello");
+        let opened = app.state.now();
+        assert_eq!(seen_at(&app, hp).await, Some(opened), "seen on connect");
+
+        // A minute later the socket is still open: the replica's heartbeat pass (one
+        // statement for all its streams, not a write per socket) keeps the device seen.
+        app.clock.advance(chrono::Duration::seconds(60));
+        peerbridge_server::delivery::service::streams_seen(&app.state).await;
+        assert_eq!(seen_at(&app, hp).await, Some(app.state.now()));
+        assert!(app.state.bus.mailboxes().is_connected(&hp));
+
+        // Two streams of one device: closing one leaves it online.
+        let mut second = Stream::connect(&app.base, s.hp.token()).await;
+        assert_eq!(second.next().await.expect("hello")["type"], "hello");
+        first.close().await;
+        assert!(
+            seen_at(&app, hp).await.is_some(),
+            "still online through the second stream"
+        );
+        second.close().await;
+        let mut offline = false;
+        for _ in 0..50 {
+            if seen_at(&app, hp).await.is_none() {
+                offline = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(offline, "offline once its last stream closed");
+        assert!(!app.state.bus.mailboxes().is_connected(&hp));
+        // The heartbeat pass no longer marks it.
+        peerbridge_server::delivery::service::streams_seen(&app.state).await;
+        assert_eq!(seen_at(&app, hp).await, None);
+    }
+}
+
+#[tokio::test]
+async fn a_notice_wakes_only_its_own_device_and_an_idle_socket_hears_nothing_of_others() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut a = app.supervision_pair().await;
+    let b = app.supervision_pair().await;
+    // b's HP sits idle on its stream while a's conversation is busy.
+    let mut idle = Stream::connect(&app.base, b.hp.token()).await;
+    assert_eq!(idle.next().await.expect("hello")["type"], "hello");
+    let mut busy = Stream::connect(&app.base, a.hp.token()).await;
+    assert_eq!(busy.next().await.expect("hello")["type"], "hello");
+    for i in 0..5 {
+        a.p.send_text(
+            a.conv.id,
+            &a.conv.group_id,
+            &format!("m{i}"),
+            Uuid::new_v4(),
+        )
+        .await
+        .expect(201);
+        assert_eq!(
+            busy.until("message").await["conversation_id"],
+            a.conv.id.to_string()
+        );
+    }
+    // Positive control: the idle socket does hear its own device's notice, and it is the
+    // first frame it gets (none of a's five came before it).
+    let mut b = b;
+    b.p.send_text(b.conv.id, &b.conv.group_id, "hei", Uuid::new_v4())
+        .await
+        .expect(201);
+    let first = idle.next().await.expect("a notice");
+    assert_eq!(first["type"], "message");
+    assert_eq!(first["conversation_id"], b.conv.id.to_string());
+    assert_eq!(app.state.bus.mailboxes().sockets(), 2);
+}

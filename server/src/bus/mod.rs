@@ -15,6 +15,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+pub mod mailboxes;
+pub use mailboxes::{Delivery, Mailboxes, Registration};
 
 /// Topic names. Payloads are ids, never content.
 pub mod topics {
@@ -43,8 +47,50 @@ pub struct BusMessage {
 }
 
 pub struct Bus {
-    local: broadcast::Sender<BusMessage>,
+    local: Local,
     redis: Option<RedisBus>,
+}
+
+/// Delivery on this replica: a device's notices and revocations go to that device's
+/// sockets only ([`Mailboxes`]); a resumed bus resyncs every socket. The tap hears
+/// everything (diagnostics and tests); with no one listening it costs nothing.
+#[derive(Clone)]
+struct Local {
+    mailboxes: Arc<Mailboxes>,
+    tap: broadcast::Sender<BusMessage>,
+}
+
+impl Local {
+    fn new() -> Local {
+        let (tap, _) = broadcast::channel(LOCAL_CAPACITY);
+        Local {
+            mailboxes: Arc::new(Mailboxes::default()),
+            tap,
+        }
+    }
+
+    fn send(&self, msg: BusMessage) {
+        if msg.topic == topics::BUS_RESUMED {
+            self.mailboxes.resync_all();
+        } else if msg.topic == topics::DEVICE_REVOKED {
+            if let Some(d) = std::str::from_utf8(&msg.payload)
+                .ok()
+                .and_then(|s| Uuid::parse_str(s).ok())
+            {
+                self.mailboxes.revoke(&d);
+            }
+        } else if let Some(d) = msg
+            .topic
+            .strip_prefix(topics::DEVICE_PREFIX)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            && let Ok(text) = std::str::from_utf8(&msg.payload)
+        {
+            self.mailboxes.notice(&d, &Arc::from(text));
+        }
+        if self.tap.receiver_count() > 0 {
+            let _ = self.tap.send(msg);
+        }
+    }
 }
 
 struct RedisBus {
@@ -65,15 +111,17 @@ pub struct BusError(#[source] redis::RedisError);
 impl Bus {
     /// The embedded in-process bus.
     pub fn in_process() -> Bus {
-        let (local, _) = broadcast::channel(LOCAL_CAPACITY);
-        Bus { local, redis: None }
+        Bus {
+            local: Local::new(),
+            redis: None,
+        }
     }
 
     /// A Redis-backed bus. Does not wait for Redis: the subscriber connects in the
     /// background and keeps retrying, so a replica starts even while Redis is down.
     pub fn redis(url: &SecretString, prefix: &str) -> Result<Bus, BusError> {
         let client = redis::Client::open(url.expose_secret()).map_err(BusError)?;
-        let (local, _) = broadcast::channel(LOCAL_CAPACITY);
+        let local = Local::new();
         let subscribed = Arc::new(AtomicBool::new(false));
         let subscriber = tokio::spawn(subscriber_loop(
             client.clone(),
@@ -119,9 +167,21 @@ impl Bus {
         }
     }
 
-    /// Subscribes to every message on this replica.
+    /// Subscribes to every message on this replica (a tap for diagnostics and tests;
+    /// streams register a mailbox instead, see [`Bus::register`]).
     pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
-        self.local.subscribe()
+        self.local.tap.subscribe()
+    }
+
+    /// Registers a stream of `device` on this replica: its notices, its revocation and
+    /// resyncs arrive in the registration's mailbox, and nothing else wakes it.
+    pub fn register(&self, device: Uuid) -> Registration {
+        self.local.mailboxes.register(device)
+    }
+
+    /// The streams open on this replica, by device.
+    pub fn mailboxes(&self) -> &Arc<Mailboxes> {
+        &self.local.mailboxes
     }
 
     /// Publishes to every replica. Never fails and never waits (it is not `async`): the
@@ -133,14 +193,14 @@ impl Bus {
             payload: payload.to_vec(),
         };
         let Some(r) = &self.redis else {
-            let _ = self.local.send(msg);
+            self.local.send(msg);
             return;
         };
         if !r.subscribed.load(Ordering::SeqCst) {
             // Degraded: Redis would not echo it back to us; deliver to this replica directly
             // (other replicas' devices resync when the bus returns).
             r.local_only.fetch_add(1, Ordering::Relaxed);
-            let _ = self.local.send(msg);
+            self.local.send(msg);
             return;
         }
         if let Err(e) = r.queue.try_send(msg) {
@@ -148,7 +208,7 @@ impl Bus {
                 mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
             };
             r.local_only.fetch_add(1, Ordering::Relaxed);
-            let _ = self.local.send(msg);
+            self.local.send(msg);
         }
     }
 
@@ -176,7 +236,7 @@ async fn publisher_loop(
     client: redis::Client,
     prefix: String,
     mut rx: mpsc::Receiver<BusMessage>,
-    local: broadcast::Sender<BusMessage>,
+    local: Local,
 ) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(msg) = rx.recv().await {
@@ -206,7 +266,7 @@ async fn publisher_loop(
             conn = None;
         }
         if !ok {
-            let _ = local.send(msg);
+            local.send(msg);
         }
     }
 }
@@ -214,7 +274,7 @@ async fn publisher_loop(
 async fn subscriber_loop(
     client: redis::Client,
     prefix: String,
-    local: broadcast::Sender<BusMessage>,
+    local: Local,
     subscribed: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -225,7 +285,7 @@ async fn subscriber_loop(
             subscribed.store(true, Ordering::SeqCst);
             tracing::info!("bus: subscribed to Redis");
             // Whatever other replicas published while we were not subscribed was missed here.
-            let _ = local.send(BusMessage {
+            local.send(BusMessage {
                 topic: topics::BUS_RESUMED.to_owned(),
                 payload: Vec::new(),
             });
@@ -236,7 +296,7 @@ async fn subscriber_loop(
                     .strip_prefix(&prefix)
                     .unwrap_or_default()
                     .to_owned();
-                let _ = local.send(BusMessage {
+                local.send(BusMessage {
                     topic,
                     payload: msg.get_payload_bytes().to_vec(),
                 });

@@ -12,16 +12,15 @@ use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::StreamExt;
 use peerbridge_openapi::delivery::Notice;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::entities::{conversation, member_device, welcome};
 use crate::auth::extract::{authenticate, bearer_token};
-use crate::bus::topics;
+use crate::bus::Delivery;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, State};
 
-const HEARTBEAT: Duration = Duration::from_secs(20);
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
 /// Browsers cannot set headers on a WebSocket: they offer two subprotocols, this one and
@@ -80,87 +79,86 @@ pub async fn stream(state: State, req: HttpRequest, body: web::Payload) -> ApiRe
         );
     }
     let device = auth.device_id;
-    let mut bus = state.bus.subscribe();
+    // Registered before the backlog is read, so nothing published in between is missed.
+    let registration = state.bus.register(device);
     let mut shutdown = state.shutdown_signal.subscribe();
     let backlog = backlog(&state, device).await?;
     let mut msgs = msgs.max_frame_size(MAX_CLIENT_FRAME);
     super::service::stream_seen(&state, device, true).await;
     let state = state.clone();
     actix_web::rt::spawn(async move {
-        let my_topic = format!("{}{device}", topics::DEVICE_PREFIX);
-        let mut last_seen = Instant::now();
-        let mut beat = tokio::time::interval(HEARTBEAT);
-        let mut reason = None;
-        for notice in backlog {
-            if session.text(notice).await.is_err() {
-                super::service::stream_seen(&state, device, false).await;
-                return;
-            }
+        let reason = serve(
+            &mut session,
+            &mut msgs,
+            &registration,
+            &mut shutdown,
+            backlog,
+        )
+        .await;
+        // The device's last stream here: it is offline unless another replica holds one
+        // (that replica marks it seen again at its next heartbeat).
+        if registration.close() {
+            super::service::stream_seen(&state, device, false).await;
         }
-        loop {
-            tokio::select! {
-                m = bus.recv() => match m {
-                    Ok(m) if m.topic == my_topic => {
-                        if session.text(String::from_utf8_lossy(&m.payload).into_owned()).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(m) if m.topic == topics::DEVICE_REVOKED && m.payload == device.to_string().as_bytes() => {
-                        reason = Some(CloseReason { code: CloseCode::Policy, description: Some("device revoked".into()) });
-                        break;
-                    }
-                    // The bus came back: notices from other replicas may have been missed.
-                    Ok(m) if m.topic == topics::BUS_RESUMED => {
-                        if session.text(Notice::Resync.to_json()).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    // Too far behind: tell the device to read from its cursor.
-                    Err(RecvError::Lagged(_)) => {
-                        if session.text(Notice::Resync.to_json()).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(RecvError::Closed) => break,
-                },
-                _ = beat.tick() => {
-                    if last_seen.elapsed() > CLIENT_TIMEOUT {
-                        reason = Some(CloseReason { code: CloseCode::Normal, description: Some("heartbeat timeout".into()) });
-                        break;
-                    }
-                    if session.ping(b"").await.is_err() {
-                        break;
-                    }
-                    super::service::stream_seen(&state, device, true).await;
-                }
-                _ = shutdown.changed() => {
-                    reason = Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
-                    break;
-                }
-                frame = msgs.next() => match frame {
-                    Some(Ok(Message::Ping(b))) => {
-                        last_seen = Instant::now();
-                        if session.pong(&b).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(Ok(Message::Pong(_) | Message::Text(_) | Message::Binary(_))) => {
-                        last_seen = Instant::now();
-                    }
-                    Some(Ok(Message::Close(_))) | None => break,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) => {
-                        reason = Some(CloseReason { code: CloseCode::Size, description: Some("frame too large or malformed".into()) });
-                        break;
-                    }
-                },
-            }
-        }
-        super::service::stream_seen(&state, device, false).await;
         let _ = session.close(reason).await;
     });
     Ok(resp)
+}
+
+/// The socket's life: the backlog, then notices from its mailbox, heartbeats, and the
+/// client's frames, until one side ends it. Returns the close reason to send, if any.
+async fn serve(
+    session: &mut actix_ws::Session,
+    msgs: &mut actix_ws::MessageStream,
+    registration: &crate::bus::Registration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    backlog: Vec<String>,
+) -> Option<CloseReason> {
+    for notice in backlog {
+        session.text(notice).await.ok()?;
+    }
+    let mut last_seen = Instant::now();
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            delivery = registration.mailbox().next() => match delivery {
+                Delivery::Notices(notices) => {
+                    for n in notices {
+                        session.text(n.to_string()).await.ok()?;
+                    }
+                }
+                // Too far behind, or the bus came back and notices from other replicas
+                // may have been missed: the device reads from its cursors.
+                Delivery::Resync => session.text(Notice::Resync.to_json()).await.ok()?,
+                Delivery::Revoked => {
+                    return Some(CloseReason { code: CloseCode::Policy, description: Some("device revoked".into()) });
+                }
+            },
+            _ = beat.tick() => {
+                if last_seen.elapsed() > CLIENT_TIMEOUT {
+                    return Some(CloseReason { code: CloseCode::Normal, description: Some("heartbeat timeout".into()) });
+                }
+                session.ping(b"").await.ok()?;
+            }
+            _ = shutdown.changed() => {
+                return Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
+            }
+            frame = msgs.next() => match frame {
+                Some(Ok(Message::Ping(b))) => {
+                    last_seen = Instant::now();
+                    session.pong(&b).await.ok()?;
+                }
+                Some(Ok(Message::Pong(_) | Message::Text(_) | Message::Binary(_))) => {
+                    last_seen = Instant::now();
+                }
+                Some(Ok(Message::Close(_))) | None => return None,
+                Some(Ok(_)) => {}
+                Some(Err(_)) => {
+                    return Some(CloseReason { code: CloseCode::Size, description: Some("frame too large or malformed".into()) });
+                }
+            },
+        }
+    }
 }
 
 /// Notices for what the device has not acknowledged yet: a reconnect resumes from there.

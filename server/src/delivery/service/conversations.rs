@@ -662,3 +662,17 @@ pub async fn stream_seen(state: &AppState, device_id: Uuid, alive: bool) {
         .exec(&state.db)
         .await;
 }
+
+/// Marks every device with a live stream on this replica as seen now: one statement per
+/// 500 devices per heartbeat for the whole replica, not a write per socket.
+pub async fn streams_seen(state: &AppState) {
+    let devices = state.bus.mailboxes().devices();
+    let now = state.now();
+    for chunk in devices.chunks(500) {
+        let _ = device::Entity::update_many()
+            .col_expr(device::Column::StreamSeenAt, Expr::value(Some(now)))
+            .filter(device::Column::Id.is_in(chunk.to_vec()))
+            .exec(&state.db)
+            .await;
+    }
+}

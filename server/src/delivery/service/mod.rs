@@ -16,7 +16,7 @@ mod messages;
 mod welcomes;
 pub use conversations::{
     allowed_users, commit, create_conversation, get_conversation, group_info, list_conversations,
-    member_conversation, set_push_endpoint, stream_seen, vapid_key,
+    member_conversation, set_push_endpoint, stream_seen, streams_seen, vapid_key,
 };
 pub use key_packages::{claim_key_packages, key_package_status, upload_key_packages};
 pub use messages::{ack, fetch, purge_expired, send_message};
