@@ -9,10 +9,15 @@ file byte for byte; `python3 build_corpus.py --check` verifies that.
   stretched vowel, one typo, an everyday emoji, a neutral opening line).
 - Near-duplicate templates (character-trigram Jaccard >= 0.5 between their canonical base
   forms, across languages too, e.g. a bokmål sentence and its nynorsk translation) form one
-  group; the split is assigned per group, once, by a seeded hash: about 25 % of the groups
-  are `test` (held out, never trained or tuned on), the rest `train`.
-- Variants whose normalised text (features.canonical) duplicates an earlier message are
-  dropped, so no held-out text equals a training text after normalisation.
+  group: cross-validation folds never split a group.
+- Evaluation data is written apart from the training templates, by other authors who never
+  saw them (see MODEL_CARD.md): `heldout_src/` is the sealed `test` split (scored for the
+  acceptance figure only), `dev_src/` the `dev` split (threshold choice and error
+  analysis). Each line is one message, kept exactly as written (no variants, no noise).
+- Nothing near a test or dev message is trained on: a training template within Jaccard 0.5
+  of one is dropped (and counted), and so is a dev message near a test message; variants
+  whose normalised text (features.canonical) duplicates an earlier message are dropped, so
+  no evaluation text equals a training text after normalisation.
 """
 from __future__ import annotations
 
@@ -27,10 +32,10 @@ import features
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "corpus_src")
+EVAL_SRC = {"test": os.path.join(HERE, "heldout_src"), "dev": os.path.join(HERE, "dev_src")}
 OUT = os.path.join(HERE, "corpus.jsonl")
 LANGS = ("nb", "nn", "en")
-SPLIT_SALT = "peerbridge-detector-split-v1"
-TEST_SHARE = 0.25
+NEAR = 0.5
 # Variants per template: fewer for risk templates, so the corpus is about 35/65.
 VARIANTS = {"risk": 4, "none": 7}
 NOISE_EMOJI = ["🙂", "😅", "🙏", "❤️", "😕", "😔", "😊", "👍"]
@@ -42,10 +47,19 @@ CTX_END = {
 RISK_CATEGORIES = {"suicidal_ideation", "goodbye_plan_means", "medication_refusal", "self_harm"}
 
 
-def parse(lang: str):
+def sources(folder: str, lang: str) -> list[str]:
+    """`<lang>.txt` then `<lang>_*.txt`, in name order."""
+    names = sorted(n for n in os.listdir(folder)
+                   if n == f"{lang}.txt" or (n.startswith(f"{lang}_") and n.endswith(".txt")))
+    return [os.path.join(folder, n) for n in names]
+
+
+def parse(path: str):
+    """Slots (per file) and (template, category, severity, kind) in file order."""
     slots, templates = {}, []
     section = None
-    with open(os.path.join(SRC, f"{lang}.txt"), encoding="utf-8") as f:
+    lang = os.path.basename(path)
+    with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -60,7 +74,7 @@ def parse(lang: str):
                 section = (category, severity, kind)
             else:
                 if section is None:
-                    raise ValueError(f"{lang}.txt:{lineno}: template before a section")
+                    raise ValueError(f"{lang}:{lineno}: template before a section")
                 templates.append((line, *section))
     return slots, templates
 
@@ -131,6 +145,24 @@ def trigrams(s: str) -> set:
     return {s[i : i + 3] for i in range(len(s) - 2)}
 
 
+def near_pairs(a_grams: list, b_grams: list, same: bool):
+    """Index pairs (i, j) with Jaccard(a[i], b[j]) >= NEAR, through an inverted index."""
+    index = {}
+    for j, g in enumerate(b_grams):
+        for t in g:
+            index.setdefault(t, []).append(j)
+    for i, g in enumerate(a_grams):
+        shared = {}
+        for t in g:
+            for j in index.get(t, ()):
+                shared[j] = shared.get(j, 0) + 1
+        for j, n in shared.items():
+            if same and j <= i:
+                continue
+            if n / max(1, len(g) + len(b_grams[j]) - n) >= NEAR:
+                yield i, j
+
+
 def group_templates(items):
     """Union-find over templates whose base forms are near-duplicates."""
     parent = list(range(len(items)))
@@ -142,11 +174,8 @@ def group_templates(items):
         return i
 
     grams = [trigrams(it["base"]) for it in items]
-    for i in range(len(items)):
-        for j in range(i + 1, len(items)):
-            a, b = grams[i], grams[j]
-            if len(a & b) / max(1, len(a | b)) >= 0.5:
-                parent[find(i)] = find(j)
+    for i, j in near_pairs(grams, grams, same=True):
+        parent[find(i)] = find(j)
     groups = {}
     for i, it in enumerate(items):
         root = find(i)
@@ -159,34 +188,71 @@ def group_templates(items):
             items[m]["group"] = gid
 
 
-def split_of(group: str) -> str:
-    h = int(hashlib.sha256(f"{SPLIT_SALT}:{group}".encode()).hexdigest()[:8], 16)
-    return "test" if h / 2**32 < TEST_SHARE else "train"
+def evaluation_items():
+    """The test and dev messages, as written; dev messages near a test message dropped."""
+    out = {}
+    for split in ("test", "dev"):
+        out[split] = []
+        for lang in LANGS:
+            for path in sources(EVAL_SRC[split], lang):
+                _, templates = parse(path)
+                for text, category, severity, kind in templates:
+                    out[split].append(dict(lang=lang, template=text, category=category,
+                                           severity=severity, kind=kind,
+                                           base=features.canonical(text)))
+    test_grams = [trigrams(it["base"]) for it in out["test"]]
+    dev_grams = [trigrams(it["base"]) for it in out["dev"]]
+    near_test = {i for i, _ in near_pairs(dev_grams, test_grams, same=False)}
+    dropped = len(near_test)
+    out["dev"] = [it for i, it in enumerate(out["dev"]) if i not in near_test]
+    return out, dropped
 
 
-def build() -> list[dict]:
+def build() -> tuple[list[dict], dict]:
+    evaluation, dev_dropped = evaluation_items()
+    eval_grams = [trigrams(it["base"]) for it in evaluation["test"] + evaluation["dev"]]
     items = []
-    slots_by_lang = {}
+    slots_by_file = {}
     for lang in LANGS:
-        slots, templates = parse(lang)
-        slots_by_lang[lang] = slots
-        for template, category, severity, kind in templates:
-            items.append(
-                dict(lang=lang, template=template, category=category, severity=severity,
-                     kind=kind, base=base_form(template, slots))
-            )
+        for path in sources(SRC, lang):
+            slots, templates = parse(path)
+            slots_by_file[path] = slots
+            for template, category, severity, kind in templates:
+                items.append(
+                    dict(lang=lang, template=template, category=category, severity=severity,
+                         kind=kind, base=base_form(template, slots), file=path)
+                )
+    near_eval = {i for i, _ in near_pairs([trigrams(it["base"]) for it in items], eval_grams,
+                                          same=False)}
+    stats = dict(train_templates=len(items), train_dropped_near_eval=len(near_eval),
+                 dev_dropped_near_test=dev_dropped)
+    items = [it for i, it in enumerate(items) if i not in near_eval]
     group_templates(items)
     rows, seen = [], set()
+    # Evaluation messages first, so a training variant equal to one is the one dropped.
+    for split in ("test", "dev"):
+        for n, it in enumerate(evaluation[split]):
+            canon = features.canonical(it["template"])
+            if not canon or canon in seen:
+                continue
+            seen.add(canon)
+            rows.append(
+                dict(text=it["template"], lang=it["lang"],
+                     label="risk" if it["category"] in RISK_CATEGORIES else "none",
+                     category=it["category"], severity=it["severity"], kind=it["kind"],
+                     group=f"{split}-{it['lang']}-{n:04d}", split=split)
+            )
     for it in items:
         label = "risk" if it["category"] in RISK_CATEGORIES else "none"
         rng = random.Random(f"{it['lang']}\t{it['template']}")
+        slots = slots_by_file[it["file"]]
         want = VARIANTS[label]
         made, tries = 0, 0
         while made < want and tries < want * 6:
             tries += 1
-            text = fill(it["template"], slots_by_lang[it["lang"]], rng)
+            text = fill(it["template"], slots, rng)
             if tries > 1:  # the first variant is the template as written
-                text = noise(text, it["lang"], slots_by_lang[it["lang"]], rng)
+                text = noise(text, it["lang"], slots, rng)
             canon = features.canonical(text)
             if not canon or canon in seen:
                 continue
@@ -195,11 +261,18 @@ def build() -> list[dict]:
             rows.append(
                 dict(text=text, lang=it["lang"], label=label, category=it["category"],
                      severity=it["severity"], kind=it["kind"], group=it["group"],
-                     split=split_of(it["group"]))
+                     split="train")
             )
+    # A variant can drift near an evaluation message even when its template did not.
+    train_at = [i for i, r in enumerate(rows) if r["split"] == "train"]
+    near = {train_at[i] for i, _ in near_pairs(
+        [trigrams(features.canonical(rows[i]["text"])) for i in train_at], eval_grams,
+        same=False)}
+    stats["train_variants_dropped_near_eval"] = len(near)
+    rows = [r for i, r in enumerate(rows) if i not in near]
     for i, r in enumerate(rows):
         r["id"] = f"{r['lang']}-{i:05d}"
-    return rows
+    return rows, stats
 
 
 def dump(rows) -> str:
@@ -208,7 +281,7 @@ def dump(rows) -> str:
 
 
 def main():
-    rows = build()
+    rows, stats = build()
     text = dump(rows)
     if "--check" in sys.argv:
         with open(OUT, encoding="utf-8") as f:
@@ -222,7 +295,7 @@ def main():
     c = Counter((r["lang"], r["label"], r["split"]) for r in rows)
     for k in sorted(c):
         print(k, c[k])
-    print("total", len(rows), "groups", len({r["group"] for r in rows}))
+    print("total", len(rows), "groups", len({r["group"] for r in rows}), stats)
 
 
 if __name__ == "__main__":

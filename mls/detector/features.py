@@ -13,18 +13,19 @@ normalise(text) -> list of tokens
   3. split on spaces; token pairs, then single tokens, rewritten by the `word` table
      (dialect, nynorsk and typo forms to one spelling).
 
-features(tokens) -> sorted list of distinct bucket indices in [0, 2^BITS)
-  "w:" word, "b:" word pair, "s:" pair skipping one word, "c:" character 3- to 5-grams of
-  each word padded with "<" and ">" (all four only from clauses that name a risk concept or
-  rule), "r:" rule lexicon matches, "k:" concept features (see concept_features); each string
-  hashed with 32-bit FNV-1a over its UTF-8 bytes into its kind's region (REGIONS).
+features(text) -> [(bucket, count)] ascending
+  block 0: word unigrams and bigrams ("w" + gram), block 1: character 2- to 5-grams of each
+  word padded with spaces ("c" + gram); each hashed with 32-bit FNV-1a over its UTF-8 bytes
+  into its block's 2^NGRAM_BITS buckets.
+
+rules(tokens), gate(text): the rule lexicons (plan, means, time, goodbye, medication) and
+whether a clause naming a risk concept also names a plan, means or time (the *imminent*
+gate). The concept lexicons serve only this gate now: the model reads the n-grams.
 """
 from __future__ import annotations
 
 import os
 
-BITS = 18
-MASK = (1 << BITS) - 1
 APOSTROPHES = {"'", "\u2019", "`", "\u02bc", "\u2018"}
 # Joiners, variation selectors and skin tones: part of an emoji, not a separator.
 BREAKS = {".", ",", ";", ":", "!", "\n", "\u2026"}
@@ -138,8 +139,6 @@ RULES = _lexicon(_RULES_RAW)
 CONCEPTS = _lexicon(_CONCEPTS_RAW)
 # Concepts that carry risk; the others modify them.
 RISK_CONCEPTS = ("burden", "die", "hopeless", "nolive", "selfharm", "stopmeds", "suicide", "viruswin")
-CLAUSE_MODIFIERS = ("fp", "neg", "now", "tp", "want")
-MESSAGE_MODIFIERS = ("accident", "idiom", "past", "q")
 
 
 def normalise(text: str) -> list[str]:
@@ -263,42 +262,6 @@ def rules(tokens: list[str]) -> list[str]:
     return sorted(hit)
 
 
-NEG_WINDOW = 3  # a negation this many words before a concept negates it
-
-
-def concept_features(tokens: list[str]) -> list[str]:
-    cls = clauses(tokens)
-    hits = [_first_matches(CONCEPTS, c) for c in cls]
-    message = set()
-    for h in hits:
-        message |= set(h)
-    out = []
-    for m in MESSAGE_MODIFIERS:
-        if m in message:
-            out.append("k:" + m)
-    for c, hit in zip(cls, hits):
-        risk = [r for r in RISK_CONCEPTS if r in hit]
-        for a_i, a in enumerate(risk):
-            start = hit[a]
-            negated = any(t in NEG_WORDS for t in c[max(0, start - NEG_WINDOW) : start])
-            out.append("k:" + a + ("+negated" if negated else "+affirmed"))
-            for b in risk[a_i + 1 :]:
-                out.append("k:" + a + "+" + b)
-            for m in CLAUSE_MODIFIERS:
-                if m in hit:
-                    out.append("k:" + a + "+" + m)
-            if "fp" in hit and not negated and "tp" not in hit:
-                out.append("k:" + a + "+fp-negated-tp")
-                if "want" in hit:
-                    out.append("k:" + a + "+fp+want-negated")
-            for m in MESSAGE_MODIFIERS:
-                if m in message:
-                    out.append("k:" + a + "+" + m)
-            if "past" in message and "now" in message:  # "I did it years ago, and now again"
-                out.append("k:" + a + "+past+now")
-    return out
-
-
 def fnv1a(s: str) -> int:
     h = 0x811C9DC5
     for b in s.encode("utf-8"):
@@ -311,8 +274,7 @@ RISK_RULES = ("goodbye", "plan")
 
 
 def risk_clauses(tokens: list[str]) -> list[list[str]]:
-    """The clauses that name a risk concept or a risk rule: the only ones whose words and
-    n-grams become features (so everyday sentences cannot add up to a risk score)."""
+    """The clauses that name a risk concept or a risk rule (where the gate looks)."""
     out = []
     for c in clauses(tokens):
         hit = _matches(CONCEPTS, c) | _matches(RULES, c)
@@ -321,57 +283,36 @@ def risk_clauses(tokens: list[str]) -> list[list[str]]:
     return out
 
 
-def feature_strings(tokens: list[str]) -> list[str]:
-    out = []
-    risky = risk_clauses(tokens)
-    for c in risky:
-        for t in c:
-            out.append("w:" + t)
-            if not t.startswith("emj"):
-                p = "<" + t + ">"
-                for n in range(3, 6):
-                    for i in range(len(p) - n + 1):
-                        out.append("c:" + p[i : i + n])
-    for c in risky:
-        for i in range(len(c) - 1):
-            out.append("b:" + c[i] + " " + c[i + 1])
-        for i in range(len(c) - 2):
-            out.append("s:" + c[i] + " " + c[i + 2])
-    for r in rules(tokens):
-        out.append("r:" + r)
-    out.extend(concept_features(tokens))
-    return out
+# The model reads the normalised words as a bag of n-grams: word unigrams and bigrams, and
+# the character 2- to 5-grams of each word padded with spaces (so prefixes, suffixes and
+# typos share grams). Each kind is hashed into its own block of 2^NGRAM_BITS buckets; a
+# message's features are (bucket, count) pairs, ascending. The weights file carries each
+# bucket's idf; a block's tf-idf vector is L2-normalised on its own.
+NGRAM_BITS = 18
+BLOCKS = ("w", "c")
 
 
-# The hashed feature space is split into regions, one per kind of feature, so that kinds never
-# collide and each kind can carry its own value (the linear model's prior on how much a kind
-# should count: the concept and rule features most, character n-grams least).
-REGIONS = {  # prefix -> (offset, bits, value)
-    "k:": (0, 12, 3.0),
-    "r:": (0, 12, 3.0),
-    "w:": (1 << 16, 16, 1.0),
-    "b:": (1 << 16, 16, 1.0),
-    "s:": (1 << 16, 16, 1.0),
-    "c:": (1 << 17, 17, 0.3),
-}
+def grams(tokens: list[str]) -> tuple[list[str], list[str]]:
+    words = [t for t in tokens if t != BREAK]
+    w = words + [a + " " + b for a, b in zip(words, words[1:])]
+    c = []
+    for word in words:
+        p = " " + word + " "
+        for n in range(2, 6):
+            c.extend(p[i : i + n] for i in range(len(p) - n + 1))
+    return w, c
 
 
-def bucket(f: str) -> int:
-    offset, bits, _ = REGIONS[f[:2]]
-    return offset + (fnv1a(f) & ((1 << bits) - 1))
-
-
-def value(b: int) -> float:
-    """The value a present bucket carries (by its region)."""
-    if b < (1 << 12):
-        return 3.0
-    if b < (1 << 17):
-        return 1.0
-    return 0.3
-
-
-def features(text: str) -> list[int]:
-    return sorted({bucket(f) for f in feature_strings(normalise(text))})
+def features(text: str) -> list[tuple[int, int]]:
+    """(bucket, count) of every n-gram bucket present in `text`, ascending by bucket."""
+    counts = {}
+    mask = (1 << NGRAM_BITS) - 1
+    for block, gs in enumerate(grams(normalise(text))):
+        prefix = BLOCKS[block]
+        for g in gs:
+            b = (block << NGRAM_BITS) | (fnv1a(prefix + g) & mask)
+            counts[b] = counts.get(b, 0) + 1
+    return sorted(counts.items())
 
 
 def gate(text: str) -> bool:

@@ -7,14 +7,15 @@
 //! `train.py`, model card) and embedded here, so it runs the same natively and in the wasm
 //! build with no files, threads or network:
 //! 1. [`features`]: chat normalisation (ASCII spellings of æ/ø/å, repeated letters, dialect,
-//!    nynorsk and typo forms, emoji), concept lexicons matched across inserted words and
-//!    typos, negation scoped to the words before a concept, and hashed word and character
-//!    n-grams of the clauses that name a risk.
-//! 2. Seven linear heads with integer weights: risk vs none; one-vs-rest per kind of risk
-//!    (suicidal ideation, goodbye/plan/means, stopping medication to let the virus win,
-//!    self-harm); imminent; urgent vs concerning.
-//! 3. The decision: flagged when the risk score reaches the threshold chosen by
-//!    cross-validation; the kind is the highest kind head; *imminent* only when the imminent
+//!    nynorsk and typo forms, emoji), then hashed word uni- and bigrams and character 2- to
+//!    5-grams with their counts; the concept and rule lexicons (matched across inserted
+//!    words and typos) decide only the *imminent* gate.
+//! 2. Seven linear heads on the tf-idf vector (per block L2-normalised): risk vs none;
+//!    one-vs-rest per kind of risk (suicidal ideation, goodbye/plan/means, stopping
+//!    medication to let the virus win, self-harm); imminent; urgent vs concerning. Integer
+//!    scores out of a fixed sequence of IEEE operations, the same on every platform.
+//! 3. The decision: flagged when the risk score reaches the threshold chosen on the dev
+//!    split; the kind is the highest kind head; *imminent* only when the imminent
 //!    head says so **and** a clause that names a risk also names a plan, means or time (a
 //!    rule gate: no imminent alarm from a pill routine); otherwise urgent or concerning by
 //!    the urgent head.
@@ -28,6 +29,12 @@ use model::{HEADS, MODEL};
 /// than the corpus ever is costs linear time, and the most alarming window speaks for it.
 const WINDOW: usize = 1000;
 const OVERLAP: usize = 200;
+/// A message of more sentences than this is also read as every run of this many
+/// consecutive sentences: the model's tf-idf vector is normalised over what it reads, so one
+/// risky sentence in a long message would otherwise be diluted by the rest.
+const SPAN: usize = 3;
+/// Characters that end a sentence (a run of them ends one sentence).
+const TERMINATORS: [char; 4] = ['.', '!', '?', '\n'];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RiskCategory {
@@ -53,7 +60,7 @@ pub enum RiskKind {
     SelfHarm,
 }
 
-/// The raw integer score of each head (in 1/1024 units of a logit): identical on every
+/// The raw integer score of each head (in 1/scale units of a logit): identical on every
 /// platform, so the wasm build can be checked against the native one
 /// (`mls/detector/heldout_scores.jsonl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -112,6 +119,7 @@ pub struct Suggestion {
 /// risk score when the text is longer). A pure function of the text.
 pub fn scores(text: &str) -> Scores {
     windows(text)
+        .into_iter()
         .map(|w| score_window(w).0)
         .max_by_key(|s| s.risk)
         .unwrap_or_default()
@@ -119,11 +127,14 @@ pub fn scores(text: &str) -> Scores {
 
 fn score_window(text: &str) -> (Scores, features::Features) {
     let f = features::features(text);
-    (Scores::from_array(MODEL.logits(&f.buckets)), f)
+    (Scores::from_array(MODEL.logits(&f.counts)), f)
 }
 
-/// The windows of `text`: itself when short, else overlapping slices at char boundaries.
-fn windows(text: &str) -> impl Iterator<Item = &str> {
+/// What `text` is read as, in order: itself when short, else overlapping slices of
+/// [`WINDOW`] characters at char boundaries; then, when it has more than [`SPAN`] sentences,
+/// every run of [`SPAN`] consecutive sentences no longer than [`WINDOW`] characters.
+/// `mls/detector/train.py` reads it the same way.
+fn windows(text: &str) -> Vec<&str> {
     let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
     let n = starts.len();
     let step = WINDOW - OVERLAP;
@@ -132,19 +143,51 @@ fn windows(text: &str) -> impl Iterator<Item = &str> {
     } else {
         (n - OVERLAP).div_ceil(step)
     };
-    (0..count).map(move |k| {
-        let from = k * step;
-        let to = (from + WINDOW).min(n);
-        let a = starts.get(from).copied().unwrap_or(text.len());
-        let b = starts.get(to).copied().unwrap_or(text.len());
-        &text[a..b]
-    })
+    let mut out: Vec<&str> = (0..count)
+        .map(|k| {
+            let from = k * step;
+            let to = (from + WINDOW).min(n);
+            let a = starts.get(from).copied().unwrap_or(text.len());
+            let b = starts.get(to).copied().unwrap_or(text.len());
+            &text[a..b]
+        })
+        .collect();
+    let sentences = sentence_ends(text);
+    if sentences.len() > SPAN {
+        let mut begin = vec![0];
+        begin.extend(sentences.iter().copied());
+        for k in 0..=sentences.len() - SPAN {
+            let span = &text[begin[k]..sentences[k + SPAN - 1]];
+            if span.chars().count() <= WINDOW {
+                out.push(span);
+            }
+        }
+    }
+    out
+}
+
+/// Byte offsets just past each sentence: after a run of [`TERMINATORS`], and the end of the
+/// text when it does not end with one.
+fn sentence_ends(text: &str) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next_is_terminator = chars.peek().is_some_and(|(_, d)| TERMINATORS.contains(d));
+        if TERMINATORS.contains(&c) && !next_is_terminator {
+            ends.push(i + c.len_utf8());
+        }
+    }
+    if ends.last() != Some(&text.len()) && !text.is_empty() {
+        ends.push(text.len());
+    }
+    ends
 }
 
 /// Suggests a flag for `text`, or `None`. Never panics; long input is read in full (in
 /// windows).
 pub fn assess(text: &str) -> Option<Suggestion> {
     windows(text)
+        .into_iter()
         .filter_map(assess_window)
         .min_by_key(|s| (s.severity_hint, std::cmp::Reverse(s.scores.risk)))
 }
@@ -245,14 +288,24 @@ mod tests {
         assert!(risky.chars().count() > 2 * WINDOW);
         assert!(assess(&filler).is_none());
         assert!(assess(&risky).is_some());
+        // And inside a long message of ordinary sentences, not only at its end.
+        let buried = format!("{filler}Jeg vil ikke leve lenger. {filler}");
+        assert!(assess(&buried).is_some());
     }
 
     #[test]
     fn windows_cover_the_text() {
         let text: String = "abcdefghij".repeat(250);
-        let ws: Vec<&str> = windows(&text).collect();
+        let ws: Vec<&str> = windows(&text);
         assert!(ws.len() > 1);
         assert!(text.starts_with(ws[0]) && text.ends_with(ws[ws.len() - 1]));
-        assert_eq!(windows("short").collect::<Vec<_>>(), ["short"]);
+        assert_eq!(windows("short"), ["short"]);
+        // Sentences: a message of four is also read as its two runs of three.
+        let four = "En. To! Tre?\nFire...";
+        assert_eq!(
+            windows(four),
+            [four, "En. To! Tre?\n", " To! Tre?\nFire..."]
+        );
+        assert_eq!(windows("En. To. Tre."), ["En. To. Tre."]);
     }
 }

@@ -1,9 +1,12 @@
 //! Acceptance of the risk detector on the held-out split of its corpus
-//! (`mls/detector/corpus.jsonl`, `split = "test"`: whole template groups that training and
-//! tuning never saw). Prints precision and recall overall and per language, how often the
-//! severity and kind agree, and every miss; requires recall ≥ 0.95 and precision ≥ 0.90
-//! overall and recall ≥ 0.90 in each language. A second test proves the held-out texts are
-//! disjoint from the training texts after normalisation.
+//! (`mls/detector/corpus.jsonl`, `split = "test"`: the messages of `mls/detector/heldout_src/`,
+//! written by authors who never saw the training data, never trained or tuned on). Prints
+//! precision and recall overall and per language and how often the severity and kind agree;
+//! requires recall ≥ 0.95 and precision ≥ 0.90 overall and recall ≥ 0.90 in each language.
+//! The split is sealed: this test prints counts, never the messages it misses (reading them
+//! would turn it into tuning data; the `dev` split is for reading errors). A second test
+//! proves the held-out texts are disjoint from the training texts, exactly and as near
+//! duplicates.
 //!
 //! The acceptance test is `#[ignore]`d while the model is below the bar, so the workspace
 //! suite stays green; `cargo test -p peerbridge-mls --test detector_heldout -- --ignored
@@ -21,6 +24,7 @@ struct Row {
     category: String,
     severity: String,
     split: String,
+    group: String,
     text: String,
 }
 
@@ -41,6 +45,7 @@ fn corpus() -> Vec<Row> {
                 category: s("category"),
                 severity: s("severity"),
                 split: s("split"),
+                group: s("group"),
                 text: s("text"),
             }
         })
@@ -85,11 +90,10 @@ fn severity_name(s: SeverityHint) -> &'static str {
 }
 
 #[test]
-#[ignore = "below the bar on the held-out split (recall 0.80, precision 0.52): see mls/detector/MODEL_CARD.md; run with --ignored"]
+#[ignore = "below the bar on the sealed held-out split (recall 0.929, precision 0.886; each language's recall >= 0.90): see mls/detector/MODEL_CARD.md; run with --ignored"]
 fn on_the_held_out_split_recall_and_precision_reach_the_bar() {
     let rows = corpus();
     let mut by_lang: BTreeMap<&str, Counts> = BTreeMap::new();
-    let mut misses = Vec::new();
     for r in rows.iter().filter(|r| r.split == "test") {
         let s = assess(&r.text);
         let mut all = by_lang.remove("all").unwrap_or_default();
@@ -113,15 +117,6 @@ fn on_the_held_out_split_recall_and_precision_reach_the_bar() {
             }
         }
         by_lang.insert("all", all);
-        if r.risk != s.is_some() {
-            misses.push(format!(
-                "{} {} {} {:?}",
-                if r.risk { "FN" } else { "FP" },
-                r.id,
-                r.category,
-                r.text
-            ));
-        }
     }
     for (lang, c) in &by_lang {
         println!(
@@ -140,9 +135,6 @@ fn on_the_held_out_split_recall_and_precision_reach_the_bar() {
             c.imminent_false,
         );
     }
-    for m in &misses {
-        println!("miss: {m}");
-    }
     let all = by_lang["all"];
     assert!(
         all.tp + all.fn_ >= 300 && all.fp + all.tn >= 600,
@@ -160,6 +152,12 @@ fn on_the_held_out_split_recall_and_precision_reach_the_bar() {
     assert!(all.precision() >= 0.90, "precision {:.3}", all.precision());
 }
 
+/// Character trigrams of a normalised text padded as `build_corpus.py` pads it.
+fn trigrams(s: &str) -> HashSet<String> {
+    let chars: Vec<char> = format!("  {s} ").chars().collect();
+    chars.windows(3).map(|w| w.iter().collect()).collect()
+}
+
 #[test]
 fn the_held_out_texts_are_disjoint_from_the_training_texts() {
     let rows = corpus();
@@ -170,37 +168,67 @@ fn the_held_out_texts_are_disjoint_from_the_training_texts() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let train: HashSet<String> = rows
+    let train: Vec<String> = rows
         .iter()
         .filter(|r| r.split == "train")
         .map(|r| canon(&r.text))
         .collect();
     let test: Vec<&Row> = rows.iter().filter(|r| r.split == "test").collect();
+    assert!(
+        test.iter().all(|r| r.group.starts_with("test-")),
+        "every held-out message comes from heldout_src/"
+    );
+    let exact: HashSet<&String> = train.iter().collect();
     let shared: Vec<&str> = test
         .iter()
-        .filter(|r| train.contains(&canon(&r.text)))
+        .filter(|r| exact.contains(&canon(&r.text)))
         .map(|r| r.id.as_str())
         .collect();
     assert!(
         shared.is_empty(),
         "held-out texts also in training: {shared:?}"
     );
-    // The split is by group of near-duplicate templates: no group is on both sides.
-    let groups = |split: &str| -> HashSet<String> {
-        include_str!("../detector/corpus.jsonl")
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("corpus line"))
-            .filter(|v| v["split"] == split)
-            .map(|v| v["group"].as_str().expect("group").to_owned())
-            .collect()
-    };
-    assert!(groups("train").is_disjoint(&groups("test")));
-    let share = test.len() as f64 / rows.len() as f64;
+    // No training text is a near duplicate of a held-out one (character-trigram Jaccard
+    // ≥ 0.5, the measure the corpus builder drops them by), through an inverted index.
+    let mut index: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    let test_grams: Vec<HashSet<String>> = test.iter().map(|r| trigrams(&canon(&r.text))).collect();
+    for (j, g) in test_grams.iter().enumerate() {
+        for t in g {
+            index.entry(t.clone()).or_default().push(j);
+        }
+    }
+    let mut near = Vec::new();
+    let mut closest = 0.0f64;
+    for t in &train {
+        let g = trigrams(t);
+        let mut shared: std::collections::HashMap<usize, usize> = Default::default();
+        for gram in &g {
+            for &j in index.get(gram).into_iter().flatten() {
+                *shared.entry(j).or_default() += 1;
+            }
+        }
+        for (j, n) in shared {
+            let jaccard = n as f64 / (g.len() + test_grams[j].len() - n) as f64;
+            closest = closest.max(jaccard);
+            if jaccard >= 0.5 {
+                near.push((t.clone(), test[j].id.clone()));
+            }
+        }
+    }
+    assert!(
+        near.is_empty(),
+        "near duplicates across the split: {near:?}"
+    );
+    // The measure sees a near duplicate when there is one: a held-out text against itself
+    // with one word changed.
+    let probe = canon(&test[0].text);
+    let changed = format!("{probe} ok");
+    let (a, b) = (trigrams(&probe), trigrams(&changed));
+    assert!(a.intersection(&b).count() as f64 / a.union(&b).count() as f64 >= 0.5);
     println!(
-        "held out: {} of {} messages ({:.1} %)",
+        "held out: {} of {} messages; closest training text at Jaccard {closest:.2}",
         test.len(),
         rows.len(),
-        share * 100.0
     );
-    assert!(share >= 0.20, "held-out share {share:.3}");
+    assert!(test.len() >= 1200, "held-out split too small");
 }

@@ -56,8 +56,18 @@ fn tokens_features_scores_and_decisions_match_the_training_pipeline() {
             .collect();
         assert_eq!(features::normalise(text), tokens, "tokens of {text:?}");
         let ours = features::features(text);
-        let buckets: Vec<i64> = ours.buckets.iter().map(|&b| i64::from(b)).collect();
-        assert_eq!(buckets, ints(&f["features"]), "features of {text:?}");
+        let counts: Vec<i64> = ours
+            .counts
+            .iter()
+            .flat_map(|&(b, c)| [i64::from(b), i64::from(c)])
+            .collect();
+        let expected: Vec<i64> = f["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .flat_map(ints)
+            .collect();
+        assert_eq!(counts, expected, "features of {text:?}");
         let rules: Vec<&str> = f["rules"]
             .as_array()
             .expect("rules")

@@ -13,8 +13,6 @@ const LEXICON: &str = include_str!("../../detector/lexicon.tsv");
 /// The embedded lexicon's size in bytes.
 pub const LEXICON_SIZE: usize = LEXICON.len();
 
-/// Size of the hashed feature space (2^18 buckets, split into regions by kind of feature).
-pub const BITS: u32 = 18;
 /// The token between clauses.
 const BREAK: &str = ".";
 /// Words allowed between the parts of a lexicon entry ("vil bare dø").
@@ -23,14 +21,10 @@ const MAX_GAP: usize = 2;
 const FUZZY_MIN: usize = 5;
 /// And stems (entries ending in `*`) this long.
 const FUZZY_STEM_MIN: usize = 7;
-/// A negation this many words before a concept negates it.
-const NEG_WINDOW: usize = 3;
 
 const RISK_CONCEPTS: [&str; 8] = [
     "burden", "die", "hopeless", "nolive", "selfharm", "stopmeds", "suicide", "viruswin",
 ];
-const CLAUSE_MODIFIERS: [&str; 5] = ["fp", "neg", "now", "tp", "want"];
-const MESSAGE_MODIFIERS: [&str; 4] = ["accident", "idiom", "past", "q"];
 /// Rule lexicons that make a clause count as naming a risk.
 const RISK_RULES: [&str; 2] = ["goodbye", "plan"];
 /// Rule lexicons of which one must match, in a clause that names a risk, for an *imminent*
@@ -379,58 +373,6 @@ impl Analysis<'_> {
         self.rules.iter().flat_map(|r| r.keys().copied()).collect()
     }
 
-    fn concept_features(&self, out: &mut Vec<String>) {
-        let neg = &TABLES.neg;
-        let message: BTreeSet<&str> = self
-            .concepts
-            .iter()
-            .flat_map(|h| h.keys().copied())
-            .collect();
-        for m in MESSAGE_MODIFIERS {
-            if message.contains(m) {
-                out.push(format!("k:{m}"));
-            }
-        }
-        for (c, hit) in self.clauses.iter().zip(&self.concepts) {
-            let risk: Vec<&str> = RISK_CONCEPTS
-                .into_iter()
-                .filter(|r| hit.contains_key(r))
-                .collect();
-            for (ai, a) in risk.iter().enumerate() {
-                let start = hit[a];
-                let negated = c[start.saturating_sub(NEG_WINDOW)..start]
-                    .iter()
-                    .any(|t| neg.contains(*t));
-                out.push(format!(
-                    "k:{a}+{}",
-                    if negated { "negated" } else { "affirmed" }
-                ));
-                for b in &risk[ai + 1..] {
-                    out.push(format!("k:{a}+{b}"));
-                }
-                for m in CLAUSE_MODIFIERS {
-                    if hit.contains_key(m) {
-                        out.push(format!("k:{a}+{m}"));
-                    }
-                }
-                if hit.contains_key("fp") && !negated && !hit.contains_key("tp") {
-                    out.push(format!("k:{a}+fp-negated-tp"));
-                    if hit.contains_key("want") {
-                        out.push(format!("k:{a}+fp+want-negated"));
-                    }
-                }
-                for m in MESSAGE_MODIFIERS {
-                    if message.contains(m) {
-                        out.push(format!("k:{a}+{m}"));
-                    }
-                }
-                if message.contains("past") && message.contains("now") {
-                    out.push(format!("k:{a}+past+now"));
-                }
-            }
-        }
-    }
-
     /// The clauses that name a risk concept or a risk rule: the only ones whose words and
     /// n-grams become features (so everyday sentences cannot add up to a risk score).
     fn risk_clauses(&self) -> impl Iterator<Item = (&Vec<&str>, &BTreeMap<&'static str, usize>)> {
@@ -450,34 +392,6 @@ impl Analysis<'_> {
         self.risk_clauses()
             .any(|(_, rules)| GATE.iter().any(|g| rules.contains_key(g)))
     }
-
-    fn feature_strings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (c, _) in self.risk_clauses() {
-            for t in c {
-                out.push(format!("w:{t}"));
-                if !t.starts_with("emj") {
-                    let p = format!("<{t}>");
-                    for n in 3..=5 {
-                        for i in 0..(p.len() + 1).saturating_sub(n) {
-                            out.push(format!("c:{}", &p[i..i + n]));
-                        }
-                    }
-                }
-            }
-            for w in c.windows(2) {
-                out.push(format!("b:{} {}", w[0], w[1]));
-            }
-            for w in c.windows(3) {
-                out.push(format!("s:{} {}", w[0], w[2]));
-            }
-        }
-        for r in self.rule_names() {
-            out.push(format!("r:{r}"));
-        }
-        self.concept_features(&mut out);
-        out
-    }
 }
 
 /// 32-bit FNV-1a.
@@ -487,21 +401,14 @@ fn fnv1a(s: &str) -> u32 {
     })
 }
 
-/// The bucket of a feature string: its kind's region (concepts and rules, words and word
-/// pairs, character n-grams never collide), then the hash within it.
-fn bucket(f: &str) -> u32 {
-    let (offset, bits) = match f.as_bytes().first() {
-        Some(b'k' | b'r') => (0, 12),
-        Some(b'c') => (1 << 17, 17),
-        _ => (1 << 16, 16),
-    };
-    offset + (fnv1a(f) & ((1 << bits) - 1))
-}
+/// Bits of each n-gram block: block 0 holds word unigrams and bigrams, block 1 the
+/// character 2- to 5-grams of each word padded with spaces.
+pub const BITS: u32 = 18;
 
 /// What the model reads from a message.
 pub struct Features {
-    /// The distinct buckets present, ascending.
-    pub buckets: Vec<u32>,
+    /// Every n-gram bucket present and how often, ascending by bucket.
+    pub counts: Vec<(u32, u32)>,
     /// Whether a clause that names a risk also names a plan, means or time (required for
     /// *imminent*).
     pub gate: bool,
@@ -509,17 +416,46 @@ pub struct Features {
     pub rules: Vec<&'static str>,
 }
 
+/// The n-gram buckets of the normalised words with their counts (see `features.py`).
+fn ngram_counts(tokens: &[String]) -> Vec<(u32, u32)> {
+    let words: Vec<&str> = tokens
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != BREAK)
+        .collect();
+    let mask = (1u32 << BITS) - 1;
+    let mut counts: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut add = |block: u32, gram: &str| {
+        *counts
+            .entry((block << BITS) | (fnv1a(gram) & mask))
+            .or_default() += 1;
+    };
+    for w in &words {
+        add(0, &format!("w{w}"));
+    }
+    for pair in words.windows(2) {
+        add(0, &format!("w{} {}", pair[0], pair[1]));
+    }
+    for w in &words {
+        let padded: Vec<char> = format!(" {w} ").chars().collect();
+        for n in 2..=5 {
+            for gram in padded.windows(n) {
+                let mut g = String::with_capacity(n + 1);
+                g.push('c');
+                g.extend(gram);
+                add(1, &g);
+            }
+        }
+    }
+    counts.into_iter().collect()
+}
+
 /// The features of `text`, exactly as the training pipeline computes them.
 pub fn features(text: &str) -> Features {
     let tokens = normalise(text);
     let analysis = analyse(&tokens);
-    let buckets: BTreeSet<u32> = analysis
-        .feature_strings()
-        .iter()
-        .map(|f| bucket(f))
-        .collect();
     Features {
-        buckets: buckets.into_iter().collect(),
+        counts: ngram_counts(&tokens),
         gate: analysis.gate(),
         rules: analysis.rule_names().into_iter().collect(),
     }
