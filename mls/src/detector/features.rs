@@ -416,48 +416,75 @@ pub struct Features {
     pub rules: Vec<&'static str>,
 }
 
-/// The n-gram buckets of the normalised words with their counts (see `features.py`).
-fn ngram_counts(tokens: &[String]) -> Vec<(u32, u32)> {
+/// FNV-1a continued over more bytes.
+fn fnv1a_more(h: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// The n-gram buckets of the normalised words with their counts (see `features.py`): the
+/// hashes are built incrementally, without a string per gram.
+pub fn ngram_counts(tokens: &[String]) -> Vec<(u32, u32)> {
     let words: Vec<&str> = tokens
         .iter()
         .map(String::as_str)
         .filter(|t| *t != BREAK)
         .collect();
     let mask = (1u32 << BITS) - 1;
-    let mut counts: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut add = |block: u32, gram: &str| {
-        *counts
-            .entry((block << BITS) | (fnv1a(gram) & mask))
-            .or_default() += 1;
-    };
-    for w in &words {
-        add(0, &format!("w{w}"));
+    let mut buckets: Vec<u32> = Vec::with_capacity(words.len() * 24);
+    let w0 = fnv1a("w");
+    for (i, w) in words.iter().enumerate() {
+        let h = fnv1a_more(w0, w.as_bytes());
+        buckets.push(h & mask);
+        if let Some(next) = words.get(i + 1) {
+            let pair = fnv1a_more(fnv1a_more(h, b" "), next.as_bytes());
+            buckets.push(pair & mask);
+        }
     }
-    for pair in words.windows(2) {
-        add(0, &format!("w{} {}", pair[0], pair[1]));
-    }
+    let c0 = fnv1a("c");
+    let mut utf8 = [0u8; 4];
     for w in &words {
-        let padded: Vec<char> = format!(" {w} ").chars().collect();
-        for n in 2..=5 {
-            for gram in padded.windows(n) {
-                let mut g = String::with_capacity(n + 1);
-                g.push('c');
-                g.extend(gram);
-                add(1, &g);
+        let padded: Vec<char> = std::iter::once(' ')
+            .chain(w.chars())
+            .chain(std::iter::once(' '))
+            .collect();
+        for start in 0..padded.len() {
+            let mut h = c0;
+            for (len, ch) in padded[start..].iter().take(5).enumerate() {
+                h = fnv1a_more(h, ch.encode_utf8(&mut utf8).as_bytes());
+                if len >= 1 {
+                    buckets.push((1 << BITS) | (h & mask));
+                }
             }
         }
     }
-    counts.into_iter().collect()
+    buckets.sort_unstable();
+    let mut counts: Vec<(u32, u32)> = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        match counts.last_mut() {
+            Some((last, n)) if *last == b => *n += 1,
+            _ => counts.push((b, 1)),
+        }
+    }
+    counts
+}
+
+/// The *imminent* gate and the rule lexicons that matched, from the normalised tokens (the
+/// lexicon matching is the costly part: the detector asks only when a reading is flagged).
+pub fn gate_and_rules(tokens: &[String]) -> (bool, Vec<&'static str>) {
+    let analysis = analyse(tokens);
+    (analysis.gate(), analysis.rule_names().into_iter().collect())
 }
 
 /// The features of `text`, exactly as the training pipeline computes them.
 pub fn features(text: &str) -> Features {
     let tokens = normalise(text);
-    let analysis = analyse(&tokens);
+    let (gate, rules) = gate_and_rules(&tokens);
     Features {
         counts: ngram_counts(&tokens),
-        gate: analysis.gate(),
-        rules: analysis.rule_names().into_iter().collect(),
+        gate,
+        rules,
     }
 }
 
