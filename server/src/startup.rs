@@ -72,15 +72,28 @@ impl AppState {
             config.push_allowed_hosts.clone(),
             vapid,
         ));
+        let metrics = Metrics::new();
+        let messages = crate::delivery::service::GroupCommit::start(
+            db.clone(),
+            crate::delivery::service::Stamper {
+                key: keys.signing.clone(),
+                kid: keys.jwt_signing_kid.clone(),
+            },
+            (
+                metrics.message_commits.clone(),
+                metrics.messages_committed.clone(),
+            ),
+        );
         Ok(AppState {
             push,
+            messages,
             db,
             config,
             keys,
             tokens,
             clock,
             bus,
-            metrics: Metrics::new(),
+            metrics,
             shutting_down: AtomicBool::new(false),
             shutdown_signal: tokio::sync::watch::channel(false).0,
         })

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Flipped to `true` when sockets must close (code 1001) during shutdown.
     pub shutdown_signal: tokio::sync::watch::Sender<bool>,
     pub push: std::sync::Arc<crate::notify::push::Pusher>,
+    /// Application messages are appended through it, many to a commit.
+    pub messages: crate::delivery::service::GroupCommit,
 }
 
 impl AppState {

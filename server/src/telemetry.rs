@@ -149,6 +149,9 @@ pub struct Metrics {
     pub database_up: Gauge,
     pub shutting_down: Gauge,
     pub ciphertext_deleted: Family<Labels, Counter>,
+    /// Group commit: transactions that appended application messages, and the messages.
+    pub message_commits: Counter,
+    pub messages_committed: Counter,
     pub escalation: crate::escalation::metrics::EscalationMetrics,
 }
 
@@ -225,9 +228,24 @@ impl Metrics {
             "Stored ciphertexts deleted, by reason (acknowledged, retention)",
             ciphertext_deleted.clone(),
         );
+        let message_commits = Counter::default();
+        registry.register(
+            "message_commits",
+            "Transactions that appended application messages (group commit: many sends share \
+             one)",
+            message_commits.clone(),
+        );
+        let messages_committed = Counter::default();
+        registry.register(
+            "messages_committed",
+            "Application messages appended to conversation logs",
+            messages_committed.clone(),
+        );
         let escalation = crate::escalation::metrics::EscalationMetrics::register(&mut registry);
         Metrics {
             registry,
+            message_commits,
+            messages_committed,
             escalation,
             ciphertext_deleted,
             http_requests,

@@ -90,3 +90,105 @@ async fn a_refresh_token_presented_six_times_at_once_gives_six_sessions_in_one_f
         assert_eq!(fresh.len(), results.len(), "{backend:?}: distinct tokens");
     }
 }
+
+/// A counter from `/metrics`.
+async fn counter(app: &TestApp, name: &str) -> u64 {
+    let m = app.client().get("/metrics", None).await;
+    m.text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics")) as u64
+}
+
+#[tokio::test]
+async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_once() {
+    use peerbridge_mls::{Envelope, GroupId, MessageId};
+    use peerbridge_openapi::delivery::LogPage;
+    use peerbridge_tests::mls_device::{b64, unb64};
+    use std::collections::{BTreeMap, BTreeSet};
+    use uuid::Uuid;
+    // Fewer than the receiver's out-of-order tolerance (32 generations): the server orders
+    // concurrent sends as they commit, not as they were encrypted.
+    const SENDS: usize = 30;
+    const TWINS: usize = 8;
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let mut s = app.supervision_pair().await;
+        let gid = GroupId::new(unb64(&s.conv.group_id)).expect("gid");
+        let sends: Vec<(Uuid, String)> = (0..SENDS)
+            .map(|i| {
+                let ct =
+                    s.p.mls
+                        .encrypt(
+                            &gid,
+                            &Envelope::Text {
+                                id: MessageId::random(),
+                                body: format!("m{i}"),
+                                sent_at: 0,
+                            },
+                        )
+                        .expect("encrypt");
+                (Uuid::new_v4(), b64(&ct))
+            })
+            .collect();
+        let commits_before = counter(&app, "peerbridge_message_commits_total").await;
+        let stored_before = counter(&app, "peerbridge_messages_committed_total").await;
+        // Every send at once, and the first TWINS again with the same client id (an app
+        // retrying while the first attempt is still in flight).
+        let path = format!("/v1/conversations/{}/messages", s.conv.id);
+        let requests = sends.iter().chain(&sends[..TWINS]).map(|(client_id, ct)| {
+            let http = s.p.http.clone();
+            let (path, token) = (path.clone(), s.p.token.clone());
+            let body = json!({ "client_id": client_id, "ciphertext": ct });
+            async move { http.post(&path, Some(&token), body).await }
+        });
+        let answers = join_all(requests).await;
+        let mut seq_of: BTreeMap<Uuid, u64> = BTreeMap::new();
+        let mut created = 0;
+        for ((client_id, _), r) in sends.iter().chain(&sends[..TWINS]).zip(&answers) {
+            assert!(
+                r.status == 201 || r.status == 200,
+                "{}: {}",
+                r.status,
+                r.text
+            );
+            created += usize::from(r.status == 201);
+            let seq = r.json()["seq"].as_u64().expect("seq");
+            // A twin is answered with the seq its first attempt got.
+            assert_eq!(*seq_of.entry(*client_id).or_insert(seq), seq, "{client_id}");
+        }
+        assert_eq!(created, SENDS, "each message created once");
+        // Gap-free and each payload once, at the seq its sender was told.
+        let seqs: BTreeSet<u64> = seq_of.values().copied().collect();
+        let first = s.h_start + 1;
+        assert_eq!(seqs, (first..first + SENDS as u64).collect::<BTreeSet<_>>());
+        let page: LogPage =
+            s.h.http
+                .get(
+                    &format!("{path}?after={}&limit=200", s.h_start),
+                    Some(&s.h.token),
+                )
+                .await
+                .expect(200)
+                .parse();
+        assert_eq!(page.items.len(), SENDS);
+        for e in &page.items {
+            let (client_id, ct) = sends
+                .iter()
+                .find(|(c, _)| Some(*c) == e.client_id)
+                .expect("a sent client id");
+            assert_eq!(&e.payload, ct);
+            assert_eq!(seq_of[client_id], e.seq);
+        }
+        // The counters add up: every message once, in at most as many commits.
+        let commits = counter(&app, "peerbridge_message_commits_total").await - commits_before;
+        let stored = counter(&app, "peerbridge_messages_committed_total").await - stored_before;
+        assert_eq!(stored, SENDS as u64);
+        assert!((1..=SENDS as u64).contains(&commits), "{commits} commits");
+        println!("{backend:?}: {SENDS} sends (+{TWINS} twins) in {commits} commits");
+        // The HP reads them all in log order.
+        let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
+        assert_eq!(texts.len(), SENDS);
+    }
+}

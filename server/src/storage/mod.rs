@@ -59,7 +59,11 @@ pub async fn connect_url(
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+        .acquire_timeout(Duration::from_secs(10))
+        // A checkout pings only a connection idle long enough to have been dropped by the
+        // server or a proxy; a hot connection goes out without an extra round trip (a dead
+        // one fails that request, and the pool replaces it).
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
     match kind {
         DatabaseKind::Sqlite => {
             // One connection: SQLite has one writer anyway, and a single connection makes

@@ -1,10 +1,11 @@
 //! Application messages: the gap-free per-conversation log, fetch with purge ranges, acknowledgements, retention.
 
 use super::conversations::{member, visible_conversation};
+use super::group_commit::{Append, Appended};
 use super::{MAX_MESSAGE_BYTES, decode, invalid_mls};
 use crate::auth::extract::Principal;
 use crate::crypto::b64;
-use crate::delivery::entities::{conversation, log_entry, member_device};
+use crate::delivery::entities::{log_entry, member_device};
 use crate::delivery::mls::{self};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ConversationId, DeviceId};
@@ -15,10 +16,7 @@ use peerbridge_openapi::delivery::{
     EntryKind, FrankingStamp, LogEntry, LogPage, MessageAccepted, MessageSend, Notice, PurgedRange,
 };
 use sea_orm::prelude::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -55,59 +53,35 @@ pub async fn send_message(
         },
         None => format!("user:{}", p.user_id),
     };
-    let txn = crate::storage::begin(&state.db).await?;
-    let locked = conversation::Entity::find_by_id(conv.id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let seq = locked.last_seq + 1;
-    let stamp = commitment.map(|c| {
-        use ed25519_dalek::Signer;
-        let m = peerbridge_openapi::signed::franking_stamp_message(
-            &c,
-            &conv.group_id,
-            &sender,
-            seq.max(0) as u64,
-            now.timestamp(),
-        );
-        state.keys.signing.sign(&m).to_bytes().to_vec()
-    });
-    let insert = log_entry::ActiveModel {
-        conversation_id: Set(conv.id),
-        seq: Set(seq),
-        kind: Set("application".into()),
-        client_id: Set(Some(req.client_id)),
-        sender_device_id: Set(p.device_id),
-        epoch: Set(epoch as i64),
-        payload: Set(Some(bytes)),
-        payload_hash: Set(hash.clone()),
-        created_at: Set(now),
-        expires_at: Set(now + state.config.message_retention),
-        frank_commitment: Set(commitment.map(|c| c.to_vec())),
-        frank_sender: Set(commitment.map(|_| sender.clone())),
-        frank_stamp: Set(stamp),
-        frank_kid: Set(commitment.map(|_| state.keys.jwt_signing_kid.clone())),
-    }
-    .insert(&txn)
-    .await;
-    if let Err(e) = insert {
-        if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-            drop(txn);
-            // A concurrent retry of the same send won the race: answer as it did.
+    let appended = state
+        .messages
+        .append(Append {
+            conversation_id: conv.id,
+            group_id: conv.group_id.clone(),
+            client_id: req.client_id,
+            sender_device_id: p.device_id,
+            epoch: epoch as i64,
+            payload: bytes,
+            payload_hash: hash.clone(),
+            now,
+            expires_at: now + state.config.message_retention,
+            frank: commitment.map(|c| (c, sender)),
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let seq = match appended {
+        Appended::Stored(seq) => seq,
+        // A concurrent retry of the same send won the race: answer as it did.
+        Appended::Duplicate => {
             return existing_send(&state.db, conv.id, req.client_id, &hash)
                 .await?
                 .map(|a| (a, false))
-                .ok_or_else(|| ApiError::internal(e));
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("a duplicate send without its entry"))
+                });
         }
-        return Err(e.into());
-    }
-    conversation::Entity::update_many()
-        .col_expr(conversation::Column::LastSeq, Expr::value(seq))
-        .filter(conversation::Column::Id.eq(conv.id))
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
+        Appended::NoConversation => return Err(ApiError::not_found()),
+    };
     let members: Vec<Uuid> = member_device::Entity::find()
         .filter(member_device::Column::ConversationId.eq(conv.id))
         .filter(member_device::Column::RemovedAt.is_null())

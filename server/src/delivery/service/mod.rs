@@ -11,6 +11,7 @@ use peerbridge_openapi::ErrorCode;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 mod conversations;
+mod group_commit;
 mod key_packages;
 mod messages;
 mod welcomes;
@@ -18,6 +19,7 @@ pub use conversations::{
     allowed_users, commit, create_conversation, get_conversation, group_info, list_conversations,
     member_conversation, set_push_endpoint, stream_seen, streams_seen, vapid_key,
 };
+pub use group_commit::{GroupCommit, Stamper};
 pub use key_packages::{claim_key_packages, key_package_status, upload_key_packages};
 pub use messages::{ack, fetch, purge_expired, send_message};
 pub use welcomes::{ack_welcome, welcomes};

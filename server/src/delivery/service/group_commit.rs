@@ -1,0 +1,217 @@
+//! Group commit for application messages: concurrent sends are appended to their
+//! conversations' logs in one transaction, so many acknowledgements share one durable commit
+//! (one fsync on SQLite, one WAL flush on PostgreSQL).
+//!
+//! A writer task takes whatever sends are waiting (up to [`MAX_BATCH`]), locks their
+//! conversations in id order (so two replicas' batches cannot deadlock), gives each send the
+//! next sequence number of its conversation, inserts it (a `client_id` the conversation
+//! already holds is left alone and answered as a duplicate), moves `last_seq`, commits, and
+//! only then answers every send in the batch. A failed commit answers every send in it with
+//! the error, and nothing of the batch is stored: the clients retry with their `client_id`s.
+//! The per-conversation log stays gap-free: sequence numbers are taken under the row lock and
+//! only for rows that were inserted.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signer, SigningKey};
+use prometheus_client::metrics::counter::Counter;
+use sea_orm::prelude::Expr;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::delivery::entities::{conversation, log_entry};
+
+/// Sends in one transaction at most.
+pub const MAX_BATCH: usize = 256;
+/// Sends waiting for the writer at most; past this a send waits for room.
+const QUEUE: usize = 4096;
+
+/// One send, checked and ready to be appended.
+pub struct Append {
+    pub conversation_id: Uuid,
+    pub group_id: Vec<u8>,
+    pub client_id: Uuid,
+    pub sender_device_id: Uuid,
+    pub epoch: i64,
+    pub payload: Vec<u8>,
+    pub payload_hash: String,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The franking commitment and the sender as the conversation knows them.
+    pub frank: Option<([u8; 32], String)>,
+}
+
+/// What became of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored at this sequence number.
+    Stored(i64),
+    /// The conversation already holds this `client_id` (a retry or a concurrent twin): the
+    /// caller answers as the stored one did.
+    Duplicate,
+    /// The conversation is gone.
+    NoConversation,
+}
+
+struct Pending {
+    append: Append,
+    reply: oneshot::Sender<Result<Appended, String>>,
+}
+
+/// The handle sends go through; the writer runs until every handle is dropped.
+pub struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// The franking key and its id, for stamps made once the sequence number is known.
+pub struct Stamper {
+    pub key: SigningKey,
+    pub kid: String,
+}
+
+impl GroupCommit {
+    /// Starts the writer on the current Tokio runtime.
+    /// `counters`: committed transactions and the messages they appended.
+    pub fn start(
+        db: DatabaseConnection,
+        stamper: Stamper,
+        counters: (Counter, Counter),
+    ) -> GroupCommit {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(db, stamper, counters, rx));
+        GroupCommit { queue }
+    }
+
+    /// Appends `append` in the next batch and waits until that batch is committed (or has
+    /// failed: then nothing of it is stored).
+    pub async fn append(&self, append: Append) -> Result<Appended, String> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { append, reply })
+            .await
+            .map_err(|_| "the message writer has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the message writer has stopped".to_owned())?
+    }
+}
+
+async fn writer(
+    db: DatabaseConnection,
+    stamper: Stamper,
+    (commits, committed): (Counter, Counter),
+    mut rx: mpsc::Receiver<Pending>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let pending = std::mem::take(&mut batch);
+        let appends: Vec<&Append> = pending.iter().map(|p| &p.append).collect();
+        let result = commit(&db, &stamper, &appends).await;
+        if let Ok(outcomes) = &result {
+            commits.inc();
+            committed.inc_by(
+                outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Appended::Stored(_)))
+                    .count() as u64,
+            );
+        }
+        for (i, p) in pending.into_iter().enumerate() {
+            let answer = match &result {
+                Ok(outcomes) => Ok(outcomes[i]),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = p.reply.send(answer);
+        }
+    }
+}
+
+/// One transaction for the whole batch; the outcome of each send, in order.
+async fn commit(
+    db: &DatabaseConnection,
+    stamper: &Stamper,
+    batch: &[&Append],
+) -> Result<Vec<Appended>, DbErr> {
+    let txn = crate::storage::begin(db).await?;
+    let ids: BTreeSet<Uuid> = batch.iter().map(|a| a.conversation_id).collect();
+    let mut last: BTreeMap<Uuid, i64> = conversation::Entity::find()
+        .filter(conversation::Column::Id.is_in(ids))
+        .order_by_asc(conversation::Column::Id)
+        .lock_exclusive()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.last_seq))
+        .collect();
+    let mut moved: BTreeSet<Uuid> = BTreeSet::new();
+    let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut out = Vec::with_capacity(batch.len());
+    for a in batch {
+        let Some(last_seq) = last.get_mut(&a.conversation_id) else {
+            out.push(Appended::NoConversation);
+            continue;
+        };
+        if !seen.insert((a.conversation_id, a.client_id)) {
+            out.push(Appended::Duplicate);
+            continue;
+        }
+        let seq = *last_seq + 1;
+        let stamp = a.frank.as_ref().map(|(c, sender)| {
+            let m = peerbridge_openapi::signed::franking_stamp_message(
+                c,
+                &a.group_id,
+                sender,
+                seq.max(0) as u64,
+                a.now.timestamp(),
+            );
+            stamper.key.sign(&m).to_bytes().to_vec()
+        });
+        let inserted = log_entry::Entity::insert(log_entry::ActiveModel {
+            conversation_id: Set(a.conversation_id),
+            seq: Set(seq),
+            kind: Set("application".into()),
+            client_id: Set(Some(a.client_id)),
+            sender_device_id: Set(a.sender_device_id),
+            epoch: Set(a.epoch),
+            payload: Set(Some(a.payload.clone())),
+            payload_hash: Set(a.payload_hash.clone()),
+            created_at: Set(a.now),
+            expires_at: Set(a.expires_at),
+            frank_commitment: Set(a.frank.as_ref().map(|(c, _)| c.to_vec())),
+            frank_sender: Set(a.frank.as_ref().map(|(_, s)| s.clone())),
+            frank_stamp: Set(stamp),
+            frank_kid: Set(a.frank.as_ref().map(|_| stamper.kid.clone())),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                log_entry::Column::ConversationId,
+                log_entry::Column::ClientId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if inserted == 0 {
+            out.push(Appended::Duplicate);
+            continue;
+        }
+        *last_seq = seq;
+        moved.insert(a.conversation_id);
+        out.push(Appended::Stored(seq));
+    }
+    for id in moved {
+        conversation::Entity::update_many()
+            .col_expr(conversation::Column::LastSeq, Expr::value(last[&id]))
+            .filter(conversation::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(out)
+}
