@@ -384,13 +384,28 @@ async fn receivers(
 struct Setup {
     convs: Vec<Conv>,
     hps: Vec<HpReceiver>,
+    /// Access tokens of HP devices in no conversation: their sockets are truly idle (no
+    /// notice is ever addressed to them), unlike extra sockets of a receiving device.
+    idle: Vec<String>,
     payload: usize,
 }
+
+/// HP devices whose sockets stand for the idle connections (each holds a share of them).
+const IDLE_DEVICES: usize = 20;
 
 async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
     let c = app.client();
     let op = app.bootstrap_operator().await;
     let (clinic, first) = app.clinic_with_hp(&op, "Load").await;
+    // The idle devices' staff first, while the operator's session is fresh (setting up
+    // hundreds of conversations outlasts it).
+    let mut idle_hps = Vec::with_capacity(IDLE_DEVICES);
+    for i in 0..IDLE_DEVICES {
+        idle_hps.push(
+            app.create_staff(&op, clinic, "hp", &format!("Idle HP {i}"))
+                .await,
+        );
+    }
     let mut hps = vec![first];
     for i in 1..n.div_ceil(CONVS_PER_HP) {
         hps.push(
@@ -467,9 +482,18 @@ async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
             .collect();
         by_hp.push((s.access_token, mine));
     }
+    let mut idle = Vec::with_capacity(IDLE_DEVICES);
+    for hp in &idle_hps {
+        let s: Session = device_login_at(server, hp.session.device_id, &hp.device)
+            .await
+            .expect(200)
+            .parse();
+        idle.push(s.access_token);
+    }
     Setup {
         convs,
         hps: by_hp,
+        idle,
         payload,
     }
 }
@@ -630,10 +654,12 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {
     // Idle sockets first, on a server that has not yet grown its heap under load: what
     // each costs, and the maximum with them open.
     let rss_before = pid.map(|p| proc_field(p, "VmRSS:")).unwrap_or(0.0);
-    // An idle device still reads its socket (so pings are answered), nothing more.
+    // An idle device still reads its socket (so pings are answered), nothing more. The
+    // sockets belong to devices in no conversation (until this change they were extra
+    // sockets of the receiving HP devices, which every send addressed: busy, not idle).
     let mut sockets = Vec::with_capacity(idle);
     for k in 0..idle {
-        let mut ws = connect(&base, &set.hps[k % set.hps.len()].0).await;
+        let mut ws = connect(&base, &set.idle[k % set.idle.len()]).await;
         sockets.push(tokio::spawn(async move {
             while let Some(Ok(_)) = ws.next().await {}
         }));
