@@ -396,9 +396,7 @@ impl Analysis<'_> {
 
 /// 32-bit FNV-1a.
 fn fnv1a(s: &str) -> u32 {
-    s.bytes().fold(0x811C_9DC5, |h: u32, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    fnv1a_more(0x811C_9DC5, s.as_bytes())
 }
 
 /// Bits of each n-gram block: block 0 holds word unigrams and bigrams, block 1 the
