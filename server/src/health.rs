@@ -76,6 +76,14 @@ pub async fn metrics(state: State) -> HttpResponse {
         .metrics
         .bus_local_only
         .set(i64::try_from(state.bus.local_only()).unwrap_or(i64::MAX));
+    let (hits, misses) = state.bus.auth_cache().counts();
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    state.metrics.auth_cache_hits.set(gauge(hits));
+    state.metrics.auth_cache_misses.set(gauge(misses));
+    state
+        .metrics
+        .auth_cache_forgets
+        .set(gauge(state.bus.auth_cache().epoch()));
     state
         .metrics
         .escalation

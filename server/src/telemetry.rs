@@ -146,6 +146,11 @@ pub struct Metrics {
     pub rate_limited: Counter,
     pub bus_degraded: Gauge,
     pub bus_local_only: Gauge,
+    /// The authorisation cache since start: answers from memory, database reads, and how
+    /// often it was emptied by a revocation, an access change or a resumed bus.
+    pub auth_cache_hits: Gauge,
+    pub auth_cache_misses: Gauge,
+    pub auth_cache_forgets: Gauge,
     pub database_up: Gauge,
     pub shutting_down: Gauge,
     pub ciphertext_deleted: Family<Labels, Counter>,
@@ -203,6 +208,25 @@ impl Metrics {
              queue full); other replicas' devices resync when the bus returns",
             bus_local_only.clone(),
         );
+        let auth_cache_hits = Gauge::default();
+        registry.register(
+            "auth_cache_hits",
+            "Requests since start whose device and account were known from the last few seconds",
+            auth_cache_hits.clone(),
+        );
+        let auth_cache_misses = Gauge::default();
+        registry.register(
+            "auth_cache_misses",
+            "Requests since start whose device and account were read from the database",
+            auth_cache_misses.clone(),
+        );
+        let auth_cache_forgets = Gauge::default();
+        registry.register(
+            "auth_cache_forgets",
+            "Times since start the authorisation cache was emptied (a device revoked, a role \
+             or account status changed, a session ended, the bus resumed)",
+            auth_cache_forgets.clone(),
+        );
         let database_up = Gauge::default();
         registry.register(
             "database_up",
@@ -254,6 +278,9 @@ impl Metrics {
             rate_limited,
             bus_degraded,
             bus_local_only,
+            auth_cache_hits,
+            auth_cache_misses,
+            auth_cache_forgets,
             database_up,
             shutting_down,
         }

@@ -327,26 +327,46 @@ function openPush(push, sub, serverKey) {
 async function deliverToWorker(page, payload) {
   const cdp = await page.context().newCDPSession(page);
   const registrations = [];
+  const versions = new Map();
+  const errors = [];
   cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
-  await cdp.send("ServiceWorker.enable");
-  for (let i = 0; i < 50 && registrations.length === 0; i++) await page.waitForTimeout(100);
-  const reg = registrations.find((r) => r.scopeURL === `${base}/` && !r.isDeleted);
-  assert.ok(reg, "the app registered its service worker");
-  await cdp.send("ServiceWorker.deliverPushMessage", {
-    origin: base,
-    registrationId: reg.registrationId,
-    data: payload,
+  cdp.on("ServiceWorker.workerVersionUpdated", (e) => {
+    for (const v of e.versions) versions.set(v.versionId, v);
   });
-  for (let i = 0; i < 50; i++) {
-    const shown = await page.evaluate(async () =>
+  cdp.on("ServiceWorker.workerErrorReported", (e) => errors.push(e.errorMessage.errorMessage));
+  await cdp.send("ServiceWorker.enable");
+  const reg = () => registrations.find((r) => r.scopeURL === `${base}/` && !r.isDeleted);
+  const active = () =>
+    [...versions.values()].find(
+      (v) => v.registrationId === reg()?.registrationId && v.status === "activated",
+    );
+  // The worker must be active before a push reaches it (a page that has just loaded may
+  // still be checking for an update); on a loaded machine that can take a few seconds.
+  for (let i = 0; i < 150 && !active(); i++) await page.waitForTimeout(100);
+  assert.ok(reg(), "the app registered its service worker");
+  assert.ok(active(), `the service worker is active: ${JSON.stringify([...versions.values()])}`);
+  const shown = async () =>
+    page.evaluate(async () =>
       (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({
         title: n.title,
         body: n.body,
         tag: n.tag,
       })),
     );
-    if (shown.length > 0) return shown;
-    await page.waitForTimeout(100);
+  // A push service delivers again when a wake-up was not handled, so this does too, once;
+  // a notification's tag means a second delivery replaces the first, never adds to it.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    await cdp.send("ServiceWorker.deliverPushMessage", {
+      origin: base,
+      registrationId: reg().registrationId,
+      data: payload,
+    });
+    for (let i = 0; i < 100; i++) {
+      const notes = await shown();
+      if (notes.length > 0) return notes;
+      await page.waitForTimeout(100);
+    }
+    console.log(`push not shown after 10 s (worker errors: ${JSON.stringify(errors)})`);
   }
   return [];
 }

@@ -667,6 +667,7 @@ pub async fn deactivate(
     )
     .await?;
     txn.commit().await?;
+    state.bus.auth_changed(user_id.0);
     for d in &devices {
         state.bus.publish(
             crate::bus::topics::DEVICE_REVOKED,
@@ -712,6 +713,7 @@ pub async fn change_role(
     )
     .await?;
     txn.commit().await?;
+    state.bus.auth_changed(user_id.0);
     Ok(UserSummary {
         id: u.id,
         clinic_id: u.clinic_id,

@@ -12,6 +12,7 @@ use peerbridge_openapi::{ErrorCode, Role};
 use sea_orm::EntityTrait;
 use uuid::Uuid;
 
+use super::cache::Cached;
 use crate::accounts::entities::{device, user};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -136,27 +137,53 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-/// Verifies a bearer token and loads the live device and user behind it.
+/// Verifies a bearer token and finds the live device and active user behind it: from this
+/// replica's [`AuthCache`](super::cache::AuthCache) when it read them moments ago, else from
+/// the database.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let now = state.now();
     let claims = state.tokens.verify_access(token, now).map_err(|e| {
         state.metrics.auth_failures.inc();
         ApiError::unauthenticated().detail(e.to_string())
     })?;
-    let dev = device::Entity::find_by_id(claims.did)
+    let cache = state.bus.auth_cache();
+    let facts = match cache.get(claims.did) {
+        Some(facts) => facts,
+        None => {
+            let epoch = cache.epoch();
+            let read_at = std::time::Instant::now();
+            let facts = read_facts(state, claims.did).await?;
+            cache.keep(epoch, claims.did, facts.clone(), read_at);
+            facts
+        }
+    };
+    if facts.user_id != claims.sub {
+        return Err(ApiError::unauthenticated().detail("unknown device"));
+    }
+    if let Some(nb) = facts.tokens_not_before_ms
+        && claims.issued_ms() < nb
+    {
+        return Err(ApiError::unauthenticated().detail("this session has ended"));
+    }
+    Ok(Principal {
+        user_id: facts.user_id,
+        device_id: claims.did,
+        clinic_id: facts.clinic_id,
+        role: facts.role,
+    })
+}
+
+/// What the database says about `device` now, if it may be used at all: not revoked, and its
+/// account active.
+async fn read_facts(state: &AppState, device_id: Uuid) -> Result<Cached, ApiError> {
+    let dev = device::Entity::find_by_id(device_id)
         .one(&state.db)
         .await?
-        .filter(|d| d.user_id == claims.sub)
         .ok_or_else(|| ApiError::unauthenticated().detail("unknown device"))?;
     if dev.revoked_at.is_some() {
         return Err(ApiError::unauthenticated().detail("this device has been revoked"));
     }
-    if let Some(nb) = dev.tokens_not_before
-        && claims.issued_ms() < nb.timestamp_millis()
-    {
-        return Err(ApiError::unauthenticated().detail("this session has ended"));
-    }
-    let u = user::Entity::find_by_id(claims.sub)
+    let u = user::Entity::find_by_id(dev.user_id)
         .one(&state.db)
         .await?
         .ok_or_else(|| ApiError::unauthenticated().detail("unknown account"))?;
@@ -165,11 +192,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     }
     let role = Role::parse(&u.role)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored role is invalid")))?;
-    Ok(Principal {
+    Ok(Cached {
         user_id: u.id,
-        device_id: dev.id,
         clinic_id: u.clinic_id,
         role,
+        tokens_not_before_ms: dev.tokens_not_before.map(|t| t.timestamp_millis()),
     })
 }
 

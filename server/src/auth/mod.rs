@@ -1,5 +1,6 @@
 //! Authentication: tokens, login flows, brute-force limits and the `Auth<R>` extractor.
 
+pub mod cache;
 pub mod entities;
 pub mod extract;
 pub mod limits;

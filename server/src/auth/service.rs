@@ -463,6 +463,7 @@ pub async fn refresh(
             )
             .await?;
             txn.commit().await?;
+            state.bus.auth_changed(tok.device_id);
             return Err(ApiError::new(ErrorCode::RefreshTokenReused));
         }
     }
@@ -496,5 +497,6 @@ pub async fn logout(state: &AppState, refresh_token_value: &str) -> ApiResult<()
     let txn = crate::storage::begin(&state.db).await?;
     end_session(&txn, &tok, now).await?;
     txn.commit().await?;
+    state.bus.auth_changed(tok.device_id);
     Ok(())
 }

@@ -18,12 +18,17 @@ use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 pub mod mailboxes;
+use crate::auth::cache::AuthCache;
 pub use mailboxes::{Delivery, Mailboxes, Registration};
 
 /// Topic names. Payloads are ids, never content.
 pub mod topics {
-    /// A device was revoked: close its sockets. Payload: device id.
+    /// A device was revoked: close its sockets (and forget cached authorisation). Payload:
+    /// device id.
     pub const DEVICE_REVOKED: &str = "device.revoked";
+    /// Something that can take access away changed (a role, an account's status, a session
+    /// ended): every replica forgets its cached authorisation. Payload: the user or device id.
+    pub const AUTH_CHANGED: &str = "auth.changed";
     /// Prefix of a device's own topic (`device.<id>`): new-message, commit and welcome
     /// notices for that device. Payload: JSON `{type, conversation_id, seq}`.
     pub const DEVICE_PREFIX: &str = "device.";
@@ -57,6 +62,9 @@ pub struct Bus {
 #[derive(Clone)]
 struct Local {
     mailboxes: Arc<Mailboxes>,
+    /// Forgotten on every revocation, access change and bus resumption (notices may have
+    /// been missed while it was down).
+    auth: Arc<AuthCache>,
     tap: broadcast::Sender<BusMessage>,
 }
 
@@ -65,11 +73,15 @@ impl Local {
         let (tap, _) = broadcast::channel(LOCAL_CAPACITY);
         Local {
             mailboxes: Arc::new(Mailboxes::default()),
+            auth: Arc::new(AuthCache::default()),
             tap,
         }
     }
 
     fn send(&self, msg: BusMessage) {
+        if forgets_auth(&msg.topic) {
+            self.auth.forget_all();
+        }
         if msg.topic == topics::BUS_RESUMED {
             self.mailboxes.resync_all();
         } else if msg.topic == topics::DEVICE_REVOKED {
@@ -91,6 +103,11 @@ impl Local {
             let _ = self.tap.send(msg);
         }
     }
+}
+
+/// Topics after which no cached authorisation may be trusted.
+fn forgets_auth(topic: &str) -> bool {
+    topic == topics::DEVICE_REVOKED || topic == topics::AUTH_CHANGED || topic == topics::BUS_RESUMED
 }
 
 struct RedisBus {
@@ -184,10 +201,26 @@ impl Bus {
         &self.local.mailboxes
     }
 
+    /// This replica's cached authorisation ([`AuthCache`]).
+    pub fn auth_cache(&self) -> &AuthCache {
+        &self.local.auth
+    }
+
+    /// Tells every replica that access of `subject` (a user or device) may have been taken
+    /// away: this replica forgets its cached authorisation before this returns, the others
+    /// when the notice reaches them. Call it after the change commits.
+    pub fn auth_changed(&self, subject: Uuid) {
+        self.publish(topics::AUTH_CHANGED, subject.to_string().as_bytes());
+    }
+
     /// Publishes to every replica. Never fails and never waits (it is not `async`): the
     /// database already holds the truth, so at worst subscribers learn of it at their next
-    /// poll or at the resync that follows Redis' return.
+    /// poll or at the resync that follows Redis' return. A revocation or access change is
+    /// applied to this replica's authorisation cache at once, before the publish is queued.
     pub fn publish(&self, topic: &str, payload: &[u8]) {
+        if forgets_auth(topic) {
+            self.local.auth.forget_all();
+        }
         let msg = BusMessage {
             topic: topic.to_owned(),
             payload: payload.to_vec(),

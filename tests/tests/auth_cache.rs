@@ -1,0 +1,192 @@
+//! Issue 18: authorisation is answered from memory for a few seconds, and every change that
+//! takes access away ends it at once — even for a device whose authorisation was cached a
+//! moment before: a revoked device's next send, a changed role, a deactivated account, an
+//! ended session; on another replica as soon as the bus brings the notice.
+
+use peerbridge_tests::api::Client;
+use peerbridge_tests::backends::{postgres_available, redis_available};
+use peerbridge_tests::deployment::Deployment;
+use peerbridge_tests::{Backend, TestApp, backends, redis_url};
+use serde_json::json;
+use uuid::Uuid;
+
+/// (hits, misses) of the in-process server's authorisation cache.
+fn counts(app: &TestApp) -> (u64, u64) {
+    app.state.bus.auth_cache().counts()
+}
+
+/// Makes `request` twice and shows the second was answered from the cache (the positive
+/// control for every refusal below: the authorisation refused was a cached one).
+async fn cached<F, Fut>(app: &TestApp, what: &str, mut request: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let first = request().await;
+    assert!((200..300).contains(&first), "{what}: {first}");
+    let (hits, _) = counts(app);
+    let second = request().await;
+    assert!((200..300).contains(&second), "{what}: {second}");
+    assert!(
+        counts(app).0 > hits,
+        "{what}: the second request was not answered from the cache"
+    );
+}
+
+#[tokio::test]
+async fn a_cached_authorisation_ends_at_once_on_revocation_role_change_deactivation_and_logout() {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let c = app.client();
+        let mut s = app.supervision_pair().await;
+        let (conv, gid) = (s.conv.id, s.conv.group_id.clone());
+
+        // A revoked device's next send is refused although its authorisation was cached.
+        s.p.send_text(conv, &gid, "melding 1", Uuid::new_v4())
+            .await
+            .expect(201);
+        let (hits, _) = counts(&app);
+        s.p.send_text(conv, &gid, "melding 2", Uuid::new_v4())
+            .await
+            .expect(201);
+        assert!(
+            counts(&app).0 > hits,
+            "the second send was not authorised from the cache"
+        );
+        c.delete(
+            &format!(
+                "/v1/clinics/{}/users/{}/devices/{}",
+                s.clinic, s.peer.session.user_id, s.peer.session.device_id
+            ),
+            Some(s.hp.token()),
+        )
+        .await
+        .expect(200);
+        s.p.send_text(conv, &gid, "etter tilbakekalling", Uuid::new_v4())
+            .await
+            .expect_problem(401, "unauthenticated");
+        // The HP's own sends go on: only the revoked device lost access.
+        s.h.send_text(conv, &gid, "HP er her", Uuid::new_v4())
+            .await
+            .expect(201);
+
+        // A role change: an HP made clinic admin loses the HP-only list at once.
+        let op = app.bootstrap_operator().await;
+        let admin = app
+            .create_staff(&op, s.clinic, "clinic_admin", "Anne Admin")
+            .await;
+        let peers = format!("/v1/clinics/{}/peers", s.clinic);
+        cached(&app, "HP list", || async {
+            c.get(&peers, Some(s.hp.token())).await.status
+        })
+        .await;
+        c.put(
+            &format!(
+                "/v1/clinics/{}/users/{}/role",
+                s.clinic, s.hp.session.user_id
+            ),
+            Some(admin.token()),
+            json!({ "role": "clinic_admin" }),
+        )
+        .await
+        .expect(200);
+        c.get(&peers, Some(s.hp.token()))
+            .await
+            .expect_problem(403, "forbidden");
+
+        // Deactivation: the account's every device stops at once.
+        let hp2 = app
+            .create_staff(&op, s.clinic, "hp", "Hilde Sykepleier")
+            .await;
+        let other = app.supervised_peer(&hp2, s.clinic).await;
+        cached(&app, "me", || async {
+            c.get("/v1/me", Some(other.token())).await.status
+        })
+        .await;
+        c.post(
+            &format!(
+                "/v1/clinics/{}/users/{}/deactivate",
+                s.clinic, other.session.user_id
+            ),
+            Some(hp2.token()),
+            json!({}),
+        )
+        .await
+        .expect(200);
+        let r = c.get("/v1/me", Some(other.token())).await;
+        assert_eq!(r.status, 401, "{backend:?}: {}", r.text);
+
+        // Logout: the session's access token ends with it.
+        cached(&app, "me", || async {
+            c.get("/v1/me", Some(op.token())).await.status
+        })
+        .await;
+        c.post(
+            "/v1/auth/logout",
+            None,
+            json!({ "refresh_token": op.session.refresh_token }),
+        )
+        .await;
+        c.get("/v1/me", Some(op.token()))
+            .await
+            .expect_problem(401, "unauthenticated");
+        // The admin, untouched by all of it, still gets in.
+        c.get("/v1/me", Some(admin.token())).await.expect(200);
+    }
+}
+
+/// A gauge from a server's `/metrics`.
+async fn gauge(c: &Client, name: &str) -> u64 {
+    let m = c.get("/metrics", None).await;
+    m.text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics")) as u64
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_replica_ends_the_cached_authorisation_on_another() {
+    if !postgres_available().await || !redis_available().await {
+        return;
+    }
+    let dep = Deployment::new(redis_url());
+    let app = TestApp::spawn_with(Backend::Postgres, |c| dep.configure(c)).await;
+    let replica = dep.replica(&app).await;
+    let b = Client::new(&replica.base());
+    let op = app.bootstrap_operator().await;
+    let (clinic, hp) = app.clinic_with_hp(&op, "Bodø").await;
+    let peer = app.supervised_peer(&hp, clinic).await;
+
+    // The peer's device is known to replica B from a moment ago.
+    b.get("/v1/me", Some(peer.token())).await.expect(200);
+    let hits = gauge(&b, "peerbridge_auth_cache_hits").await;
+    b.get("/v1/me", Some(peer.token())).await.expect(200);
+    assert!(gauge(&b, "peerbridge_auth_cache_hits").await > hits);
+    let forgets = gauge(&b, "peerbridge_auth_cache_forgets").await;
+
+    // Revoked through replica A (this process).
+    app.client()
+        .delete(
+            &format!(
+                "/v1/clinics/{clinic}/users/{}/devices/{}",
+                peer.session.user_id, peer.session.device_id
+            ),
+            Some(hp.token()),
+        )
+        .await
+        .expect(200);
+    // B forgets when the bus brings the notice (not when its entry ages out: that is not a
+    // forget), and then refuses the device.
+    let mut waited = 0;
+    while gauge(&b, "peerbridge_auth_cache_forgets").await == forgets {
+        waited += 1;
+        assert!(waited < 300, "replica B never heard of the revocation");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.get("/v1/me", Some(peer.token()))
+        .await
+        .expect_problem(401, "unauthenticated");
+    // B still answers others.
+    b.get("/v1/me", Some(hp.token())).await.expect(200);
+}
