@@ -44,7 +44,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HEADS = ["risk", "ideation", "plan", "meds", "selfharm", "imminent", "urgent"]
 CATEGORY_HEADS = {"ideation": "suicidal_ideation", "plan": "goodbye_plan_means",
                   "meds": "medication_refusal", "selfharm": "self_harm"}
-TARGET_DEV_RECALL = 0.97
+# The risk threshold is the one at which the dev split's recall reaches this. Set to 0.98 at
+# stop 30, before the second test split was written: on both earlier scorings held-out
+# recall fell about 0.03-0.045 below dev recall (0.974 -> 0.929, 0.971 -> 0.941; other
+# writers write differently), and a missed risk message costs more than a false suggestion.
+TARGET_DEV_RECALL = 0.98
 SEED = 17
 C_GRID = [4.0, 16.0, 32.0]
 MIN_DF = 2  # buckets seen in fewer training messages are left out of the model
@@ -135,19 +139,26 @@ def sentence_ends(text):
     return ends
 
 
-def windows(text):
-    """What the Rust detector reads `text` as (mls/src/detector.rs `windows`)."""
+def slices(text):
     n = len(text)
     step = WINDOW - OVERLAP
     count = 1 if n <= WINDOW else -(-(n - OVERLAP) // step)
-    out = [text[k * step:min(k * step + WINDOW, n)] for k in range(count)]
+    return [text[k * step:min(k * step + WINDOW, n)] for k in range(count)]
+
+
+def windows(text):
+    """What the Rust detector reads `text` as (mls/src/detector.rs `windows`)."""
     ends = sentence_ends(text)
-    if len(ends) > SPAN:
-        begin = [0] + ends
-        for k in range(0, len(ends) - SPAN + 1, 2):
-            span = text[begin[k]:ends[k + SPAN - 1]]
-            if len(span) <= WINDOW:
-                out.append(span)
+    if len(ends) <= SPAN:
+        return slices(text)
+    out = [text] if len(text) <= WINDOW else []
+    begin = [0] + ends
+    for k in range(0, len(ends) - SPAN + 1, 2):
+        span = text[begin[k]:ends[k + SPAN - 1]]
+        if len(span) <= WINDOW:
+            out.append(span)
+    for k in range(len(ends)):
+        out.extend(slices(text[begin[k]:ends[k]]))
     return out
 
 

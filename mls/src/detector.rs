@@ -131,12 +131,42 @@ fn score_window(text: &str) -> (Scores, Vec<String>) {
     (Scores::from_array(MODEL.logits(&counts)), tokens)
 }
 
-/// What `text` is read as, in order: itself when short, else overlapping slices of
-/// [`WINDOW`] characters at char boundaries; then, when it has more than [`SPAN`] sentences,
-/// the runs of [`SPAN`] consecutive sentences starting at every other sentence (those no
-/// longer than [`WINDOW`] characters).
+/// What `text` is read as, in order: itself when it is at most [`WINDOW`] characters long;
+/// then, when it has more than [`SPAN`] sentences, the runs of [`SPAN`] consecutive sentences
+/// starting at every other sentence (those no longer than [`WINDOW`] characters) and each
+/// sentence alone. A longer text of at most [`SPAN`] sentences, and a sentence longer than
+/// [`WINDOW`], is read as overlapping slices of [`WINDOW`] characters at char boundaries.
 /// `mls/detector/train.py` reads it the same way.
 fn windows(text: &str) -> Vec<&str> {
+    let sentences = sentence_ends(text);
+    let mut out: Vec<&str> = Vec::new();
+    if sentences.len() <= SPAN {
+        slices(text, &mut out);
+        return out;
+    }
+    if text.chars().count() <= WINDOW {
+        out.push(text);
+    }
+    let mut begin = vec![0];
+    begin.extend(sentences.iter().copied());
+    // Runs start every other sentence: each sentence, and each pair of neighbours, is still
+    // read whole in one of them, at half the cost.
+    for k in (0..=sentences.len() - SPAN).step_by(2) {
+        let span = &text[begin[k]..sentences[k + SPAN - 1]];
+        if span.chars().count() <= WINDOW {
+            out.push(span);
+        }
+    }
+    // And each sentence alone: one risky sentence between ordinary ones is not outweighed by
+    // its neighbours' words.
+    for k in 0..sentences.len() {
+        slices(&text[begin[k]..sentences[k]], &mut out);
+    }
+    out
+}
+
+/// `text` itself when at most [`WINDOW`] characters long, else its overlapping slices.
+fn slices<'a>(text: &'a str, out: &mut Vec<&'a str>) {
     let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
     let n = starts.len();
     let step = WINDOW - OVERLAP;
@@ -145,29 +175,13 @@ fn windows(text: &str) -> Vec<&str> {
     } else {
         (n - OVERLAP).div_ceil(step)
     };
-    let mut out: Vec<&str> = (0..count)
-        .map(|k| {
-            let from = k * step;
-            let to = (from + WINDOW).min(n);
-            let a = starts.get(from).copied().unwrap_or(text.len());
-            let b = starts.get(to).copied().unwrap_or(text.len());
-            &text[a..b]
-        })
-        .collect();
-    let sentences = sentence_ends(text);
-    if sentences.len() > SPAN {
-        let mut begin = vec![0];
-        begin.extend(sentences.iter().copied());
-        // Runs start every other sentence: each sentence, and each pair of neighbours, is
-        // still read whole in one of them, at half the cost.
-        for k in (0..=sentences.len() - SPAN).step_by(2) {
-            let span = &text[begin[k]..sentences[k + SPAN - 1]];
-            if span.chars().count() <= WINDOW {
-                out.push(span);
-            }
-        }
-    }
-    out
+    out.extend((0..count).map(|k| {
+        let from = k * step;
+        let to = (from + WINDOW).min(n);
+        let a = starts.get(from).copied().unwrap_or(text.len());
+        let b = starts.get(to).copied().unwrap_or(text.len());
+        &text[a..b]
+    }));
 }
 
 /// Byte offsets just past each sentence: after a run of [`TERMINATORS`], and the end of the
@@ -306,12 +320,32 @@ mod tests {
         assert!(text.starts_with(ws[0]) && text.ends_with(ws[ws.len() - 1]));
         assert_eq!(windows("short"), ["short"]);
         // Sentences: a message of five is also read as the runs of three from the first
-        // and the third.
+        // and the third, and as each sentence.
         let five = "En. To! Tre?\nFire... Fem";
         assert_eq!(
             windows(five),
-            [five, "En. To! Tre?\n", " Tre?\nFire... Fem"]
+            [
+                five,
+                "En. To! Tre?\n",
+                " Tre?\nFire... Fem",
+                "En.",
+                " To!",
+                " Tre?\n",
+                "Fire...",
+                " Fem"
+            ]
         );
         assert_eq!(windows("En. To. Tre."), ["En. To. Tre."]);
+        // A long message of many sentences, one of them longer than a window: every reading
+        // fits a window and together they cover every character.
+        let long = format!("Kort. {}. Også kort. Siste. Slutt", "ord ".repeat(400));
+        let ws = windows(&long);
+        assert!(ws.iter().all(|w| w.chars().count() <= WINDOW));
+        let mut covered = vec![false; long.len()];
+        for w in &ws {
+            let from = w.as_ptr() as usize - long.as_ptr() as usize;
+            covered[from..from + w.len()].fill(true);
+        }
+        assert!(covered.iter().all(|c| *c));
     }
 }
