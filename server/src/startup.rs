@@ -84,9 +84,17 @@ impl AppState {
                 metrics.messages_committed.clone(),
             ),
         );
+        let acks = crate::delivery::service::AckCommit::start(
+            db.clone(),
+            metrics
+                .ciphertext_deleted
+                .get_or_create(&vec![("reason".into(), "acknowledged".into())])
+                .clone(),
+        );
         Ok(AppState {
             push,
             messages,
+            acks,
             db,
             config,
             keys,

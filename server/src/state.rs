@@ -26,6 +26,8 @@ pub struct AppState {
     pub push: std::sync::Arc<crate::notify::push::Pusher>,
     /// Application messages are appended through it, many to a commit.
     pub messages: crate::delivery::service::GroupCommit,
+    /// Acknowledgements are applied through it, many to a commit.
+    pub acks: crate::delivery::service::AckCommit,
 }
 
 impl AppState {

@@ -181,6 +181,20 @@ impl Client {
         self.request(reqwest::Method::DELETE, path, token, None)
             .await
     }
+
+    /// A series of the server's `/metrics`; panics when the server does not export it.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics", None).await.text;
+        metric_value(&text, name).unwrap_or_else(|| panic!("{name} in /metrics"))
+    }
+}
+
+/// A series' value in a Prometheus text exposition (the line `name value`).
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A staff member with a live session, their device and their second factor.

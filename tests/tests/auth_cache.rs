@@ -135,16 +135,6 @@ async fn a_cached_authorisation_ends_at_once_on_revocation_role_change_deactivat
     }
 }
 
-/// A gauge from a server's `/metrics`.
-async fn gauge(c: &Client, name: &str) -> u64 {
-    let m = c.get("/metrics", None).await;
-    m.text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics")) as u64
-}
-
 #[tokio::test]
 async fn a_revocation_on_one_replica_ends_the_cached_authorisation_on_another() {
     if !postgres_available().await || !redis_available().await {
@@ -160,10 +150,10 @@ async fn a_revocation_on_one_replica_ends_the_cached_authorisation_on_another() 
 
     // The peer's device is known to replica B from a moment ago.
     b.get("/v1/me", Some(peer.token())).await.expect(200);
-    let hits = gauge(&b, "peerbridge_auth_cache_hits").await;
+    let hits = b.metric("peerbridge_auth_cache_hits").await;
     b.get("/v1/me", Some(peer.token())).await.expect(200);
-    assert!(gauge(&b, "peerbridge_auth_cache_hits").await > hits);
-    let forgets = gauge(&b, "peerbridge_auth_cache_forgets").await;
+    assert!(b.metric("peerbridge_auth_cache_hits").await > hits);
+    let forgets = b.metric("peerbridge_auth_cache_forgets").await;
 
     // Revoked through replica A (this process).
     app.client()
@@ -179,7 +169,7 @@ async fn a_revocation_on_one_replica_ends_the_cached_authorisation_on_another() 
     // B forgets when the bus brings the notice (not when its entry ages out: that is not a
     // forget), and then refuses the device.
     let mut waited = 0;
-    while gauge(&b, "peerbridge_auth_cache_forgets").await == forgets {
+    while b.metric("peerbridge_auth_cache_forgets").await == forgets {
         waited += 1;
         assert!(waited < 300, "replica B never heard of the revocation");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -91,16 +91,6 @@ async fn a_refresh_token_presented_six_times_at_once_gives_six_sessions_in_one_f
     }
 }
 
-/// A counter from `/metrics`.
-async fn counter(app: &TestApp, name: &str) -> u64 {
-    let m = app.client().get("/metrics", None).await;
-    m.text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics")) as u64
-}
-
 #[tokio::test]
 async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_once() {
     use peerbridge_mls::{Envelope, GroupId, MessageId};
@@ -132,8 +122,14 @@ async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_o
                 (Uuid::new_v4(), b64(&ct))
             })
             .collect();
-        let commits_before = counter(&app, "peerbridge_message_commits_total").await;
-        let stored_before = counter(&app, "peerbridge_messages_committed_total").await;
+        let commits_before = app
+            .client()
+            .metric("peerbridge_message_commits_total")
+            .await as u64;
+        let stored_before = app
+            .client()
+            .metric("peerbridge_messages_committed_total")
+            .await as u64;
         // Every send at once, and the first TWINS again with the same client id (an app
         // retrying while the first attempt is still in flight).
         let path = format!("/v1/conversations/{}/messages", s.conv.id);
@@ -182,13 +178,105 @@ async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_o
             assert_eq!(seq_of[client_id], e.seq);
         }
         // The counters add up: every message once, in at most as many commits.
-        let commits = counter(&app, "peerbridge_message_commits_total").await - commits_before;
-        let stored = counter(&app, "peerbridge_messages_committed_total").await - stored_before;
+        let commits = app
+            .client()
+            .metric("peerbridge_message_commits_total")
+            .await as u64
+            - commits_before;
+        let stored = app
+            .client()
+            .metric("peerbridge_messages_committed_total")
+            .await as u64
+            - stored_before;
         assert_eq!(stored, SENDS as u64);
         assert!((1..=SENDS as u64).contains(&commits), "{commits} commits");
         println!("{backend:?}: {SENDS} sends (+{TWINS} twins) in {commits} commits");
         // The HP reads them all in log order.
         let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
         assert_eq!(texts.len(), SENDS);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_acks_in_any_order_keep_each_cursor_at_its_largest_and_delete_only_what_all_acknowledged()
+ {
+    use peerbridge_server::delivery::entities::{log_entry, member_device};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use uuid::Uuid;
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let mut s = app.supervision_pair().await;
+        let (conv, gid) = (s.conv.id, s.conv.group_id.clone());
+        for i in 0..6 {
+            s.p.send_text(conv, &gid, &format!("m{i}"), Uuid::new_v4())
+                .await
+                .expect(201);
+        }
+        let first = s.h_start + 1;
+        let last = s.h_start + 6;
+        let acked = |device: Uuid| {
+            let db = app.state.db.clone();
+            async move {
+                member_device::Entity::find_by_id((conv, device))
+                    .one(&db)
+                    .await
+                    .expect("read")
+                    .expect("member")
+                    .acked_seq as u64
+            }
+        };
+        let stored = || {
+            let db = app.state.db.clone();
+            async move {
+                let mut seqs: Vec<u64> = log_entry::Entity::find()
+                    .filter(log_entry::Column::ConversationId.eq(conv))
+                    .filter(log_entry::Column::Payload.is_not_null())
+                    .all(&db)
+                    .await
+                    .expect("read")
+                    .into_iter()
+                    .map(|e| e.seq as u64)
+                    .collect();
+                seqs.sort_unstable();
+                seqs
+            }
+        };
+        // The HP's app acknowledges every message at once and out of order (a reconnect and
+        // a background sync racing), one twice; the peer's app only up to the third.
+        let h_order = [
+            last,
+            first,
+            first + 3,
+            first + 1,
+            last,
+            first + 2,
+            first + 4,
+        ];
+        let p_order = [first + 2, first, first + 1];
+        let acks = h_order
+            .iter()
+            .map(|&seq| (&s.h, seq))
+            .chain(p_order.iter().map(|&seq| (&s.p, seq)))
+            .map(|(d, seq)| d.ack(conv, seq));
+        for r in join_all(acks).await {
+            r.expect(200);
+        }
+        assert_eq!(acked(s.h.device_id).await, last, "{backend:?}: HP cursor");
+        assert_eq!(
+            acked(s.p.device_id).await,
+            first + 2,
+            "{backend:?}: peer cursor"
+        );
+        // Only what both acknowledged is gone.
+        assert_eq!(
+            stored().await,
+            (first + 3..=last).collect::<Vec<_>>(),
+            "{backend:?}"
+        );
+        // An older ack never moves a cursor back; the peer catching up deletes the rest.
+        s.h.ack(conv, first).await.expect(200);
+        assert_eq!(acked(s.h.device_id).await, last);
+        s.p.ack(conv, last).await.expect(200);
+        assert_eq!(stored().await, Vec::<u64>::new(), "{backend:?}");
     }
 }

@@ -13,7 +13,7 @@ use peerbridge_openapi::escalation::{
     FlagReceipt, FlagStatus,
 };
 use peerbridge_openapi::signed::escalation_key_message;
-use peerbridge_tests::api::{Enrolled, Staff};
+use peerbridge_tests::api::{Enrolled, Staff, metric_value as metric};
 use peerbridge_tests::mls_device::{Stream, b64};
 use peerbridge_tests::{Backend, TestApp, backends};
 use serde_json::{Value, json};
@@ -316,14 +316,6 @@ fn next_sunday_night(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chr
         .single()
         .expect("02:00 exists on a Sunday")
         .with_timezone(&chrono::Utc)
-}
-
-/// A metric's value from the text exposition (the line that starts with `series`).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 const WEEKDAYS: [&str; 5] = ["mon", "tue", "wed", "thu", "fri"];

@@ -37,7 +37,17 @@ pub fn devices(state: &AppState, devices: &[Uuid], notice: &Notice) {
             payload.as_bytes(),
         );
     }
-    state.push.wake(devices.to_vec(), wake_kind(notice));
+    // A device with a live stream on this replica has just been told; only a flag also
+    // wakes it through its push gateway (no database read for a conversation whose devices
+    // are all connected here).
+    let kind = wake_kind(notice);
+    let mailboxes = state.bus.mailboxes();
+    let wake: Vec<Uuid> = devices
+        .iter()
+        .filter(|d| kind == push::WakeKind::Flag || !mailboxes.is_connected(d))
+        .copied()
+        .collect();
+    state.push.wake(wake, kind);
 }
 
 /// A flag's notice wakes as a flag (urgent, never debounced away by a message); every

@@ -602,10 +602,7 @@ async fn server_counter(http: &reqwest::Client, base: &str, name: &str) -> f64 {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(f64::NAN)
+    peerbridge_tests::api::metric_value(&text, name).unwrap_or(f64::NAN)
 }
 
 async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {

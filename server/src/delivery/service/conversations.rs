@@ -12,6 +12,7 @@ use crate::delivery::entities::{
 use crate::delivery::mls::{self, Leaf, LeafCredential};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ClinicId, ConversationId, DeviceId, UserId};
+use crate::introductions::entities::introduction;
 use crate::introductions::service as introductions;
 use crate::state::AppState;
 use crate::supervision;
@@ -37,9 +38,19 @@ pub async fn allowed_users(
     db: &impl ConnectionTrait,
     conv: &conversation::Model,
 ) -> ApiResult<Vec<Uuid>> {
+    let intro = introductions::of_conversation(db, conv).await?;
+    allowed_users_given(db, conv, intro.as_ref()).await
+}
+
+/// [`allowed_users`] when the conversation's introduction (if it has one) is already read.
+async fn allowed_users_given(
+    db: &impl ConnectionTrait,
+    conv: &conversation::Model,
+    intro: Option<&introduction::Model>,
+) -> ApiResult<Vec<Uuid>> {
     let mut ids = vec![conv.subject_id];
-    if let Some(i) = introductions::of_conversation(db, conv).await? {
-        ids = introductions::members_allowed(db, &i).await?;
+    if let Some(i) = intro {
+        ids = introductions::members_allowed(db, i).await?;
     } else if conv.kind == SUPERVISION {
         ids.extend(
             supervision::supervisors_of(db, ClinicId(conv.clinic_id), UserId(conv.subject_id))
@@ -65,16 +76,29 @@ pub(super) async fn visible_conversation(
     p: &Principal,
     id: Uuid,
 ) -> ApiResult<conversation::Model> {
+    Ok(visible(state, p, id).await?.0)
+}
+
+/// [`visible_conversation`] with its introduction, if it has one (read once for both).
+pub(super) async fn visible(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+) -> ApiResult<(conversation::Model, Option<introduction::Model>)> {
     // Introductions may span two clinics of a network: membership decides, not the clinic.
     let conv = conversation::Entity::find_by_id(id)
         .one(&state.db)
         .await?
         .filter(|c| c.kind == introductions::INTRODUCTION || Some(c.clinic_id) == p.clinic_id)
         .ok_or_else(ApiError::not_found)?;
-    if !allowed_users(&state.db, &conv).await?.contains(&p.user_id) {
+    let intro = introductions::of_conversation(&state.db, &conv).await?;
+    if !allowed_users_given(&state.db, &conv, intro.as_ref())
+        .await?
+        .contains(&p.user_id)
+    {
         return Err(ApiError::not_found());
     }
-    Ok(conv)
+    Ok((conv, intro))
 }
 
 /// The conversation if the caller sees it and its device is a member (404 / 403).
@@ -99,6 +123,29 @@ pub(super) async fn member(
         .await?
         .filter(|m| m.removed_at.is_none())
         .ok_or_else(|| ApiError::forbidden("this device is not a member of the conversation"))
+}
+
+/// The conversation's active member devices, if `device` is one of them, else 403: one read
+/// that both admits a sender and names whom its message wakes.
+pub(super) async fn members_including(
+    db: &impl ConnectionTrait,
+    conv: ConversationId,
+    device: DeviceId,
+) -> ApiResult<Vec<Uuid>> {
+    let members: Vec<Uuid> = member_device::Entity::find()
+        .filter(member_device::Column::ConversationId.eq(conv.0))
+        .filter(member_device::Column::RemovedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.device_id)
+        .collect();
+    if !members.contains(&device.0) {
+        return Err(ApiError::forbidden(
+            "this device is not a member of the conversation",
+        ));
+    }
+    Ok(members)
 }
 
 async fn dto(

@@ -1,11 +1,12 @@
 //! Application messages: the gap-free per-conversation log, fetch with purge ranges, acknowledgements, retention.
 
-use super::conversations::{member, visible_conversation};
+use super::ack_commit::Ack;
+use super::conversations::{member, members_including, visible, visible_conversation};
 use super::group_commit::{Append, Appended};
 use super::{MAX_MESSAGE_BYTES, decode, invalid_mls};
 use crate::auth::extract::Principal;
 use crate::crypto::b64;
-use crate::delivery::entities::{log_entry, member_device};
+use crate::delivery::entities::log_entry;
 use crate::delivery::mls::{self};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ConversationId, DeviceId};
@@ -26,8 +27,12 @@ pub async fn send_message(
     conversation_id: Uuid,
     req: &MessageSend,
 ) -> ApiResult<(MessageAccepted, bool)> {
-    let conv = visible_conversation(state, p, conversation_id).await?;
-    member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
+    let (conv, intro) = visible(state, p, conversation_id).await?;
+    // Read once: admits the sender and names whom the message wakes. A device joining
+    // meanwhile learns of it from its welcome's sync; one leaving gets a content-free notice
+    // it can no longer follow.
+    let members =
+        members_including(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     let bytes = decode("ciphertext", &req.ciphertext, MAX_MESSAGE_BYTES)?;
     let (group, epoch, commitment) = mls::private_message_framing(&bytes).map_err(invalid_mls)?;
     if group != conv.group_id {
@@ -38,7 +43,6 @@ pub async fn send_message(
         return Ok((done, false));
     }
     let now = state.now();
-    let intro = introductions::of_conversation(&state.db, &conv).await?;
     if let Some(i) = &intro {
         introductions::gate_messages(i, now)?;
     }
@@ -82,15 +86,7 @@ pub async fn send_message(
         }
         Appended::NoConversation => return Err(ApiError::not_found()),
     };
-    let members: Vec<Uuid> = member_device::Entity::find()
-        .filter(member_device::Column::ConversationId.eq(conv.id))
-        .filter(member_device::Column::RemovedAt.is_null())
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|m| m.device_id)
-        .filter(|d| *d != p.device_id)
-        .collect();
+    let members: Vec<Uuid> = members.into_iter().filter(|d| *d != p.device_id).collect();
     crate::notify::devices(
         state,
         &members,
@@ -230,41 +226,16 @@ pub async fn ack(
     let conv = visible_conversation(state, p, conversation_id).await?;
     let me = member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     let upto = (seq.min(i64::MAX as u64) as i64).min(conv.last_seq);
-    let txn = crate::storage::begin(&state.db).await?;
-    if upto > me.acked_seq {
-        member_device::Entity::update_many()
-            .col_expr(member_device::Column::AckedSeq, Expr::value(upto))
-            .filter(member_device::Column::ConversationId.eq(conv.id))
-            .filter(member_device::Column::DeviceId.eq(p.device_id))
-            .filter(member_device::Column::AckedSeq.lt(upto))
-            .exec(&txn)
-            .await?;
-    }
-    let floor = member_device::Entity::find()
-        .filter(member_device::Column::ConversationId.eq(conv.id))
-        .filter(member_device::Column::RemovedAt.is_null())
-        .all(&txn)
-        .await?
-        .iter()
-        .map(|m| m.acked_seq)
-        .min()
-        .unwrap_or(0);
-    let purged = log_entry::Entity::update_many()
-        .col_expr(
-            log_entry::Column::Payload,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .filter(log_entry::Column::ConversationId.eq(conv.id))
-        .filter(log_entry::Column::Seq.lte(floor))
-        .filter(log_entry::Column::Payload.is_not_null())
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
+    // Applied with every other waiting ack in one commit (`ack_commit`), answered after it.
     state
-        .metrics
-        .ciphertext_deleted
-        .get_or_create(&vec![("reason".to_owned(), "acknowledged".to_owned())])
-        .inc_by(purged.rows_affected);
+        .acks
+        .ack(Ack {
+            conversation_id: conv.id,
+            device_id: p.device_id,
+            upto,
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
     Ok(upto.max(me.acked_seq).max(0) as u64)
 }
 

@@ -10,11 +10,13 @@ use crate::error::{ApiError, ApiResult};
 use peerbridge_openapi::ErrorCode;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
+mod ack_commit;
 mod conversations;
 mod group_commit;
 mod key_packages;
 mod messages;
 mod welcomes;
+pub use ack_commit::{Ack, AckCommit};
 pub use conversations::{
     allowed_users, commit, create_conversation, get_conversation, group_info, list_conversations,
     member_conversation, set_push_endpoint, stream_seen, streams_seen, vapid_key,
