@@ -9,7 +9,8 @@
 //!   one task per send, many in flight: the generator does not slow down with the server);
 //!   payloads are MLS ciphertexts encrypted before the run, so client crypto is not measured;
 //! - **send → delivered** p50/p99/p999 at half that maximum, "delivered" meaning the
-//!   receiving device was notified over its WebSocket and read the entry over HTTP;
+//!   receiving device was notified over its WebSocket and read the entry over HTTP (then it
+//!   acknowledges what it read, as an app does);
 //! - the server's CPU (cores) and RSS; accepted and delivered rates;
 //! - the maximum with 4 conversations against all `C`, and with `I` idle WebSockets open
 //!   against none (and the RSS each idle socket costs);
@@ -310,7 +311,8 @@ async fn connect(base: &str, token: &str) -> Socket {
 }
 
 /// Every receiving device on its WebSocket; each `message` notice wakes that
-/// conversation's reader, which reads from its cursor over HTTP and records when.
+/// conversation's reader, which reads from its cursor over HTTP, records when, and
+/// acknowledges what it read.
 async fn receivers(
     base: &str,
     hp_tokens: &[HpReceiver],
@@ -354,6 +356,15 @@ async fn receivers(
                             break;
                         }
                     }
+                    // As an app does once it has processed what it read: the server
+                    // deletes ciphertext every member device acknowledged.
+                    let _ = http
+                        .post(
+                            &format!("/v1/conversations/{conv}/ack"),
+                            Some(&token),
+                            serde_json::json!({ "seq": cursor }),
+                        )
+                        .await;
                 }
             }));
         }
