@@ -218,9 +218,6 @@ impl Bus {
     /// poll or at the resync that follows Redis' return. A revocation or access change is
     /// applied to this replica's authorisation cache at once, before the publish is queued.
     pub fn publish(&self, topic: &str, payload: &[u8]) {
-        if forgets_auth(topic) {
-            self.local.auth.forget_all();
-        }
         let msg = BusMessage {
             topic: topic.to_owned(),
             payload: payload.to_vec(),
@@ -229,6 +226,10 @@ impl Bus {
             self.local.send(msg);
             return;
         };
+        // Redis echoes it back later; this replica must not wait for that.
+        if forgets_auth(topic) {
+            self.local.auth.forget_all();
+        }
         if !r.subscribed.load(Ordering::SeqCst) {
             // Degraded: Redis would not echo it back to us; deliver to this replica directly
             // (other replicas' devices resync when the bus returns).

@@ -122,7 +122,11 @@ pub(super) async fn member(
         .one(db)
         .await?
         .filter(|m| m.removed_at.is_none())
-        .ok_or_else(|| ApiError::forbidden("this device is not a member of the conversation"))
+        .ok_or_else(not_a_member)
+}
+
+fn not_a_member() -> ApiError {
+    ApiError::forbidden("this device is not a member of the conversation")
 }
 
 /// The conversation's active member devices, if `device` is one of them, else 403: one read
@@ -141,9 +145,7 @@ pub(super) async fn members_including(
         .map(|m| m.device_id)
         .collect();
     if !members.contains(&device.0) {
-        return Err(ApiError::forbidden(
-            "this device is not a member of the conversation",
-        ));
+        return Err(not_a_member());
     }
     Ok(members)
 }
