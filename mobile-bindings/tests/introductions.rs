@@ -476,7 +476,10 @@ async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
         let (intro, conv) = introduced(&hp, home, &su, &peer).await;
         su.client.send_text(conv, "hei").await.expect("send");
 
-        // Paused by the service user: nothing flows until they resume; the peer cannot.
+        // Paused by the service user: nothing flows until they resume; the peer cannot —
+        // although the server had just answered the peer's access to this conversation from
+        // its cache (the positive control: the refusal overrules a cached answer).
+        access_cached(&app, &peer, conv).await;
         let v = su.client.pause_introduction(intro).await.expect("pause");
         assert_eq!(v.state, IntroductionState::Paused);
         let r = peer.client.send_text(conv, "er du der?").await;
@@ -510,7 +513,10 @@ async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].note.as_deref(), Some("asked me out"));
 
-        // Blocked by the peer: no further messages either way; the HP sees why.
+        // Blocked by the peer: no further messages either way (cached access or not); the HP
+        // sees why.
+        access_cached(&app, &su, conv).await;
+        access_cached(&app, &peer, conv).await;
         let b = peer.client.block_counterpart(intro).await.expect("block");
         assert!(b.blocked_by_me);
         for d in [&su, &peer] {
@@ -533,4 +539,17 @@ async fn pause_holds_messages_block_stops_them_and_the_clinic_hears_of_both() {
         let got = su.client.sync(conv).await.expect("sync");
         assert!(texts(&got).is_empty());
     }
+}
+
+/// Reads the conversation twice as `d` and shows the server answered the second read's
+/// access check (visibility and membership) from its cache.
+async fn access_cached(app: &TestApp, d: &Device, conv: Uuid) {
+    let cache = app.state.bus.auth_cache();
+    d.client.sync(conv).await.expect("sync");
+    let (hits, _) = cache.access_counts();
+    d.client.sync(conv).await.expect("sync");
+    assert!(
+        cache.access_counts().0 > hits,
+        "the second read was not answered from the access cache"
+    );
 }

@@ -80,6 +80,9 @@ pub async fn metrics(state: State) -> HttpResponse {
     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     state.metrics.auth_cache_hits.set(gauge(hits));
     state.metrics.auth_cache_misses.set(gauge(misses));
+    let (hits, misses) = state.bus.auth_cache().access_counts();
+    state.metrics.access_cache_hits.set(gauge(hits));
+    state.metrics.access_cache_misses.set(gauge(misses));
     state
         .metrics
         .auth_cache_forgets

@@ -45,6 +45,9 @@ impl AppState {
                 .await
                 .context("migrating the database")?;
         }
+        let read = storage::connect_reads(&config, &db)
+            .await
+            .context("opening the database for reads")?;
         let bus = match &config.redis_url {
             Some(url) => Bus::redis(url, &config.redis_channel_prefix).context("Redis bus")?,
             None => Bus::in_process(),
@@ -96,6 +99,7 @@ impl AppState {
             messages,
             acks,
             db,
+            read,
             config,
             keys,
             tokens,

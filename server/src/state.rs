@@ -12,7 +12,11 @@ use crate::crypto::Keys;
 use crate::telemetry::Metrics;
 
 pub struct AppState {
+    /// Every write, and reads inside a transaction or a read-modify-write.
     pub db: DatabaseConnection,
+    /// Reads on the hot path that need no transaction (see `storage::connect_reads`): on a
+    /// SQLite file they run beside the writer; elsewhere this is `db`.
+    pub read: DatabaseConnection,
     pub config: Config,
     pub keys: Keys,
     pub tokens: TokenService,

@@ -151,6 +151,8 @@ pub struct Metrics {
     pub auth_cache_hits: Gauge,
     pub auth_cache_misses: Gauge,
     pub auth_cache_forgets: Gauge,
+    pub access_cache_hits: Gauge,
+    pub access_cache_misses: Gauge,
     pub database_up: Gauge,
     pub shutting_down: Gauge,
     pub ciphertext_deleted: Family<Labels, Counter>,
@@ -224,8 +226,23 @@ impl Metrics {
         registry.register(
             "auth_cache_forgets",
             "Times since start the authorisation cache was emptied (a device revoked, a role \
-             or account status changed, a session ended, the bus resumed)",
+             or account status changed, a session ended, a supervision, introduction or \
+             conversation membership changed, the bus resumed)",
             auth_cache_forgets.clone(),
+        );
+        let access_cache_hits = Gauge::default();
+        registry.register(
+            "access_cache_hits",
+            "Look-ups since start of a conversation's visibility or members answered from the \
+             last few seconds",
+            access_cache_hits.clone(),
+        );
+        let access_cache_misses = Gauge::default();
+        registry.register(
+            "access_cache_misses",
+            "Look-ups since start of a conversation's visibility or members read from the \
+             database",
+            access_cache_misses.clone(),
         );
         let database_up = Gauge::default();
         registry.register(
@@ -281,6 +298,8 @@ impl Metrics {
             auth_cache_hits,
             auth_cache_misses,
             auth_cache_forgets,
+            access_cache_hits,
+            access_cache_misses,
             database_up,
             shutting_down,
         }

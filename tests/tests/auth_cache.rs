@@ -1,11 +1,16 @@
 //! Issue 18: authorisation is answered from memory for a few seconds, and every change that
 //! takes access away ends it at once — even for a device whose authorisation was cached a
 //! moment before: a revoked device's next send, a changed role, a deactivated account, an
-//! ended session; on another replica as soon as the bus brings the notice.
+//! ended session; on another replica as soon as the bus brings the notice. The same holds
+//! for what is remembered about conversations: a device removed from a group, a supervisor
+//! unassigned, an introduction paused or blocked (the last in
+//! `mobile-bindings/tests/introductions.rs`).
 
+use peerbridge_mls::GroupId;
 use peerbridge_tests::api::Client;
 use peerbridge_tests::backends::{postgres_available, redis_available};
 use peerbridge_tests::deployment::Deployment;
+use peerbridge_tests::mls_device::{allow_all, unb64};
 use peerbridge_tests::{Backend, TestApp, backends, redis_url};
 use serde_json::json;
 use uuid::Uuid;
@@ -15,20 +20,25 @@ fn counts(app: &TestApp) -> (u64, u64) {
     app.state.bus.auth_cache().counts()
 }
 
-/// Makes `request` twice and shows the second was answered from the cache (the positive
-/// control for every refusal below: the authorisation refused was a cached one).
-async fn cached<F, Fut>(app: &TestApp, what: &str, mut request: F)
+/// (hits, misses) of its conversation visibility and membership cache.
+fn access(app: &TestApp) -> (u64, u64) {
+    app.state.bus.auth_cache().access_counts()
+}
+
+/// Makes `request` twice and shows the second was answered from the cache `of` counts (the
+/// positive control for every refusal below: the access refused was a cached one).
+async fn cached<F, Fut>(app: &TestApp, of: fn(&TestApp) -> (u64, u64), what: &str, mut request: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = u16>,
 {
     let first = request().await;
     assert!((200..300).contains(&first), "{what}: {first}");
-    let (hits, _) = counts(app);
+    let (hits, _) = of(app);
     let second = request().await;
     assert!((200..300).contains(&second), "{what}: {second}");
     assert!(
-        counts(app).0 > hits,
+        of(app).0 > hits,
         "{what}: the second request was not answered from the cache"
     );
 }
@@ -76,7 +86,7 @@ async fn a_cached_authorisation_ends_at_once_on_revocation_role_change_deactivat
             .create_staff(&op, s.clinic, "clinic_admin", "Anne Admin")
             .await;
         let peers = format!("/v1/clinics/{}/peers", s.clinic);
-        cached(&app, "HP list", || async {
+        cached(&app, counts, "HP list", || async {
             c.get(&peers, Some(s.hp.token())).await.status
         })
         .await;
@@ -99,7 +109,7 @@ async fn a_cached_authorisation_ends_at_once_on_revocation_role_change_deactivat
             .create_staff(&op, s.clinic, "hp", "Hilde Sykepleier")
             .await;
         let other = app.supervised_peer(&hp2, s.clinic).await;
-        cached(&app, "me", || async {
+        cached(&app, counts, "me", || async {
             c.get("/v1/me", Some(other.token())).await.status
         })
         .await;
@@ -117,7 +127,7 @@ async fn a_cached_authorisation_ends_at_once_on_revocation_role_change_deactivat
         assert_eq!(r.status, 401, "{backend:?}: {}", r.text);
 
         // Logout: the session's access token ends with it.
-        cached(&app, "me", || async {
+        cached(&app, counts, "me", || async {
             c.get("/v1/me", Some(op.token())).await.status
         })
         .await;
@@ -132,6 +142,74 @@ async fn a_cached_authorisation_ends_at_once_on_revocation_role_change_deactivat
             .expect_problem(401, "unauthenticated");
         // The admin, untouched by all of it, still gets in.
         c.get("/v1/me", Some(admin.token())).await.expect(200);
+    }
+}
+
+#[tokio::test]
+async fn cached_conversation_access_ends_at_once_when_a_device_is_removed_or_a_supervisor_unassigned()
+ {
+    for backend in backends().await {
+        let app = TestApp::spawn(backend).await;
+        let c = app.client();
+
+        // Removed from the group by a commit: the device's next read and send are refused
+        // although its membership was cached.
+        let mut s = app.supervision_pair().await;
+        let conv = s.conv.id;
+        let read = format!("/v1/conversations/{conv}/messages?after=0");
+        cached(&app, access, "HP reads", || async {
+            c.get(&read, Some(s.hp.token())).await.status
+        })
+        .await;
+        let gid = GroupId::new(unb64(&s.conv.group_id)).expect("gid");
+        let hp_leaf =
+            s.p.mls
+                .members(&gid)
+                .expect("members")
+                .into_iter()
+                .map(|m| m.leaf_index)
+                .find(|&l| l != 0)
+                .expect("the HP's leaf");
+        let pc = s.p.mls.remove_members(&gid, &[hp_leaf]).expect("remove");
+        s.p.submit(conv, &pc).await.expect(201);
+        s.p.mls.commit_accepted(&gid, &allow_all).expect("merge");
+        c.get(&read, Some(s.hp.token()))
+            .await
+            .expect_problem(403, "forbidden");
+        s.h.send_text(conv, &s.conv.group_id, "fortsatt her?", Uuid::new_v4())
+            .await
+            .expect_problem(403, "forbidden");
+        // The peer, still a member, reads on.
+        c.get(&read, Some(s.peer.token())).await.expect(200);
+
+        // Unassigned: the HP no longer sees the peer's supervision conversation.
+        let s = app.supervision_pair().await;
+        let conv = s.conv.id;
+        let read = format!("/v1/conversations/{conv}/messages?after=0");
+        cached(&app, access, "HP reads", || async {
+            c.get(&read, Some(s.hp.token())).await.status
+        })
+        .await;
+        c.delete(
+            &format!(
+                "/v1/clinics/{}/peers/{}/supervisors/{}",
+                s.clinic, s.peer.session.user_id, s.hp.session.user_id
+            ),
+            Some(s.hp.token()),
+        )
+        .await
+        .expect(204);
+        c.get(&read, Some(s.hp.token()))
+            .await
+            .expect_problem(404, "not_found");
+        c.post(
+            &format!("/v1/conversations/{conv}/ack"),
+            Some(s.hp.token()),
+            json!({ "seq": 0 }),
+        )
+        .await
+        .expect_problem(404, "not_found");
+        c.get(&read, Some(s.peer.token())).await.expect(200);
     }
 }
 

@@ -1,33 +1,41 @@
-//! The replica's memory of who a device is: after one database read, a live device's
-//! account facts (user, clinic, role, `tokens_not_before`) answer its next requests for a few
-//! seconds without a read.
+//! The replica's memory of what the database granted: after one read, a live device's
+//! account facts (user, clinic, role, `tokens_not_before`), and which conversations a user
+//! may see and which devices are their members, answer the next requests for a few seconds
+//! without a read.
 //!
 //! What makes it safe:
-//! - Every change that can take access away (device revoked, account deactivated, role
-//!   changed, a session ended) forgets *everything* here right after its commit, on this
-//!   replica at once and on the others when the bus brings them the notice
-//!   ([`crate::bus::Bus::auth_changed`]); a resumed bus forgets too, since notices may have been
-//!   missed while it was down.
+//! - Every change that can take access away forgets *everything* here right after its
+//!   commit, on this replica at once and on the others when the bus brings them the notice
+//!   ([`crate::bus::Bus::auth_changed`]): a device revoked, an account deactivated, a role
+//!   changed, a session ended, a supervision assignment made or ended, an introduction's
+//!   state changed, a conversation's members changed. A resumed bus forgets too, since
+//!   notices may have been missed while it was down.
 //! - A read that raced such a change is not kept: [`AuthCache::epoch`] is taken before the
 //!   database read and [`AuthCache::keep`] refuses the entry if anything was forgotten since.
 //! - Only what the database said *allows* access is kept; a refusal is always read again.
 //! - An entry lives at most [`TTL`], which bounds what no notice reaches (an admin command
 //!   run from another process while Redis is down).
+//! - What moves with every message (a conversation's `last_seq`, a device's `acked_seq`) is
+//!   never taken from here.
 //!
 //! The access token itself (signature, expiry) is still checked on every request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use peerbridge_openapi::Role;
 use uuid::Uuid;
 
+use crate::delivery::entities::conversation;
+use crate::introductions::entities::introduction;
+
 /// How long an entry answers without a database read.
 pub const TTL: Duration = Duration::from_secs(5);
 
-/// Past this many devices the map is emptied rather than grown (each entry is ~80 bytes).
+/// Past this many entries a map is emptied rather than grown.
 const MAX_ENTRIES: usize = 100_000;
 
 /// What the database said about a live device and its active account.
@@ -40,54 +48,48 @@ pub struct Cached {
     pub tokens_not_before_ms: Option<i64>,
 }
 
-#[derive(Default)]
-pub struct AuthCache {
-    entries: Mutex<HashMap<Uuid, (Instant, Cached)>>,
-    epoch: AtomicU64,
+/// A conversation a user may see, with its introduction if it has one (its `last_seq` is
+/// stale by design: read it from the database).
+pub type Visible = Arc<(conversation::Model, Option<introduction::Model>)>;
+
+/// An active member device of a conversation, and the first entry it may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub device_id: Uuid,
+    pub joined_seq: i64,
+}
+
+/// One kind of entry, with its hit and miss counts.
+pub struct Kept<K, V> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-impl AuthCache {
-    /// The device's facts, if read less than [`TTL`] ago and not forgotten since.
-    pub fn get(&self, device: Uuid) -> Option<Cached> {
+impl<K, V> Default for Kept<K, V> {
+    fn default() -> Self {
+        Kept {
+            entries: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Kept<K, V> {
+    /// The entry, if read less than [`TTL`] ago and not forgotten since.
+    pub fn get(&self, key: &K) -> Option<V> {
         let now = Instant::now();
         let found = self
             .lock()
-            .get(&device)
+            .get(key)
             .filter(|(at, _)| now.duration_since(*at) < TTL)
-            .map(|(_, c)| c.clone());
+            .map(|(_, v)| v.clone());
         match found {
             Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
             None => self.misses.fetch_add(1, Ordering::Relaxed),
         };
         found
-    }
-
-    /// Taken before a database read whose result may be kept with [`AuthCache::keep`].
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
-    }
-
-    /// Keeps what a read begun at `epoch` found, unless something was forgotten since (the
-    /// read may have seen the state before that change).
-    pub fn keep(&self, epoch: u64, device: Uuid, facts: Cached, read_at: Instant) {
-        let mut entries = self.lock();
-        // Checked under the lock: `forget_all` bumps the epoch and clears under it too.
-        if self.epoch.load(Ordering::SeqCst) != epoch {
-            return;
-        }
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(device, (read_at, facts));
-    }
-
-    /// Forgets every device: the next request of each is read from the database.
-    pub fn forget_all(&self) {
-        let mut entries = self.lock();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        entries.clear();
     }
 
     /// (hits, misses) since start.
@@ -98,10 +100,75 @@ impl AuthCache {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Cached)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
         // A panic while holding the lock cannot leave the map inconsistent (every write is a
         // single insert or clear), so a poisoned lock is still usable.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Default)]
+pub struct AuthCache {
+    epoch: AtomicU64,
+    /// By device.
+    pub devices: Kept<Uuid, Cached>,
+    /// By (conversation, user): the conversation is visible to the user.
+    pub conversations: Kept<(Uuid, Uuid), Visible>,
+    /// By conversation: its active member devices.
+    pub members: Kept<Uuid, Arc<Vec<Member>>>,
+}
+
+impl AuthCache {
+    /// The device's facts, if read less than [`TTL`] ago and not forgotten since.
+    pub fn get(&self, device: Uuid) -> Option<Cached> {
+        self.devices.get(&device)
+    }
+
+    /// Taken before a database read whose result may be kept with [`AuthCache::keep`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Keeps what a read begun at `epoch` found, unless something was forgotten since (the
+    /// read may have seen the state before that change).
+    pub fn keep<K: Eq + Hash, V>(
+        &self,
+        kept: &Kept<K, V>,
+        epoch: u64,
+        key: K,
+        value: V,
+        read_at: Instant,
+    ) {
+        let mut entries = kept.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the map's lock: `forget_all` bumps the epoch before it clears each
+        // map under its lock, so either this sees the new epoch or the clear follows.
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (read_at, value));
+    }
+
+    /// Forgets everything: the next request of each device is read from the database.
+    pub fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.devices.lock().clear();
+        self.conversations.lock().clear();
+        self.members.lock().clear();
+    }
+
+    /// Device (hits, misses) since start.
+    pub fn counts(&self) -> (u64, u64) {
+        self.devices.counts()
+    }
+
+    /// Conversation visibility and membership (hits, misses) since start.
+    pub fn access_counts(&self) -> (u64, u64) {
+        let (a, b) = self.conversations.counts();
+        let (c, d) = self.members.counts();
+        (a + c, b + d)
     }
 }
 
@@ -124,7 +191,7 @@ mod tests {
         let d = Uuid::new_v4();
         assert_eq!(cache.get(d), None);
         let e = cache.epoch();
-        cache.keep(e, d, facts(), Instant::now());
+        cache.keep(&cache.devices, e, d, facts(), Instant::now());
         assert!(cache.get(d).is_some());
         cache.forget_all();
         assert_eq!(cache.get(d), None);
@@ -138,11 +205,11 @@ mod tests {
         let e = cache.epoch();
         // The change commits and forgets while the read is in flight.
         cache.forget_all();
-        cache.keep(e, d, facts(), Instant::now());
+        cache.keep(&cache.devices, e, d, facts(), Instant::now());
         assert_eq!(cache.get(d), None, "a read from before the change was kept");
         // Positive control: a read begun after the change is kept.
         let e = cache.epoch();
-        cache.keep(e, d, facts(), Instant::now());
+        cache.keep(&cache.devices, e, d, facts(), Instant::now());
         assert!(cache.get(d).is_some());
     }
 
@@ -153,9 +220,43 @@ mod tests {
         let Some(old) = Instant::now().checked_sub(TTL + Duration::from_millis(1)) else {
             panic!("this machine has been up for less than the TTL");
         };
-        cache.keep(cache.epoch(), d, facts(), old);
+        cache.keep(&cache.devices, cache.epoch(), d, facts(), old);
         assert_eq!(cache.get(d), None);
-        cache.keep(cache.epoch(), d, facts(), Instant::now());
+        cache.keep(&cache.devices, cache.epoch(), d, facts(), Instant::now());
         assert!(cache.get(d).is_some());
+    }
+
+    #[test]
+    fn forgetting_empties_the_access_maps_and_refuses_their_racing_reads() {
+        let cache = AuthCache::default();
+        let conv = Uuid::new_v4();
+        let member = Member {
+            device_id: Uuid::new_v4(),
+            joined_seq: 0,
+        };
+        let e = cache.epoch();
+        cache.keep(
+            &cache.members,
+            e,
+            conv,
+            Arc::new(vec![member]),
+            Instant::now(),
+        );
+        assert_eq!(cache.members.get(&conv).map(|m| m.len()), Some(1));
+        cache.forget_all();
+        assert!(
+            cache.members.get(&conv).is_none(),
+            "a member list outlived a change"
+        );
+        // A read begun before the change is not kept.
+        cache.keep(
+            &cache.members,
+            e,
+            conv,
+            Arc::new(vec![member]),
+            Instant::now(),
+        );
+        assert!(cache.members.get(&conv).is_none());
+        assert_eq!(cache.access_counts(), (1, 2));
     }
 }

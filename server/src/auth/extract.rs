@@ -153,7 +153,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             let epoch = cache.epoch();
             let read_at = std::time::Instant::now();
             let facts = read_facts(state, claims.did).await?;
-            cache.keep(epoch, claims.did, facts.clone(), read_at);
+            cache.keep(&cache.devices, epoch, claims.did, facts.clone(), read_at);
             facts
         }
     };
@@ -177,14 +177,14 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
 /// account active.
 async fn read_facts(state: &AppState, device_id: Uuid) -> Result<Cached, ApiError> {
     let dev = device::Entity::find_by_id(device_id)
-        .one(&state.db)
+        .one(&state.read)
         .await?
         .ok_or_else(|| ApiError::unauthenticated().detail("unknown device"))?;
     if dev.revoked_at.is_some() {
         return Err(ApiError::unauthenticated().detail("this device has been revoked"));
     }
     let u = user::Entity::find_by_id(dev.user_id)
-        .one(&state.db)
+        .one(&state.read)
         .await?
         .ok_or_else(|| ApiError::unauthenticated().detail("unknown account"))?;
     if u.status != "active" {

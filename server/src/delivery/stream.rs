@@ -167,11 +167,11 @@ async fn backlog(state: &AppState, device: Uuid) -> ApiResult<Vec<String>> {
     let memberships = member_device::Entity::find()
         .filter(member_device::Column::DeviceId.eq(device))
         .filter(member_device::Column::RemovedAt.is_null())
-        .all(&state.db)
+        .all(&state.read)
         .await?;
     for m in memberships {
         if let Some(c) = conversation::Entity::find_by_id(m.conversation_id)
-            .one(&state.db)
+            .one(&state.read)
             .await?
             && c.last_seq > m.acked_seq
         {
@@ -187,7 +187,7 @@ async fn backlog(state: &AppState, device: Uuid) -> ApiResult<Vec<String>> {
     for w in welcome::Entity::find()
         .filter(welcome::Column::DeviceId.eq(device))
         .filter(welcome::Column::AckedAt.is_null())
-        .all(&state.db)
+        .all(&state.read)
         .await?
     {
         out.push(

@@ -1,6 +1,8 @@
 //! Storage: one sea-orm connection pool on SQLite (embedded default) or PostgreSQL
 //! (production), opened with the durability settings that make a 2xx mean "committed":
 //! SQLite in WAL mode with `synchronous=FULL`, PostgreSQL with `synchronous_commit=on`.
+//! On a SQLite file a second, query-only pool serves the hot path's reads ([`connect_reads`]):
+//! in WAL mode they run beside the single writer instead of queueing behind its fsync.
 
 pub mod migrations;
 
@@ -48,6 +50,53 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, StorageError
         config.db_max_connections,
     )
     .await
+}
+
+/// Read connections beside SQLite's single writer, at most.
+pub const MAX_SQLITE_READERS: u32 = 4;
+
+/// The pool for reads that need no transaction (authorisation, visibility, membership, the
+/// log). On a SQLite file: up to [`MAX_SQLITE_READERS`] connections opened `query_only`
+/// (a write through them fails instead of bypassing the writer), which in WAL mode read
+/// the last committed state while the writer commits. Elsewhere (PostgreSQL, whose pool
+/// already has many connections; an in-memory SQLite, which another connection would not
+/// see) it is the same pool as `db`.
+pub async fn connect_reads(
+    config: &Config,
+    db: &DatabaseConnection,
+) -> Result<DatabaseConnection, StorageError> {
+    if config.sqlite_file().is_none() {
+        return Ok(db.clone());
+    }
+    connect_sqlite_reads(
+        config.database_url.expose_secret(),
+        config.db_max_connections.min(MAX_SQLITE_READERS),
+    )
+    .await
+}
+
+/// Opens a query-only pool on a SQLite file a writer pool already opened (in WAL mode).
+pub async fn connect_sqlite_reads(
+    url: &str,
+    connections: u32,
+) -> Result<DatabaseConnection, StorageError> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(connections.max(1))
+        .min_connections(1);
+    opts.map_sqlx_sqlite_opts(|o| {
+        o.pragma("query_only", "ON")
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+    });
+    Database::connect(opts)
+        .await
+        .map_err(|source| StorageError::Connect {
+            kind: DatabaseKind::Sqlite,
+            source,
+        })
 }
 
 /// Opens a pool for a URL (tests use this for fresh databases).
@@ -131,4 +180,54 @@ pub async fn schema_is_current(db: &DatabaseConnection) -> Option<bool> {
 /// Cheap reachability check.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Statement;
+
+    fn sql(s: &str) -> Statement {
+        Statement::from_string(DatabaseBackend::Sqlite, s)
+    }
+
+    async fn count(db: &DatabaseConnection) -> anyhow::Result<i64> {
+        let row = db
+            .query_one_raw(sql("SELECT COUNT(*) AS n FROM t"))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no row"))?;
+        Ok(row.try_get::<i64>("", "n")?)
+    }
+
+    /// The read pool reads the last committed state while the writer holds a transaction
+    /// open (it does not queue behind it), sees the commit as soon as it is made, and cannot
+    /// write.
+    #[tokio::test]
+    async fn sqlite_reads_run_beside_an_open_write_and_cannot_write() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        let db = connect_url(&url, DatabaseKind::Sqlite, 1).await?;
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)").await?;
+        db.execute_unprepared("INSERT INTO t VALUES (1)").await?;
+        let reads = connect_sqlite_reads(&url, 2).await?;
+        assert_eq!(count(&reads).await?, 1);
+
+        let txn = begin(&db).await?;
+        txn.execute_unprepared("INSERT INTO t VALUES (2)").await?;
+        // The writer's only connection is inside the transaction: a read through `db` would
+        // wait for it; the read pool answers with what is committed.
+        let during = tokio::time::timeout(Duration::from_secs(5), count(&reads))
+            .await
+            .map_err(|_| anyhow::anyhow!("a read waited for the open write transaction"))??;
+        assert_eq!(during, 1, "an uncommitted row was read");
+        txn.commit().await?;
+        assert_eq!(count(&reads).await?, 2, "a committed row was not read");
+
+        let Err(refused) = reads.execute_unprepared("INSERT INTO t VALUES (3)").await else {
+            anyhow::bail!("the read pool wrote");
+        };
+        assert!(refused.to_string().contains("readonly"), "{refused}");
+        assert_eq!(count(&db).await?, 2);
+        Ok(())
+    }
 }

@@ -87,6 +87,8 @@ pub async fn assign(
     )
     .await?;
     txn.commit().await?;
+    // The HP may now see the peer's supervision conversation.
+    state.bus.auth_changed(peer.0);
     Ok(dto(a))
 }
 
@@ -118,6 +120,8 @@ pub async fn unassign(
     )
     .await?;
     txn.commit().await?;
+    // The HP no longer sees the peer's supervision conversation: no cached answer may say so.
+    state.bus.auth_changed(peer.0);
     Ok(())
 }
 

@@ -2,12 +2,14 @@
 //! as often as sends times receivers; one writer applies all waiting acks in one
 //! transaction (one fsync on SQLite) and answers each only after that commit.
 //!
-//! Per batch: each device's cursor moves forward (never back), in (conversation, device)
-//! order so two replicas' batches cannot deadlock; then, per conversation touched, the
-//! ciphertext every active member device has acknowledged is deleted. A failed commit answers
-//! every ack in it with the error and moves nothing: the clients ack again.
+//! Per batch: each device's cursor moves forward (never back, never past the conversation's
+//! last entry), in (conversation, device) order so two replicas' batches cannot deadlock;
+//! then, per conversation touched, the ciphertext every active member device has
+//! acknowledged is deleted. Each ack is answered with its device's cursor after the commit.
+//! A failed commit answers every ack in it with the error and moves nothing: the clients ack
+//! again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use prometheus_client::metrics::counter::Counter;
 use sea_orm::prelude::Expr;
@@ -15,7 +17,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::delivery::entities::{log_entry, member_device};
+use crate::delivery::entities::{conversation, log_entry, member_device};
 
 /// Acks in one transaction at most.
 const MAX_BATCH: usize = 256;
@@ -32,7 +34,7 @@ pub struct Ack {
 
 struct Pending {
     ack: Ack,
-    reply: oneshot::Sender<Result<(), String>>,
+    reply: oneshot::Sender<Result<i64, String>>,
 }
 
 /// The handle acks go through; the writer runs until every handle is dropped.
@@ -49,8 +51,9 @@ impl AckCommit {
         AckCommit { queue }
     }
 
-    /// Applies `ack` in the next batch and waits until that batch is committed.
-    pub async fn ack(&self, ack: Ack) -> Result<(), String> {
+    /// Applies `ack` in the next batch and waits until that batch is committed; the device's
+    /// cursor after it.
+    pub async fn ack(&self, ack: Ack) -> Result<i64, String> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { ack, reply })
@@ -68,43 +71,62 @@ async fn writer(db: DatabaseConnection, deleted: Counter, mut rx: mpsc::Receiver
         let pending = std::mem::take(&mut batch);
         let acks: BTreeSet<Ack> = pending.iter().map(|p| p.ack).collect();
         let result = commit(&db, &acks).await;
-        if let Ok(n) = &result {
+        if let Ok((n, _)) = &result {
             deleted.inc_by(*n);
         }
         for p in pending {
-            let _ = p
-                .reply
-                .send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            let a = p.ack;
+            let _ = p.reply.send(match &result {
+                Ok((_, cursors)) => Ok(cursors
+                    .get(&(a.conversation_id, a.device_id))
+                    .copied()
+                    .unwrap_or(0)),
+                Err(e) => Err(e.to_string()),
+            });
         }
     }
 }
 
-/// One transaction for the whole batch; how many ciphertexts it deleted.
-async fn commit(db: &DatabaseConnection, acks: &BTreeSet<Ack>) -> Result<u64, DbErr> {
+/// Each device's cursor after a batch, by (conversation, device).
+type Cursors = HashMap<(Uuid, Uuid), i64>;
+
+/// One transaction for the whole batch; how many ciphertexts it deleted, and the cursors of
+/// the active member devices of every conversation it touched.
+async fn commit(db: &DatabaseConnection, acks: &BTreeSet<Ack>) -> Result<(u64, Cursors), DbErr> {
     let txn = crate::storage::begin(db).await?;
+    let conversations: BTreeSet<Uuid> = acks.iter().map(|a| a.conversation_id).collect();
+    let mut last_seq = HashMap::new();
+    for conv in &conversations {
+        if let Some(c) = conversation::Entity::find_by_id(*conv).one(&txn).await? {
+            last_seq.insert(*conv, c.last_seq);
+        }
+    }
+    let mut cursors = Cursors::new();
     // In (conversation, device, upto) order: a device acknowledging twice in one batch moves
     // to the larger, and the guard keeps a cursor from moving back.
     for a in acks {
+        let upto = a
+            .upto
+            .min(last_seq.get(&a.conversation_id).copied().unwrap_or(0));
         member_device::Entity::update_many()
-            .col_expr(member_device::Column::AckedSeq, Expr::value(a.upto))
+            .col_expr(member_device::Column::AckedSeq, Expr::value(upto))
             .filter(member_device::Column::ConversationId.eq(a.conversation_id))
             .filter(member_device::Column::DeviceId.eq(a.device_id))
-            .filter(member_device::Column::AckedSeq.lt(a.upto))
+            .filter(member_device::Column::AckedSeq.lt(upto))
             .exec(&txn)
             .await?;
+        // Replaced below by the stored cursor when the device is still an active member.
+        cursors.insert((a.conversation_id, a.device_id), upto);
     }
-    let conversations: BTreeSet<Uuid> = acks.iter().map(|a| a.conversation_id).collect();
     let mut deleted = 0;
     for conv in conversations {
-        let floor = member_device::Entity::find()
+        let members = member_device::Entity::find()
             .filter(member_device::Column::ConversationId.eq(conv))
             .filter(member_device::Column::RemovedAt.is_null())
             .all(&txn)
-            .await?
-            .iter()
-            .map(|m| m.acked_seq)
-            .min()
-            .unwrap_or(0);
+            .await?;
+        cursors.extend(members.iter().map(|m| ((conv, m.device_id), m.acked_seq)));
+        let floor = members.iter().map(|m| m.acked_seq).min().unwrap_or(0);
         deleted += log_entry::Entity::update_many()
             .col_expr(
                 log_entry::Column::Payload,
@@ -118,5 +140,5 @@ async fn commit(db: &DatabaseConnection, acks: &BTreeSet<Ack>) -> Result<u64, Db
             .rows_affected;
     }
     txn.commit().await?;
-    Ok(deleted)
+    Ok((deleted, cursors))
 }

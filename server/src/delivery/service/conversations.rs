@@ -87,18 +87,87 @@ pub(super) async fn visible(
 ) -> ApiResult<(conversation::Model, Option<introduction::Model>)> {
     // Introductions may span two clinics of a network: membership decides, not the clinic.
     let conv = conversation::Entity::find_by_id(id)
-        .one(&state.db)
+        .one(&state.read)
         .await?
         .filter(|c| c.kind == introductions::INTRODUCTION || Some(c.clinic_id) == p.clinic_id)
         .ok_or_else(ApiError::not_found)?;
-    let intro = introductions::of_conversation(&state.db, &conv).await?;
-    if !allowed_users_given(&state.db, &conv, intro.as_ref())
+    let intro = introductions::of_conversation(&state.read, &conv).await?;
+    if !allowed_users_given(&state.read, &conv, intro.as_ref())
         .await?
         .contains(&p.user_id)
     {
         return Err(ApiError::not_found());
     }
     Ok((conv, intro))
+}
+
+/// [`visible`] for the hot path (sends, reads, acknowledgements): from this replica's
+/// [`AuthCache`](crate::auth::cache::AuthCache) when it was read moments ago, else read and
+/// kept. The conversation's `last_seq` and `epoch` in it may be stale: never use them.
+pub(super) async fn visible_cached(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+) -> ApiResult<crate::auth::cache::Visible> {
+    let cache = state.bus.auth_cache();
+    let key = (id, p.user_id);
+    if let Some(v) = cache.conversations.get(&key)
+        && (v.0.kind == introductions::INTRODUCTION || Some(v.0.clinic_id) == p.clinic_id)
+    {
+        return Ok(v);
+    }
+    let epoch = cache.epoch();
+    let read_at = std::time::Instant::now();
+    let v = std::sync::Arc::new(visible(state, p, id).await?);
+    cache.keep(&cache.conversations, epoch, key, v.clone(), read_at);
+    Ok(v)
+}
+
+/// The conversation's active member devices, from this replica's cache when read moments
+/// ago (their `acked_seq` is not kept: it moves with every acknowledgement).
+pub(super) async fn members_cached(
+    state: &AppState,
+    conv: ConversationId,
+) -> ApiResult<std::sync::Arc<Vec<crate::auth::cache::Member>>> {
+    let cache = state.bus.auth_cache();
+    if let Some(m) = cache.members.get(&conv.0) {
+        return Ok(m);
+    }
+    let epoch = cache.epoch();
+    let read_at = std::time::Instant::now();
+    let members: Vec<crate::auth::cache::Member> = member_device::Entity::find()
+        .filter(member_device::Column::ConversationId.eq(conv.0))
+        .filter(member_device::Column::RemovedAt.is_null())
+        .all(&state.read)
+        .await?
+        .into_iter()
+        .map(|m| crate::auth::cache::Member {
+            device_id: m.device_id,
+            joined_seq: m.joined_seq,
+        })
+        .collect();
+    let members = std::sync::Arc::new(members);
+    cache.keep(&cache.members, epoch, conv.0, members.clone(), read_at);
+    Ok(members)
+}
+
+/// The caller's device as an active member (from [`members_cached`]), and all of them; 403
+/// if it is not one.
+pub(super) async fn member_cached(
+    state: &AppState,
+    conv: ConversationId,
+    device: DeviceId,
+) -> ApiResult<(
+    crate::auth::cache::Member,
+    std::sync::Arc<Vec<crate::auth::cache::Member>>,
+)> {
+    let members = members_cached(state, conv).await?;
+    let me = members
+        .iter()
+        .find(|m| m.device_id == device.0)
+        .copied()
+        .ok_or_else(not_a_member)?;
+    Ok((me, members))
 }
 
 /// The conversation if the caller sees it and its device is a member (404 / 403).
@@ -108,7 +177,7 @@ pub async fn member_conversation(
     id: Uuid,
 ) -> ApiResult<conversation::Model> {
     let conv = visible_conversation(state, p, id).await?;
-    member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
+    member(&state.read, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     Ok(conv)
 }
 
@@ -127,27 +196,6 @@ pub(super) async fn member(
 
 fn not_a_member() -> ApiError {
     ApiError::forbidden("this device is not a member of the conversation")
-}
-
-/// The conversation's active member devices, if `device` is one of them, else 403: one read
-/// that both admits a sender and names whom its message wakes.
-pub(super) async fn members_including(
-    db: &impl ConnectionTrait,
-    conv: ConversationId,
-    device: DeviceId,
-) -> ApiResult<Vec<Uuid>> {
-    let members: Vec<Uuid> = member_device::Entity::find()
-        .filter(member_device::Column::ConversationId.eq(conv.0))
-        .filter(member_device::Column::RemovedAt.is_null())
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.device_id)
-        .collect();
-    if !members.contains(&device.0) {
-        return Err(not_a_member());
-    }
-    Ok(members)
 }
 
 async fn dto(
@@ -558,10 +606,12 @@ pub async fn commit(
         .all(&txn)
         .await?;
     let in_tree: HashSet<Uuid> = leaf_devices.iter().map(|(_, d)| d.id).collect();
+    let mut members_changed = false;
     for (leaf, d) in &leaf_devices {
         match existing.iter().find(|m| m.device_id == d.id) {
             Some(m) if m.removed_at.is_none() && m.leaf_index == *leaf as i64 => {}
             Some(m) => {
+                members_changed = true;
                 let mut mm: member_device::ActiveModel = m.clone().into();
                 mm.leaf_index = Set(*leaf as i64);
                 if m.removed_at.is_some() {
@@ -572,6 +622,7 @@ pub async fn commit(
                 mm.update(&txn).await?;
             }
             None => {
+                members_changed = true;
                 member_device::ActiveModel {
                     conversation_id: Set(conv.id),
                     device_id: Set(d.id),
@@ -589,6 +640,7 @@ pub async fn commit(
         .iter()
         .filter(|m| m.removed_at.is_none() && !in_tree.contains(&m.device_id))
     {
+        members_changed = true;
         let mut mm: member_device::ActiveModel = m.clone().into();
         mm.removed_at = Set(Some(now));
         mm.update(&txn).await?;
@@ -614,6 +666,10 @@ pub async fn commit(
         }
     }
     txn.commit().await?;
+    if members_changed {
+        // A removed device's next send or read is refused at once on every replica.
+        state.bus.auth_changed(conv.id);
+    }
     let seq = seq.max(0) as u64;
     let (conversation_id, in_tree) = (conv.id, in_tree.iter().copied().collect::<Vec<_>>());
     crate::notify::devices(

@@ -1,7 +1,7 @@
 //! Application messages: the gap-free per-conversation log, fetch with purge ranges, acknowledgements, retention.
 
 use super::ack_commit::Ack;
-use super::conversations::{member, members_including, visible, visible_conversation};
+use super::conversations::{member_cached, visible_cached};
 use super::group_commit::{Append, Appended};
 use super::{MAX_MESSAGE_BYTES, decode, invalid_mls};
 use crate::auth::extract::Principal;
@@ -27,27 +27,27 @@ pub async fn send_message(
     conversation_id: Uuid,
     req: &MessageSend,
 ) -> ApiResult<(MessageAccepted, bool)> {
-    let (conv, intro) = visible(state, p, conversation_id).await?;
-    // Read once: admits the sender and names whom the message wakes. A device joining
+    let seen = visible_cached(state, p, conversation_id).await?;
+    let (conv, intro) = (&seen.0, &seen.1);
+    // One look-up admits the sender and names whom the message wakes. A device joining
     // meanwhile learns of it from its welcome's sync; one leaving gets a content-free notice
     // it can no longer follow.
-    let members =
-        members_including(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
+    let (_, members) = member_cached(state, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     let bytes = decode("ciphertext", &req.ciphertext, MAX_MESSAGE_BYTES)?;
     let (group, epoch, commitment) = mls::private_message_framing(&bytes).map_err(invalid_mls)?;
     if group != conv.group_id {
         return Err(ApiError::new(ErrorCode::InvalidMls).detail("the message is for another group"));
     }
     let hash = hex::encode(Sha256::digest(&bytes));
-    if let Some(done) = existing_send(&state.db, conv.id, req.client_id, &hash).await? {
+    if let Some(done) = existing_send(&state.read, conv.id, req.client_id, &hash).await? {
         return Ok((done, false));
     }
     let now = state.now();
-    if let Some(i) = &intro {
+    if let Some(i) = intro {
         introductions::gate_messages(i, now)?;
     }
     // Franking: the sender as the conversation knows them (never a user id to a party).
-    let sender = match &intro {
+    let sender = match intro {
         Some(i) => match introductions::party_of(i, p.user_id) {
             Some(peerbridge_openapi::introductions::Party::ServiceUser) => {
                 i.service_user_alias.clone()
@@ -77,7 +77,7 @@ pub async fn send_message(
         Appended::Stored(seq) => seq,
         // A concurrent retry of the same send won the race: answer as it did.
         Appended::Duplicate => {
-            return existing_send(&state.db, conv.id, req.client_id, &hash)
+            return existing_send(&state.read, conv.id, req.client_id, &hash)
                 .await?
                 .map(|a| (a, false))
                 .ok_or_else(|| {
@@ -86,7 +86,11 @@ pub async fn send_message(
         }
         Appended::NoConversation => return Err(ApiError::not_found()),
     };
-    let members: Vec<Uuid> = members.into_iter().filter(|d| *d != p.device_id).collect();
+    let members: Vec<Uuid> = members
+        .iter()
+        .map(|m| m.device_id)
+        .filter(|d| *d != p.device_id)
+        .collect();
     crate::notify::devices(
         state,
         &members,
@@ -136,8 +140,8 @@ pub async fn fetch(
     after: u64,
     limit: u64,
 ) -> ApiResult<LogPage> {
-    let conv = visible_conversation(state, p, conversation_id).await?;
-    let me = member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
+    let conv = &visible_cached(state, p, conversation_id).await?.0;
+    let (me, _) = member_cached(state, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     let limit = limit.clamp(1, 500);
     let from = (after as i64).max(me.joined_seq);
     let rows = log_entry::Entity::find()
@@ -145,7 +149,7 @@ pub async fn fetch(
         .filter(log_entry::Column::Seq.gt(from))
         .order_by_asc(log_entry::Column::Seq)
         .limit(limit + 1)
-        .all(&state.db)
+        .all(&state.read)
         .await?;
     let has_more = rows.len() as u64 > limit;
     let mut rows = rows;
@@ -223,20 +227,20 @@ pub async fn ack(
     conversation_id: Uuid,
     seq: u64,
 ) -> ApiResult<u64> {
-    let conv = visible_conversation(state, p, conversation_id).await?;
-    let me = member(&state.db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
-    let upto = (seq.min(i64::MAX as u64) as i64).min(conv.last_seq);
-    // Applied with every other waiting ack in one commit (`ack_commit`), answered after it.
-    state
+    let conv = &visible_cached(state, p, conversation_id).await?.0;
+    member_cached(state, ConversationId(conv.id), DeviceId(p.device_id)).await?;
+    // Applied with every other waiting ack in one commit (`ack_commit`), which keeps it
+    // within the log and answers with the device's cursor after that commit.
+    let cursor = state
         .acks
         .ack(Ack {
             conversation_id: conv.id,
             device_id: p.device_id,
-            upto,
+            upto: seq.min(i64::MAX as u64) as i64,
         })
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    Ok(upto.max(me.acked_seq).max(0) as u64)
+    Ok(cursor.max(0) as u64)
 }
 
 /// Deletes ciphertext whose retention has ended (run periodically; idempotent).

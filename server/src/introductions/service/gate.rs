@@ -108,6 +108,7 @@ pub async fn open_conversation(
     )
     .await?;
     txn.commit().await?;
+    state.bus.auth_changed(i.id);
     notify(state, &[i.service_user_id, i.peer_id], i.id).await;
     Ok((conv, true))
 }

@@ -411,6 +411,8 @@ pub(super) async fn act(
         )
         .await?;
         txn.commit().await?;
+        // Paused, blocked, closed: messages stop at once on every replica.
+        state.bus.auth_changed(after.id);
         // A decline is not announced to the counterpart (it must look like an expiry).
         let mut tell = vec![];
         if action != Action::Decline {
@@ -504,6 +506,7 @@ pub async fn rematch(
     )
     .await?;
     txn.commit().await?;
+    state.bus.auth_changed(old.id);
     notify(
         state,
         &[old.service_user_id, old.peer_id, new.peer_id],

@@ -147,6 +147,8 @@ pub async fn record_consent(
     )
     .await?;
     txn.commit().await?;
+    // `invite_hp` decides whether the introducing HP may be in the group.
+    state.bus.auth_changed(i.id);
     let mut tell = vec![i.service_user_id, i.peer_id];
     if req.scope == ConsentScope::InviteHp {
         tell.push(i.introduced_by);
