@@ -221,10 +221,19 @@ impl Application {
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
-                    let route = res
-                        .request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".into());
+                    let route = {
+                        use actix_web::HttpMessage;
+                        let known = res
+                            .request()
+                            .extensions()
+                            .get::<crate::telemetry::MatchedRoute>()
+                            .map(|r| r.0.clone());
+                        known.unwrap_or_else(|| {
+                            res.request()
+                                .match_pattern()
+                                .unwrap_or_else(|| "unmatched".into())
+                        })
+                    };
                     let status = res.status().as_u16();
                     let elapsed = started.elapsed();
                     st.metrics

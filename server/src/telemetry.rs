@@ -20,12 +20,18 @@ type Labels = Vec<(String, String)>;
 /// address, and no debug dump of errors.
 pub struct RootSpan;
 
+/// The route pattern the root span found, kept for the access log and metrics (finding it
+/// walks the route table, once per request is enough).
+#[derive(Clone)]
+pub struct MatchedRoute(pub String);
+
 impl tracing_actix_web::RootSpanBuilder for RootSpan {
     fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
         use actix_web::HttpMessage;
         let route = request
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
+        request.extensions_mut().insert(MatchedRoute(route.clone()));
         let request_id = request
             .extensions()
             .get::<tracing_actix_web::RequestId>()

@@ -126,6 +126,10 @@ async fn a_peer_and_their_supervisor_talk_and_the_server_sees_only_ciphertext() 
             .await;
         retry.expect(200);
         assert_eq!(retry.parse::<MessageAccepted>().seq, first.seq);
+        // The same client id with another ciphertext is refused, and stores nothing.
+        h.send_text(conv.id, &conv.group_id, "noe helt annet", reply_id)
+            .await
+            .expect_problem(409, "conflict");
         let (texts, p_cursor) = p.read(conv.id, 0).await;
         assert_eq!(texts, vec!["takk, vi snakkes".to_string()]);
 

@@ -39,13 +39,18 @@ pub async fn send_message(
         return Err(ApiError::new(ErrorCode::InvalidMls).detail("the message is for another group"));
     }
     let hash = hex::encode(Sha256::digest(&bytes));
-    if let Some(done) = existing_send(&state.read, conv.id, req.client_id, &hash).await? {
-        return Ok((done, false));
-    }
     let now = state.now();
-    if let Some(i) = intro {
-        introductions::gate_messages(i, now)?;
+    if let Some(i) = intro
+        && let Err(refused) = introductions::gate_messages(i, now)
+    {
+        // A retry of a send stored before the gate closed is answered as it was.
+        return match existing_send(&state.read, conv.id, req.client_id, &hash).await? {
+            Some(done) => Ok((done, false)),
+            None => Err(refused),
+        };
     }
+    // A retry (a `client_id` the log holds) is found by the append itself, which leaves it
+    // alone; it is then answered as stored, or refused if its ciphertext differs.
     // Franking: the sender as the conversation knows them (never a user id to a party).
     let sender = match intro {
         Some(i) => match introductions::party_of(i, p.user_id) {
