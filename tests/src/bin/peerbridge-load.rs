@@ -12,6 +12,7 @@
 //!   receiving device was notified over its WebSocket and read the entry over HTTP (then it
 //!   acknowledges what it read, as an app does);
 //! - the server's CPU (cores) and RSS; accepted and delivered rates;
+//! - the maximum offered for `S` seconds: what is accepted and the server's RSS after it;
 //! - the maximum with 4 conversations against all `C`, and with `I` idle WebSockets open
 //!   against none (and the RSS each idle socket costs);
 //! - **references**: the same database's raw single-row insert rate (same payload, one
@@ -20,7 +21,7 @@
 //! - with Redis: send latency in a closed loop with Redis up, then cut.
 //!
 //! `cargo run --release -p peerbridge-tests --bin peerbridge-load -- [conversations]
-//! [idle sockets] [seconds per step]` (defaults 200, 2000, 4). Run it on a quiet machine
+//! [idle sockets] [seconds per step] [seconds at max]` (defaults 200, 2000, 4, 60). Run it on a quiet machine
 //! with `ulimit -n 65536`. Figures only: nothing here asserts a speed.
 
 use std::collections::HashMap;
@@ -597,6 +598,8 @@ struct Figures {
     max: Step,
     half: Step,
     max_4: Step,
+    /// Offered at the maximum for the sustained seconds.
+    sustained: Step,
     max_idle: Step,
     idle_kib: f64,
     raw: f64,
@@ -616,7 +619,7 @@ async fn server_counter(http: &reqwest::Client, base: &str, name: &str) -> f64 {
     peerbridge_tests::api::metric_value(&text, name).unwrap_or(f64::NAN)
 }
 
-async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {
+async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -> Figures {
     let (jwt, field, index) = (generate_key_b64(), generate_key_b64(), generate_key_b64());
     let prefix = format!("pbload{}", Uuid::new_v4().simple());
     let redis = (backend == Backend::Postgres).then(redis_url);
@@ -665,8 +668,7 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {
     // each costs, and the maximum with them open.
     let rss_before = pid.map(|p| proc_field(p, "VmRSS:")).unwrap_or(0.0);
     // An idle device still reads its socket (so pings are answered), nothing more. The
-    // sockets belong to devices in no conversation (until this change they were extra
-    // sockets of the receiving HP devices, which every send addressed: busy, not idle).
+    // sockets belong to devices in no conversation, so no notice is addressed to them.
     let mut sockets = Vec::with_capacity(idle);
     for k in 0..idle {
         let mut ws = connect(&base, &set.idle[k % set.idle.len()]).await;
@@ -691,6 +693,8 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {
     // the receivers reading.
     let max = maximum(&http, &base, &set.convs, 100.0, secs, pid).await;
     let max_4 = maximum(&http, &base, &set.convs[..4.min(n)], 100.0, secs, pid).await;
+    // The maximum held for a while: what the server accepts and the RSS it settles at.
+    let sustained = offer(&http, &base, &set.convs, max.accepted, sustain, None, pid).await;
     let (deliveries, readers) = receivers(&base, &set.hps).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let half = offer(
@@ -751,6 +755,7 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64) -> Figures {
         max,
         half,
         max_4,
+        sustained,
         max_idle,
         idle_kib,
         raw,
@@ -770,19 +775,22 @@ async fn main() {
     let n = args.first().copied().unwrap_or(200).max(4);
     let idle = args.get(1).copied().unwrap_or(2000);
     let secs = args.get(2).copied().unwrap_or(4) as f64;
+    let sustain = args.get(3).copied().unwrap_or(60) as f64;
     let started = Instant::now();
-    let mut all = vec![run(Backend::Sqlite, n, idle, secs).await];
+    let mut all = vec![run(Backend::Sqlite, n, idle, secs, sustain).await];
     if postgres_available().await && redis_available().await {
-        all.push(run(Backend::Postgres, n, idle, secs).await);
+        all.push(run(Backend::Postgres, n, idle, secs, sustain).await);
     }
-    println!("conversations={n} idle sockets={idle} seconds per step={secs}");
     println!(
-        "| backend | max accepted/s | raw inserts/s | ÷ raw | relay/s | ÷ relay | at half max (offered/s): delivered/s, p50/p99/p999 ms, undelivered | server CPU cores at max | RSS MiB | max with 4 convs ({n} ÷ 4) | max with {idle} idle sockets (÷ none) | RSS per idle socket KiB | payload B |"
+        "conversations={n} idle sockets={idle} seconds per step={secs} seconds at max={sustain}"
+    );
+    println!(
+        "| backend | max accepted/s | raw inserts/s | ÷ raw | relay/s | ÷ relay | at half max (offered/s): delivered/s, p50/p99/p999 ms, undelivered | server CPU cores at max | {sustain:.0} s at max: accepted/s, RSS MiB after | max with 4 convs ({n} ÷ 4) | max with {idle} idle sockets (÷ none) | RSS per idle socket KiB | payload B |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in &all {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.3} | ({:.0}) {:.0}, {:.1}/{:.1}/{:.1}, {} | {:.2} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.1} | {} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.3} | ({:.0}) {:.0}, {:.1}/{:.1}/{:.1}, {} | {:.2} | {:.0}, {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.1} | {} |",
             f.backend,
             f.max.accepted,
             f.raw,
@@ -796,7 +804,8 @@ async fn main() {
             f.half.p999,
             f.half.undelivered,
             f.max.cpu,
-            f.max.rss.max(f.half.rss),
+            f.sustained.accepted,
+            f.sustained.rss,
             f.max_4.accepted,
             f.max.accepted / f.max_4.accepted,
             f.max_idle.accepted,
