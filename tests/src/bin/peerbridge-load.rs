@@ -409,10 +409,8 @@ const IDLE_DEVICES: usize = 5;
 
 async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
     let c = app.client();
-    let op = app.bootstrap_operator().await;
+    let mut op = app.bootstrap_operator().await;
     let (clinic, first) = app.clinic_with_hp(&op, "Load").await;
-    // The idle devices' staff first, while the operator's session is fresh (setting up
-    // hundreds of conversations outlasts it).
     let mut idle_hps = Vec::with_capacity(IDLE_DEVICES);
     for i in 0..IDLE_DEVICES {
         idle_hps.push(
@@ -420,79 +418,88 @@ async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
                 .await,
         );
     }
-    let mut hps = vec![first];
-    for i in 1..n.div_ceil(CONVS_PER_HP) {
-        hps.push(
-            app.create_staff(&op, clinic, "hp", &format!("HP {i}"))
-                .await,
-        );
-    }
-    let mut hp_devs: Vec<MlsDevice> = hps
-        .iter()
-        .map(|h| MlsDevice::new(c.clone(), h.token(), h.session.device_id, &h.device))
-        .collect();
+    // Each HP is made just before its conversations and done with them before the next:
+    // every staff set-up moves the test clock 30 s (a fresh TOTP step), which outlasts the
+    // 15-minute sessions of an operator and of HPs made long before.
+    let mut first = Some(first);
+    let mut staff_made = IDLE_DEVICES;
     let mut convs = Vec::with_capacity(n);
-    let mut payload = 0;
-    for k in 0..n {
-        let h = k % hps.len();
-        let hp = &hps[h];
-        let peer = app.supervised_peer(hp, clinic).await;
-        hp_devs[h].upload_key_packages(1).await.expect(200);
-        let mut p = MlsDevice::new(
-            c.clone(),
-            peer.token(),
-            peer.session.device_id,
-            &peer.device,
-        );
-        let conv = app.supervision_conversation(&peer).await;
-        let claimed: Vec<peerbridge_openapi::delivery::ClaimedKeyPackage> = p
-            .claim(conv.id, hp.session.user_id)
-            .await
-            .expect(200)
-            .parse();
-        p.open_group(conv.id, &conv.group_id, &claimed)
-            .await
-            .expect(201);
-        let gid = GroupId::new(unb64(&conv.group_id)).expect("gid");
-        let payloads: Vec<String> = (0..PAYLOADS)
-            .map(|i| {
-                let ct = p
-                    .mls
-                    .encrypt(
-                        &gid,
-                        &Envelope::Text {
-                            id: MessageId::random(),
-                            body: format!("load {k}:{i} {}", "x".repeat(160)),
-                            sent_at: 0,
-                        },
-                    )
-                    .expect("encrypt");
-                payload = ct.len();
-                b64(&ct)
-            })
-            .collect();
-        let s: Session = device_login_at(server, peer.session.device_id, &peer.device)
-            .await
-            .expect(200)
-            .parse();
-        convs.push(Conv {
-            id: conv.id,
-            token: s.access_token,
-            payloads: Arc::new(payloads),
-        });
-    }
     let mut by_hp = Vec::new();
-    for (h, dev) in hp_devs.iter_mut().enumerate() {
+    let mut payload = 0;
+    for h in 0..n.div_ceil(CONVS_PER_HP) {
+        let hp = match first.take() {
+            Some(hp) => hp,
+            None => {
+                if staff_made.is_multiple_of(20) {
+                    op = app.bootstrap_operator().await;
+                }
+                staff_made += 1;
+                app.create_staff(&op, clinic, "hp", &format!("HP {h}"))
+                    .await
+            }
+        };
+        let hp = &hp;
+        let mut dev = MlsDevice::new(c.clone(), hp.token(), hp.session.device_id, &hp.device);
+        let block = h * CONVS_PER_HP..((h + 1) * CONVS_PER_HP).min(n);
+        for k in block.clone() {
+            let peer = app.supervised_peer(hp, clinic).await;
+            dev.upload_key_packages(1).await.expect(200);
+            let mut p = MlsDevice::new(
+                c.clone(),
+                peer.token(),
+                peer.session.device_id,
+                &peer.device,
+            );
+            let conv = app.supervision_conversation(&peer).await;
+            let claimed: Vec<peerbridge_openapi::delivery::ClaimedKeyPackage> = p
+                .claim(conv.id, hp.session.user_id)
+                .await
+                .expect(200)
+                .parse();
+            p.open_group(conv.id, &conv.group_id, &claimed)
+                .await
+                .expect(201);
+            let gid = GroupId::new(unb64(&conv.group_id)).expect("gid");
+            let payloads: Vec<String> = (0..PAYLOADS)
+                .map(|i| {
+                    let ct = p
+                        .mls
+                        .encrypt(
+                            &gid,
+                            &Envelope::Text {
+                                id: MessageId::random(),
+                                body: format!("load {k}:{i} {}", "x".repeat(160)),
+                                sent_at: 0,
+                            },
+                        )
+                        .expect("encrypt");
+                    payload = ct.len();
+                    b64(&ct)
+                })
+                .collect();
+            let s: Session = device_login_at(server, peer.session.device_id, &peer.device)
+                .await
+                .expect(200)
+                .parse();
+            convs.push(Conv {
+                id: conv.id,
+                token: s.access_token,
+                payloads: Arc::new(payloads),
+            });
+        }
         let joined: HashMap<Uuid, u64> = dev.accept_welcomes().await.into_iter().collect();
-        let s: Session = device_login_at(server, hps[h].session.device_id, &hps[h].device)
+        let s: Session = device_login_at(server, hp.session.device_id, &hp.device)
             .await
             .expect(200)
             .parse();
-        let mine = convs
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| k % hps.len() == h)
-            .map(|(k, conv)| (k, conv.id, joined.get(&conv.id).copied().unwrap_or(0)))
+        let mine = block
+            .map(|k| {
+                (
+                    k,
+                    convs[k].id,
+                    joined.get(&convs[k].id).copied().unwrap_or(0),
+                )
+            })
             .collect();
         by_hp.push((s.access_token, mine));
     }
