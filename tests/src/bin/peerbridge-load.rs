@@ -403,8 +403,6 @@ struct Setup {
 }
 
 /// HP devices whose sockets stand for the idle connections (each holds a share of them).
-/// Few: each staff set-up moves the test clock 30 s (a fresh TOTP step), and the
-/// operator's session that creates them lasts 15 minutes.
 const IDLE_DEVICES: usize = 5;
 
 async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
@@ -420,17 +418,18 @@ async fn setup(app: &TestApp, server: &Client, n: usize) -> Setup {
     }
     // Each HP is made just before its conversations and done with them before the next:
     // every staff set-up moves the test clock 30 s (a fresh TOTP step), which outlasts the
-    // 15-minute sessions of an operator and of HPs made long before.
+    // 10-minute sessions of an operator and of HPs made long before.
     let mut first = Some(first);
     let mut staff_made = IDLE_DEVICES;
     let mut convs = Vec::with_capacity(n);
     let mut by_hp = Vec::new();
     let mut payload = 0;
     for h in 0..n.div_ceil(CONVS_PER_HP) {
+        // An operator's access token lasts 10 minutes of the test clock: 20 staff set-ups.
         let hp = match first.take() {
             Some(hp) => hp,
             None => {
-                if staff_made.is_multiple_of(20) {
+                if staff_made.is_multiple_of(10) {
                     op = app.bootstrap_operator().await;
                 }
                 staff_made += 1;
