@@ -80,12 +80,8 @@ pub async fn connect_sqlite_reads(
     url: &str,
     connections: u32,
 ) -> Result<DatabaseConnection, StorageError> {
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .max_connections(connections.max(1))
-        .min_connections(1);
+    let mut opts = options(url);
+    opts.max_connections(connections.max(1)).min_connections(1);
     opts.map_sqlx_sqlite_opts(|o| {
         o.pragma("query_only", "ON")
             .foreign_keys(true)
@@ -99,20 +95,26 @@ pub async fn connect_sqlite_reads(
         })
 }
 
+/// What every pool shares: no statement logging, bounded waits, and a ping at checkout only
+/// for a connection idle long enough to have been dropped by the server or a proxy (a hot
+/// connection goes out without an extra round trip; a dead one fails that request, and the
+/// pool replaces it).
+fn options(url: &str) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
+    opts
+}
+
 /// Opens a pool for a URL (tests use this for fresh databases).
 pub async fn connect_url(
     url: &str,
     kind: DatabaseKind,
     max_connections: u32,
 ) -> Result<DatabaseConnection, StorageError> {
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        // A checkout pings only a connection idle long enough to have been dropped by the
-        // server or a proxy; a hot connection goes out without an extra round trip (a dead
-        // one fails that request, and the pool replaces it).
-        .test_before_acquire_if_idle_for(Duration::from_secs(30));
+    let mut opts = options(url);
     match kind {
         DatabaseKind::Sqlite => {
             // One connection: SQLite has one writer anyway, and a single connection makes
