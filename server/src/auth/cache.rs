@@ -48,8 +48,9 @@ pub struct Cached {
     pub tokens_not_before_ms: Option<i64>,
 }
 
-/// A conversation a user may see, with its introduction if it has one (its `last_seq` is
-/// stale by design: read it from the database).
+/// A conversation a user may see, with its introduction if it has one (its `last_seq` and
+/// `epoch` are stale by design, and its group state blobs are dropped: read those from the
+/// database).
 pub type Visible = Arc<(conversation::Model, Option<introduction::Model>)>;
 
 /// An active member device of a conversation, and the first entry it may read.

@@ -103,7 +103,8 @@ pub(super) async fn visible(
 
 /// [`visible`] for the hot path (sends, reads, acknowledgements): from this replica's
 /// [`AuthCache`](crate::auth::cache::AuthCache) when it was read moments ago, else read and
-/// kept. The conversation's `last_seq` and `epoch` in it may be stale: never use them.
+/// kept. The conversation's `last_seq` and `epoch` in it may be stale: never use them; its
+/// `public_state` and `group_info` are not kept.
 pub(super) async fn visible_cached(
     state: &AppState,
     p: &Principal,
@@ -118,7 +119,11 @@ pub(super) async fn visible_cached(
     }
     let epoch = cache.epoch();
     let read_at = std::time::Instant::now();
-    let v = std::sync::Arc::new(visible(state, p, id).await?);
+    let (mut conv, intro) = visible(state, p, id).await?;
+    // The group's public state and info (kilobytes each) are not what the hot path reads.
+    conv.public_state = None;
+    conv.group_info = None;
+    let v = std::sync::Arc::new((conv, intro));
     cache.keep(&cache.conversations, epoch, key, v.clone(), read_at);
     Ok(v)
 }
