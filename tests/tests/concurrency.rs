@@ -98,10 +98,11 @@ async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_o
     use peerbridge_tests::mls_device::{b64, unb64};
     use std::collections::{BTreeMap, BTreeSet};
     use uuid::Uuid;
-    // Fewer than the receiver's out-of-order tolerance (32 generations): the server orders
-    // concurrent sends as they commit, not as they were encrypted.
+    // Fewer at once than the receiver's out-of-order tolerance (32 generations): the server
+    // orders concurrent sends as they commit, not as they were encrypted.
     const SENDS: usize = 30;
     const TWINS: usize = 8;
+    const MORE: usize = 12;
     for backend in backends().await {
         let app = TestApp::spawn(backend).await;
         let mut s = app.supervision_pair().await;
@@ -191,9 +192,63 @@ async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_o
         assert_eq!(stored, SENDS as u64);
         assert!((1..=SENDS as u64).contains(&commits), "{commits} commits");
         println!("{backend:?}: {SENDS} sends (+{TWINS} twins) in {commits} commits");
+
+        // Retries of stored sends arriving together with new ones: a batch holding a retry
+        // cannot be numbered in advance, and is appended a row at a time instead. The new
+        // sends still get the next numbers without a gap; each retry its first answer.
+        let fresh: Vec<(Uuid, String)> = (0..MORE)
+            .map(|i| {
+                let ct =
+                    s.p.mls
+                        .encrypt(
+                            &gid,
+                            &Envelope::Text {
+                                id: MessageId::random(),
+                                body: format!("n{i}"),
+                                sent_at: 0,
+                            },
+                        )
+                        .expect("encrypt");
+                (Uuid::new_v4(), b64(&ct))
+            })
+            .collect();
+        let mixed: Vec<&(Uuid, String)> = sends[SENDS - TWINS..]
+            .iter()
+            .zip(&fresh)
+            .flat_map(|(a, b)| [a, b])
+            .chain(&fresh[TWINS..])
+            .collect();
+        let requests = mixed.iter().map(|(client_id, ct)| {
+            let http = s.p.http.clone();
+            let (path, token) = (path.clone(), s.p.token.clone());
+            let body = json!({ "client_id": client_id, "ciphertext": ct });
+            async move { http.post(&path, Some(&token), body).await }
+        });
+        let answers = join_all(requests).await;
+        let mut new_seqs = BTreeSet::new();
+        for ((client_id, _), r) in mixed.iter().zip(&answers) {
+            let seq = r.json()["seq"].as_u64().expect("seq");
+            match seq_of.get(client_id) {
+                Some(old) => {
+                    assert_eq!(r.status, 200, "a retry: {}", r.text);
+                    assert_eq!(*old, seq, "a retry keeps its number");
+                }
+                None => {
+                    assert_eq!(r.status, 201, "a new send: {}", r.text);
+                    assert!(new_seqs.insert(seq), "{seq} given twice");
+                }
+            }
+        }
+        let next = first + SENDS as u64;
+        assert_eq!(
+            new_seqs,
+            (next..next + MORE as u64).collect::<BTreeSet<_>>(),
+            "{backend:?}: new sends numbered on without a gap"
+        );
+
         // The HP reads them all in log order.
         let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
-        assert_eq!(texts.len(), SENDS);
+        assert_eq!(texts.len(), SENDS + MORE);
     }
 }
 

@@ -14,7 +14,8 @@
 //!   database read and [`AuthCache::keep`] refuses the entry if anything was forgotten since.
 //! - Only what the database said *allows* access is kept; a refusal is always read again.
 //! - An entry lives at most [`TTL`], which bounds what no notice reaches (an admin command
-//!   run from another process while Redis is down).
+//!   run from another process while Redis is down). A busy entry is read again by one
+//!   request in its last [`REFRESH_AHEAD`], not by every request in flight when it expires.
 //! - What moves with every message (a conversation's `last_seq`, a device's `acked_seq`) is
 //!   never taken from here.
 //!
@@ -34,6 +35,9 @@ use crate::introductions::entities::introduction;
 
 /// How long an entry answers without a database read.
 pub const TTL: Duration = Duration::from_secs(5);
+
+/// In an entry's last this long, one request reads it again (see [`Kept::get`]).
+pub const REFRESH_AHEAD: Duration = Duration::from_secs(1);
 
 /// Past this many entries a map is emptied rather than grown.
 const MAX_ENTRIES: usize = 100_000;
@@ -60,9 +64,17 @@ pub struct Member {
     pub joined_seq: i64,
 }
 
+/// A kept read.
+struct Entry<V> {
+    read_at: Instant,
+    value: V,
+    /// A caller has been sent to read it again (see [`Kept::get`]).
+    renewing: bool,
+}
+
 /// One kind of entry, with its hit and miss counts.
 pub struct Kept<K, V> {
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -78,14 +90,26 @@ impl<K, V> Default for Kept<K, V> {
 }
 
 impl<K: Eq + Hash, V: Clone> Kept<K, V> {
-    /// The entry, if read less than [`TTL`] ago and not forgotten since.
+    /// The entry, if read less than [`TTL`] ago and not forgotten since. In an entry's last
+    /// [`REFRESH_AHEAD`], one caller (the first to ask) is answered `None` so that it reads
+    /// and keeps the entry again, while every other caller is still answered from it: a busy
+    /// entry is renewed by one read instead of by every request in flight when it expires.
     pub fn get(&self, key: &K) -> Option<V> {
         let now = Instant::now();
-        let found = self
-            .lock()
-            .get(key)
-            .filter(|(at, _)| now.duration_since(*at) < TTL)
-            .map(|(_, v)| v.clone());
+        let found = match self.lock().get_mut(key) {
+            Some(e) => {
+                let age = now.duration_since(e.read_at);
+                if age >= TTL {
+                    None
+                } else if age >= TTL - REFRESH_AHEAD && !e.renewing {
+                    e.renewing = true;
+                    None
+                } else {
+                    Some(e.value.clone())
+                }
+            }
+            None => None,
+        };
         match found {
             Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
             None => self.misses.fetch_add(1, Ordering::Relaxed),
@@ -101,7 +125,7 @@ impl<K: Eq + Hash, V: Clone> Kept<K, V> {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
         // A panic while holding the lock cannot leave the map inconsistent (every write is a
         // single insert or clear), so a poisoned lock is still usable.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
@@ -149,7 +173,36 @@ impl AuthCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, (read_at, value));
+        entries.insert(
+            key,
+            Entry {
+                read_at,
+                value,
+                renewing: false,
+            },
+        );
+    }
+
+    /// The entry kept for `key` (see [`Kept::get`]), else what `read` finds, kept (if
+    /// nothing was forgotten while it ran). A refusal (`Err`) is never kept.
+    pub async fn read_through<K, V, E>(
+        &self,
+        kept: &Kept<K, V>,
+        key: K,
+        read: impl std::future::Future<Output = Result<V, E>>,
+    ) -> Result<V, E>
+    where
+        K: Eq + Hash,
+        V: Clone,
+    {
+        if let Some(v) = kept.get(&key) {
+            return Ok(v);
+        }
+        let epoch = self.epoch();
+        let read_at = Instant::now();
+        let value = read.await?;
+        self.keep(kept, epoch, key, value.clone(), read_at);
+        Ok(value)
     }
 
     /// Forgets everything: the next request of each device is read from the database.
@@ -225,6 +278,55 @@ mod tests {
         assert_eq!(cache.get(d), None);
         cache.keep(&cache.devices, cache.epoch(), d, facts(), Instant::now());
         assert!(cache.get(d).is_some());
+    }
+
+    #[test]
+    fn an_entry_about_to_expire_sends_one_caller_to_read_it_again_and_answers_the_rest() {
+        let cache = AuthCache::default();
+        let d = Uuid::new_v4();
+        let Some(late) = Instant::now().checked_sub(TTL - REFRESH_AHEAD / 2) else {
+            panic!("this machine has been up for less than the TTL");
+        };
+        cache.keep(&cache.devices, cache.epoch(), d, facts(), late);
+        assert_eq!(cache.get(d), None, "the first caller reads it again");
+        assert!(cache.get(d).is_some(), "the others are still answered");
+        assert!(cache.get(d).is_some());
+        // Its read kept afresh: answered, and nobody is sent to read until the end nears.
+        cache.keep(&cache.devices, cache.epoch(), d, facts(), Instant::now());
+        assert!(cache.get(d).is_some());
+        assert_eq!(cache.counts(), (3, 1));
+        // Positive control: a fresh entry's first caller is answered from it.
+        let fresh = Uuid::new_v4();
+        cache.keep(
+            &cache.devices,
+            cache.epoch(),
+            fresh,
+            facts(),
+            Instant::now(),
+        );
+        assert!(cache.get(fresh).is_some());
+    }
+
+    #[tokio::test]
+    async fn read_through_keeps_what_allows_and_never_a_refusal() {
+        let cache = AuthCache::default();
+        let conv = Uuid::new_v4();
+        let refused: Result<Arc<Vec<Member>>, &str> = cache
+            .read_through(&cache.members, conv, async { Err("not a member") })
+            .await;
+        assert!(refused.is_err());
+        assert!(cache.members.get(&conv).is_none(), "a refusal was kept");
+        let read = cache
+            .read_through(&cache.members, conv, async {
+                Ok::<_, &str>(Arc::new(Vec::new()))
+            })
+            .await;
+        assert!(read.is_ok());
+        // Answered from memory now: a failing read is never awaited.
+        let again = cache
+            .read_through(&cache.members, conv, async { Err("not read") })
+            .await;
+        assert!(again.is_ok());
     }
 
     #[test]

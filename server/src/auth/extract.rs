@@ -147,16 +147,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         ApiError::unauthenticated().detail(e.to_string())
     })?;
     let cache = state.bus.auth_cache();
-    let facts = match cache.get(claims.did) {
-        Some(facts) => facts,
-        None => {
-            let epoch = cache.epoch();
-            let read_at = std::time::Instant::now();
-            let facts = read_facts(state, claims.did).await?;
-            cache.keep(&cache.devices, epoch, claims.did, facts.clone(), read_at);
-            facts
-        }
-    };
+    let facts = cache
+        .read_through(&cache.devices, claims.did, read_facts(state, claims.did))
+        .await?;
     if facts.user_id != claims.sub {
         return Err(ApiError::unauthenticated().detail("unknown device"));
     }

@@ -63,7 +63,16 @@ pub struct TokenService {
     audience: String,
     pub access_ttl: chrono::Duration,
     pub refresh_ttl: chrono::Duration,
+    /// Tokens whose signature, key, issuer and audience this process has verified, by the
+    /// SHA-256 of the token (never the token itself): a device presents the same token for
+    /// its whole lifetime, and an Ed25519 verification costs more than the rest of a
+    /// request's checks. The keys are fixed for the process's life, so a verification
+    /// cannot become wrong; everything that depends on time is checked on every use.
+    verified: std::sync::Mutex<HashMap<[u8; 32], Claims>>,
 }
+
+/// Past this many verified tokens the memo is emptied rather than grown.
+const MAX_VERIFIED: usize = 100_000;
 
 impl TokenService {
     pub fn new(
@@ -95,6 +104,7 @@ impl TokenService {
             audience,
             access_ttl,
             refresh_ttl,
+            verified: std::sync::Mutex::default(),
         }
     }
 
@@ -131,6 +141,37 @@ impl TokenService {
     /// not expired at `now`, not before its `nbf`, and no longer-lived than this server
     /// issues (a token signed with the real key but a far expiry is refused).
     pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let known = self.memo().get(&digest).cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signed(token)?;
+                let mut memo = self.memo();
+                if memo.len() >= MAX_VERIFIED {
+                    memo.clear();
+                }
+                memo.insert(digest, claims.clone());
+                claims
+            }
+        };
+        let now_s = now.timestamp();
+        if claims.exp <= now_s {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat > now_s + IAT_LEEWAY_SECS {
+            return Err(TokenError::Invalid);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now_s + IAT_LEEWAY_SECS) {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// What does not depend on time: `kid` known, algorithm, signature, issuer, audience,
+    /// and a lifetime no longer than this server issues.
+    fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid);
@@ -143,20 +184,15 @@ impl TokenService {
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
-        let now_s = now.timestamp();
-        if claims.exp <= now_s {
-            return Err(TokenError::Expired);
-        }
-        if claims.iat > now_s + IAT_LEEWAY_SECS {
-            return Err(TokenError::Invalid);
-        }
-        if claims.nbf.is_some_and(|nbf| nbf > now_s + IAT_LEEWAY_SECS) {
-            return Err(TokenError::Invalid);
-        }
         if claims.exp.saturating_sub(claims.iat) > self.access_ttl.num_seconds() {
             return Err(TokenError::Invalid);
         }
         Ok(claims)
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Claims>> {
+        // Every write is one insert or a clear: a poisoned lock still holds a usable map.
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

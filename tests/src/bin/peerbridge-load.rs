@@ -18,11 +18,15 @@
 //! - **references**: the same database's raw single-row insert rate (same payload, one
 //!   commit per row; PostgreSQL with 8 connections), and an in-memory relay (no auth, no
 //!   durability, like the openmls example delivery service) under this same sender;
+//! - flags raised during the half-maximum step: raise → supervising HP's notice p50/p99;
 //! - with Redis: send latency in a closed loop with Redis up, then cut.
 //!
 //! `cargo run --release -p peerbridge-tests --bin peerbridge-load -- [conversations]
 //! [idle sockets] [seconds per step] [seconds at max]` (defaults 200, 2000, 4, 60). Run it on a quiet machine
-//! with `ulimit -n 65536`. Figures only: nothing here asserts a speed.
+//! with `ulimit -n 65536`. Figures only: nothing here asserts a speed. `I` = 0 or `S` = 0
+//! leaves that phase out; `PEERBRIDGE_LOAD_QUICK=1` measures only the maxima and the
+//! half-maximum step on SQLite (for profiling). What the server's caches and group commit did in each maximum goes to
+//! stderr.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +78,52 @@ type HpReceiver = (String, Vec<(usize, Uuid, u64)>);
 
 /// When each entry was read by its receiver, by (conversation index, seq).
 type Deliveries = Arc<Mutex<HashMap<(usize, u64), Instant>>>;
+
+/// When the first `flag` notice of each raised flag reached a supervising HP's socket.
+type FlagNotices = Arc<Mutex<HashMap<Uuid, Instant>>>;
+
+/// Flags raised per second while messages flow at half the maximum.
+const FLAGS_PER_S: f64 = 4.0;
+
+/// Raises a flag every 1/[`FLAGS_PER_S`] s, by each conversation's peer in turn, until
+/// `stop`; when each was sent, by flag id, and how many were refused.
+async fn raise_flags(
+    http: reqwest::Client,
+    base: String,
+    convs: Vec<Conv>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<(Uuid, Instant)>, usize) {
+    let mut raised = Vec::new();
+    let mut refused = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / FLAGS_PER_S));
+    let mut k = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let c = &convs[k % convs.len()];
+        k += 1;
+        let t0 = Instant::now();
+        let r = http
+            .post(format!("{base}/v1/conversations/{}/flags", c.id))
+            .bearer_auth(&c.token)
+            .json(&json!({ "client_id": Uuid::new_v4(), "kind": "flag",
+                           "category": "suicide_risk", "severity": "imminent", "excerpts": [] }))
+            .send()
+            .await;
+        let id = match r {
+            Ok(r) if r.status().as_u16() == 201 => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["id"].as_str().and_then(|s| s.parse::<Uuid>().ok())),
+            _ => None,
+        };
+        match id {
+            Some(id) => raised.push((id, t0)),
+            None => refused += 1,
+        }
+    }
+    (raised, refused)
+}
 
 #[derive(Default, Clone, Copy)]
 struct Step {
@@ -317,6 +367,7 @@ async fn connect(base: &str, token: &str) -> Socket {
 async fn receivers(
     base: &str,
     hp_tokens: &[HpReceiver],
+    flags: &FlagNotices,
 ) -> (Deliveries, Vec<tokio::task::JoinHandle<()>>) {
     let deliveries: Deliveries = Arc::default();
     let mut tasks = Vec::new();
@@ -370,12 +421,23 @@ async fn receivers(
             }));
         }
         let mut ws = connect(base, token).await;
+        let flags = flags.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(frame)) = ws.next().await {
                 let Message::Text(t) = frame else { continue };
                 let Ok(n) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
                     continue;
                 };
+                if n["type"] == "flag" && n["event"] == "raised" {
+                    if let Some(id) = n["flag_id"].as_str().and_then(|s| s.parse().ok()) {
+                        flags
+                            .lock()
+                            .expect("lock")
+                            .entry(id)
+                            .or_insert_with(Instant::now);
+                    }
+                    continue;
+                }
                 if n["type"] != "message" {
                     continue;
                 }
@@ -599,8 +661,20 @@ async fn reference_relay() -> String {
     format!("http://{addr}")
 }
 
+/// Flags raised at half the maximum and how fast their supervising HP heard.
+#[derive(Default, Clone, Copy)]
+struct FlagFigures {
+    raised: usize,
+    refused: usize,
+    /// Raised but no `flag` notice reached an HP socket.
+    unnotified: usize,
+    p50: f64,
+    p99: f64,
+}
+
 struct Figures {
     backend: &'static str,
+    flags: FlagFigures,
     max: Step,
     half: Step,
     max_4: Step,
@@ -623,6 +697,57 @@ async fn server_counter(http: &reqwest::Client, base: &str, name: &str) -> f64 {
         Err(_) => String::new(),
     };
     peerbridge_tests::api::metric_value(&text, name).unwrap_or(f64::NAN)
+}
+
+/// The server's counters that explain a phase, as `name=value` pairs (printed to stderr
+/// after each maximum): the caches' hits and misses, commits and what they appended.
+async fn server_counters(http: &reqwest::Client, base: &str) -> Vec<(&'static str, f64)> {
+    let text = match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    [
+        "peerbridge_auth_cache_hits",
+        "peerbridge_auth_cache_misses",
+        "peerbridge_access_cache_hits",
+        "peerbridge_access_cache_misses",
+        "peerbridge_message_commits_total",
+        "peerbridge_messages_committed_total",
+    ]
+    .into_iter()
+    .map(|n| {
+        (
+            n,
+            peerbridge_tests::api::metric_value(&text, n).unwrap_or(f64::NAN),
+        )
+    })
+    .collect()
+}
+
+/// [`maximum`], then what the server's counters moved by during it (stderr).
+async fn maximum_explained(
+    label: &str,
+    http: &reqwest::Client,
+    base: &str,
+    convs: &[Conv],
+    secs: f64,
+    pid: Option<u32>,
+) -> Step {
+    let before = server_counters(http, base).await;
+    let step = maximum(http, base, convs, 100.0, secs, pid).await;
+    let after = server_counters(http, base).await;
+    let moved: Vec<String> = before
+        .iter()
+        .zip(&after)
+        .map(|((n, b), (_, a))| format!("{}={:.0}", n.trim_start_matches("peerbridge_"), a - b))
+        .collect();
+    eprintln!(
+        "{label}: max {:.0}/s at {:.2} cores; {}",
+        step.accepted,
+        step.cpu,
+        moved.join(" ")
+    );
+    step
 }
 
 async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -> Figures {
@@ -689,7 +814,11 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
     } else {
         0.0
     };
-    let max_idle = maximum(&http, &base, &set.convs, 100.0, secs, pid).await;
+    let max_idle = if idle > 0 {
+        maximum_explained("with idle sockets", &http, &base, &set.convs, secs, pid).await
+    } else {
+        Step::default()
+    };
     for s in sockets {
         s.abort();
     }
@@ -697,12 +826,33 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
 
     // The maximum with every conversation, then 4; the latency at half the maximum with
     // the receivers reading.
-    let max = maximum(&http, &base, &set.convs, 100.0, secs, pid).await;
-    let max_4 = maximum(&http, &base, &set.convs[..4.min(n)], 100.0, secs, pid).await;
-    // The maximum held for a while: what the server accepts and the RSS it settles at.
-    let sustained = offer(&http, &base, &set.convs, max.accepted, sustain, None, pid).await;
-    let (deliveries, readers) = receivers(&base, &set.hps).await;
+    let max = maximum_explained("all conversations", &http, &base, &set.convs, secs, pid).await;
+    let max_4 = maximum_explained(
+        "4 conversations",
+        &http,
+        &base,
+        &set.convs[..4.min(n)],
+        secs,
+        pid,
+    )
+    .await;
+    let quick = std::env::var_os("PEERBRIDGE_LOAD_QUICK").is_some();
+    let sustained = if sustain > 0.0 && !quick {
+        offer(&http, &base, &set.convs, max.accepted, sustain, None, pid).await
+    } else {
+        Step::default()
+    };
+    let flag_notices = FlagNotices::default();
+    let (deliveries, readers) = receivers(&base, &set.hps, &flag_notices).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Flags raised while the messages flow: the escalation path's latency under load.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flagger = tokio::spawn(raise_flags(
+        http.clone(),
+        base.clone(),
+        set.convs.clone(),
+        stop.clone(),
+    ));
     let half = offer(
         &http,
         &base,
@@ -713,9 +863,47 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
         pid,
     )
     .await;
+    stop.store(true, Ordering::Relaxed);
+    let (raised, flags_refused) = flagger.await.unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flags = {
+        let seen = flag_notices.lock().expect("lock");
+        let mut lat: Vec<f64> = raised
+            .iter()
+            .filter_map(|(id, t0)| seen.get(id).map(|at| at.duration_since(*t0)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        FlagFigures {
+            raised: raised.len(),
+            refused: flags_refused,
+            unnotified: raised.len() - lat.len(),
+            p50: percentile(&lat, 0.5),
+            p99: percentile(&lat, 0.99),
+        }
+    };
     for r in readers {
         r.abort();
     }
+    if quick {
+        // The maxima and the half-maximum step only (for profiling the server).
+        return Figures {
+            backend: "quick",
+            flags,
+            max,
+            half,
+            max_4,
+            sustained: Step::default(),
+            max_idle,
+            idle_kib,
+            raw: f64::NAN,
+            relay: f64::NAN,
+            payload: set.payload,
+            outage: None,
+            per_commit: f64::NAN,
+        };
+    }
+    // The maximum held for a while: what the server accepts and the RSS it settles at.
 
     // With Redis: closed-loop send latency with Redis up, then cut.
     let outage = match &relay {
@@ -758,6 +946,7 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
         } else {
             "PostgreSQL + Redis"
         },
+        flags,
         max,
         half,
         max_4,
@@ -784,7 +973,10 @@ async fn main() {
     let sustain = args.get(3).copied().unwrap_or(60) as f64;
     let started = Instant::now();
     let mut all = vec![run(Backend::Sqlite, n, idle, secs, sustain).await];
-    if postgres_available().await && redis_available().await {
+    if std::env::var_os("PEERBRIDGE_LOAD_QUICK").is_none()
+        && postgres_available().await
+        && redis_available().await
+    {
         all.push(run(Backend::Postgres, n, idle, secs, sustain).await);
     }
     println!(
@@ -824,6 +1016,15 @@ async fn main() {
         println!(
             "{}: {:.1} messages per group commit over the run",
             f.backend, f.per_commit
+        );
+        println!(
+            "{}: {} flags raised at {FLAGS_PER_S} per s during the half-maximum step ({} refused): raise -> HP notice p50 {:.1} ms p99 {:.1} ms, {} never notified",
+            f.backend,
+            f.flags.raised,
+            f.flags.refused,
+            f.flags.p50,
+            f.flags.p99,
+            f.flags.unnotified
         );
         if let Some([(up50, up99), (down50, down99)]) = f.outage {
             println!(

@@ -2,18 +2,23 @@
 //! as often as sends times receivers; one writer applies all waiting acks in one
 //! transaction (one fsync on SQLite) and answers each only after that commit.
 //!
-//! Per batch: each device's cursor moves forward (never back, never past the conversation's
-//! last entry), in (conversation, device) order so two replicas' batches cannot deadlock;
-//! then, per conversation touched, the ciphertext every active member device has
+//! Per batch, in a fixed number of statements whatever its size: the touched conversations'
+//! active member rows are locked in (conversation, device) order (so two replicas' batches
+//! cannot deadlock), each device's cursor moves forward (never back, never past the
+//! conversation's last entry), and the ciphertext every active member device has
 //! acknowledged is deleted. Each ack is answered with its device's cursor after the commit.
 //! A failed commit answers every ack in it with the error and moves nothing: the clients ack
 //! again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prometheus_client::metrics::counter::Counter;
 use sea_orm::prelude::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{CaseStatement, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -90,55 +95,108 @@ async fn writer(db: DatabaseConnection, deleted: Counter, mut rx: mpsc::Receiver
 /// Each device's cursor after a batch, by (conversation, device).
 type Cursors = HashMap<(Uuid, Uuid), i64>;
 
-/// One transaction for the whole batch; how many ciphertexts it deleted, and the cursors of
-/// the active member devices of every conversation it touched.
+/// One transaction for the whole batch, in a fixed number of statements whatever its size:
+/// how many ciphertexts it deleted, and the cursors of the active member devices of every
+/// conversation it touched.
 async fn commit(db: &DatabaseConnection, acks: &BTreeSet<Ack>) -> Result<(u64, Cursors), DbErr> {
     let txn = crate::storage::begin(db).await?;
     let conversations: BTreeSet<Uuid> = acks.iter().map(|a| a.conversation_id).collect();
-    let mut last_seq = HashMap::new();
-    for conv in &conversations {
-        if let Some(c) = conversation::Entity::find_by_id(*conv).one(&txn).await? {
-            last_seq.insert(*conv, c.last_seq);
-        }
-    }
-    let mut cursors = Cursors::new();
-    // In (conversation, device, upto) order: a device acknowledging twice in one batch moves
-    // to the larger, and the guard keeps a cursor from moving back.
+    let last_seq: HashMap<Uuid, i64> = conversation::Entity::find()
+        .select_only()
+        .column(conversation::Column::Id)
+        .column(conversation::Column::LastSeq)
+        .filter(conversation::Column::Id.is_in(conversations.iter().copied()))
+        .into_tuple::<(Uuid, i64)>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    // Each device's target: the largest it acknowledged in the batch, never past the log
+    // (the set is in (conversation, device, upto) order, so the last one wins).
+    let mut upto: BTreeMap<(Uuid, Uuid), i64> = BTreeMap::new();
     for a in acks {
-        let upto = a
+        let to = a
             .upto
             .min(last_seq.get(&a.conversation_id).copied().unwrap_or(0));
+        upto.insert((a.conversation_id, a.device_id), to);
+    }
+    // The active member rows of every conversation touched, locked in (conversation,
+    // device) order so two replicas' batches cannot deadlock.
+    let members = member_device::Entity::find()
+        .filter(member_device::Column::ConversationId.is_in(conversations.iter().copied()))
+        .filter(member_device::Column::RemovedAt.is_null())
+        .order_by_asc(member_device::Column::ConversationId)
+        .order_by_asc(member_device::Column::DeviceId)
+        .lock_exclusive()
+        .all(&txn)
+        .await?;
+    // Cursors only move forward: a row is written only where it is behind its target. A
+    // device no longer an active member is answered with where its ack would have taken it.
+    let mut to = CaseStatement::new();
+    let mut behind = Condition::any();
+    let mut moving = false;
+    let mut cursors: Cursors = upto.clone().into_iter().collect();
+    // What every active member device has acknowledged, by conversation.
+    let mut floor: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for m in &members {
+        let key = (m.conversation_id, m.device_id);
+        let mut cursor = m.acked_seq;
+        if let Some(&seq) = upto.get(&key)
+            && seq > cursor
+        {
+            let this = Condition::all()
+                .add(member_device::Column::ConversationId.eq(key.0))
+                .add(member_device::Column::DeviceId.eq(key.1));
+            to = to.case(this.clone(), seq);
+            behind = behind.add(this);
+            moving = true;
+            cursor = seq;
+        }
+        cursors.insert(key, cursor);
+        floor
+            .entry(m.conversation_id)
+            .and_modify(|f| *f = (*f).min(cursor))
+            .or_insert(cursor);
+    }
+    if moving {
         member_device::Entity::update_many()
-            .col_expr(member_device::Column::AckedSeq, Expr::value(upto))
-            .filter(member_device::Column::ConversationId.eq(a.conversation_id))
-            .filter(member_device::Column::DeviceId.eq(a.device_id))
-            .filter(member_device::Column::AckedSeq.lt(upto))
+            .col_expr(
+                member_device::Column::AckedSeq,
+                SimpleExpr::Case(Box::new(
+                    to.finally(Expr::col(member_device::Column::AckedSeq)),
+                )),
+            )
+            .filter(member_device::Column::RemovedAt.is_null())
+            .filter(behind)
             .exec(&txn)
             .await?;
-        // Replaced below by the stored cursor when the device is still an active member.
-        cursors.insert((a.conversation_id, a.device_id), upto);
     }
-    let mut deleted = 0;
-    for conv in conversations {
-        let members = member_device::Entity::find()
-            .filter(member_device::Column::ConversationId.eq(conv))
-            .filter(member_device::Column::RemovedAt.is_null())
-            .all(&txn)
-            .await?;
-        cursors.extend(members.iter().map(|m| ((conv, m.device_id), m.acked_seq)));
-        let floor = members.iter().map(|m| m.acked_seq).min().unwrap_or(0);
-        deleted += log_entry::Entity::update_many()
+    let mut done = Condition::any();
+    let mut any = false;
+    for (conv, f) in floor.into_iter().filter(|(_, f)| *f > 0) {
+        any = true;
+        // The payload test in each term lets SQLite answer every term from the index of
+        // entries still holding ciphertext (its OR plan looks at each term alone).
+        done = done.add(
+            Condition::all()
+                .add(log_entry::Column::ConversationId.eq(conv))
+                .add(log_entry::Column::Seq.lte(f))
+                .add(log_entry::Column::Payload.is_not_null()),
+        );
+    }
+    let deleted = if any {
+        log_entry::Entity::update_many()
             .col_expr(
                 log_entry::Column::Payload,
                 Expr::value(Option::<Vec<u8>>::None),
             )
-            .filter(log_entry::Column::ConversationId.eq(conv))
-            .filter(log_entry::Column::Seq.lte(floor))
-            .filter(log_entry::Column::Payload.is_not_null())
+            .filter(done)
             .exec(&txn)
             .await?
-            .rows_affected;
-    }
+            .rows_affected
+    } else {
+        0
+    };
     txn.commit().await?;
     Ok((deleted, cursors))
 }

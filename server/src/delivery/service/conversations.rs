@@ -111,21 +111,22 @@ pub(super) async fn visible_cached(
     id: Uuid,
 ) -> ApiResult<crate::auth::cache::Visible> {
     let cache = state.bus.auth_cache();
-    let key = (id, p.user_id);
-    if let Some(v) = cache.conversations.get(&key)
-        && (v.0.kind == introductions::INTRODUCTION || Some(v.0.clinic_id) == p.clinic_id)
-    {
+    let v = cache
+        .read_through(&cache.conversations, (id, p.user_id), async {
+            let (mut conv, intro) = visible(state, p, id).await?;
+            // The group's public state and info (kilobytes each) are not what the hot path
+            // reads.
+            conv.public_state = None;
+            conv.group_info = None;
+            Ok::<_, ApiError>(std::sync::Arc::new((conv, intro)))
+        })
+        .await?;
+    if v.0.kind == introductions::INTRODUCTION || Some(v.0.clinic_id) == p.clinic_id {
         return Ok(v);
     }
-    let epoch = cache.epoch();
-    let read_at = std::time::Instant::now();
-    let (mut conv, intro) = visible(state, p, id).await?;
-    // The group's public state and info (kilobytes each) are not what the hot path reads.
-    conv.public_state = None;
-    conv.group_info = None;
-    let v = std::sync::Arc::new((conv, intro));
-    cache.keep(&cache.conversations, epoch, key, v.clone(), read_at);
-    Ok(v)
+    // Kept for this user in another clinic: decided afresh.
+    let (conv, intro) = visible(state, p, id).await?;
+    Ok(std::sync::Arc::new((conv, intro)))
 }
 
 /// The conversation's active member devices, from this replica's cache when read moments
@@ -135,25 +136,22 @@ pub(super) async fn members_cached(
     conv: ConversationId,
 ) -> ApiResult<std::sync::Arc<Vec<crate::auth::cache::Member>>> {
     let cache = state.bus.auth_cache();
-    if let Some(m) = cache.members.get(&conv.0) {
-        return Ok(m);
-    }
-    let epoch = cache.epoch();
-    let read_at = std::time::Instant::now();
-    let members: Vec<crate::auth::cache::Member> = member_device::Entity::find()
-        .filter(member_device::Column::ConversationId.eq(conv.0))
-        .filter(member_device::Column::RemovedAt.is_null())
-        .all(&state.read)
-        .await?
-        .into_iter()
-        .map(|m| crate::auth::cache::Member {
-            device_id: m.device_id,
-            joined_seq: m.joined_seq,
+    cache
+        .read_through(&cache.members, conv.0, async {
+            let members: Vec<crate::auth::cache::Member> = member_device::Entity::find()
+                .filter(member_device::Column::ConversationId.eq(conv.0))
+                .filter(member_device::Column::RemovedAt.is_null())
+                .all(&state.read)
+                .await?
+                .into_iter()
+                .map(|m| crate::auth::cache::Member {
+                    device_id: m.device_id,
+                    joined_seq: m.joined_seq,
+                })
+                .collect();
+            Ok::<_, ApiError>(std::sync::Arc::new(members))
         })
-        .collect();
-    let members = std::sync::Arc::new(members);
-    cache.keep(&cache.members, epoch, conv.0, members.clone(), read_at);
-    Ok(members)
+        .await
 }
 
 /// The caller's device as an active member (from [`members_cached`]), and all of them; 403

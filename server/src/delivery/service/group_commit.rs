@@ -4,9 +4,11 @@
 //!
 //! A writer task takes whatever sends are waiting (up to [`MAX_BATCH`]), locks their
 //! conversations in id order (so two replicas' batches cannot deadlock), gives each send the
-//! next sequence number of its conversation, inserts it (a `client_id` the conversation
-//! already holds is left alone and answered as a duplicate), moves `last_seq`, commits, and
-//! only then answers every send in the batch. A failed commit answers every send in it with
+//! next sequence number of its conversation, inserts them all in one statement, moves every
+//! `last_seq` in one more, commits, and only then answers every send in the batch. If a
+//! `client_id` turns out to be one the conversation already holds (a retry), that attempt is
+//! rolled back and the batch is appended a row at a time instead, the retry left alone and
+//! answered as a duplicate. A failed commit answers every send in it with
 //! the error, and nothing of the batch is stored: the clients retry with their `client_id`s.
 //! The per-conversation log stays gap-free: sequence numbers are taken under the row lock and
 //! only for rows that were inserted.
@@ -17,9 +19,10 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signer, SigningKey};
 use prometheus_client::metrics::counter::Counter;
 use sea_orm::prelude::Expr;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{CaseStatement, OnConflict, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -137,17 +140,151 @@ async fn commit(
     stamper: &Stamper,
     batch: &[&Append],
 ) -> Result<Vec<Appended>, DbErr> {
-    let txn = crate::storage::begin(db).await?;
+    match commit_together(db, stamper, batch).await? {
+        Some(out) => Ok(out),
+        // A send in the batch is a retry of one already stored: the batch again, a row at a
+        // time, so the retry is left alone and the others still get gap-free numbers.
+        None => commit_row_by_row(db, stamper, batch).await,
+    }
+}
+
+/// Locks the batch's conversations (in id order) and reads their `last_seq`.
+async fn lock_conversations(
+    txn: &DatabaseTransaction,
+    batch: &[&Append],
+) -> Result<BTreeMap<Uuid, i64>, DbErr> {
     let ids: BTreeSet<Uuid> = batch.iter().map(|a| a.conversation_id).collect();
-    let mut last: BTreeMap<Uuid, i64> = conversation::Entity::find()
+    Ok(conversation::Entity::find()
         .filter(conversation::Column::Id.is_in(ids))
         .order_by_asc(conversation::Column::Id)
         .lock_exclusive()
-        .all(&txn)
+        .all(txn)
         .await?
         .into_iter()
         .map(|c| (c.id, c.last_seq))
-        .collect();
+        .collect())
+}
+
+/// The log row of `a` at `seq`, franked if the conversation franks.
+fn entry(stamper: &Stamper, a: &Append, seq: i64) -> log_entry::ActiveModel {
+    let stamp = a.frank.as_ref().map(|(c, sender)| {
+        let m = peerbridge_openapi::signed::franking_stamp_message(
+            c,
+            &a.group_id,
+            sender,
+            seq.max(0) as u64,
+            a.now.timestamp(),
+        );
+        stamper.key.sign(&m).to_bytes().to_vec()
+    });
+    log_entry::ActiveModel {
+        conversation_id: Set(a.conversation_id),
+        seq: Set(seq),
+        kind: Set("application".into()),
+        client_id: Set(Some(a.client_id)),
+        sender_device_id: Set(a.sender_device_id),
+        epoch: Set(a.epoch),
+        payload: Set(Some(a.payload.clone())),
+        payload_hash: Set(a.payload_hash.clone()),
+        created_at: Set(a.now),
+        expires_at: Set(a.expires_at),
+        frank_commitment: Set(a.frank.as_ref().map(|(c, _)| c.to_vec())),
+        frank_sender: Set(a.frank.as_ref().map(|(_, s)| s.clone())),
+        frank_stamp: Set(stamp),
+        frank_kid: Set(a.frank.as_ref().map(|_| stamper.kid.clone())),
+    }
+}
+
+/// A `client_id` the conversation already holds is left alone.
+fn keep_existing() -> OnConflict {
+    OnConflict::columns([
+        log_entry::Column::ConversationId,
+        log_entry::Column::ClientId,
+    ])
+    .do_nothing()
+    .to_owned()
+}
+
+/// Moves each conversation's `last_seq` to where the batch left it, in one statement.
+async fn move_last_seq(
+    txn: &DatabaseTransaction,
+    last: &BTreeMap<Uuid, i64>,
+    moved: &BTreeSet<Uuid>,
+) -> Result<(), DbErr> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let mut to = CaseStatement::new();
+    for id in moved {
+        to = to.case(conversation::Column::Id.eq(*id), last[id]);
+    }
+    let to = to.finally(Expr::col(conversation::Column::LastSeq));
+    conversation::Entity::update_many()
+        .col_expr(
+            conversation::Column::LastSeq,
+            SimpleExpr::Case(Box::new(to)),
+        )
+        .filter(conversation::Column::Id.is_in(moved.iter().copied()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The common case, in four statements whatever the batch's size: lock, insert every row,
+/// move every `last_seq`, commit. `None` (and nothing stored) when a send turns out to be
+/// a retry of a stored one, which numbering in advance cannot allow for.
+async fn commit_together(
+    db: &DatabaseConnection,
+    stamper: &Stamper,
+    batch: &[&Append],
+) -> Result<Option<Vec<Appended>>, DbErr> {
+    let txn = crate::storage::begin(db).await?;
+    let mut last = lock_conversations(&txn, batch).await?;
+    let mut moved: BTreeSet<Uuid> = BTreeSet::new();
+    let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut out = Vec::with_capacity(batch.len());
+    let mut rows = Vec::with_capacity(batch.len());
+    for a in batch {
+        let Some(last_seq) = last.get_mut(&a.conversation_id) else {
+            out.push(Appended::NoConversation);
+            continue;
+        };
+        if !seen.insert((a.conversation_id, a.client_id)) {
+            out.push(Appended::Duplicate);
+            continue;
+        }
+        let seq = *last_seq + 1;
+        rows.push(entry(stamper, a, seq));
+        *last_seq = seq;
+        moved.insert(a.conversation_id);
+        out.push(Appended::Stored(seq));
+    }
+    let expected = rows.len() as u64;
+    let inserted = if rows.is_empty() {
+        0
+    } else {
+        log_entry::Entity::insert_many(rows)
+            .on_conflict(keep_existing())
+            .exec_without_returning(&txn)
+            .await?
+    };
+    if inserted != expected {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    move_last_seq(&txn, &last, &moved).await?;
+    txn.commit().await?;
+    Ok(Some(out))
+}
+
+/// A row at a time, each numbered only once it is known to be new.
+async fn commit_row_by_row(
+    db: &DatabaseConnection,
+    stamper: &Stamper,
+    batch: &[&Append],
+) -> Result<Vec<Appended>, DbErr> {
+    let txn = crate::storage::begin(db).await?;
+    let mut last = lock_conversations(&txn, batch).await?;
     let mut moved: BTreeSet<Uuid> = BTreeSet::new();
     let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
     let mut out = Vec::with_capacity(batch.len());
@@ -161,42 +298,10 @@ async fn commit(
             continue;
         }
         let seq = *last_seq + 1;
-        let stamp = a.frank.as_ref().map(|(c, sender)| {
-            let m = peerbridge_openapi::signed::franking_stamp_message(
-                c,
-                &a.group_id,
-                sender,
-                seq.max(0) as u64,
-                a.now.timestamp(),
-            );
-            stamper.key.sign(&m).to_bytes().to_vec()
-        });
-        let inserted = log_entry::Entity::insert(log_entry::ActiveModel {
-            conversation_id: Set(a.conversation_id),
-            seq: Set(seq),
-            kind: Set("application".into()),
-            client_id: Set(Some(a.client_id)),
-            sender_device_id: Set(a.sender_device_id),
-            epoch: Set(a.epoch),
-            payload: Set(Some(a.payload.clone())),
-            payload_hash: Set(a.payload_hash.clone()),
-            created_at: Set(a.now),
-            expires_at: Set(a.expires_at),
-            frank_commitment: Set(a.frank.as_ref().map(|(c, _)| c.to_vec())),
-            frank_sender: Set(a.frank.as_ref().map(|(_, s)| s.clone())),
-            frank_stamp: Set(stamp),
-            frank_kid: Set(a.frank.as_ref().map(|_| stamper.kid.clone())),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                log_entry::Column::ConversationId,
-                log_entry::Column::ClientId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
+        let inserted = log_entry::Entity::insert(entry(stamper, a, seq))
+            .on_conflict(keep_existing())
+            .exec_without_returning(&txn)
+            .await?;
         if inserted == 0 {
             out.push(Appended::Duplicate);
             continue;
@@ -205,13 +310,7 @@ async fn commit(
         moved.insert(a.conversation_id);
         out.push(Appended::Stored(seq));
     }
-    for id in moved {
-        conversation::Entity::update_many()
-            .col_expr(conversation::Column::LastSeq, Expr::value(last[&id]))
-            .filter(conversation::Column::Id.eq(id))
-            .exec(&txn)
-            .await?;
-    }
+    move_last_seq(&txn, &last, &moved).await?;
     txn.commit().await?;
     Ok(out)
 }

@@ -13,6 +13,7 @@ mod m20261124_000006_escalation;
 mod m20261206_000007_web_push;
 mod m20261206_000008_rosters;
 mod m20261207_000009_escalation_authority;
+mod m20261207_000010_unread_ciphertext;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000007_web_push::Migration),
             Box::new(m20261206_000008_rosters::Migration),
             Box::new(m20261207_000009_escalation_authority::Migration),
+            Box::new(m20261207_000010_unread_ciphertext::Migration),
         ]
     }
 }
