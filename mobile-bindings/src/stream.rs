@@ -1,5 +1,6 @@
 //! Receiving: the device's WebSocket (`GET /v1/stream`, bearer token in the header) wakes the
-//! SDK, which then reads the log over HTTP from its cursor; notices carry no content. When
+//! SDK, which then reads the log over HTTP from its cursor, unless the notice carried the
+//! very next entry (a small message), which is taken as read from the log. When
 //! the socket is down the SDK polls instead and reconnects with capped, jittered exponential
 //! backoff. `hello` (every connect) and `resync` (the server dropped notices) trigger a full
 //! sync and a flag catch-up (`flag_catch_up`), so a reconnect never misses anything: the database, not the socket, is the truth.
@@ -235,24 +236,33 @@ impl PeerbridgeClient {
             Notice::Message {
                 conversation_id: conv,
                 seq,
-            }
-            | Notice::Commit {
+                entry,
+            } => self.on_new_entry(conv, seq, entry.map(|e| *e)).await,
+            Notice::Commit {
                 conversation_id: conv,
                 seq,
-            } => {
-                let st = self.conv_state(conv)?;
-                match st {
-                    Some(st) if st.group_id_known() => {
-                        if seq <= st.cursor {
-                            return Ok(Vec::new());
-                        }
-                        self.tolerant(self.sync(conv).await)
-                    }
-                    // A conversation this device has not joined yet: its welcome may be
-                    // waiting.
-                    _ => self.tolerant(self.accept_welcomes().await),
+            } => self.on_new_entry(conv, seq, None).await,
+        }
+    }
+
+    /// The conversation's log has grown to `seq`; `entry` is that entry when the notice
+    /// carried it (taken as read from the log if it is the next one, see
+    /// [`PeerbridgeClient::sync_with`]).
+    async fn on_new_entry(
+        &self,
+        conv: uuid::Uuid,
+        seq: u64,
+        entry: Option<peerbridge_openapi::delivery::LogEntry>,
+    ) -> Result<Vec<Event>> {
+        match self.conv_state(conv)? {
+            Some(st) if st.group_id_known() => {
+                if seq <= st.cursor {
+                    return Ok(Vec::new());
                 }
+                self.tolerant(self.sync_with(conv, entry.filter(|e| e.seq == seq)).await)
             }
+            // A conversation this device has not joined yet: its welcome may be waiting.
+            _ => self.tolerant(self.accept_welcomes().await),
         }
     }
 }

@@ -112,6 +112,16 @@ async fn staff_device(app: &TestApp, staff: &Staff, dir: &std::path::Path) -> Pe
     c
 }
 
+/// Log pages the server has answered so far (`GET /v1/conversations/{id}/messages`).
+async fn log_reads(app: &TestApp) -> f64 {
+    let text = app.client().get("/metrics", None).await.text;
+    peerbridge_tests::api::metric_value(
+        &text,
+        r#"peerbridge_http_requests_total{method="GET",route="/v1/conversations/{conversation_id}/messages",status="200"}"#,
+    )
+    .unwrap_or(0.0)
+}
+
 /// Waits (bounded) until the stream has delivered an event matching `want`.
 async fn until(
     rx: &mut mpsc::UnboundedReceiver<Vec<Event>>,
@@ -263,7 +273,9 @@ async fn a_peer_and_their_supervising_hp_talk_through_the_stream_and_replays_are
             c.sdk_hp.safety_code(conv).expect("code")
         );
 
-        // Ten more, in order, each exactly once.
+        // Ten more, in order, each exactly once; each small enough to travel in its
+        // notice, so the HP's device need not read the log for them.
+        let reads_before = log_reads(&c.app).await;
         for i in 0..10 {
             c.peer
                 .send_text(conv, &format!("melding {i}"))
@@ -281,6 +293,20 @@ async fn a_peer_and_their_supervising_hp_talk_through_the_stream_and_replays_are
         let want: Vec<String> = (0..10).map(|i| format!("melding {i}")).collect();
         assert_eq!(seen, want);
         assert!(seq > 0);
+        // The first follows the HP's own reply, which its cursor has not passed (a device
+        // is not told of its own sends): that one read of the log; the other nine come in
+        // their notices.
+        assert_eq!(
+            log_reads(&c.app).await,
+            reads_before + 1.0,
+            "{backend:?}: a message in its notice is not read again"
+        );
+        // Positive control: a large message is only announced, and read from the log.
+        let long = "lang ".repeat(1000);
+        c.peer.send_text(conv, &long).await.expect("sent");
+        let got = until(&mut hp_events, |e| matches!(e, Event::Text { .. })).await;
+        assert!(matches!(got, Event::Text { body, .. } if body == long));
+        assert!(log_reads(&c.app).await > reads_before, "{backend:?}");
 
         // A sync with nothing new yields nothing twice.
         drop(hp_events);

@@ -199,7 +199,7 @@ pub enum EntryKind {
 }
 
 /// One entry of a conversation's log, in sequence order.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct LogEntry {
     pub seq: u64,
@@ -329,17 +329,27 @@ pub struct VapidKey {
     pub public_key: String,
 }
 
-/// A content-free notice on a device's stream (`GET /v1/stream`, one JSON text frame each)
-/// and on the server's bus. It says what to read, never what happened: no content, no
-/// sender, no name. A client matches every variant; a type it does not know (from a newer
-/// server) is ignored.
+/// A notice on a device's stream (`GET /v1/stream`, one JSON text frame each) and on the
+/// server's bus. It says what to read, never what happened in the clear: no plaintext, no
+/// name. The one exception to "read it yourself" is a small application message, which a
+/// `message` notice may carry as its `entry` (end-to-end encrypted, exactly as the log
+/// holds it) so a connected device need not read the log for it. A client matches every
+/// variant; a type or field it does not know (from a newer server) is ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Notice {
     /// First frame after connecting: the stream is this device's.
     Hello { device_id: Uuid },
     /// The conversation's log has entries up to `seq` (read from the device's cursor).
-    Message { conversation_id: Uuid, seq: u64 },
+    /// `entry`, when present, is the entry at `seq` itself (an application message of at
+    /// most 4 KiB of ciphertext): a device whose cursor is at `seq - 1` may take it as read
+    /// from the log; any other device reads from its cursor as usual.
+    Message {
+        conversation_id: Uuid,
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry: Option<Box<LogEntry>>,
+    },
     /// The conversation's group changed (a commit at `seq`): read from the cursor.
     Commit { conversation_id: Uuid, seq: u64 },
     /// A Welcome into the conversation waits for this device; its log starts after `seq`.
@@ -374,8 +384,25 @@ mod notice_tests {
                 Notice::Message {
                     conversation_id: id,
                     seq: 7,
+                    entry: None,
                 },
                 r#"{"type":"message","conversation_id":"00000000-0000-0000-0000-000000000001","seq":7}"#,
+            ),
+            (
+                Notice::Message {
+                    conversation_id: id,
+                    seq: 7,
+                    entry: Some(Box::new(LogEntry {
+                        seq: 7,
+                        kind: EntryKind::Application,
+                        client_id: Some(id),
+                        epoch: 1,
+                        payload: "AA".into(),
+                        created_at: DateTime::<Utc>::UNIX_EPOCH,
+                        franking: None,
+                    })),
+                },
+                r#"{"type":"message","conversation_id":"00000000-0000-0000-0000-000000000001","seq":7,"entry":{"seq":7,"kind":"application","client_id":"00000000-0000-0000-0000-000000000001","epoch":1,"payload":"AA","created_at":"1970-01-01T00:00:00Z","franking":null}}"#,
             ),
             (Notice::Resync, r#"{"type":"resync"}"#),
             (

@@ -20,14 +20,43 @@ async fn new_messages_are_announced_live_and_again_after_a_reconnect() {
     let n = ws.until("message").await;
     assert_eq!(n["conversation_id"], s.conv.id.to_string());
     assert_eq!(n["seq"], sent.json()["seq"]);
+    // A small message travels in its notice exactly as the log holds it (ciphertext and
+    // franking stamp): the device may take it without reading the log.
+    let page =
+        s.h.http
+            .get(
+                &format!(
+                    "/v1/conversations/{}/messages?after={}",
+                    s.conv.id, s.h_start
+                ),
+                Some(&s.h.token),
+            )
+            .await
+            .expect(200)
+            .json();
+    assert_eq!(
+        n["entry"], page["items"][0],
+        "the notice's entry is the log's"
+    );
+    assert!(n["entry"]["franking"]["signature"].is_string());
     let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
     assert_eq!(texts, vec!["er du der?".to_string()]);
     assert!(
         !n.to_string().contains("er du der"),
-        "notices carry no content"
+        "notices carry no plaintext"
     );
 
-    // Offline: nothing acknowledged yet, so a reconnect announces the conversation again.
+    // A large one is only announced: the device reads it from the log.
+    let long = "x".repeat(5000);
+    s.p.send_text(s.conv.id, &s.conv.group_id, &long, Uuid::new_v4())
+        .await
+        .expect(201);
+    let n = ws.until("message").await;
+    assert_eq!(n["seq"], 2);
+    assert!(n.get("entry").is_none(), "{n}");
+
+    // Offline: nothing acknowledged yet, so a reconnect announces the conversation again
+    // (to be read from the device's cursor: a backlog notice carries no entry).
     drop(ws);
     s.p.send_text(s.conv.id, &s.conv.group_id, "hallo?", Uuid::new_v4())
         .await
@@ -35,7 +64,8 @@ async fn new_messages_are_announced_live_and_again_after_a_reconnect() {
     let mut ws = Stream::connect(&app.base, s.hp.token()).await;
     assert_eq!(ws.next().await.expect("hello")["type"], "hello");
     let backlog = ws.until("message").await;
-    assert_eq!(backlog["seq"], 2);
+    assert_eq!(backlog["seq"], 3);
+    assert!(backlog.get("entry").is_none(), "{backlog}");
 
     // Shutdown closes the socket with 1001 (going away).
     app.shutdown.shutdown().await;
@@ -112,6 +142,10 @@ async fn a_message_sent_through_one_replica_is_announced_on_another_through_redi
     sent.expect(201);
     let n = ws.until("message").await;
     assert_eq!(n["seq"], sent.json()["seq"]);
+    assert_eq!(
+        n["entry"]["seq"], n["seq"],
+        "the entry crosses the bus with its notice"
+    );
     let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
     assert_eq!(texts, vec!["via replica B".to_string()]);
 }

@@ -27,7 +27,7 @@ use peerbridge_openapi::auth::{
 use peerbridge_openapi::delivery::{
     Ack, ClaimedKeyPackage, CommitAccepted, CommitUpload, Conversation, ConversationCreate,
     ConversationKind, EntryKind, GroupInfoOut, KeyPackageClaim, KeyPackageStatus, KeyPackageUpload,
-    LogPage, MessageAccepted, MessageSend, Welcome,
+    LogEntry, LogPage, MessageAccepted, MessageSend, Welcome,
 };
 use peerbridge_openapi::signed::login_challenge_message;
 use reqwest::Method;

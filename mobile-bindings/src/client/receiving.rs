@@ -7,10 +7,21 @@ impl PeerbridgeClient {
     /// Reads the conversation's log from the stored cursor, processes it, acknowledges it and
     /// returns the new events (deduplicated by client id and message id).
     pub async fn sync(&self, conversation: Uuid) -> Result<Vec<Event>> {
+        self.sync_with(conversation, None).await
+    }
+
+    /// [`PeerbridgeClient::sync`], given the entry a `message` notice carried: if it is the
+    /// next one after the stored cursor, it is processed as a one-entry page of the log
+    /// (no read over HTTP); otherwise, or if anything else needs the log, the log is read.
+    pub(crate) async fn sync_with(
+        &self,
+        conversation: Uuid,
+        entry: Option<LogEntry>,
+    ) -> Result<Vec<Event>> {
         self.flush_queued_flags(Some(conversation)).await?;
         let lock = self.conv_lock(conversation);
         let _g = lock.lock().await;
-        self.sync_locked(conversation).await?;
+        self.sync_locked_with(conversation, entry).await?;
         self.drain_locked(conversation)
     }
 
@@ -45,6 +56,10 @@ impl PeerbridgeClient {
 
     /// The sync itself; the caller holds the conversation lock. Events go to the inbox.
     pub(crate) async fn sync_locked(&self, conv: Uuid) -> Result<()> {
+        self.sync_locked_with(conv, None).await
+    }
+
+    async fn sync_locked_with(&self, conv: Uuid, mut entry: Option<LogEntry>) -> Result<()> {
         match self.flush_outbox(conv).await {
             Ok(()) => {}
             Err(e) if e.is_transient() => {}
@@ -55,12 +70,26 @@ impl PeerbridgeClient {
         let mut consents_checked = false;
         loop {
             let page_start = st.cursor;
-            let page: LogPage = self
-                .get(&format!(
-                    "/v1/conversations/{conv}/messages?after={}&limit={PAGE}",
-                    st.cursor
-                ))
-                .await?;
+            let page: LogPage = match entry
+                .take()
+                .filter(|e| e.seq == st.cursor + 1 && e.kind == EntryKind::Application)
+            {
+                // Exactly what the log would answer from the cursor with nothing after it
+                // (a later entry, if any, comes with its own notice).
+                Some(e) => LogPage {
+                    cursor: e.seq,
+                    items: vec![e],
+                    has_more: false,
+                    purged: None,
+                },
+                None => {
+                    self.get(&format!(
+                        "/v1/conversations/{conv}/messages?after={}&limit={PAGE}",
+                        st.cursor
+                    ))
+                    .await?
+                }
+            };
             // Only a commit can add a member: before processing one, a party re-verifies
             // the consents so an admitted HP's join is accepted (not on every message).
             let commit_ahead = page

@@ -179,6 +179,7 @@ async fn backlog(state: &AppState, device: Uuid) -> ApiResult<Vec<String>> {
                 Notice::Message {
                     conversation_id: c.id,
                     seq: c.last_seq.max(0) as u64,
+                    entry: None,
                 }
                 .to_json(),
             );

@@ -9,8 +9,9 @@
 //!   one task per send, many in flight: the generator does not slow down with the server);
 //!   payloads are MLS ciphertexts encrypted before the run, so client crypto is not measured;
 //! - **send → delivered** p50/p99/p999 at half that maximum, "delivered" meaning the
-//!   receiving device was notified over its WebSocket and read the entry over HTTP (then it
-//!   acknowledges what it read, as an app does);
+//!   receiving device has the entry: from its notice when the notice carried the next
+//!   entry, else read over HTTP after the notice (then it acknowledges what it read, as the
+//!   SDK does);
 //! - the server's CPU (cores) and RSS; accepted and delivered rates;
 //! - the maximum offered for `S` seconds: what is accepted and the server's RSS after it;
 //! - the maximum with 4 conversations against all `C`, and with `I` idle WebSockets open
@@ -361,9 +362,10 @@ async fn connect(base: &str, token: &str) -> Socket {
         .0
 }
 
-/// Every receiving device on its WebSocket; each `message` notice wakes that
-/// conversation's reader, which reads from its cursor over HTTP, records when, and
-/// acknowledges what it read.
+/// Every receiving device on its WebSocket, handling each `message` notice as the SDK
+/// does: a notice carrying the very next entry is taken as read (no HTTP read), any other
+/// wakes that conversation's reader, which reads from its cursor over HTTP; either way the
+/// time is recorded and what was read acknowledged.
 async fn receivers(
     base: &str,
     hp_tokens: &[HpReceiver],
@@ -372,40 +374,53 @@ async fn receivers(
     let deliveries: Deliveries = Arc::default();
     let mut tasks = Vec::new();
     for (token, convs) in hp_tokens {
-        let mut wakers: HashMap<Uuid, tokio::sync::watch::Sender<u64>> = HashMap::new();
+        // By conversation: (the notice's seq, the seq of the entry it carried).
+        let mut wakers: HashMap<Uuid, tokio::sync::mpsc::UnboundedSender<(u64, Option<u64>)>> =
+            HashMap::new();
         for &(k, conv, start) in convs {
-            let (tx, mut rx) = tokio::sync::watch::channel(start);
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Option<u64>)>();
             wakers.insert(conv, tx);
             let http = Client::new(base);
             let token = token.clone();
             let deliveries = deliveries.clone();
             tasks.push(tokio::spawn(async move {
                 let mut cursor = start;
-                while rx.changed().await.is_ok() {
-                    loop {
-                        let r = http
-                            .get(
-                                &format!(
-                                    "/v1/conversations/{conv}/messages?after={cursor}&limit=500"
-                                ),
-                                Some(&token),
-                            )
-                            .await;
-                        if r.status != 200 {
-                            break;
-                        }
-                        let page: LogPage = r.parse();
-                        let now = Instant::now();
-                        {
-                            let mut d = deliveries.lock().expect("lock");
-                            for e in &page.items {
-                                d.insert((k, e.seq), now);
+                while let Some((seq, inline)) = rx.recv().await {
+                    if seq <= cursor {
+                        continue;
+                    }
+                    if inline == Some(seq) && seq == cursor + 1 {
+                        deliveries
+                            .lock()
+                            .expect("lock")
+                            .insert((k, seq), Instant::now());
+                        cursor = seq;
+                    } else {
+                        loop {
+                            let r = http
+                                .get(
+                                    &format!(
+                                        "/v1/conversations/{conv}/messages?after={cursor}&limit=500"
+                                    ),
+                                    Some(&token),
+                                )
+                                .await;
+                            if r.status != 200 {
+                                break;
                             }
-                        }
-                        let more = page.items.len() == 500;
-                        cursor = page.cursor;
-                        if !more {
-                            break;
+                            let page: LogPage = r.parse();
+                            let now = Instant::now();
+                            {
+                                let mut d = deliveries.lock().expect("lock");
+                                for e in &page.items {
+                                    d.insert((k, e.seq), now);
+                                }
+                            }
+                            let more = page.items.len() == 500;
+                            cursor = page.cursor;
+                            if !more {
+                                break;
+                            }
                         }
                     }
                     // As an app does once it has processed what it read: the server
@@ -447,7 +462,7 @@ async fn receivers(
                 if let (Some(tx), Some(seq)) =
                     (conv.and_then(|c| wakers.get(&c)), n["seq"].as_u64())
                 {
-                    tx.send_replace(seq);
+                    let _ = tx.send((seq, n["entry"]["seq"].as_u64()));
                 }
             }
         }));

@@ -52,8 +52,8 @@ pub struct Append {
 /// What became of a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
-    /// Stored at this sequence number.
-    Stored(i64),
+    /// Stored at this sequence number, with the franking stamp it was given (if any).
+    Stored(i64, Option<[u8; 64]>),
     /// The conversation already holds this `client_id` (a retry or a concurrent twin): the
     /// caller answers as the stored one did.
     Duplicate,
@@ -120,7 +120,7 @@ async fn writer(
             committed.inc_by(
                 outcomes
                     .iter()
-                    .filter(|o| matches!(o, Appended::Stored(_)))
+                    .filter(|o| matches!(o, Appended::Stored(..)))
                     .count() as u64,
             );
         }
@@ -165,8 +165,8 @@ async fn lock_conversations(
         .collect())
 }
 
-/// The log row of `a` at `seq`, franked if the conversation franks.
-fn entry(stamper: &Stamper, a: &Append, seq: i64) -> log_entry::ActiveModel {
+/// The log row of `a` at `seq`, franked if the sender committed to franking; and the stamp.
+fn entry(stamper: &Stamper, a: &Append, seq: i64) -> (log_entry::ActiveModel, Option<[u8; 64]>) {
     let stamp = a.frank.as_ref().map(|(c, sender)| {
         let m = peerbridge_openapi::signed::franking_stamp_message(
             c,
@@ -175,9 +175,9 @@ fn entry(stamper: &Stamper, a: &Append, seq: i64) -> log_entry::ActiveModel {
             seq.max(0) as u64,
             a.now.timestamp(),
         );
-        stamper.key.sign(&m).to_bytes().to_vec()
+        stamper.key.sign(&m).to_bytes()
     });
-    log_entry::ActiveModel {
+    let row = log_entry::ActiveModel {
         conversation_id: Set(a.conversation_id),
         seq: Set(seq),
         kind: Set("application".into()),
@@ -190,9 +190,10 @@ fn entry(stamper: &Stamper, a: &Append, seq: i64) -> log_entry::ActiveModel {
         expires_at: Set(a.expires_at),
         frank_commitment: Set(a.frank.as_ref().map(|(c, _)| c.to_vec())),
         frank_sender: Set(a.frank.as_ref().map(|(_, s)| s.clone())),
-        frank_stamp: Set(stamp),
+        frank_stamp: Set(stamp.map(|s| s.to_vec())),
         frank_kid: Set(a.frank.as_ref().map(|_| stamper.kid.clone())),
-    }
+    };
+    (row, stamp)
 }
 
 /// A `client_id` the conversation already holds is left alone.
@@ -254,10 +255,11 @@ async fn commit_together(
             continue;
         }
         let seq = *last_seq + 1;
-        rows.push(entry(stamper, a, seq));
+        let (row, stamp) = entry(stamper, a, seq);
+        rows.push(row);
         *last_seq = seq;
         moved.insert(a.conversation_id);
-        out.push(Appended::Stored(seq));
+        out.push(Appended::Stored(seq, stamp));
     }
     let expected = rows.len() as u64;
     let inserted = if rows.is_empty() {
@@ -298,7 +300,8 @@ async fn commit_row_by_row(
             continue;
         }
         let seq = *last_seq + 1;
-        let inserted = log_entry::Entity::insert(entry(stamper, a, seq))
+        let (row, stamp) = entry(stamper, a, seq);
+        let inserted = log_entry::Entity::insert(row)
             .on_conflict(keep_existing())
             .exec_without_returning(&txn)
             .await?;
@@ -308,7 +311,7 @@ async fn commit_row_by_row(
         }
         *last_seq = seq;
         moved.insert(a.conversation_id);
-        out.push(Appended::Stored(seq));
+        out.push(Appended::Stored(seq, stamp));
     }
     move_last_seq(&txn, &last, &moved).await?;
     txn.commit().await?;

@@ -21,6 +21,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+/// Ciphertexts up to this size travel in their `message` notice as well.
+pub const INLINE_MAX_BYTES: usize = 4 * 1024;
+
 pub async fn send_message(
     state: &AppState,
     p: &Principal,
@@ -39,7 +42,9 @@ pub async fn send_message(
         return Err(ApiError::new(ErrorCode::InvalidMls).detail("the message is for another group"));
     }
     let hash = hex::encode(Sha256::digest(&bytes));
-    let now = state.now();
+    // To the microsecond, as PostgreSQL keeps it: the notice's copy of the entry and the
+    // log's are the same on both backends.
+    let now = chrono::SubsecRound::trunc_subsecs(state.now(), 6);
     if let Some(i) = intro
         && let Err(refused) = introductions::gate_messages(i, now)
     {
@@ -62,6 +67,9 @@ pub async fn send_message(
         },
         None => format!("user:{}", p.user_id),
     };
+    let frank = commitment.map(|c| (c, sender));
+    // In the log's own encoding, for the notice.
+    let inline = (bytes.len() <= INLINE_MAX_BYTES).then(|| b64(&bytes));
     let appended = state
         .messages
         .append(Append {
@@ -74,12 +82,12 @@ pub async fn send_message(
             payload_hash: hash.clone(),
             now,
             expires_at: now + state.config.message_retention,
-            frank: commitment.map(|c| (c, sender)),
+            frank: frank.clone(),
         })
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    let seq = match appended {
-        Appended::Stored(seq) => seq,
+    let (seq, stamp) = match appended {
+        Appended::Stored(seq, stamp) => (seq, stamp),
         // A concurrent retry of the same send won the race: answer as it did.
         Appended::Duplicate => {
             return existing_send(&state.read, conv.id, req.client_id, &hash)
@@ -96,12 +104,36 @@ pub async fn send_message(
         .map(|m| m.device_id)
         .filter(|d| *d != p.device_id)
         .collect();
+    // A small message travels in its notice, so a connected device caught up to `seq - 1`
+    // has it without reading the log (the entry exactly as `fetch` would give it).
+    let entry = inline.map(|payload| {
+        Box::new(LogEntry {
+            seq: seq as u64,
+            kind: EntryKind::Application,
+            client_id: Some(req.client_id),
+            epoch,
+            payload,
+            created_at: now,
+            franking: match (&frank, stamp) {
+                (Some((c, sender)), Some(sig)) => Some(FrankingStamp {
+                    commitment: b64(c),
+                    sender: sender.clone(),
+                    seq: seq.max(0) as u64,
+                    received_at: now.timestamp(),
+                    kid: state.keys.jwt_signing_kid.clone(),
+                    signature: b64(&sig),
+                }),
+                _ => None,
+            },
+        })
+    });
     crate::notify::devices(
         state,
         &members,
         &Notice::Message {
             conversation_id: conv.id,
             seq: seq.max(0) as u64,
+            entry,
         },
     );
     Ok((
