@@ -91,11 +91,36 @@ async fn a_refresh_token_presented_six_times_at_once_gives_six_sessions_in_one_f
     }
 }
 
+/// `n` messages of the device's group, encrypted in order, each with a fresh client id.
+fn encrypted(
+    mls: &mut peerbridge_mls::Client,
+    gid: &peerbridge_mls::GroupId,
+    prefix: &str,
+    n: usize,
+) -> Vec<(uuid::Uuid, String)> {
+    use peerbridge_mls::{Envelope, MessageId};
+    (0..n)
+        .map(|i| {
+            let ct = mls
+                .encrypt(
+                    gid,
+                    &Envelope::Text {
+                        id: MessageId::random(),
+                        body: format!("{prefix}{i}"),
+                        sent_at: 0,
+                    },
+                )
+                .expect("encrypt");
+            (uuid::Uuid::new_v4(), peerbridge_tests::mls_device::b64(&ct))
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_once() {
-    use peerbridge_mls::{Envelope, GroupId, MessageId};
+    use peerbridge_mls::GroupId;
     use peerbridge_openapi::delivery::LogPage;
-    use peerbridge_tests::mls_device::{b64, unb64};
+    use peerbridge_tests::mls_device::unb64;
     use std::collections::{BTreeMap, BTreeSet};
     use uuid::Uuid;
     // Fewer at once than the receiver's out-of-order tolerance (32 generations): the server
@@ -107,22 +132,7 @@ async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_o
         let app = TestApp::spawn(backend).await;
         let mut s = app.supervision_pair().await;
         let gid = GroupId::new(unb64(&s.conv.group_id)).expect("gid");
-        let sends: Vec<(Uuid, String)> = (0..SENDS)
-            .map(|i| {
-                let ct =
-                    s.p.mls
-                        .encrypt(
-                            &gid,
-                            &Envelope::Text {
-                                id: MessageId::random(),
-                                body: format!("m{i}"),
-                                sent_at: 0,
-                            },
-                        )
-                        .expect("encrypt");
-                (Uuid::new_v4(), b64(&ct))
-            })
-            .collect();
+        let sends = encrypted(&mut s.p.mls, &gid, "m", SENDS);
         let commits_before = app
             .client()
             .metric("peerbridge_message_commits_total")
@@ -196,22 +206,7 @@ async fn concurrent_sends_are_committed_together_gap_free_and_a_twin_is_stored_o
         // Retries of stored sends arriving together with new ones: a batch holding a retry
         // cannot be numbered in advance, and is appended a row at a time instead. The new
         // sends still get the next numbers without a gap; each retry its first answer.
-        let fresh: Vec<(Uuid, String)> = (0..MORE)
-            .map(|i| {
-                let ct =
-                    s.p.mls
-                        .encrypt(
-                            &gid,
-                            &Envelope::Text {
-                                id: MessageId::random(),
-                                body: format!("n{i}"),
-                                sent_at: 0,
-                            },
-                        )
-                        .expect("encrypt");
-                (Uuid::new_v4(), b64(&ct))
-            })
-            .collect();
+        let fresh = encrypted(&mut s.p.mls, &gid, "n", MORE);
         let mixed: Vec<&(Uuid, String)> = sends[SENDS - TWINS..]
             .iter()
             .zip(&fresh)

@@ -140,12 +140,81 @@ async fn commit(
     stamper: &Stamper,
     batch: &[&Append],
 ) -> Result<Vec<Appended>, DbErr> {
-    match commit_together(db, stamper, batch).await? {
-        Some(out) => Ok(out),
-        // A send in the batch is a retry of one already stored: the batch again, a row at a
-        // time, so the retry is left alone and the others still get gap-free numbers.
-        None => commit_row_by_row(db, stamper, batch).await,
+    if let Some(out) = append(db, stamper, batch, Rows::Together).await? {
+        return Ok(out);
     }
+    // A send in the batch is a retry of one already stored: the batch again, a row at a
+    // time, so the retry is left alone and the others still get gap-free numbers.
+    append(db, stamper, batch, Rows::OneByOne)
+        .await?
+        .ok_or_else(|| DbErr::Custom("a row-by-row append gave up".into()))
+}
+
+/// How [`append`] inserts a batch's rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// All in one statement, numbered in advance: gives up (`None`, nothing stored) if a
+    /// `client_id` turns out to be stored already, which numbering in advance cannot allow.
+    Together,
+    /// A row at a time, each numbered only once it is known to be new.
+    OneByOne,
+}
+
+/// The batch in one transaction: lock its conversations in id order, number and insert its
+/// rows, move every `last_seq` in one statement, commit. With [`Rows::Together`] that is
+/// four statements whatever the batch's size.
+async fn append(
+    db: &DatabaseConnection,
+    stamper: &Stamper,
+    batch: &[&Append],
+    how: Rows,
+) -> Result<Option<Vec<Appended>>, DbErr> {
+    let txn = crate::storage::begin(db).await?;
+    let mut last = lock_conversations(&txn, batch).await?;
+    let mut moved: BTreeSet<Uuid> = BTreeSet::new();
+    let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut out = Vec::with_capacity(batch.len());
+    let mut rows = Vec::new();
+    for a in batch {
+        let Some(last_seq) = last.get_mut(&a.conversation_id) else {
+            out.push(Appended::NoConversation);
+            continue;
+        };
+        if !seen.insert((a.conversation_id, a.client_id)) {
+            out.push(Appended::Duplicate);
+            continue;
+        }
+        let seq = *last_seq + 1;
+        let (row, stamp) = entry(stamper, a, seq);
+        if how == Rows::Together {
+            rows.push(row);
+        } else if log_entry::Entity::insert(row)
+            .on_conflict(keep_existing())
+            .exec_without_returning(&txn)
+            .await?
+            == 0
+        {
+            out.push(Appended::Duplicate);
+            continue;
+        }
+        *last_seq = seq;
+        moved.insert(a.conversation_id);
+        out.push(Appended::Stored(seq, stamp));
+    }
+    if !rows.is_empty() {
+        let expected = rows.len() as u64;
+        let inserted = log_entry::Entity::insert_many(rows)
+            .on_conflict(keep_existing())
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted != expected {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+    }
+    move_last_seq(&txn, &last, &moved).await?;
+    txn.commit().await?;
+    Ok(Some(out))
 }
 
 /// Locks the batch's conversations (in id order) and reads their `last_seq`.
@@ -229,91 +298,4 @@ async fn move_last_seq(
         .exec(txn)
         .await?;
     Ok(())
-}
-
-/// The common case, in four statements whatever the batch's size: lock, insert every row,
-/// move every `last_seq`, commit. `None` (and nothing stored) when a send turns out to be
-/// a retry of a stored one, which numbering in advance cannot allow for.
-async fn commit_together(
-    db: &DatabaseConnection,
-    stamper: &Stamper,
-    batch: &[&Append],
-) -> Result<Option<Vec<Appended>>, DbErr> {
-    let txn = crate::storage::begin(db).await?;
-    let mut last = lock_conversations(&txn, batch).await?;
-    let mut moved: BTreeSet<Uuid> = BTreeSet::new();
-    let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
-    let mut out = Vec::with_capacity(batch.len());
-    let mut rows = Vec::with_capacity(batch.len());
-    for a in batch {
-        let Some(last_seq) = last.get_mut(&a.conversation_id) else {
-            out.push(Appended::NoConversation);
-            continue;
-        };
-        if !seen.insert((a.conversation_id, a.client_id)) {
-            out.push(Appended::Duplicate);
-            continue;
-        }
-        let seq = *last_seq + 1;
-        let (row, stamp) = entry(stamper, a, seq);
-        rows.push(row);
-        *last_seq = seq;
-        moved.insert(a.conversation_id);
-        out.push(Appended::Stored(seq, stamp));
-    }
-    let expected = rows.len() as u64;
-    let inserted = if rows.is_empty() {
-        0
-    } else {
-        log_entry::Entity::insert_many(rows)
-            .on_conflict(keep_existing())
-            .exec_without_returning(&txn)
-            .await?
-    };
-    if inserted != expected {
-        txn.rollback().await?;
-        return Ok(None);
-    }
-    move_last_seq(&txn, &last, &moved).await?;
-    txn.commit().await?;
-    Ok(Some(out))
-}
-
-/// A row at a time, each numbered only once it is known to be new.
-async fn commit_row_by_row(
-    db: &DatabaseConnection,
-    stamper: &Stamper,
-    batch: &[&Append],
-) -> Result<Vec<Appended>, DbErr> {
-    let txn = crate::storage::begin(db).await?;
-    let mut last = lock_conversations(&txn, batch).await?;
-    let mut moved: BTreeSet<Uuid> = BTreeSet::new();
-    let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
-    let mut out = Vec::with_capacity(batch.len());
-    for a in batch {
-        let Some(last_seq) = last.get_mut(&a.conversation_id) else {
-            out.push(Appended::NoConversation);
-            continue;
-        };
-        if !seen.insert((a.conversation_id, a.client_id)) {
-            out.push(Appended::Duplicate);
-            continue;
-        }
-        let seq = *last_seq + 1;
-        let (row, stamp) = entry(stamper, a, seq);
-        let inserted = log_entry::Entity::insert(row)
-            .on_conflict(keep_existing())
-            .exec_without_returning(&txn)
-            .await?;
-        if inserted == 0 {
-            out.push(Appended::Duplicate);
-            continue;
-        }
-        *last_seq = seq;
-        moved.insert(a.conversation_id);
-        out.push(Appended::Stored(seq, stamp));
-    }
-    move_last_seq(&txn, &last, &moved).await?;
-    txn.commit().await?;
-    Ok(out)
 }
