@@ -1,6 +1,7 @@
-//! `GET /v1/stream`: one authenticated WebSocket per device. It carries content-free
-//! notices (`message`, `commit`, `welcome`, `resync`) as JSON text frames; the device then
-//! reads the log over HTTP from its cursor. On connect the server announces every
+//! `GET /v1/stream`: one authenticated WebSocket per device. It carries notices (`message`,
+//! `commit`, `welcome`, `resync`) as JSON text frames, never plaintext; the device then
+//! reads the log over HTTP from its cursor, unless a `message` notice carried the very next
+//! entry (a small message). On connect the server announces every
 //! conversation with unread entries and every pending welcome, so a reconnect resumes from
 //! the cursor. Heartbeats every 20 s; a peer silent for 60 s is dropped; frames from the
 //! client are capped; shutdown closes with 1001 (going away); revocation closes at once.
@@ -50,7 +51,8 @@ fn stream_token(req: &HttpRequest) -> Option<(String, bool)> {
 }
 
 /// Open the device's notification stream (WebSocket). Every text frame the server sends is
-/// one `Notice` (see the schema): content-free, it says what to read. The first is `hello`,
+/// one `Notice` (see the schema): it says what to read, and a `message` notice may carry
+/// the entry itself (a small message's ciphertext, as the log holds it). The first is `hello`,
 /// then the backlog (a `message` per conversation with unacknowledged entries, a `welcome`
 /// per pending Welcome), then live notices; `resync` means notices may have been missed.
 /// Browsers, which cannot set headers on a WebSocket, offer two subprotocols instead:
