@@ -170,7 +170,8 @@ pub struct Problem {
     /// Which request field was wrong, as a JSON pointer-ish path (`device.public_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// For `rate_limited`: seconds until a retry may succeed (also in `Retry-After`).
+    /// For `rate_limited`, and `unavailable` when the server is too busy to take a send or
+    /// an acknowledgement: seconds until a retry may succeed (also in `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
     /// For `stale_epoch`: the conversation's current epoch.

@@ -57,6 +57,7 @@ pub struct RawConfig {
     pub ladder_interval_ms: u64,
     pub request_body_timeout_secs: u64,
     pub refresh_reuse_grace_secs: u64,
+    pub max_waiting_writes: u32,
 }
 
 impl Default for RawConfig {
@@ -100,6 +101,7 @@ impl Default for RawConfig {
             ladder_interval_ms: 5000,
             request_body_timeout_secs: 15,
             refresh_reuse_grace_secs: 10,
+            max_waiting_writes: 2048,
         }
     }
 }
@@ -185,6 +187,9 @@ pub struct Config {
     /// A refresh token presented again this soon after its rotation (an app's resume and
     /// its background sync racing) gets a session too, instead of counting as reuse.
     pub refresh_reuse_grace: chrono::Duration,
+    /// Sends (and, apart, acknowledgements) that may wait for their writer at once; past
+    /// it they are refused with 503 and `Retry-After` instead of queueing in memory.
+    pub max_waiting_writes: u32,
 }
 
 impl Config {
@@ -367,6 +372,12 @@ impl Config {
                 "must be between 1 and 300",
             ));
         }
+        if !(16..=65_536).contains(&raw.max_waiting_writes) {
+            return Err(invalid(
+                "max_waiting_writes",
+                "must be between 16 and 65536",
+            ));
+        }
         if raw.refresh_reuse_grace_secs > 60 {
             return Err(invalid(
                 "refresh_reuse_grace_secs",
@@ -453,6 +464,7 @@ impl Config {
             vapid_subject,
             request_body_timeout: std::time::Duration::from_secs(raw.request_body_timeout_secs),
             refresh_reuse_grace: chrono::Duration::seconds(raw.refresh_reuse_grace_secs as i64),
+            max_waiting_writes: raw.max_waiting_writes,
         })
     }
 }

@@ -103,7 +103,7 @@ fn default_description(status: &str) -> &'static str {
         "422" => "A value is out of range or badly formed (`validation_failed`, with `field`)",
         "429" => "Too many attempts (`rate_limited`); retry after `Retry-After` seconds",
         "500" => "Unexpected error (`internal`); `x-request-id` finds it in the server log",
-        "503" => "Not ready",
+        "503" => "Not ready, or too busy (`unavailable`); retry after `Retry-After` seconds",
         _ => "See the problem code",
     }
 }

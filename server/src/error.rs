@@ -66,6 +66,16 @@ impl ApiError {
         ApiError::new(ErrorCode::Unauthenticated)
     }
 
+    /// 503 `unavailable`: the server is too busy to take this now; the same request may be
+    /// sent again after `retry_after` seconds.
+    pub fn busy(retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after.max(1)),
+            ..ApiError::new(ErrorCode::Unavailable)
+                .detail("the server is busy; send this again after Retry-After seconds")
+        }
+    }
+
     pub fn rate_limited(retry_after: u64) -> Self {
         ApiError {
             retry_after: Some(retry_after.max(1)),

@@ -48,6 +48,9 @@ impl AppState {
         let read = storage::connect_reads(&config, &db)
             .await
             .context("opening the database for reads")?;
+        let urgent = storage::connect_lane(&config, &db)
+            .await
+            .context("opening the database for the escalation path")?;
         let bus = match &config.redis_url {
             Some(url) => Bus::redis(url, &config.redis_channel_prefix).context("Redis bus")?,
             None => Bus::in_process(),
@@ -76,6 +79,15 @@ impl AppState {
             vapid,
         ));
         let metrics = Metrics::new();
+        let room = |writer: &str| {
+            crate::delivery::service::Admission::new(
+                config.max_waiting_writes as usize,
+                metrics
+                    .writer_refused
+                    .get_or_create(&vec![("writer".into(), writer.into())])
+                    .clone(),
+            )
+        };
         let messages = crate::delivery::service::GroupCommit::start(
             db.clone(),
             crate::delivery::service::Stamper {
@@ -86,6 +98,8 @@ impl AppState {
                 metrics.message_commits.clone(),
                 metrics.messages_committed.clone(),
             ),
+            room("messages"),
+            urgent.turns.clone(),
         );
         let acks = crate::delivery::service::AckCommit::start(
             db.clone(),
@@ -93,6 +107,8 @@ impl AppState {
                 .ciphertext_deleted
                 .get_or_create(&vec![("reason".into(), "acknowledged".into())])
                 .clone(),
+            room("acks"),
+            urgent.turns.clone(),
         );
         Ok(AppState {
             push,
@@ -100,6 +116,7 @@ impl AppState {
             acks,
             db,
             read,
+            urgent,
             config,
             keys,
             tokens,

@@ -17,6 +17,9 @@ pub struct AppState {
     /// Reads on the hot path that need no transaction (see `storage::connect_reads`): on a
     /// SQLite file they run beside the writer; elsewhere this is `db`.
     pub read: DatabaseConnection,
+    /// The escalation path's own connections (flags, the ladder, their notices): see
+    /// `storage::Lane`.
+    pub urgent: crate::storage::Lane,
     pub config: Config,
     pub keys: Keys,
     pub tokens: TokenService,

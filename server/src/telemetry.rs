@@ -165,6 +165,9 @@ pub struct Metrics {
     /// Group commit: transactions that appended application messages, and the messages.
     pub message_commits: Counter,
     pub messages_committed: Counter,
+    /// Requests refused with 503 because their writer's waiting room was full, by writer
+    /// (`messages`, `acks`).
+    pub writer_refused: Family<Labels, Counter>,
     pub escalation: crate::escalation::metrics::EscalationMetrics,
 }
 
@@ -288,9 +291,17 @@ impl Metrics {
             "Application messages appended to conversation logs",
             messages_committed.clone(),
         );
+        let writer_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "writer_refused",
+            "Requests refused with 503 and Retry-After because as many as allowed were already \
+             waiting for their writer (messages, acks); the clients send them again",
+            writer_refused.clone(),
+        );
         let escalation = crate::escalation::metrics::EscalationMetrics::register(&mut registry);
         Metrics {
             registry,
+            writer_refused,
             message_commits,
             messages_committed,
             escalation,

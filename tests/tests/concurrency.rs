@@ -330,3 +330,229 @@ async fn concurrent_acks_in_any_order_keep_each_cursor_at_its_largest_and_delete
         assert_eq!(stored().await, Vec::<u64>::new(), "{backend:?}");
     }
 }
+
+/// Holds what the message and ack writers need for `conv` until dropped: SQLite's write
+/// lock, or PostgreSQL's locks on the conversation and its member rows.
+async fn hold_writers(app: &TestApp, conv: uuid::Uuid) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    let db = app.db.connect().await;
+    let txn = peerbridge_server::storage::begin(&db).await.expect("begin");
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        for table in [
+            "conversations WHERE id",
+            "conversation_devices WHERE conversation_id",
+        ] {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                format!("SELECT 1 FROM {table} = $1 FOR UPDATE"),
+                [conv.into()],
+            ))
+            .await
+            .expect("lock");
+        }
+    }
+    txn
+}
+
+#[tokio::test]
+async fn sends_and_acks_past_the_writers_room_are_refused_at_once_with_retry_after_and_stored_when_sent_again()
+ {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+    use peerbridge_mls::GroupId;
+    use peerbridge_tests::mls_device::unb64;
+    use std::collections::BTreeSet;
+    const ROOM: usize = 16;
+    const OVER: usize = 8;
+    for backend in backends().await {
+        let app = TestApp::spawn_with(backend, |raw| raw.max_waiting_writes = ROOM as u32).await;
+        let mut s = app.supervision_pair().await;
+        let gid = GroupId::new(unb64(&s.conv.group_id)).expect("gid");
+        let sends = encrypted(&mut s.p.mls, &gid, "m", ROOM + OVER);
+        let path = format!("/v1/conversations/{}/messages", s.conv.id);
+        let post = |client_id: uuid::Uuid, ct: &str| {
+            let http = s.p.http.clone();
+            let (path, token) = (path.clone(), s.p.token.clone());
+            let body = json!({ "client_id": client_id, "ciphertext": ct });
+            async move { (client_id, http.post(&path, Some(&token), body).await) }
+        };
+
+        // The writer cannot commit: ROOM sends wait for it, the rest are refused at once.
+        let hold = hold_writers(&app, s.conv.id).await;
+        let mut inflight: FuturesUnordered<_> =
+            sends.iter().map(|(id, ct)| post(*id, ct)).collect();
+        let mut refused = Vec::new();
+        while refused.len() < OVER {
+            let (client_id, r) = inflight.next().await.expect("an answer");
+            assert_eq!(
+                r.status, 503,
+                "{backend:?}: answered while held: {}",
+                r.text
+            );
+            assert_eq!(r.code(), "unavailable");
+            assert_eq!(r.json()["retry_after_seconds"], 1);
+            assert_eq!(
+                r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("1")
+            );
+            refused.push(client_id);
+        }
+        assert_eq!(
+            app.client()
+                .metric("peerbridge_writer_refused_total{writer=\"messages\"}")
+                .await,
+            OVER as f64
+        );
+        hold.rollback().await.expect("release");
+        // The waiting sends are stored once the writer can commit, gap-free.
+        let first = s.h_start + 1;
+        let mut seqs = BTreeSet::new();
+        while let Some((_, r)) = inflight.next().await {
+            assert_eq!(r.status, 201, "{backend:?}: {}", r.text);
+            seqs.insert(r.json()["seq"].as_u64().expect("seq"));
+        }
+        assert_eq!(seqs, (first..first + ROOM as u64).collect::<BTreeSet<_>>());
+        // Nothing of a refused send was stored: sent again, each is new (201, not the 200
+        // of a retry) and numbered on without a gap.
+        for (id, ct) in sends.iter().filter(|(id, _)| refused.contains(id)) {
+            let (_, r) = post(*id, ct).await;
+            assert_eq!(r.status, 201, "{backend:?}: {}", r.text);
+            assert!(seqs.insert(r.json()["seq"].as_u64().expect("seq")));
+        }
+        let all = (ROOM + OVER) as u64;
+        assert_eq!(seqs, (first..first + all).collect::<BTreeSet<_>>());
+        let (texts, _) = s.h.read(s.conv.id, s.h_start).await;
+        assert_eq!(texts.len(), ROOM + OVER, "{backend:?}: each message once");
+
+        // Acknowledgements the same way: refused at once past the room; the cursor moves
+        // with those that waited, and an ack sent again after a refusal is taken.
+        let ack_path = format!("/v1/conversations/{}/ack", s.conv.id);
+        let ack = |seq: u64| {
+            let http = s.h.http.clone();
+            let (path, token) = (ack_path.clone(), s.h.token.clone());
+            async move {
+                (
+                    seq,
+                    http.post(&path, Some(&token), json!({ "seq": seq })).await,
+                )
+            }
+        };
+        let hold = hold_writers(&app, s.conv.id).await;
+        let mut inflight: FuturesUnordered<_> = (first..first + all).map(ack).collect();
+        let mut refused = Vec::new();
+        while refused.len() < OVER {
+            let (seq, r) = inflight.next().await.expect("an answer");
+            assert_eq!(r.status, 503, "{backend:?}: acked while held: {}", r.text);
+            assert_eq!(r.code(), "unavailable");
+            refused.push(seq);
+        }
+        hold.rollback().await.expect("release");
+        while let Some((_, r)) = inflight.next().await {
+            assert_eq!(r.status, 200, "{backend:?}: {}", r.text);
+        }
+        let top = refused.iter().max().copied().unwrap_or(0);
+        let (_, r) = ack(top).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.json()["seq"].as_u64() >= Some(top), "{}", r.text);
+        assert_eq!(
+            app.client()
+                .metric("peerbridge_writer_refused_total{writer=\"acks\"}")
+                .await,
+            OVER as f64
+        );
+    }
+}
+
+/// The escalation path has connections of its own: with every ordinary connection taken by
+/// a message batch that cannot commit, a flag is still raised and is in the HP's queue.
+/// PostgreSQL only: on SQLite the one writer is shared by everything that writes (a flag
+/// waits at most for the batch in progress and the one queued before it) and only the
+/// flag's reads have connections of their own.
+#[tokio::test]
+async fn a_flag_is_raised_and_queued_for_its_hp_while_a_stuck_message_batch_holds_every_ordinary_connection()
+ {
+    use peerbridge_tests::Backend;
+    use std::time::Duration;
+    use uuid::Uuid;
+    for backend in backends().await {
+        if backend != Backend::Postgres {
+            continue;
+        }
+        let app = TestApp::spawn_with(backend, |raw| raw.db_max_connections = 1).await;
+        let mut s = app.supervision_pair().await;
+        let (conv, gid) = (s.conv.id, s.conv.group_id.clone());
+        // Both devices have just been authorised (kept for a few seconds by the cache).
+        s.p.send_text(conv, &gid, "before", Uuid::new_v4())
+            .await
+            .expect(201);
+        let c = app.client();
+        c.get("/v1/flags", Some(s.hp.token())).await.expect(200);
+
+        let hold = hold_writers(&app, conv).await;
+        let stuck = {
+            let sends = encrypted(
+                &mut s.p.mls,
+                &peerbridge_mls::GroupId::new(peerbridge_tests::mls_device::unb64(&gid))
+                    .expect("gid"),
+                "stuck",
+                1,
+            );
+            let (http, token) = (s.p.http.clone(), s.p.token.clone());
+            let (client_id, ct) = sends[0].clone();
+            tokio::spawn(async move {
+                http.post(
+                    &format!("/v1/conversations/{conv}/messages"),
+                    Some(&token),
+                    json!({ "client_id": client_id, "ciphertext": ct }),
+                )
+                .await
+            })
+        };
+        // The control: the pool's one ordinary connection is taken (by the batch waiting for
+        // the conversation's lock), so nothing else gets it.
+        let taken = || async {
+            tokio::time::timeout(Duration::from_millis(200), app.state.db.ping())
+                .await
+                .is_err()
+        };
+        let mut exhausted = false;
+        for _ in 0..50 {
+            if taken().await {
+                exhausted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            exhausted,
+            "the stuck batch never took the ordinary connection"
+        );
+
+        let r = c
+            .post(
+                &format!("/v1/conversations/{conv}/flags"),
+                Some(&s.p.token),
+                json!({ "client_id": Uuid::new_v4(), "kind": "flag",
+                        "category": "suicide_risk", "severity": "imminent", "excerpts": [] }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let flag = r.json()["id"].as_str().expect("id").to_owned();
+        let queue = c
+            .get("/v1/flags", Some(s.hp.token()))
+            .await
+            .expect(200)
+            .json();
+        assert!(
+            queue
+                .as_array()
+                .is_some_and(|q| q.iter().any(|f| f["id"] == flag.as_str())),
+            "{queue}"
+        );
+        assert!(taken().await, "the ordinary connection was still taken");
+
+        hold.rollback().await.expect("release");
+        let sent = stuck.await.expect("task");
+        assert_eq!(sent.status, 201, "{}", sent.text);
+    }
+}

@@ -6344,7 +6344,8 @@ public struct Problem: Equatable, Hashable {
      */
     public var field: String?
     /**
-     * For `rate_limited`: seconds until a retry may succeed (also in `Retry-After`).
+     * For `rate_limited`, and `unavailable` when the server is too busy to take a send or
+     * an acknowledgement: seconds until a retry may succeed (also in `Retry-After`).
      */
     public var retryAfterSeconds: UInt64?
     /**
@@ -6365,7 +6366,8 @@ public struct Problem: Equatable, Hashable {
          * Which request field was wrong, as a JSON pointer-ish path (`device.public_key`).
          */field: String?, 
         /**
-         * For `rate_limited`: seconds until a retry may succeed (also in `Retry-After`).
+         * For `rate_limited`, and `unavailable` when the server is too busy to take a send or
+         * an acknowledgement: seconds until a retry may succeed (also in `Retry-After`).
          */retryAfterSeconds: UInt64?, 
         /**
          * For `stale_epoch`: the conversation's current epoch.

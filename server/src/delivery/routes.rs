@@ -209,6 +209,7 @@ async fn group_info(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "too busy to take it now (`unavailable`): nothing was stored; send it again with the same `client_id` after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/conversations/{conversation_id}/messages")]
@@ -277,6 +278,7 @@ async fn fetch(
         (status = 200, body = Ack),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "too busy to take it now (`unavailable`): the cursor did not move; acknowledge again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/conversations/{conversation_id}/ack")]

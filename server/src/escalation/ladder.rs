@@ -44,7 +44,7 @@ pub async fn acquire(state: &AppState, holder: &str) -> ApiResult<bool> {
             .do_nothing()
             .to_owned(),
     )
-    .exec_without_returning(&state.db)
+    .exec_without_returning(&state.urgent.write)
     .await?;
     let won = lease::Entity::update_many()
         .col_expr(lease::Column::Holder, Expr::value(holder.to_owned()))
@@ -58,7 +58,7 @@ pub async fn acquire(state: &AppState, holder: &str) -> ApiResult<bool> {
                 .add(lease::Column::Holder.eq(holder))
                 .add(lease::Column::ExpiresAt.lt(now)),
         )
-        .exec(&state.db)
+        .exec(&state.urgent.write)
         .await?;
     Ok(won.rows_affected == 1)
 }
@@ -110,7 +110,7 @@ pub async fn due(
         .filter(flag::Column::DeadlineAt.lte(now))
         .order_by_asc(flag::Column::SeverityRank)
         .order_by_asc(flag::Column::DeadlineAt)
-        .all(&state.db)
+        .all(&state.urgent.read)
         .await?)
 }
 
@@ -127,7 +127,7 @@ pub async fn step(
         tracing::error!(flag = %f.id, "corrupt row: flags.severity; escalating as imminent");
         Severity::Imminent
     });
-    let policy = settings_of(&state.db, f.clinic_id, now).await?;
+    let policy = settings_of(&state.urgent.read, f.clinic_id, now).await?;
     let (what, next_level, next_deadline) = if f.status == "acknowledged" {
         (Step::Overdue, f.level, followup(&policy, now))
     } else if f.level >= TOP_LEVEL {
@@ -135,11 +135,12 @@ pub async fn step(
     } else {
         (
             Step::Escalated,
-            next_level(&state.db, &f, now).await?,
+            next_level(&state.urgent.read, &f, now).await?,
             deadline(&policy, severity, now),
         )
     };
-    let txn = crate::storage::begin(&state.db).await?;
+    let turn = state.urgent.turn().await;
+    let txn = crate::storage::begin(&state.urgent.write).await?;
     // The compare-and-set: the flag as this pass read it, or nothing.
     let moved = flag::Entity::update_many()
         .col_expr(flag::Column::Level, Expr::value(next_level))
@@ -202,6 +203,7 @@ pub async fn step(
     tell.extend(after.acknowledged_by);
     crate::notify::wakeups::owe(&txn, &tell.iter().copied().collect::<Vec<_>>(), now).await?;
     txn.commit().await?;
+    drop(turn);
     state.metrics.escalation.breach(what.as_str(), &f.severity);
     tracing::warn!(flag = %f.id, level = next_level, step = what.as_str(), "flag past its deadline");
     notify(state, &tell, after.id, what.as_str()).await;

@@ -357,8 +357,9 @@ async fn subject_of(
     kind: FlagKind,
     named: Option<FlagParty>,
 ) -> ApiResult<(crate::delivery::entities::conversation::Model, Subject)> {
-    let conv = crate::delivery::service::member_conversation(state, p, conversation).await?;
-    let s = if let Some(i) = introductions::of_conversation(&state.db, &conv).await? {
+    let conv =
+        crate::delivery::service::member_conversation(&state.urgent.read, p, conversation).await?;
+    let s = if let Some(i) = introductions::of_conversation(&state.urgent.read, &conv).await? {
         Subject {
             clinic: i.clinic_id,
             subject: at_risk(p, kind, named, i.service_user_id, i.peer_id),
@@ -485,7 +486,7 @@ pub async fn recipients(
     conversation: Uuid,
 ) -> ApiResult<Vec<EscalationRecipient>> {
     let (_, s) = subject_of(state, p, conversation, FlagKind::Flag, None).await?;
-    Ok(recipient_keys(&state.db, &s, state.now())
+    Ok(recipient_keys(&state.urgent.read, &s, state.now())
         .await?
         .into_iter()
         .map(|(d, k)| EscalationRecipient {
@@ -547,7 +548,7 @@ pub async fn raise(
         }
     };
     let now = state.now();
-    let policy = settings_of(&state.db, s.clinic, now).await?;
+    let policy = settings_of(&state.urgent.read, s.clinic, now).await?;
     if let Some(done) = already_raised(state, p, conv.id, req, &policy).await? {
         return Ok(done);
     }
@@ -555,7 +556,7 @@ pub async fn raise(
         return Err(ApiError::invalid("excerpts", "at most 200 sealed copies"));
     }
     // Each sealed copy must be addressed to a current key of a possible responder.
-    let keys = recipient_keys(&state.db, &s, now).await?;
+    let keys = recipient_keys(&state.urgent.read, &s, now).await?;
     let mut copies = Vec::new();
     for (i, e) in req.excerpts.iter().enumerate() {
         let field = |f: &str| format!("excerpts[{i}].{f}");
@@ -588,16 +589,17 @@ pub async fn raise(
     }
     // Start at the first level that reaches somebody (out of hours, the on-call HPs are
     // the first level). When no level does, the flag waits and nobody is said to be asked.
-    let rota = rota_at(&state.db, s.clinic, now).await?;
+    let rota = rota_at(&state.urgent.read, s.clinic, now).await?;
     let mut level = 0;
-    let mut first = responders(&state.db, s.clinic, s.peer, None, level, now).await?;
+    let mut first = responders(&state.urgent.read, s.clinic, s.peer, None, level, now).await?;
     while level < TOP_LEVEL && first.is_empty() {
         level += 1;
-        first = responders(&state.db, s.clinic, s.peer, None, level, now).await?;
+        first = responders(&state.urgent.read, s.clinic, s.peer, None, level, now).await?;
     }
     let asked = !first.is_empty();
     let id = Uuid::new_v4();
-    let txn = crate::storage::begin(&state.db).await?;
+    let turn = state.urgent.turn().await;
+    let txn = crate::storage::begin(&state.urgent.write).await?;
     let row = flag::ActiveModel {
         id: Set(id),
         clinic_id: Set(s.clinic),
@@ -632,6 +634,7 @@ pub async fn raise(
         // A concurrent retry of the same flag committed first: answer as a retry does.
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             drop(txn);
+            drop(turn);
             return already_raised(state, p, conv.id, req, &policy)
                 .await?
                 .ok_or_else(|| e.into());
@@ -678,6 +681,7 @@ pub async fn raise(
     )
     .await?;
     txn.commit().await?;
+    drop(turn);
     if asked {
         tracing::info!(flag = %id, severity = %enum_str(&severity), level, out_of_hours = rota.out_of_hours, "flag raised");
     } else {
@@ -699,7 +703,7 @@ async fn already_raised(
 ) -> ApiResult<Option<(FlagReceipt, bool)>> {
     let Some(existing) = flag::Entity::find()
         .filter(flag::Column::ClientId.eq(req.client_id))
-        .one(&state.db)
+        .one(&state.urgent.read)
         .await?
     else {
         return Ok(None);
@@ -763,11 +767,11 @@ pub async fn progress(
     locale: Option<Locale>,
 ) -> ApiResult<FlagProgress> {
     let f = flag::Entity::find_by_id(id)
-        .one(&state.db)
+        .one(&state.urgent.read)
         .await?
         .filter(|f| f.raised_by == p.user_id)
         .ok_or_else(ApiError::not_found)?;
-    let s = settings_of(&state.db, f.clinic_id, state.now()).await?;
+    let s = settings_of(&state.urgent.read, f.clinic_id, state.now()).await?;
     progress_dto(&f, &s, locale)
 }
 
@@ -800,11 +804,11 @@ pub async fn my_flags(
         .filter(flag::Column::RaisedBy.eq(p.user_id))
         .order_by_desc(flag::Column::CreatedAt)
         .limit(100)
-        .all(&state.db)
+        .all(&state.urgent.read)
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for f in rows {
-        let s = settings_of(&state.db, f.clinic_id, state.now()).await?;
+        let s = settings_of(&state.urgent.read, f.clinic_id, state.now()).await?;
         out.push(progress_dto(&f, &s, locale)?);
     }
     Ok(out)
@@ -908,7 +912,7 @@ pub async fn queue(
     // Candidates: the caller's clinic's flags, and flags about peers they supervise.
     let supervised: Vec<Uuid> = supervision::entity::Entity::find()
         .filter(supervision::entity::Column::HpId.eq(p.user_id))
-        .all(&state.db)
+        .all(&state.urgent.read)
         .await?
         .into_iter()
         .map(|a| a.peer_id)
@@ -929,21 +933,22 @@ pub async fn queue(
     let rows = q
         .order_by_asc(flag::Column::SeverityRank)
         .order_by_asc(flag::Column::CreatedAt)
-        .all(&state.db)
+        .all(&state.urgent.read)
         .await?;
     let mut out = Vec::new();
     for f in rows {
-        if !can_see(&state.db, &f, p.user_id, now).await? {
+        if !can_see(&state.urgent.read, &f, p.user_id, now).await? {
             continue;
         }
-        let d = dto(&state.db, &f, p.user_id, now).await?;
+        let d = dto(&state.urgent.read, &f, p.user_id, now).await?;
         if scope == Scope::Mine && !d.mine {
             continue;
         }
         out.push(d);
     }
     if !out.is_empty() {
-        let txn = crate::storage::begin(&state.db).await?;
+        let turn = state.urgent.turn().await;
+        let txn = crate::storage::begin(&state.urgent.write).await?;
         audit::append(
             &txn,
             state.now(),
@@ -954,6 +959,7 @@ pub async fn queue(
         )
         .await?;
         txn.commit().await?;
+        drop(turn);
     }
     Ok(out)
 }
@@ -961,10 +967,10 @@ pub async fn queue(
 /// The flag if the caller may see it now, else 404.
 async fn visible(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<flag::Model> {
     let f = flag::Entity::find_by_id(id)
-        .one(&state.db)
+        .one(&state.urgent.read)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !can_see(&state.db, &f, p.user_id, state.now()).await? {
+    if !can_see(&state.urgent.read, &f, p.user_id, state.now()).await? {
         return Err(ApiError::not_found());
     }
     Ok(f)
@@ -998,20 +1004,21 @@ pub async fn detail(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Flag
     let events = event::Entity::find()
         .filter(event::Column::FlagId.eq(id))
         .order_by_asc(event::Column::At)
-        .all(&state.db)
+        .all(&state.urgent.read)
         .await?
         .into_iter()
         .map(|e| event_dto(state, e))
         .collect::<ApiResult<Vec<_>>>()?;
     let mine = excerpt::Entity::find_by_id((id, p.device_id))
-        .one(&state.db)
+        .one(&state.urgent.read)
         .await?
         .map(|e| SealedExcerpt {
             public_key: b64(&e.public_key),
             enc: b64(&e.enc),
             ciphertext: b64(&e.ciphertext),
         });
-    let txn = crate::storage::begin(&state.db).await?;
+    let turn = state.urgent.turn().await;
+    let txn = crate::storage::begin(&state.urgent.write).await?;
     audit::append(
         &txn,
         state.now(),
@@ -1023,8 +1030,9 @@ pub async fn detail(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Flag
     )
     .await?;
     txn.commit().await?;
+    drop(turn);
     Ok(FlagDetail {
-        flag: dto(&state.db, &f, p.user_id, state.now()).await?,
+        flag: dto(&state.urgent.read, &f, p.user_id, state.now()).await?,
         events,
         excerpt: mine,
     })
@@ -1046,7 +1054,7 @@ pub async fn subject(
     let reason = crate::accounts::validate::text("reason", reason, 500)?;
     let f = visible(state, p, id).await?;
     let u = user::Entity::find_by_id(f.subject_id)
-        .one(&state.db)
+        .one(&state.urgent.read)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let row = u.id.to_string();
@@ -1067,7 +1075,8 @@ pub async fn subject(
         display_name: open("users.display_name", &u.display_name_enc)?,
         phone: open("users.phone", &u.phone_enc)?,
     };
-    let txn = crate::storage::begin(&state.db).await?;
+    let turn = state.urgent.turn().await;
+    let txn = crate::storage::begin(&state.urgent.write).await?;
     audit::append(
         &txn,
         state.now(),
@@ -1086,6 +1095,7 @@ pub async fn subject(
     )
     .await?;
     txn.commit().await?;
+    drop(turn);
     Ok(out)
 }
 
@@ -1106,7 +1116,8 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
             .fields
             .seal("flag_events.note", &event_id.to_string(), text)
     };
-    let txn = crate::storage::begin(&state.db).await?;
+    let turn = state.urgent.turn().await;
+    let txn = crate::storage::begin(&state.urgent.write).await?;
     let f = flag::Entity::find_by_id(id)
         .lock_exclusive()
         .one(&txn)
@@ -1120,7 +1131,7 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
     let (kind, action) = match act {
         Act::Acknowledge => {
             if f.status != "open" {
-                return detail_after(state, p, id, txn).await;
+                return detail_after(state, p, id, txn, turn).await;
             }
             am.status = Set("acknowledged".into());
             am.acknowledged_by = Set(Some(p.user_id));
@@ -1209,6 +1220,7 @@ pub async fn act(state: &AppState, p: &Principal, id: Uuid, act: Act<'_>) -> Api
     }
     crate::notify::wakeups::owe(&txn, &tell.iter().copied().collect::<Vec<_>>(), now).await?;
     txn.commit().await?;
+    drop(turn);
     if kind == EventKind::Acknowledged || (kind == EventKind::Resolved && f.status == "open") {
         state.metrics.escalation.acknowledged(&f, now);
     }
@@ -1221,7 +1233,10 @@ async fn detail_after(
     p: &Principal,
     id: Uuid,
     txn: sea_orm::DatabaseTransaction,
+    turn: crate::storage::turns::Turn,
 ) -> ApiResult<FlagDetail> {
     txn.rollback().await?;
+    // `detail` takes a turn of its own.
+    drop(turn);
     detail(state, p, id).await
 }

@@ -61,7 +61,7 @@ fn wake_kind(notice: &Notice) -> push::WakeKind {
 
 /// Sends `notice` to every live device of `users`.
 pub async fn users(state: &AppState, users: &[Uuid], notice: &Notice) {
-    let Ok(live) = live_devices(&state.db, users).await else {
+    let Ok(live) = live_devices(&state.urgent.read, users).await else {
         return; // the database holds the truth; clients catch up on their next poll
     };
     let ids: Vec<Uuid> = live.iter().map(|d| d.id).collect();

@@ -5,6 +5,7 @@
 //! in WAL mode they run beside the single writer instead of queueing behind its fsync.
 
 pub mod migrations;
+pub mod turns;
 
 use std::time::Duration;
 
@@ -73,6 +74,61 @@ pub async fn connect_reads(
         config.db_max_connections.min(MAX_SQLITE_READERS),
     )
     .await
+}
+
+/// Connections kept for the escalation path alone (see [`Lane`]).
+pub const LANE_CONNECTIONS: u32 = 2;
+
+/// The escalation path's own connections: raising a flag, an HP working it, the ladder and
+/// the notices they send read and write through these, so a flag never waits for a
+/// connection behind message traffic (sends, acks, log reads and their authorisation).
+/// - PostgreSQL: a pool of [`LANE_CONNECTIONS`] for reads and transactions alike.
+/// - A SQLite file: a query-only pool of [`LANE_CONNECTIONS`] for reads; transactions go to
+///   the single writer (SQLite has one), taking [`turns`] ahead of the message and ack
+///   batches, so a flag waits at most for the batch in progress.
+/// - An in-memory SQLite: the one connection, with turns the same way.
+#[derive(Clone)]
+pub struct Lane {
+    pub read: DatabaseConnection,
+    pub write: DatabaseConnection,
+    /// On SQLite, turns at the one writer connection, shared with the batch writers.
+    pub turns: Option<turns::Turns>,
+}
+
+impl Lane {
+    /// Taken before each of the escalation path's transactions and held until it ends: on
+    /// SQLite, the writer's next turn ahead of every batch not yet in progress.
+    pub async fn turn(&self) -> turns::Turn {
+        match &self.turns {
+            Some(t) => t.urgent().await,
+            None => turns::Turns::none(),
+        }
+    }
+}
+
+/// Opens the escalation path's [`Lane`] beside `db`.
+pub async fn connect_lane(config: &Config, db: &DatabaseConnection) -> Result<Lane, StorageError> {
+    let url = config.database_url.expose_secret();
+    Ok(match config.database_kind {
+        DatabaseKind::Postgres => {
+            let pool = connect_url(url, DatabaseKind::Postgres, LANE_CONNECTIONS).await?;
+            Lane {
+                read: pool.clone(),
+                write: pool,
+                turns: None,
+            }
+        }
+        DatabaseKind::Sqlite if config.sqlite_file().is_some() => Lane {
+            read: connect_sqlite_reads(url, LANE_CONNECTIONS).await?,
+            write: db.clone(),
+            turns: Some(turns::Turns::default()),
+        },
+        DatabaseKind::Sqlite => Lane {
+            read: db.clone(),
+            write: db.clone(),
+            turns: Some(turns::Turns::default()),
+        },
+    })
 }
 
 /// Opens a query-only pool on a SQLite file a writer pool already opened (in WAL mode).

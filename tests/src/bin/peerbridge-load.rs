@@ -714,6 +714,64 @@ async fn server_counter(http: &reqwest::Client, base: &str, name: &str) -> f64 {
     peerbridge_tests::api::metric_value(&text, name).unwrap_or(f64::NAN)
 }
 
+/// The cumulative buckets (upper bound in seconds, count) of the server's request-duration
+/// histogram for one method and route.
+async fn server_buckets(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    route: &str,
+) -> Vec<(f64, f64)> {
+    let text = match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let labels = format!("method=\"{method}\",route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with("peerbridge_http_request_duration_seconds_bucket{"))
+        .filter(|l| l.contains(&labels))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The bucket bound under which a fraction `q` of the requests between two readings of
+/// [`server_buckets`] finished (in ms), and how many there were.
+fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> (f64, f64) {
+    let count = |b: &[(f64, f64)], le: f64| {
+        b.iter()
+            .find(|(l, _)| *l == le)
+            .map(|(_, c)| *c)
+            .unwrap_or(0.0)
+    };
+    let n = after
+        .last()
+        .map(|(le, c)| c - count(before, *le))
+        .unwrap_or(0.0);
+    let at = after
+        .iter()
+        .find(|(le, c)| c - count(before, *le) >= q * n)
+        .map(|(le, _)| le * 1000.0)
+        .unwrap_or(f64::NAN);
+    (at, n)
+}
+
+/// The server's count of sends refused because its message writer's room was full.
+const WRITER_REFUSED: &str = "peerbridge_writer_refused_total{writer=\"messages\"}";
+
+/// One of the server's counters (0 when it has not counted anything yet).
+async fn server_counters_named(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let v = server_counter(http, base, name).await;
+    if v.is_nan() { 0.0 } else { v }
+}
+
 /// The server's counters that explain a phase, as `name=value` pairs (printed to stderr
 /// after each maximum): the caches' hits and misses, commits and what they appended.
 async fn server_counters(http: &reqwest::Client, base: &str) -> Vec<(&'static str, f64)> {
@@ -853,7 +911,17 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
     .await;
     let quick = std::env::var_os("PEERBRIDGE_LOAD_QUICK").is_some();
     let sustained = if sustain > 0.0 && !quick {
-        offer(&http, &base, &set.convs, max.accepted, sustain, None, pid).await
+        let refused_before = server_counters_named(&http, &base, WRITER_REFUSED).await;
+        let step = offer(&http, &base, &set.convs, max.accepted, sustain, None, pid).await;
+        let refused_after = server_counters_named(&http, &base, WRITER_REFUSED).await;
+        eprintln!(
+            "{sustain} s at the maximum ({:.0}/s offered): {:.0}/s accepted, {} not accepted; the server refused {} sends with 503 (its writer's room full)",
+            step.offered,
+            step.accepted,
+            step.refused,
+            refused_after - refused_before
+        );
+        step
     } else {
         Step::default()
     };
@@ -868,6 +936,15 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
         set.convs.clone(),
         stop.clone(),
     ));
+    const ROUTES: [(&str, &str); 3] = [
+        ("POST", "/v1/conversations/{conversation_id}/flags"),
+        ("POST", "/v1/conversations/{conversation_id}/messages"),
+        ("POST", "/v1/conversations/{conversation_id}/ack"),
+    ];
+    let mut before = Vec::new();
+    for (method, route) in ROUTES {
+        before.push(server_buckets(&http, &base, method, route).await);
+    }
     let half = offer(
         &http,
         &base,
@@ -879,6 +956,15 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
     )
     .await;
     stop.store(true, Ordering::Relaxed);
+    // Where a request's time went: inside the server (these) or before it got there.
+    for ((method, route), before) in ROUTES.into_iter().zip(&before) {
+        let after = server_buckets(&http, &base, method, route).await;
+        let (p50, n) = bucket_quantile(before, &after, 0.5);
+        let (p99, _) = bucket_quantile(before, &after, 0.99);
+        eprintln!(
+            "half-maximum step, in the server: {method} {route}: {n} requests, p50 <= {p50} ms, p99 <= {p99} ms"
+        );
+    }
     let (raised, flags_refused) = flagger.await.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let flags = {

@@ -22,12 +22,13 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::admission::{Admission, Admitted};
 use crate::delivery::entities::{conversation, log_entry, member_device};
+use crate::error::ApiResult;
+use crate::storage::turns::Turns;
 
 /// Acks in one transaction at most.
 const MAX_BATCH: usize = 256;
-/// Acks waiting for the writer at most; past this an ack waits for room.
-const QUEUE: usize = 4096;
 
 /// One device's acknowledgement of its conversation's log up to `upto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,20 +46,35 @@ struct Pending {
 /// The handle acks go through; the writer runs until every handle is dropped.
 pub struct AckCommit {
     queue: mpsc::Sender<Pending>,
+    room: Admission,
 }
 
 impl AckCommit {
     /// Starts the writer on the current Tokio runtime. `deleted` counts the ciphertexts
-    /// deleted because every member device acknowledged them.
-    pub fn start(db: DatabaseConnection, deleted: Counter) -> AckCommit {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db, deleted, rx));
-        AckCommit { queue }
+    /// deleted because every member device acknowledged them. `room`: how many acks may
+    /// wait for it (see [`AckCommit::admit`]). `turns`: on SQLite, the writer connection's
+    /// turns, shared with the escalation path (see `storage::turns`).
+    pub fn start(
+        db: DatabaseConnection,
+        deleted: Counter,
+        room: Admission,
+        turns: Option<Turns>,
+    ) -> AckCommit {
+        // As long as the room: an admitted ack never waits to be queued.
+        let (queue, rx) = mpsc::channel(room.limit());
+        tokio::spawn(writer(db, deleted, turns, rx));
+        AckCommit { queue, room }
+    }
+
+    /// A place among the acks waiting for the writer, held until the ack is answered; 503
+    /// with `Retry-After` when there is none.
+    pub fn admit(&self) -> ApiResult<Admitted> {
+        self.room.admit()
     }
 
     /// Applies `ack` in the next batch and waits until that batch is committed; the device's
-    /// cursor after it.
-    pub async fn ack(&self, ack: Ack) -> Result<i64, String> {
+    /// cursor after it. The caller holds a place from [`Self::admit`].
+    pub async fn ack(&self, _place: &Admitted, ack: Ack) -> Result<i64, String> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { ack, reply })
@@ -70,12 +86,23 @@ impl AckCommit {
     }
 }
 
-async fn writer(db: DatabaseConnection, deleted: Counter, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(
+    db: DatabaseConnection,
+    deleted: Counter,
+    turns: Option<Turns>,
+    mut rx: mpsc::Receiver<Pending>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let pending = std::mem::take(&mut batch);
         let acks: BTreeSet<Ack> = pending.iter().map(|p| p.ack).collect();
+        // On SQLite, after any flag waiting for the one writer connection.
+        let turn = match &turns {
+            Some(t) => t.batch().await,
+            None => Turns::none(),
+        };
         let result = commit(&db, &acks).await;
+        drop(turn);
         if let Ok((n, _)) = &result {
             deleted.inc_by(*n);
         }

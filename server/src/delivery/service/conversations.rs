@@ -85,14 +85,23 @@ pub(super) async fn visible(
     p: &Principal,
     id: Uuid,
 ) -> ApiResult<(conversation::Model, Option<introduction::Model>)> {
+    visible_in(&state.read, p, id).await
+}
+
+/// [`visible`], read through `db`.
+async fn visible_in(
+    db: &impl ConnectionTrait,
+    p: &Principal,
+    id: Uuid,
+) -> ApiResult<(conversation::Model, Option<introduction::Model>)> {
     // Introductions may span two clinics of a network: membership decides, not the clinic.
     let conv = conversation::Entity::find_by_id(id)
-        .one(&state.read)
+        .one(db)
         .await?
         .filter(|c| c.kind == introductions::INTRODUCTION || Some(c.clinic_id) == p.clinic_id)
         .ok_or_else(ApiError::not_found)?;
-    let intro = introductions::of_conversation(&state.read, &conv).await?;
-    if !allowed_users_given(&state.read, &conv, intro.as_ref())
+    let intro = introductions::of_conversation(db, &conv).await?;
+    if !allowed_users_given(db, &conv, intro.as_ref())
         .await?
         .contains(&p.user_id)
     {
@@ -173,14 +182,15 @@ pub(super) async fn member_cached(
     Ok((me, members))
 }
 
-/// The conversation if the caller sees it and its device is a member (404 / 403).
+/// The conversation if the caller sees it and its device is a member (404 / 403), read
+/// through `db` (the escalation path reads through its own connections).
 pub async fn member_conversation(
-    state: &AppState,
+    db: &impl ConnectionTrait,
     p: &Principal,
     id: Uuid,
 ) -> ApiResult<conversation::Model> {
-    let conv = visible_conversation(state, p, id).await?;
-    member(&state.read, ConversationId(conv.id), DeviceId(p.device_id)).await?;
+    let (conv, _) = visible_in(db, p, id).await?;
+    member(db, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     Ok(conv)
 }
 

@@ -27,12 +27,13 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::admission::{Admission, Admitted};
 use crate::delivery::entities::{conversation, log_entry};
+use crate::error::ApiResult;
+use crate::storage::turns::Turns;
 
 /// Sends in one transaction at most.
 pub const MAX_BATCH: usize = 256;
-/// Sends waiting for the writer at most; past this a send waits for room.
-const QUEUE: usize = 4096;
 
 /// One send, checked and ready to be appended.
 pub struct Append {
@@ -69,6 +70,7 @@ struct Pending {
 /// The handle sends go through; the writer runs until every handle is dropped.
 pub struct GroupCommit {
     queue: mpsc::Sender<Pending>,
+    room: Admission,
 }
 
 /// The franking key and its id, for stamps made once the sequence number is known.
@@ -79,20 +81,31 @@ pub struct Stamper {
 
 impl GroupCommit {
     /// Starts the writer on the current Tokio runtime.
-    /// `counters`: committed transactions and the messages they appended.
+    /// `counters`: committed transactions and the messages they appended. `room`: how many
+    /// sends may wait for it (see [`GroupCommit::admit`]). `turns`: on SQLite, the writer
+    /// connection's turns, shared with the escalation path (see `storage::turns`).
     pub fn start(
         db: DatabaseConnection,
         stamper: Stamper,
         counters: (Counter, Counter),
+        room: Admission,
+        turns: Option<Turns>,
     ) -> GroupCommit {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db, stamper, counters, rx));
-        GroupCommit { queue }
+        // As long as the room: an admitted send never waits to be queued.
+        let (queue, rx) = mpsc::channel(room.limit());
+        tokio::spawn(writer(db, stamper, counters, turns, rx));
+        GroupCommit { queue, room }
+    }
+
+    /// A place among the sends waiting for the writer, taken before any work is done for a
+    /// send and held until it is answered; 503 with `Retry-After` when there is none.
+    pub fn admit(&self) -> ApiResult<Admitted> {
+        self.room.admit()
     }
 
     /// Appends `append` in the next batch and waits until that batch is committed (or has
-    /// failed: then nothing of it is stored).
-    pub async fn append(&self, append: Append) -> Result<Appended, String> {
+    /// failed: then nothing of it is stored). The caller holds a place from [`Self::admit`].
+    pub async fn append(&self, _place: &Admitted, append: Append) -> Result<Appended, String> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { append, reply })
@@ -108,13 +121,20 @@ async fn writer(
     db: DatabaseConnection,
     stamper: Stamper,
     (commits, committed): (Counter, Counter),
+    turns: Option<Turns>,
     mut rx: mpsc::Receiver<Pending>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let pending = std::mem::take(&mut batch);
         let appends: Vec<&Append> = pending.iter().map(|p| &p.append).collect();
+        // On SQLite, after any flag waiting for the one writer connection.
+        let turn = match &turns {
+            Some(t) => t.batch().await,
+            None => Turns::none(),
+        };
         let result = commit(&db, &stamper, &appends).await;
+        drop(turn);
         if let Ok(outcomes) = &result {
             commits.inc();
             committed.inc_by(

@@ -30,6 +30,8 @@ pub async fn send_message(
     conversation_id: Uuid,
     req: &MessageSend,
 ) -> ApiResult<(MessageAccepted, bool)> {
+    // Before any work: a send the writer has no room for is refused at once (503).
+    let place = state.messages.admit()?;
     let seen = visible_cached(state, p, conversation_id).await?;
     let (conv, intro) = (&seen.0, &seen.1);
     // One look-up admits the sender and names whom the message wakes. A device joining
@@ -72,18 +74,21 @@ pub async fn send_message(
     let inline = (bytes.len() <= INLINE_MAX_BYTES).then(|| b64(&bytes));
     let appended = state
         .messages
-        .append(Append {
-            conversation_id: conv.id,
-            group_id: conv.group_id.clone(),
-            client_id: req.client_id,
-            sender_device_id: p.device_id,
-            epoch: epoch as i64,
-            payload: bytes,
-            payload_hash: hash.clone(),
-            now,
-            expires_at: now + state.config.message_retention,
-            frank: frank.clone(),
-        })
+        .append(
+            &place,
+            Append {
+                conversation_id: conv.id,
+                group_id: conv.group_id.clone(),
+                client_id: req.client_id,
+                sender_device_id: p.device_id,
+                epoch: epoch as i64,
+                payload: bytes,
+                payload_hash: hash.clone(),
+                now,
+                expires_at: now + state.config.message_retention,
+                frank: frank.clone(),
+            },
+        )
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
     let (seq, stamp) = match appended {
@@ -264,17 +269,21 @@ pub async fn ack(
     conversation_id: Uuid,
     seq: u64,
 ) -> ApiResult<u64> {
+    let place = state.acks.admit()?;
     let conv = &visible_cached(state, p, conversation_id).await?.0;
     member_cached(state, ConversationId(conv.id), DeviceId(p.device_id)).await?;
     // Applied with every other waiting ack in one commit (`ack_commit`), which keeps it
     // within the log and answers with the device's cursor after that commit.
     let cursor = state
         .acks
-        .ack(Ack {
-            conversation_id: conv.id,
-            device_id: p.device_id,
-            upto: seq.min(i64::MAX as u64) as i64,
-        })
+        .ack(
+            &place,
+            Ack {
+                conversation_id: conv.id,
+                device_id: p.device_id,
+                upto: seq.min(i64::MAX as u64) as i64,
+            },
+        )
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
     Ok(cursor.max(0) as u64)

@@ -11,12 +11,14 @@ use peerbridge_openapi::ErrorCode;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 mod ack_commit;
+mod admission;
 mod conversations;
 mod group_commit;
 mod key_packages;
 mod messages;
 mod welcomes;
 pub use ack_commit::{Ack, AckCommit};
+pub use admission::{Admission, Admitted};
 pub use conversations::{
     allowed_users, commit, create_conversation, get_conversation, group_info, list_conversations,
     member_conversation, set_push_endpoint, stream_seen, streams_seen, vapid_key,

@@ -5520,7 +5520,8 @@ data class Problem (
     var `field`: kotlin.String?
     , 
     /**
-     * For `rate_limited`: seconds until a retry may succeed (also in `Retry-After`).
+     * For `rate_limited`, and `unavailable` when the server is too busy to take a send or
+     * an acknowledgement: seconds until a retry may succeed (also in `Retry-After`).
      */
     var `retryAfterSeconds`: kotlin.ULong?
     , 
