@@ -338,13 +338,13 @@ async fn hold_writers(app: &TestApp, conv: uuid::Uuid) -> sea_orm::DatabaseTrans
     let db = app.db.connect().await;
     let txn = peerbridge_server::storage::begin(&db).await.expect("begin");
     if txn.get_database_backend() == DatabaseBackend::Postgres {
-        for table in [
-            "conversations WHERE id",
-            "conversation_devices WHERE conversation_id",
+        for sql in [
+            "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE",
+            "SELECT 1 FROM conversation_devices WHERE conversation_id = $1 FOR UPDATE",
         ] {
             txn.execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
-                format!("SELECT 1 FROM {table} = $1 FOR UPDATE"),
+                sql,
                 [conv.into()],
             ))
             .await

@@ -91,18 +91,16 @@ pub const LANE_CONNECTIONS: u32 = 2;
 pub struct Lane {
     pub read: DatabaseConnection,
     pub write: DatabaseConnection,
-    /// On SQLite, turns at the one writer connection, shared with the batch writers.
-    pub turns: Option<turns::Turns>,
+    /// Turns at the writer connection, shared with the batch writers: on SQLite its one
+    /// connection; off on PostgreSQL.
+    pub turns: turns::Turns,
 }
 
 impl Lane {
     /// Taken before each of the escalation path's transactions and held until it ends: on
     /// SQLite, the writer's next turn ahead of every batch not yet in progress.
     pub async fn turn(&self) -> turns::Turn {
-        match &self.turns {
-            Some(t) => t.urgent().await,
-            None => turns::Turns::none(),
-        }
+        self.turns.urgent().await
     }
 }
 
@@ -115,18 +113,18 @@ pub async fn connect_lane(config: &Config, db: &DatabaseConnection) -> Result<La
             Lane {
                 read: pool.clone(),
                 write: pool,
-                turns: None,
+                turns: turns::Turns::off(),
             }
         }
         DatabaseKind::Sqlite if config.sqlite_file().is_some() => Lane {
             read: connect_sqlite_reads(url, LANE_CONNECTIONS).await?,
             write: db.clone(),
-            turns: Some(turns::Turns::default()),
+            turns: turns::Turns::shared(),
         },
         DatabaseKind::Sqlite => Lane {
             read: db.clone(),
             write: db.clone(),
-            turns: Some(turns::Turns::default()),
+            turns: turns::Turns::shared(),
         },
     })
 }

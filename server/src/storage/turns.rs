@@ -12,9 +12,13 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-/// Turns at one writer connection; cloned handles share them.
+/// Turns at one writer connection; cloned handles share them. [`Turns::off`] hands out
+/// turns that order nothing (where there is no shared writer).
 #[derive(Clone)]
-pub struct Turns {
+pub struct Turns(Option<Shared>);
+
+#[derive(Clone)]
+struct Shared {
     turn: Arc<Mutex<()>>,
     /// How many urgent turns are wanted or held.
     urgent: Arc<watch::Sender<usize>>,
@@ -35,23 +39,30 @@ impl Drop for Wanted {
     }
 }
 
-impl Default for Turns {
-    fn default() -> Self {
-        Turns {
+impl Turns {
+    /// Turns at a writer shared by batches and the escalation path (SQLite's one).
+    pub fn shared() -> Turns {
+        Turns(Some(Shared {
             turn: Arc::new(Mutex::new(())),
             urgent: Arc::new(watch::channel(0).0),
-        }
+        }))
     }
-}
 
-impl Turns {
+    /// Turns that order nothing: each is given at once.
+    pub fn off() -> Turns {
+        Turns(None)
+    }
+
     /// A batch writer's turn: after every urgent turn wanted so far.
     pub async fn batch(&self) -> Turn {
-        let mut urgent = self.urgent.subscribe();
+        let Some(s) = &self.0 else {
+            return Turn::none();
+        };
+        let mut urgent = s.urgent.subscribe();
         loop {
-            // Cannot fail: `self` holds the sender.
+            // Cannot fail: `s` holds the sender.
             let _ = urgent.wait_for(|n| *n == 0).await;
-            let turn = self.turn.clone().lock_owned().await;
+            let turn = s.turn.clone().lock_owned().await;
             // An urgent turn wanted while this one waited in line goes first.
             if *urgent.borrow() == 0 {
                 return Turn {
@@ -64,17 +75,21 @@ impl Turns {
 
     /// The escalation path's turn: ahead of every batch not yet in progress.
     pub async fn urgent(&self) -> Turn {
-        self.urgent.send_modify(|n| *n += 1);
-        let wanted = Wanted(self.urgent.clone());
-        let turn = self.turn.clone().lock_owned().await;
+        let Some(s) = &self.0 else {
+            return Turn::none();
+        };
+        s.urgent.send_modify(|n| *n += 1);
+        let wanted = Wanted(s.urgent.clone());
+        let turn = s.turn.clone().lock_owned().await;
         Turn {
             _turn: Some(turn),
             _urgent: Some(wanted),
         }
     }
+}
 
-    /// No turn (where there is no shared writer to take turns at).
-    pub fn none() -> Turn {
+impl Turn {
+    fn none() -> Turn {
         Turn {
             _turn: None,
             _urgent: None,
@@ -90,7 +105,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_urgent_turn_goes_before_batches_already_waiting_but_after_the_one_in_progress() {
-        let turns = Turns::default();
+        let turns = Turns::shared();
         let (order, mut done) = mpsc::unbounded_channel();
         let in_progress = turns.batch().await;
         // Two batches queue up behind the one in progress, then a flag arrives.
@@ -142,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_urgent_wait_lets_batches_go_again() {
-        let turns = Turns::default();
+        let turns = Turns::shared();
         let held = turns.batch().await;
         let wanting = {
             let turns = turns.clone();

@@ -709,12 +709,17 @@ struct Figures {
     per_commit: f64,
 }
 
-/// A counter of the server's `/metrics`.
-async fn server_counter(http: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let text = match http.get(format!("{base}/metrics")).send().await {
+/// The server's `/metrics` (empty when it does not answer).
+async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    match http.get(format!("{base}/metrics")).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
-    };
+    }
+}
+
+/// A counter of the server's `/metrics`.
+async fn server_counter(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = metrics_text(http, base).await;
     peerbridge_tests::api::metric_value(&text, name).unwrap_or(f64::NAN)
 }
 
@@ -726,10 +731,7 @@ async fn server_buckets(
     method: &str,
     route: &str,
 ) -> Vec<(f64, f64)> {
-    let text = match http.get(format!("{base}/metrics")).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
+    let text = metrics_text(http, base).await;
     let labels = format!("method=\"{method}\",route=\"{route}\"");
     text.lines()
         .filter(|l| l.starts_with("peerbridge_http_request_duration_seconds_bucket{"))
@@ -770,19 +772,10 @@ fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> (f64,
 /// The server's count of sends refused because its message writer's room was full.
 const WRITER_REFUSED: &str = "peerbridge_writer_refused_total{writer=\"messages\"}";
 
-/// One of the server's counters (0 when it has not counted anything yet).
-async fn server_counters_named(http: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let v = server_counter(http, base, name).await;
-    if v.is_nan() { 0.0 } else { v }
-}
-
 /// The server's counters that explain a phase, as `name=value` pairs (printed to stderr
 /// after each maximum): the caches' hits and misses, commits and what they appended.
 async fn server_counters(http: &reqwest::Client, base: &str) -> Vec<(&'static str, f64)> {
-    let text = match http.get(format!("{base}/metrics")).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
+    let text = metrics_text(http, base).await;
     [
         "peerbridge_auth_cache_hits",
         "peerbridge_auth_cache_misses",
@@ -915,9 +908,9 @@ async fn run(backend: Backend, n: usize, idle: usize, secs: f64, sustain: f64) -
     .await;
     let quick = std::env::var_os("PEERBRIDGE_LOAD_QUICK").is_some();
     let sustained = if sustain > 0.0 && !quick {
-        let refused_before = server_counters_named(&http, &base, WRITER_REFUSED).await;
+        let refused_before = server_counter(&http, &base, WRITER_REFUSED).await;
         let step = offer(&http, &base, &set.convs, max.accepted, sustain, None, pid).await;
-        let refused_after = server_counters_named(&http, &base, WRITER_REFUSED).await;
+        let refused_after = server_counter(&http, &base, WRITER_REFUSED).await;
         eprintln!(
             "{sustain} s at the maximum ({:.0}/s offered): {:.0}/s accepted, {} not accepted; the server refused {} sends with 503 (its writer's room full)",
             step.offered,

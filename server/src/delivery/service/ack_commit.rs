@@ -58,7 +58,7 @@ impl AckCommit {
         db: DatabaseConnection,
         deleted: Counter,
         room: Admission,
-        turns: Option<Turns>,
+        turns: Turns,
     ) -> AckCommit {
         // As long as the room: an admitted ack never waits to be queued.
         let (queue, rx) = mpsc::channel(room.limit());
@@ -89,7 +89,7 @@ impl AckCommit {
 async fn writer(
     db: DatabaseConnection,
     deleted: Counter,
-    turns: Option<Turns>,
+    turns: Turns,
     mut rx: mpsc::Receiver<Pending>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -97,10 +97,7 @@ async fn writer(
         let pending = std::mem::take(&mut batch);
         let acks: BTreeSet<Ack> = pending.iter().map(|p| p.ack).collect();
         // On SQLite, after any flag waiting for the one writer connection.
-        let turn = match &turns {
-            Some(t) => t.batch().await,
-            None => Turns::none(),
-        };
+        let turn = turns.batch().await;
         let result = commit(&db, &acks).await;
         drop(turn);
         if let Ok((n, _)) = &result {

@@ -82,14 +82,14 @@ pub struct Stamper {
 impl GroupCommit {
     /// Starts the writer on the current Tokio runtime.
     /// `counters`: committed transactions and the messages they appended. `room`: how many
-    /// sends may wait for it (see [`GroupCommit::admit`]). `turns`: on SQLite, the writer
-    /// connection's turns, shared with the escalation path (see `storage::turns`).
+    /// sends may wait for it (see [`GroupCommit::admit`]). `turns`: the writer
+    /// connection's turns (on SQLite), shared with the escalation path (see `storage::turns`).
     pub fn start(
         db: DatabaseConnection,
         stamper: Stamper,
         counters: (Counter, Counter),
         room: Admission,
-        turns: Option<Turns>,
+        turns: Turns,
     ) -> GroupCommit {
         // As long as the room: an admitted send never waits to be queued.
         let (queue, rx) = mpsc::channel(room.limit());
@@ -121,7 +121,7 @@ async fn writer(
     db: DatabaseConnection,
     stamper: Stamper,
     (commits, committed): (Counter, Counter),
-    turns: Option<Turns>,
+    turns: Turns,
     mut rx: mpsc::Receiver<Pending>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -129,10 +129,7 @@ async fn writer(
         let pending = std::mem::take(&mut batch);
         let appends: Vec<&Append> = pending.iter().map(|p| &p.append).collect();
         // On SQLite, after any flag waiting for the one writer connection.
-        let turn = match &turns {
-            Some(t) => t.batch().await,
-            None => Turns::none(),
-        };
+        let turn = turns.batch().await;
         let result = commit(&db, &stamper, &appends).await;
         drop(turn);
         if let Ok(outcomes) = &result {
